@@ -1,0 +1,754 @@
+//! Settings: compiled-in defaults, then a TOML file, then `TRIGGER_DOCTOR__*` environment
+//! variables, validated once into typed settings. Every error names the offending key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Value;
+
+/// The defaults, with one comment per key; shipped as `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment overrides: `TRIGGER_DOCTOR__SECTION__KEY`.
+pub const ENV_PREFIX: &str = "TRIGGER_DOCTOR__";
+
+/// Keys whose values are secrets: never printed, and readable from `..._FILE`.
+const SECRET_KEYS: &[&str] = &[
+    "gitlab.token",
+    "webhook.secret_tokens",
+    "webhook.signing_tokens",
+];
+
+/// A configuration problem, always naming the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("config file {path} is not valid TOML: {reason}")]
+    Syntax { path: String, reason: String },
+    #[error("config key `{key}`: {reason}")]
+    Key { key: String, reason: String },
+}
+
+fn key_error(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A secret string: its `Debug` and `Display` never show the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The value itself; call only where it is sent to its one legitimate destination.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(empty)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A Standard Webhooks signing key, decoded from `whsec_<base64>`.
+#[derive(Clone)]
+pub struct SigningKey(Vec<u8>);
+
+impl SigningKey {
+    /// Parses `whsec_<base64>` (the prefix is optional, as in other Standard Webhooks receivers).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        use base64::Engine;
+        let encoded = text.trim().strip_prefix("whsec_").unwrap_or(text.trim());
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| "must be `whsec_` followed by base64".to_string())?;
+        if bytes.len() < 16 {
+            return Err("key is shorter than 16 bytes".into());
+        }
+        Ok(SigningKey(bytes))
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(***)")
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, text otherwise.
+    Auto,
+    Json,
+    Text,
+}
+
+/// Validated settings of the whole service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub gitlab: GitlabSettings,
+    pub webhook: WebhookSettings,
+    pub store: StoreSettings,
+    pub worker: WorkerSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// `server.listen`.
+    pub listen: SocketAddr,
+    /// `server.max_body_bytes`, default 25 MiB.
+    pub max_body_bytes: usize,
+    /// `server.shutdown_grace_seconds`, default 30 s.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitlabSettings {
+    /// `gitlab.url`: base URL for API calls, without a trailing slash.
+    pub url: String,
+    /// `gitlab.external_url`: the URL runners and people use; `None` when the same as `url`.
+    pub external_url: Option<String>,
+    /// `gitlab.token`.
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// `webhook.secret_tokens`.
+    pub secret_tokens: Vec<Secret>,
+    /// `webhook.signing_tokens`.
+    pub signing_keys: Vec<SigningKey>,
+    /// `webhook.require_signature`.
+    pub require_signature: bool,
+    /// `webhook.timestamp_tolerance_seconds`, default 300 s.
+    pub timestamp_tolerance: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `store.url`, for example `sqlite://trigger-doctor.db`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    server: RawServer,
+    gitlab: RawGitlab,
+    webhook: RawWebhook,
+    store: RawStore,
+    worker: RawWorker,
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    max_body_bytes: u64,
+    shutdown_grace_seconds: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGitlab {
+    url: String,
+    external_url: String,
+    token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    secret_tokens: Vec<String>,
+    signing_tokens: Vec<String>,
+    require_signature: bool,
+    timestamp_tolerance_seconds: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorker {
+    concurrency: u32,
+    max_attempts: u32,
+    retry_base_seconds: u64,
+    retry_max_seconds: u64,
+    lease_seconds: u64,
+    poll_interval_seconds: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: String,
+    format: String,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Like [`Settings::load`], with the environment passed in (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
+        let mut tree: Value = DEFAULT_TOML
+            .parse::<toml::Table>()
+            .map(Value::Table)
+            .expect("the compiled-in defaults are valid TOML");
+        if let Some(path) = file {
+            let display = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: display.clone(),
+                reason: e.to_string(),
+            })?;
+            let overlay = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Syntax {
+                    path: display,
+                    reason: e.message().to_string(),
+                })?;
+            merge(&mut tree, Value::Table(overlay), "")?;
+        }
+        apply_env(&mut tree, env)?;
+        let raw: RawSettings = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            key_error(key, e.into_inner().to_string())
+        })?;
+        raw.validate()
+    }
+}
+
+/// Lays `overlay` over `base`, refusing keys the defaults do not have.
+fn merge(base: &mut Value, overlay: Value, prefix: &str) -> Result<(), ConfigError> {
+    match (base, overlay) {
+        (Value::Table(base), Value::Table(overlay)) => {
+            for (k, v) in overlay {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match base.get_mut(&k) {
+                    Some(slot) if slot.is_table() => merge(slot, v, &key)?,
+                    Some(slot) => *slot = v,
+                    None => return Err(key_error(key, "unknown key")),
+                }
+            }
+            Ok(())
+        }
+        (_, _) => Err(key_error(prefix, "expected a table")),
+    }
+}
+
+/// Applies `TRIGGER_DOCTOR__SECTION__KEY[_FILE]` variables; the value's type follows the default's.
+fn apply_env(tree: &mut Value, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let mut overrides: BTreeMap<String, (String, Value)> = BTreeMap::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let lowered = rest.to_ascii_lowercase();
+        let (key, from_file) = match lowered.strip_suffix("_file") {
+            Some(base) if SECRET_KEYS.contains(&base.replace("__", ".").as_str()) => {
+                (base.replace("__", "."), true)
+            }
+            _ => (lowered.replace("__", "."), false),
+        };
+        let slot = lookup(tree, &key).ok_or_else(|| {
+            key_error(
+                &key,
+                format!("unknown key (from environment variable {name})"),
+            )
+        })?;
+        let text = if from_file {
+            std::fs::read_to_string(value)
+                .map_err(|e| key_error(&key, format!("cannot read file named by {name}: {e}")))?
+        } else {
+            value.clone()
+        };
+        let parsed = parse_like(slot, &text, from_file).map_err(|reason| {
+            key_error(&key, format!("{reason} (from environment variable {name})"))
+        })?;
+        overrides.insert(key, (name.clone(), parsed));
+    }
+    for (key, (_, value)) in overrides {
+        if let Some(slot) = lookup_mut(tree, &key) {
+            *slot = value;
+        }
+    }
+    Ok(())
+}
+
+fn lookup<'a>(tree: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.')
+        .try_fold(tree, |node, part| node.as_table()?.get(part))
+        .filter(|v| !v.is_table())
+}
+
+fn lookup_mut<'a>(tree: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+    key.split('.')
+        .try_fold(tree, |node, part| node.as_table_mut()?.get_mut(part))
+}
+
+/// Parses an environment value into the same TOML type as the default in `like`.
+fn parse_like(like: &Value, text: &str, from_file: bool) -> Result<Value, String> {
+    match like {
+        Value::String(_) => Ok(Value::String(if from_file {
+            text.trim_end_matches(['\r', '\n']).to_string()
+        } else {
+            text.to_string()
+        })),
+        Value::Boolean(_) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Value::Boolean(true)),
+            "false" | "0" | "no" => Ok(Value::Boolean(false)),
+            _ => Err(format!("expected true or false, got {:?}", text.trim())),
+        },
+        Value::Integer(_) => text
+            .trim()
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("expected a whole number, got {:?}", text.trim())),
+        Value::Array(_) => {
+            let separator = if from_file { '\n' } else { ',' };
+            Ok(Value::Array(
+                text.split(separator)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_string()))
+                    .collect(),
+            ))
+        }
+        _ => Err("cannot be set from the environment".into()),
+    }
+}
+
+fn positive(key: &str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        Err(key_error(key, "must be greater than 0"))
+    } else {
+        Ok(value)
+    }
+}
+
+fn http_url(key: &str, value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| {
+            key_error(
+                key,
+                format!("must start with http:// or https://, got {trimmed:?}"),
+            )
+        })?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(key_error(key, "has no host"));
+    }
+    if rest.contains(char::is_whitespace) {
+        return Err(key_error(key, "must not contain spaces"));
+    }
+    Ok(trimmed.to_string())
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Settings, ConfigError> {
+        let listen = self.server.listen.parse::<SocketAddr>().map_err(|_| {
+            key_error(
+                "server.listen",
+                format!(
+                    "expected ADDRESS:PORT such as 0.0.0.0:8080, got {:?}",
+                    self.server.listen
+                ),
+            )
+        })?;
+        let max_body_bytes =
+            positive("server.max_body_bytes", self.server.max_body_bytes)? as usize;
+
+        let url = http_url("gitlab.url", &self.gitlab.url)?;
+        let external_url = if self.gitlab.external_url.trim().is_empty() {
+            None
+        } else {
+            Some(http_url("gitlab.external_url", &self.gitlab.external_url)?)
+        };
+
+        let secret_tokens: Vec<Secret> = self
+            .webhook
+            .secret_tokens
+            .into_iter()
+            .map(|t| t.trim().to_string())
+            .enumerate()
+            .map(|(i, t)| {
+                if t.is_empty() {
+                    Err(key_error(
+                        format!("webhook.secret_tokens[{i}]"),
+                        "must not be empty",
+                    ))
+                } else {
+                    Ok(Secret::new(t))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let signing_keys: Vec<SigningKey> = self
+            .webhook
+            .signing_tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                SigningKey::parse(t)
+                    .map_err(|r| key_error(format!("webhook.signing_tokens[{i}]"), r))
+            })
+            .collect::<Result<_, _>>()?;
+        if self.webhook.require_signature && signing_keys.is_empty() {
+            return Err(key_error(
+                "webhook.require_signature",
+                "is true but webhook.signing_tokens is empty, so no delivery could be accepted",
+            ));
+        }
+
+        let store_url = self.store.url.trim().to_string();
+        if !store_url.starts_with("sqlite:") {
+            return Err(key_error(
+                "store.url",
+                format!("expected sqlite://PATH, got {:?}", redact_url(&store_url)),
+            ));
+        }
+
+        let format = match self.log.format.as_str() {
+            "auto" => LogFormat::Auto,
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => {
+                return Err(key_error(
+                    "log.format",
+                    format!("expected auto, json or text, got {other:?}"),
+                ))
+            }
+        };
+        let retry_base = positive("worker.retry_base_seconds", self.worker.retry_base_seconds)?;
+        let retry_max = positive("worker.retry_max_seconds", self.worker.retry_max_seconds)?;
+        if retry_max < retry_base {
+            return Err(key_error(
+                "worker.retry_max_seconds",
+                "must not be smaller than worker.retry_base_seconds",
+            ));
+        }
+        Ok(Settings {
+            server: ServerSettings {
+                listen,
+                max_body_bytes,
+                shutdown_grace: Duration::from_secs(self.server.shutdown_grace_seconds),
+            },
+            gitlab: GitlabSettings {
+                url,
+                external_url,
+                token: Secret::new(self.gitlab.token.trim()),
+            },
+            webhook: WebhookSettings {
+                secret_tokens,
+                signing_keys,
+                require_signature: self.webhook.require_signature,
+                timestamp_tolerance: Duration::from_secs(self.webhook.timestamp_tolerance_seconds),
+            },
+            store: StoreSettings { url: store_url },
+            worker: WorkerSettings {
+                concurrency: positive("worker.concurrency", self.worker.concurrency.into())?
+                    as usize,
+                max_attempts: positive("worker.max_attempts", self.worker.max_attempts.into())?
+                    as u32,
+                retry_base: Duration::from_secs(retry_base),
+                retry_max: Duration::from_secs(retry_max),
+                lease: Duration::from_secs(positive(
+                    "worker.lease_seconds",
+                    self.worker.lease_seconds,
+                )?),
+                poll_interval: Duration::from_secs(positive(
+                    "worker.poll_interval_seconds",
+                    self.worker.poll_interval_seconds,
+                )?),
+            },
+            log: LogSettings {
+                level: self.log.level,
+                format,
+            },
+        })
+    }
+}
+
+impl Settings {
+    /// The service refuses to start without a way to authenticate deliveries.
+    pub fn require_webhook_auth(&self) -> Result<(), ConfigError> {
+        if self.webhook.secret_tokens.is_empty() && self.webhook.signing_keys.is_empty() {
+            return Err(key_error(
+                "webhook.secret_tokens",
+                "set at least one webhook secret token (or webhook.signing_tokens); \
+                 without one anybody could post deliveries",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Hides a password in a `scheme://user:password@host` URL, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn with_token() -> Vec<(String, String)> {
+        env(&[("TRIGGER_DOCTOR__WEBHOOK__SECRET_TOKENS", "s1")])
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_with_a_webhook_token_are_valid() {
+        let s = Settings::load_from(None, &with_token()).unwrap();
+        assert_eq!(s.server.listen.port(), 8080);
+        assert_eq!(s.server.max_body_bytes, 25 * 1024 * 1024);
+        assert_eq!(s.store.url, "sqlite://trigger-doctor.db");
+        assert_eq!(s.webhook.secret_tokens, vec![Secret::new("s1")]);
+        assert_eq!(s.webhook.timestamp_tolerance, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn missing_webhook_secret_is_refused_naming_the_key() {
+        let settings = Settings::load_from(None, &[]).unwrap();
+        let err = settings.require_webhook_auth().unwrap_err().to_string();
+        assert!(err.contains("webhook.secret_tokens"), "{err}");
+        assert!(Settings::load_from(None, &with_token())
+            .unwrap()
+            .require_webhook_auth()
+            .is_ok());
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_environment_overrides_file() {
+        let f = file("[server]\nlisten = \"127.0.0.1:9000\"\n[worker]\nconcurrency = 2\n");
+        let mut e = with_token();
+        e.extend(env(&[("TRIGGER_DOCTOR__WORKER__CONCURRENCY", "7")]));
+        let s = Settings::load_from(Some(f.path()), &e).unwrap();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(s.worker.concurrency, 7);
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let f = file("[webhook]\nsecret_tokenz = [\"a\"]\n");
+        let err = Settings::load_from(Some(f.path()), &with_token())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("webhook.secret_tokenz"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_in_file_is_named() {
+        let f = file("[server]\nmax_body_bytes = \"big\"\n");
+        let err = Settings::load_from(Some(f.path()), &with_token())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.max_body_bytes"), "{err}");
+    }
+
+    #[test]
+    fn unknown_environment_key_is_named() {
+        let mut e = with_token();
+        e.extend(env(&[("TRIGGER_DOCTOR__SERVER__LISTN", "x")]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("server.listn"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_address_and_bad_number_are_named() {
+        let mut e = with_token();
+        e.extend(env(&[("TRIGGER_DOCTOR__SERVER__LISTEN", "localhost")]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("server.listen"), "{err}");
+        let mut e = with_token();
+        e.extend(env(&[("TRIGGER_DOCTOR__WORKER__MAX_ATTEMPTS", "many")]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("worker.max_attempts"), "{err}");
+    }
+
+    #[test]
+    fn lists_from_environment_are_comma_separated_and_secrets_come_from_files() {
+        let secret_file = file("glpat-from-file\n");
+        let tokens_file = file("one\ntwo\n");
+        let e = env(&[
+            (
+                "TRIGGER_DOCTOR__GITLAB__TOKEN_FILE",
+                secret_file.path().to_str().unwrap(),
+            ),
+            (
+                "TRIGGER_DOCTOR__WEBHOOK__SECRET_TOKENS_FILE",
+                tokens_file.path().to_str().unwrap(),
+            ),
+            ("TRIGGER_DOCTOR__WEBHOOK__REQUIRE_SIGNATURE", "false"),
+        ]);
+        let s = Settings::load_from(None, &e).unwrap();
+        assert_eq!(s.gitlab.token.expose(), "glpat-from-file");
+        assert_eq!(
+            s.webhook.secret_tokens,
+            vec![Secret::new("one"), Secret::new("two")]
+        );
+        let e = env(&[("TRIGGER_DOCTOR__WEBHOOK__SECRET_TOKENS", "a, b")]);
+        let s = Settings::load_from(None, &e).unwrap();
+        assert_eq!(
+            s.webhook.secret_tokens,
+            vec![Secret::new("a"), Secret::new("b")]
+        );
+    }
+
+    #[test]
+    fn file_variant_is_only_for_secrets() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__SERVER__LISTEN_FILE",
+            "/etc/passwd",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("server.listen_file"), "{err}");
+    }
+
+    #[test]
+    fn signing_tokens_must_be_whsec_base64_and_are_named_by_index() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__WEBHOOK__SIGNING_TOKENS",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_not base64!",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("webhook.signing_tokens[1]"), "{err}");
+    }
+
+    #[test]
+    fn require_signature_without_keys_is_refused() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__WEBHOOK__REQUIRE_SIGNATURE",
+            "true",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("webhook.require_signature"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let e = env(&[
+            (
+                "TRIGGER_DOCTOR__WEBHOOK__SECRET_TOKENS",
+                "hook-secret-value",
+            ),
+            (
+                "TRIGGER_DOCTOR__GITLAB__TOKEN",
+                "glpat-abcdefghijklmnopqrst",
+            ),
+        ]);
+        let s = Settings::load_from(None, &e).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hook-secret-value"), "{shown}");
+        assert!(!shown.contains("glpat-abcdefghijklmnopqrst"), "{shown}");
+    }
+
+    #[test]
+    fn store_url_must_be_sqlite_and_errors_hide_passwords() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__STORE__URL",
+            "mysql://u:hunter2@db/x",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("store.url"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn gitlab_url_must_be_http() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__GITLAB__URL",
+            "gitlab.example.com",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("gitlab.url"), "{err}");
+    }
+}

@@ -1,0 +1,15 @@
+//! trigger-doctor: receives GitLab webhooks, recognises failed pipeline triggers, checks each
+//! known cause live against the GitLab API and reports one diagnosis where people look.
+//!
+//! A delivery travels: `server` → `webhook` (verify, store) → `store` (durable queue) →
+//! `worker` (recognise → gather → check → report → notify).
+
+pub mod config;
+pub mod ids;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod timestamp;
+pub mod webhook;
+pub mod worker;

@@ -1,0 +1,185 @@
+//! Process metrics in the Prometheus text format: counters and a latency histogram kept in
+//! memory, queue figures read from the store at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::store::QueueStats;
+use crate::timestamp::Timestamp;
+
+/// Upper bounds, in seconds, of the acknowledgement latency histogram.
+const ACK_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.5, 1.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; ACK_BUCKETS.len()],
+    total: u64,
+    sum: f64,
+}
+
+/// Counters shared by the HTTP handlers and the workers.
+#[derive(Default)]
+pub struct Metrics {
+    received: Mutex<BTreeMap<(String, &'static str), u64>>,
+    processed: Mutex<BTreeMap<(String, &'static str), u64>>,
+    ack: Mutex<Histogram>,
+}
+
+impl Metrics {
+    /// Counts a webhook request by event and outcome (`accepted`, `duplicate`, `unauthorized`, ...).
+    pub fn delivery_received(&self, event: &str, outcome: &'static str) {
+        bump(&self.received, event, outcome);
+    }
+
+    /// Counts a worker result by event and outcome (`done`, `retried`, `parked`, `released`).
+    pub fn delivery_processed(&self, event: &str, outcome: &'static str) {
+        bump(&self.processed, event, outcome);
+    }
+
+    /// Records the time from request start to the durable acknowledgement.
+    pub fn ack_latency(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let mut h = self.ack.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, bound) in ACK_BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.total += 1;
+        h.sum += secs;
+    }
+
+    /// Renders every metric; `queue` is `None` when the store could not be read.
+    pub fn render(&self, queue: Option<&QueueStats>, now: Timestamp) -> String {
+        let mut out = String::with_capacity(2048);
+        counter(
+            &mut out,
+            "trigger_doctor_webhook_deliveries_total",
+            "Webhook requests by GitLab event and outcome.",
+            &self.received,
+        );
+        counter(
+            &mut out,
+            "trigger_doctor_deliveries_processed_total",
+            "Worker results by GitLab event and outcome.",
+            &self.processed,
+        );
+        {
+            let h = self.ack.lock().unwrap_or_else(|p| p.into_inner());
+            let name = "trigger_doctor_webhook_ack_seconds";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Time from request to durable acknowledgement."
+            );
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for (bound, count) in ACK_BUCKETS.iter().zip(h.counts.iter()) {
+                let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.total);
+            let _ = writeln!(out, "{name}_sum {}", h.sum);
+            let _ = writeln!(out, "{name}_count {}", h.total);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP trigger_doctor_store_up Whether the store answered this scrape."
+        );
+        let _ = writeln!(out, "# TYPE trigger_doctor_store_up gauge");
+        let _ = writeln!(out, "trigger_doctor_store_up {}", u8::from(queue.is_some()));
+        if let Some(q) = queue {
+            let name = "trigger_doctor_queue_depth";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Stored deliveries not yet done, by state."
+            );
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for (state, n) in [
+                ("queued", q.queued),
+                ("running", q.running),
+                ("parked", q.parked),
+            ] {
+                let _ = writeln!(out, "{name}{{state=\"{state}\"}} {n}");
+            }
+            let name = "trigger_doctor_queue_oldest_age_seconds";
+            let age = q
+                .oldest_pending
+                .map(|t| ((now.0 - t.0).max(0) as f64) / 1000.0)
+                .unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "# HELP {name} Age of the oldest delivery waiting to be processed."
+            );
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {age}");
+        }
+        out
+    }
+}
+
+fn bump(map: &Mutex<BTreeMap<(String, &'static str), u64>>, event: &str, outcome: &'static str) {
+    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry((event.to_string(), outcome)).or_default() += 1;
+}
+
+fn counter(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    map: &Mutex<BTreeMap<(String, &'static str), u64>>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let m = map.lock().unwrap_or_else(|p| p.into_inner());
+    for ((event, outcome), n) in m.iter() {
+        let _ = writeln!(
+            out,
+            "{name}{{event=\"{}\",outcome=\"{outcome}\"}} {n}",
+            label_value(event)
+        );
+    }
+}
+
+/// Escapes a label value as the Prometheus text format requires.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_histogram_and_queue_are_rendered() {
+        let m = Metrics::default();
+        m.delivery_received("pipeline", "accepted");
+        m.delivery_received("pipeline", "accepted");
+        m.delivery_received("unknown \"x\"", "unauthorized");
+        m.delivery_processed("job", "done");
+        m.ack_latency(Duration::from_micros(1500));
+        let q = QueueStats {
+            queued: 3,
+            running: 1,
+            parked: 2,
+            oldest_pending: Some(Timestamp(1_000)),
+        };
+        let text = m.render(Some(&q), Timestamp(11_500));
+        assert!(text.contains(
+            "trigger_doctor_webhook_deliveries_total{event=\"pipeline\",outcome=\"accepted\"} 2"
+        ));
+        assert!(text.contains("event=\"unknown \\\"x\\\"\",outcome=\"unauthorized\"} 1"));
+        assert!(text.contains(
+            "trigger_doctor_deliveries_processed_total{event=\"job\",outcome=\"done\"} 1"
+        ));
+        assert!(text.contains("trigger_doctor_webhook_ack_seconds_bucket{le=\"0.001\"} 0"));
+        assert!(text.contains("trigger_doctor_webhook_ack_seconds_bucket{le=\"0.002\"} 1"));
+        assert!(text.contains("trigger_doctor_queue_depth{state=\"queued\"} 3"));
+        assert!(text.contains("trigger_doctor_queue_oldest_age_seconds 10.5"));
+        assert!(text.contains("trigger_doctor_store_up 1"));
+        assert!(m
+            .render(None, Timestamp(0))
+            .contains("trigger_doctor_store_up 0"));
+    }
+}

@@ -1,0 +1,162 @@
+//! The HTTP side: routes (webhook intake, health, readiness, metrics) and the application
+//! that ties the server, the store and the background workers together.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use serde_json::json;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::timestamp::Timestamp;
+use crate::webhook::{self, Intake};
+use crate::worker::{RunState, Worker};
+
+/// Shared state of the operational routes.
+struct Ops {
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
+    match ops.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "store": "ok"})),
+        Err(e) => {
+            warn!(error = %e, "not ready: store unreachable");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "not_ready", "store": "unavailable"}))
+        }
+    }
+}
+
+async fn metrics_text(ops: web::Data<Ops>) -> HttpResponse {
+    let queue = ops.store.stats().await.ok();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(ops.metrics.render(queue.as_ref(), Timestamp::now()))
+}
+
+/// The service: HTTP server, store and workers, built from settings.
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+    worker: Worker,
+    settings: Settings,
+    background_workers: bool,
+}
+
+impl Application {
+    /// Opens the store and binds the listener (`server.listen`; port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let store = Store::open(&settings.store.url).await.with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                crate::config::redact_url(&settings.store.url)
+            )
+        })?;
+        let metrics = Arc::new(Metrics::default());
+        let listener = TcpListener::bind(settings.server.listen)
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let port = listener.local_addr()?.port();
+        let intake = web::Data::new(Intake {
+            settings: settings.webhook.clone(),
+            max_body_bytes: settings.server.max_body_bytes,
+            store: store.clone(),
+            metrics: metrics.clone(),
+        });
+        let ops = web::Data::new(Ops {
+            store: store.clone(),
+            metrics: metrics.clone(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(intake.clone())
+                .app_data(ops.clone())
+                .route("/webhooks/gitlab", web::post().to(webhook::receive))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics_text))
+        })
+        .shutdown_timeout(settings.server.shutdown_grace.as_secs())
+        .listen(listener)?
+        .run();
+        let worker = Worker::new(store.clone(), settings.worker.clone(), metrics);
+        Ok(Application {
+            port,
+            server,
+            store,
+            worker,
+            settings,
+            background_workers: true,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// A worker over the same store and metrics, to drive processing step by step.
+    pub fn worker(&self) -> Worker {
+        self.worker.clone()
+    }
+
+    /// Runs the HTTP server only: deliveries are stored, not processed (an intake-only
+    /// process, or a test that drives [`Worker::run_once`] itself).
+    pub fn without_background_workers(mut self) -> Self {
+        self.background_workers = false;
+        self
+    }
+
+    /// Serves until SIGINT/SIGTERM, then lets in-flight work finish for
+    /// `server.shutdown_grace_seconds` before releasing what is left to the queue.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let (state_tx, state_rx) = watch::channel(RunState::Running);
+        let workers = self.background_workers.then(|| {
+            let owner = owner_prefix();
+            info!(%owner, concurrency = self.settings.worker.concurrency, "workers started");
+            tokio::spawn(self.worker.clone().run(owner, state_rx))
+        });
+        info!(port = self.port, "listening");
+        let served = self.server.await;
+        if let Some(mut workers) = workers {
+            info!("stopping: finishing in-flight deliveries");
+            let _ = state_tx.send(RunState::Draining);
+            let grace = self.settings.server.shutdown_grace;
+            if tokio::time::timeout(grace, &mut workers).await.is_err() {
+                warn!("grace period over: releasing unfinished deliveries");
+                let _ = state_tx.send(RunState::Abort);
+                let _ = workers.await;
+            }
+        }
+        self.store.close().await;
+        info!("stopped");
+        served.context("HTTP server failed")
+    }
+}
+
+/// A worker identity unique to this process: host, process id and start time.
+fn owner_prefix() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}-{}-{}", std::process::id(), Timestamp::now().0)
+}

@@ -1,0 +1,280 @@
+//! The durable store: the delivery queue (dedup, leases, retries, dead letters) and what the
+//! worker recorded for each delivery. One interface over the backends; SQLite is embedded.
+//!
+//! A delivery moves `queued → running → done`, or back to `queued` with a later
+//! `next_attempt_at` after a failed attempt, or to `parked` (dead letter) when it cannot
+//! succeed. A `running` delivery whose lease has expired is due again, so a crashed worker's
+//! work is picked up by another. Completion is conditional on still holding the lease, so a
+//! delivery's outcome is recorded once.
+
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::timestamp::Timestamp;
+
+pub use sqlite::SqliteStore;
+
+/// A stored delivery's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct DeliveryId(pub i64);
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Queued,
+    Running,
+    Done,
+    /// Dead letter: kept with its last error, for inspection and replay.
+    Parked,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Running => "running",
+            DeliveryState::Done => "done",
+            DeliveryState::Parked => "parked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Queued,
+            DeliveryState::Running,
+            DeliveryState::Done,
+            DeliveryState::Parked,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// A delivery as received, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// The `X-Gitlab-Event` header.
+    pub event: String,
+    /// `Idempotency-Key`, else `webhook-id`: the same value on a manual resend.
+    pub dedup_key: Option<String>,
+    /// `X-Gitlab-Event-UUID`, echoed on API calls made for this delivery.
+    pub event_uuid: Option<String>,
+    /// `X-Gitlab-Instance`: the instance's external URL.
+    pub instance: Option<String>,
+    pub received_at: Timestamp,
+    /// The raw body, byte for byte.
+    pub body: Vec<u8>,
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    New(DeliveryId),
+    /// A delivery with the same dedup key was already stored; nothing was added.
+    Duplicate(DeliveryId),
+}
+
+impl Enqueued {
+    pub fn id(self) -> DeliveryId {
+        match self {
+            Enqueued::New(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+}
+
+/// A delivery claimed by a worker, with its lease.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: DeliveryId,
+    pub event: String,
+    pub event_uuid: Option<String>,
+    pub instance: Option<String>,
+    pub received_at: Timestamp,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub body: Vec<u8>,
+    pub owner: String,
+}
+
+/// A stored delivery as seen from outside the queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    pub event: String,
+    pub dedup_key: Option<String>,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub received_at: Timestamp,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub finished_at: Option<Timestamp>,
+    /// Outcomes recorded by completed attempts (exactly one once done).
+    pub outcomes: Vec<String>,
+}
+
+/// Queue figures for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queued: u64,
+    pub running: u64,
+    pub parked: u64,
+    /// When the oldest delivery still waiting (queued or running) was received.
+    pub oldest_pending: Option<Timestamp>,
+}
+
+/// Store failures callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or written; the webhook answers 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid store url: {0}")]
+    Config(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// The store, whichever backend holds it. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// Signalled when new deliveries are committed, so idle workers wake at once.
+    pub arrivals: Arc<Notify>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens (and creates and migrates, when needed) the store named by `store.url`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let arrivals = Arc::new(Notify::new());
+        if url.starts_with("sqlite:") {
+            let backend = Backend::Sqlite(SqliteStore::open(url, arrivals.clone()).await?);
+            Ok(Store { backend, arrivals })
+        } else {
+            Err(StoreError::Config(format!(
+                "unsupported store url scheme in {:?}",
+                crate::config::redact_url(url)
+            )))
+        }
+    }
+
+    /// Stores a delivery durably (committed before this returns), once per dedup key.
+    pub async fn enqueue(&self, delivery: NewDelivery) -> Result<Enqueued, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.enqueue(delivery).await,
+        }
+    }
+
+    /// Claims the next due delivery for `owner` for `lease`; `None` when nothing is due.
+    pub async fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Claimed>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.claim(owner, lease, Timestamp::now()).await,
+        }
+    }
+
+    /// Marks a claimed delivery done and records its outcome; `false` if the lease was lost.
+    pub async fn complete(&self, claim: &Claimed, outcome: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.complete(claim, outcome, Timestamp::now()).await,
+        }
+    }
+
+    /// Puts a claimed delivery back for another attempt at `at`, keeping `error`.
+    pub async fn retry_at(
+        &self,
+        claim: &Claimed,
+        error: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.retry_at(claim, error, at).await,
+        }
+    }
+
+    /// Parks a claimed delivery (dead letter) with its error.
+    pub async fn park(&self, claim: &Claimed, error: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.park(claim, error, Timestamp::now()).await,
+        }
+    }
+
+    /// Gives a claimed delivery back unprocessed (on shutdown); the attempt is not counted.
+    pub async fn release(&self, claim: &Claimed) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.release(claim, Timestamp::now()).await,
+        }
+    }
+
+    /// Puts a parked or done delivery back in the queue, due now.
+    pub async fn requeue(&self, id: DeliveryId) -> Result<bool, StoreError> {
+        let requeued = match &self.backend {
+            Backend::Sqlite(s) => s.requeue(id, Timestamp::now()).await?,
+        };
+        if requeued {
+            self.arrivals.notify_waiters();
+        }
+        Ok(requeued)
+    }
+
+    pub async fn get(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.get(id).await,
+        }
+    }
+
+    /// The deliveries with this dedup key (at most one).
+    pub async fn find_by_dedup_key(&self, key: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.find_by_dedup_key(key).await,
+        }
+    }
+
+    /// How many deliveries are stored in all.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.count().await,
+        }
+    }
+
+    pub async fn stats(&self) -> Result<QueueStats, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.stats().await,
+        }
+    }
+
+    /// Succeeds when the store answers a query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.ping().await,
+        }
+    }
+
+    /// Closes the store; later calls fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(s) => s.close().await,
+        }
+    }
+}
