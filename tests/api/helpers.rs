@@ -1,0 +1,145 @@
+//! Starts the real application on port 0 with its own SQLite file, and sends webhooks to it.
+
+use std::path::PathBuf;
+
+use trigger_doctor::config::{Settings, SigningKey};
+use trigger_doctor::store::Store;
+use trigger_doctor::timestamp::Timestamp;
+use trigger_doctor::webhook::verify;
+use trigger_doctor::worker::Worker;
+
+pub const TOKEN: &str = "current-hook-secret";
+pub const OLD_TOKEN: &str = "previous-hook-secret";
+pub const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+pub struct TestApp {
+    pub address: String,
+    pub store: Store,
+    pub worker: Worker,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Spawns the app with webhook tokens, a signing key and any extra `(ENV_VAR, value)` settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("trigger-doctor.db");
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "TRIGGER_DOCTOR__SERVER__LISTEN".into(),
+            "127.0.0.1:0".into(),
+        ),
+        (
+            "TRIGGER_DOCTOR__STORE__URL".into(),
+            format!("sqlite://{}", db.display()),
+        ),
+        (
+            "TRIGGER_DOCTOR__WEBHOOK__SECRET_TOKENS".into(),
+            format!("{OLD_TOKEN},{TOKEN}"),
+        ),
+        (
+            "TRIGGER_DOCTOR__WEBHOOK__SIGNING_TOKENS".into(),
+            SIGNING_KEY.into(),
+        ),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Settings::load_from(None, &env).expect("test settings are valid");
+    let app = trigger_doctor::server::Application::build(settings)
+        .await
+        .expect("the app starts")
+        .without_background_workers();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store();
+    let worker = app.worker();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        store,
+        worker,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "fixtures",
+        "gitlab",
+        name,
+    ]
+    .iter()
+    .collect();
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A fixture with one edit applied, re-serialised.
+pub fn fixture_with(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture(name)).unwrap();
+    edit(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Standard Webhooks headers signing `body` with [`SIGNING_KEY`] at `timestamp`.
+pub fn signed_headers(id: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+    let key = SigningKey::parse(SIGNING_KEY).unwrap();
+    vec![
+        ("webhook-id", id.to_string()),
+        ("webhook-timestamp", timestamp.to_string()),
+        (
+            "webhook-signature",
+            verify::sign(key.bytes(), id, timestamp, body),
+        ),
+    ]
+}
+
+pub fn now() -> i64 {
+    Timestamp::now().unix_seconds()
+}
+
+impl TestApp {
+    /// Posts `body` as `event` with the given headers (no token unless one is given).
+    pub async fn post(
+        &self,
+        event: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/webhooks/gitlab", self.address))
+            .header("Content-Type", "application/json")
+            .header("X-Gitlab-Event", event)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send().await.expect("the request is answered")
+    }
+
+    /// Posts with the current secret token and an idempotency key.
+    pub async fn deliver(&self, event: &str, body: Vec<u8>, key: &str) -> reqwest::Response {
+        self.post(
+            event,
+            body,
+            &[
+                ("X-Gitlab-Token", TOKEN.to_string()),
+                ("Idempotency-Key", key.to_string()),
+            ],
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("the request is answered")
+    }
+}

@@ -1,0 +1,58 @@
+//! The worker over deliveries that came in through HTTP.
+
+use serde_json::Value;
+use trigger_doctor::store::DeliveryState;
+use trigger_doctor::worker::Settled;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_stored_delivery_is_processed_once_with_its_outcome_recorded() {
+    let app = spawn_app().await;
+    let failed = fixture_with("webhook-pipeline.json", |v| {
+        v["object_attributes"]["status"] = "failed".into()
+    });
+    app.deliver("Pipeline Hook", failed, "p1").await;
+    let settled = app.worker.run_once("test").await.unwrap().unwrap();
+    let Settled::Done(id) = settled else {
+        panic!("{settled:?}")
+    };
+    assert!(
+        app.worker.run_once("test").await.unwrap().is_none(),
+        "nothing left"
+    );
+    let record = app.store.get(id).await.unwrap().unwrap();
+    assert_eq!(record.state, DeliveryState::Done);
+    assert_eq!(record.outcomes.len(), 1);
+    let outcome: Value = serde_json::from_str(&record.outcomes[0]).unwrap();
+    assert_eq!(outcome["recognised"]["kind"], "failed_pipeline");
+    assert_eq!(outcome["pipeline_id"], 31);
+    let stages: Vec<&str> = outcome["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["recognise", "gather", "check", "report", "notify"]);
+}
+
+#[tokio::test]
+async fn every_event_kind_flows_through_the_worker() {
+    let app = spawn_app().await;
+    app.deliver("Pipeline Hook", fixture("webhook-pipeline.json"), "1")
+        .await;
+    app.deliver("Job Hook", fixture("webhook-job-go-gitlab.json"), "2")
+        .await;
+    app.deliver("Note Hook", fixture("webhook-note-commit.json"), "3")
+        .await;
+    let note = fixture_with("webhook-note-mr.json", |v| {
+        v["event_type"] = "confidential_note".into()
+    });
+    app.deliver("Confidential Note Hook", note, "4").await;
+    let settled = app.worker.run_until_idle("test").await.unwrap();
+    assert_eq!(settled.len(), 4);
+    assert!(
+        settled.iter().all(|s| matches!(s, Settled::Done(_))),
+        "{settled:?}"
+    );
+}
