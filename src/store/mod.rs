@@ -146,12 +146,6 @@ pub enum StoreError {
     Config(String),
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
 /// The store, whichever backend holds it. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -229,13 +223,9 @@ impl Store {
 
     /// Puts a parked or done delivery back in the queue, due now.
     pub async fn requeue(&self, id: DeliveryId) -> Result<bool, StoreError> {
-        let requeued = match &self.backend {
-            Backend::Sqlite(s) => s.requeue(id, Timestamp::now()).await?,
-        };
-        if requeued {
-            self.arrivals.notify_waiters();
+        match &self.backend {
+            Backend::Sqlite(s) => s.requeue(id, Timestamp::now()).await,
         }
-        Ok(requeued)
     }
 
     pub async fn get(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {

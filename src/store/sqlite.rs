@@ -1,17 +1,17 @@
 //! SQLite backend: one file, WAL journal, `synchronous = FULL` (a commit survives power loss).
-//! Writes go through one connection; webhook deliveries are batched into group commits by a
-//! background task, so many concurrent acknowledgements share one fsync.
+//!
+//! One thread owns the only write connection. Every write (new deliveries, claims,
+//! completions, retries) is a job sent to it; it takes all waiting jobs, applies them in one
+//! transaction and commits once, so concurrent webhooks and workers share each fsync (group
+//! commit). Reads use a separate read-only connection.
 
-use std::str::FromStr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Connection, Row};
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::{
     Claimed, DeliveryId, DeliveryRecord, DeliveryState, Enqueued, NewDelivery, QueueStats,
@@ -53,56 +53,152 @@ CREATE INDEX delivery_outcomes_delivery ON delivery_outcomes (delivery_id);
 "#,
 )];
 
-/// Most deliveries written in one transaction.
+/// Most jobs applied in one transaction.
 const MAX_BATCH: usize = 512;
 
+/// One write, applied by the writer thread.
+enum Write {
+    Enqueue(NewDelivery),
+    Claim {
+        owner: String,
+        lease_until: i64,
+        now: i64,
+    },
+    /// Conditional on the claim still being held: `(id, owner)`.
+    Complete {
+        id: i64,
+        owner: String,
+        outcome: String,
+        now: i64,
+    },
+    Retry {
+        id: i64,
+        owner: String,
+        error: String,
+        at: i64,
+    },
+    Park {
+        id: i64,
+        owner: String,
+        error: String,
+        now: i64,
+    },
+    Release {
+        id: i64,
+        owner: String,
+        now: i64,
+    },
+    Requeue {
+        id: i64,
+        now: i64,
+    },
+}
+
+enum Written {
+    Enqueued(Enqueued),
+    Claimed(Option<Claimed>),
+    Updated(bool),
+}
+
 struct Job {
-    delivery: NewDelivery,
-    reply: oneshot::Sender<Result<Enqueued, StoreError>>,
+    write: Write,
+    reply: oneshot::Sender<Result<Written, StoreError>>,
 }
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Arc<Mutex<Option<SqliteConnection>>>,
-    readers: SqlitePool,
     jobs: mpsc::Sender<Job>,
+    reader: Arc<Mutex<Option<Connection>>>,
+    closed: Arc<AtomicBool>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
+/// `sqlite://PATH`, `sqlite:PATH` or `sqlite:///ABSOLUTE/PATH` → the file path.
+fn path_of(url: &str) -> Result<PathBuf, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::Config(format!("not a sqlite url: {url:?}")))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() {
+        return Err(StoreError::Config("store.url names no file".into()));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn open_writer(path: &PathBuf) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
 }
 
 impl SqliteStore {
     pub async fn open(url: &str, arrivals: Arc<Notify>) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(e.to_string()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        let mut writer = SqliteConnection::connect_with(&options).await?;
-        migrate(&mut writer).await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .connect_with(options.read_only(true))
-            .await?;
-        let writer = Arc::new(Mutex::new(Some(writer)));
+        let path = path_of(url)?;
+        let (conn, reader) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(unavailable)?;
+            }
+            let mut conn = open_writer(&path).map_err(unavailable)?;
+            migrate(&mut conn).map_err(unavailable)?;
+            let reader = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(unavailable)?;
+            reader
+                .busy_timeout(Duration::from_secs(10))
+                .map_err(unavailable)?;
+            Ok((conn, reader))
+        })
+        .await
+        .map_err(unavailable)??;
         let (jobs, rx) = mpsc::channel(8192);
-        tokio::spawn(batch_writer(rx, writer.clone(), arrivals));
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_thread(conn, rx, arrivals))
+            .map_err(unavailable)?;
         Ok(SqliteStore {
-            writer,
-            readers,
             jobs,
+            reader: Arc::new(Mutex::new(Some(reader))),
+            closed: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    pub async fn enqueue(&self, delivery: NewDelivery) -> Result<Enqueued, StoreError> {
+    async fn write(&self, write: Write) -> Result<Written, StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(closed());
+        }
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { delivery, reply })
+            .send(Job { write, reply })
             .await
-            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    async fn updated(&self, write: Write) -> Result<bool, StoreError> {
+        match self.write(write).await? {
+            Written::Updated(done) => Ok(done),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
+    }
+
+    pub async fn enqueue(&self, delivery: NewDelivery) -> Result<Enqueued, StoreError> {
+        match self.write(Write::Enqueue(delivery)).await? {
+            Written::Enqueued(e) => Ok(e),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
     }
 
     pub async fn claim(
@@ -111,44 +207,15 @@ impl SqliteStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Option<Claimed>, StoreError> {
-        let mut guard = self.writer.lock().await;
-        let conn = writable(&mut guard)?;
-        let lease_until = now.0 + lease.as_millis() as i64;
-        let mut tx = conn.begin().await?;
-        let row = sqlx::query(
-            "UPDATE deliveries
-                SET state = 'running', lease_owner = ?1, next_attempt_at = ?2, attempts = attempts + 1
-              WHERE id = (SELECT id FROM deliveries
-                           WHERE state IN ('queued', 'running') AND next_attempt_at <= ?3
-                           ORDER BY next_attempt_at LIMIT 1)
-          RETURNING id, event, event_uuid, instance, received_at, attempts",
-        )
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let id: i64 = row.try_get("id")?;
-        let body: Vec<u8> =
-            sqlx::query_scalar("SELECT body FROM delivery_bodies WHERE delivery_id = ?1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(Some(Claimed {
-            id: DeliveryId(id),
-            event: row.try_get("event")?,
-            event_uuid: row.try_get("event_uuid")?,
-            instance: row.try_get("instance")?,
-            received_at: Timestamp(row.try_get("received_at")?),
-            attempts: row.try_get::<i64, _>("attempts")? as u32,
-            body,
+        let write = Write::Claim {
             owner: owner.to_string(),
-        }))
+            lease_until: now.0 + lease.as_millis() as i64,
+            now: now.0,
+        };
+        match self.write(write).await? {
+            Written::Claimed(c) => Ok(c),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
     }
 
     pub async fn complete(
@@ -157,31 +224,13 @@ impl SqliteStore {
         outcome: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut guard = self.writer.lock().await;
-        let conn = writable(&mut guard)?;
-        let mut tx = conn.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET state = 'done', finished_at = ?1, lease_owner = NULL, last_error = NULL
-              WHERE id = ?2 AND state = 'running' AND lease_owner = ?3",
-        )
-        .bind(now.0)
-        .bind(claim.id.0)
-        .bind(&claim.owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 1 {
-            sqlx::query(
-                "INSERT INTO delivery_outcomes (delivery_id, recorded_at, outcome) VALUES (?1, ?2, ?3)",
-            )
-            .bind(claim.id.0)
-            .bind(now.0)
-            .bind(outcome)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(updated == 1)
+        self.updated(Write::Complete {
+            id: claim.id.0,
+            owner: claim.owner.clone(),
+            outcome: outcome.to_string(),
+            now: now.0,
+        })
+        .await
     }
 
     pub async fn retry_at(
@@ -190,13 +239,12 @@ impl SqliteStore {
         error: &str,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.update_claimed(
-            claim,
-            "UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, last_error = ?2, lease_owner = NULL
-              WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
-            at.0,
-            Some(error),
-        )
+        self.updated(Write::Retry {
+            id: claim.id.0,
+            owner: claim.owner.clone(),
+            error: error.to_string(),
+            at: at.0,
+        })
         .await
     }
 
@@ -206,203 +254,190 @@ impl SqliteStore {
         error: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.update_claimed(
-            claim,
-            "UPDATE deliveries SET state = 'parked', finished_at = ?1, last_error = ?2, lease_owner = NULL
-              WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
-            now.0,
-            Some(error),
-        )
+        self.updated(Write::Park {
+            id: claim.id.0,
+            owner: claim.owner.clone(),
+            error: error.to_string(),
+            now: now.0,
+        })
         .await
     }
 
     pub async fn release(&self, claim: &Claimed, now: Timestamp) -> Result<bool, StoreError> {
-        self.update_claimed(
-            claim,
-            "UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, attempts = attempts - 1,
-                    lease_owner = NULL, last_error = COALESCE(?2, last_error)
-              WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
-            now.0,
-            None,
-        )
+        self.updated(Write::Release {
+            id: claim.id.0,
+            owner: claim.owner.clone(),
+            now: now.0,
+        })
         .await
     }
 
-    async fn update_claimed(
-        &self,
-        claim: &Claimed,
-        sql: &str,
-        time: i64,
-        error: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let mut guard = self.writer.lock().await;
-        let conn = writable(&mut guard)?;
-        let updated = sqlx::query(sql)
-            .bind(time)
-            .bind(error)
-            .bind(claim.id.0)
-            .bind(&claim.owner)
-            .execute(conn)
-            .await?
-            .rows_affected();
-        Ok(updated == 1)
+    pub async fn requeue(&self, id: DeliveryId, now: Timestamp) -> Result<bool, StoreError> {
+        self.updated(Write::Requeue {
+            id: id.0,
+            now: now.0,
+        })
+        .await
     }
 
-    pub async fn requeue(&self, id: DeliveryId, now: Timestamp) -> Result<bool, StoreError> {
-        let mut guard = self.writer.lock().await;
-        let conn = writable(&mut guard)?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, attempts = 0, finished_at = NULL
-              WHERE id = ?2 AND state IN ('parked', 'done')",
-        )
-        .bind(now.0)
-        .bind(id.0)
-        .execute(conn)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+    /// Runs `f` on the read-only connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(closed());
+        }
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = guard.as_ref().ok_or_else(closed)?;
+            f(conn).map_err(unavailable)
+        })
+        .await
+        .map_err(unavailable)?
     }
 
     pub async fn get(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
-        let row = sqlx::query(&format!("{RECORD_SELECT} WHERE id = ?1"))
-            .bind(id.0)
-            .fetch_optional(&self.readers)
+        let mut found = self
+            .read(move |c| records(c, "id = ?1", rusqlite::types::Value::Integer(id.0)))
             .await?;
-        match row {
-            Some(row) => Ok(Some(self.record(row).await?)),
-            None => Ok(None),
-        }
+        Ok(found.pop())
     }
 
     pub async fn find_by_dedup_key(&self, key: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let rows = sqlx::query(&format!("{RECORD_SELECT} WHERE dedup_key = ?1"))
-            .bind(key)
-            .fetch_all(&self.readers)
-            .await?;
-        let mut records = Vec::with_capacity(rows.len());
-        for row in rows {
-            records.push(self.record(row).await?);
-        }
-        Ok(records)
-    }
-
-    async fn record(&self, row: SqliteRow) -> Result<DeliveryRecord, StoreError> {
-        let id: i64 = row.try_get("id")?;
-        let outcomes: Vec<String> = sqlx::query_scalar(
-            "SELECT outcome FROM delivery_outcomes WHERE delivery_id = ?1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&self.readers)
-        .await?;
-        let state: String = row.try_get("state")?;
-        Ok(DeliveryRecord {
-            id: DeliveryId(id),
-            event: row.try_get("event")?,
-            dedup_key: row.try_get("dedup_key")?,
-            state: DeliveryState::parse(&state)
-                .ok_or_else(|| StoreError::Unavailable(format!("unknown state {state:?}")))?,
-            attempts: row.try_get::<i64, _>("attempts")? as u32,
-            received_at: Timestamp(row.try_get("received_at")?),
-            next_attempt_at: Timestamp(row.try_get("next_attempt_at")?),
-            last_error: row.try_get("last_error")?,
-            finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
-            outcomes,
-        })
+        let key = rusqlite::types::Value::Text(key.to_string());
+        self.read(move |c| records(c, "dedup_key = ?1", key)).await
     }
 
     pub async fn count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
-            .fetch_one(&self.readers)
-            .await?;
-        Ok(n as u64)
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .await
+        .map(|n| n as u64)
     }
 
     pub async fn stats(&self) -> Result<QueueStats, StoreError> {
-        let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n, MIN(received_at) AS oldest FROM deliveries
-              WHERE state <> 'done' GROUP BY state",
-        )
-        .fetch_all(&self.readers)
-        .await?;
-        let mut stats = QueueStats::default();
-        for row in rows {
-            let state: String = row.try_get("state")?;
-            let n = row.try_get::<i64, _>("n")? as u64;
-            let oldest: Option<i64> = row.try_get("oldest")?;
-            match state.as_str() {
-                "queued" => stats.queued = n,
-                "running" => stats.running = n,
-                "parked" => {
-                    stats.parked = n;
-                    continue;
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT state, COUNT(*), MIN(received_at) FROM deliveries
+                  WHERE state <> 'done' GROUP BY state",
+            )?;
+            let mut stats = QueueStats::default();
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (state, n, oldest) = row?;
+                let n = n as u64;
+                match state.as_str() {
+                    "queued" => stats.queued = n,
+                    "running" => stats.running = n,
+                    "parked" => {
+                        stats.parked = n;
+                        continue;
+                    }
+                    _ => continue,
                 }
-                _ => continue,
+                if let Some(t) = oldest.map(Timestamp) {
+                    stats.oldest_pending = Some(stats.oldest_pending.map_or(t, |o| o.min(t)));
+                }
             }
-            if let Some(t) = oldest.map(Timestamp) {
-                stats.oldest_pending = Some(stats.oldest_pending.map_or(t, |o| o.min(t)));
-            }
-        }
-        Ok(stats)
+            Ok(stats)
+        })
+        .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        if self.writer.lock().await.is_none() {
-            return Err(StoreError::Unavailable("the store is closed".into()));
-        }
-        sqlx::query("SELECT 1").execute(&self.readers).await?;
-        Ok(())
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
+    /// Refuses every later call and closes the read connection; the writer thread ends with
+    /// the last handle to the store.
     pub async fn close(&self) {
-        if let Some(conn) = self.writer.lock().await.take() {
-            let _ = conn.close().await;
-        }
-        self.readers.close().await;
+        self.closed.store(true, Ordering::SeqCst);
+        let reader = self.reader.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            reader.lock().unwrap_or_else(|p| p.into_inner()).take();
+        })
+        .await;
     }
 }
 
-const RECORD_SELECT: &str = "SELECT id, event, dedup_key, state, attempts, received_at, \
-     next_attempt_at, last_error, finished_at FROM deliveries";
-
-fn writable(guard: &mut Option<SqliteConnection>) -> Result<&mut SqliteConnection, StoreError> {
-    guard
-        .as_mut()
-        .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))
+fn records(
+    conn: &Connection,
+    filter: &str,
+    value: rusqlite::types::Value,
+) -> rusqlite::Result<Vec<DeliveryRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, event, dedup_key, state, attempts, received_at, next_attempt_at, last_error,
+                finished_at FROM deliveries WHERE {filter}"
+    ))?;
+    let rows = stmt.query_map([value], |r| {
+        let state: String = r.get(3)?;
+        Ok(DeliveryRecord {
+            id: DeliveryId(r.get(0)?),
+            event: r.get(1)?,
+            dedup_key: r.get(2)?,
+            state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Parked),
+            attempts: r.get::<_, i64>(4)? as u32,
+            received_at: Timestamp(r.get(5)?),
+            next_attempt_at: Timestamp(r.get(6)?),
+            last_error: r.get(7)?,
+            finished_at: r.get::<_, Option<i64>>(8)?.map(Timestamp),
+            outcomes: Vec::new(),
+        })
+    })?;
+    let mut found: Vec<DeliveryRecord> = rows.collect::<Result<_, _>>()?;
+    let mut outcomes = conn.prepare_cached(
+        "SELECT outcome FROM delivery_outcomes WHERE delivery_id = ?1 ORDER BY id",
+    )?;
+    for record in &mut found {
+        record.outcomes = outcomes
+            .query_map([record.id.0], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(found)
 }
 
-async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    sqlx::raw_sql(
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    )
-    .execute(&mut *conn)
-    .await?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-        .fetch_all(&mut *conn)
-        .await?;
+    )?;
     for (version, sql) in MIGRATIONS {
-        if applied.contains(version) {
+        let applied: Option<i64> = conn
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if applied.is_some() {
             continue;
         }
-        let mut tx = conn.begin().await?;
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)")
-            .bind(version)
-            .bind(Timestamp::now().0)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, Timestamp::now().0],
+        )?;
+        tx.commit()?;
     }
     Ok(())
 }
 
-/// Collects waiting deliveries and writes them in one transaction: one fsync for the batch.
-async fn batch_writer(
-    mut rx: mpsc::Receiver<Job>,
-    writer: Arc<Mutex<Option<SqliteConnection>>>,
-    arrivals: Arc<Notify>,
-) {
+/// The writer: waits for jobs, applies every waiting job in one transaction, commits once.
+/// When a batch fails, its jobs are applied again one by one, so one bad job fails alone.
+fn writer_thread(mut conn: Connection, mut rx: mpsc::Receiver<Job>, arrivals: Arc<Notify>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -410,73 +445,159 @@ async fn batch_writer(
                 Err(_) => break,
             }
         }
-        let result = {
-            let mut guard = writer.lock().await;
-            match guard.as_mut() {
-                Some(conn) => write_batch(conn, &batch).await,
-                None => Err(StoreError::Unavailable("the store is closed".into())),
-            }
+        let results = match apply_all(&mut conn, &batch) {
+            Ok(results) => results.into_iter().map(Ok).collect(),
+            Err(_) => batch
+                .iter()
+                .map(|job| {
+                    apply_all(&mut conn, std::slice::from_ref(job))
+                        .map(|mut r| r.remove(0))
+                        .map_err(unavailable)
+                })
+                .collect::<Vec<_>>(),
         };
-        match result {
-            Ok(outcomes) => {
-                let any_new = outcomes.iter().any(|o| matches!(o, Enqueued::New(_)));
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-                if any_new {
-                    arrivals.notify_waiters();
-                }
-            }
-            Err(e) => {
-                let text = e.to_string();
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Unavailable(text.clone())));
-                }
-            }
+        let mut arrived = false;
+        for (job, result) in batch.drain(..).zip(results) {
+            arrived |= matches!(result, Ok(Written::Enqueued(Enqueued::New(_))))
+                || matches!(job.write, Write::Requeue { .. });
+            let _ = job.reply.send(result);
+        }
+        if arrived {
+            arrivals.notify_waiters();
         }
     }
 }
 
-async fn write_batch(
-    conn: &mut SqliteConnection,
-    batch: &[Job],
-) -> Result<Vec<Enqueued>, StoreError> {
-    let mut tx = conn.begin().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        let d = &job.delivery;
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO deliveries (dedup_key, event, event_uuid, instance, received_at, state, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?5)
-             ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-        )
-        .bind(&d.dedup_key)
-        .bind(&d.event)
-        .bind(&d.event_uuid)
-        .bind(&d.instance)
-        .bind(d.received_at.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match inserted {
-            Some(id) => {
-                sqlx::query("INSERT INTO delivery_bodies (delivery_id, body) VALUES (?1, ?2)")
-                    .bind(id)
-                    .bind(&d.body)
-                    .execute(&mut *tx)
-                    .await?;
-                outcomes.push(Enqueued::New(DeliveryId(id)));
-            }
-            None => {
-                let id: i64 = sqlx::query_scalar("SELECT id FROM deliveries WHERE dedup_key = ?1")
-                    .bind(&d.dedup_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                outcomes.push(Enqueued::Duplicate(DeliveryId(id)));
+fn apply_all(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Written>> {
+    let tx = conn.transaction()?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        results.push(apply(&tx, &job.write)?);
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
+    match write {
+        Write::Enqueue(d) => {
+            let inserted: Option<i64> = tx
+                .prepare_cached(
+                    "INSERT INTO deliveries (dedup_key, event, event_uuid, instance, received_at, state, next_attempt_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?5)
+                     ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                )?
+                .query_row(
+                    params![d.dedup_key, d.event, d.event_uuid, d.instance, d.received_at.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match inserted {
+                Some(id) => {
+                    tx.prepare_cached("INSERT INTO delivery_bodies (delivery_id, body) VALUES (?1, ?2)")?
+                        .execute(params![id, d.body])?;
+                    Ok(Written::Enqueued(Enqueued::New(DeliveryId(id))))
+                }
+                None => {
+                    let id: i64 = tx
+                        .prepare_cached("SELECT id FROM deliveries WHERE dedup_key = ?1")?
+                        .query_row([&d.dedup_key], |r| r.get(0))?;
+                    Ok(Written::Enqueued(Enqueued::Duplicate(DeliveryId(id))))
+                }
             }
         }
+        Write::Claim {
+            owner,
+            lease_until,
+            now,
+        } => {
+            let row = tx
+                .prepare_cached(
+                    "UPDATE deliveries
+                        SET state = 'running', lease_owner = ?1, next_attempt_at = ?2, attempts = attempts + 1
+                      WHERE id = (SELECT id FROM deliveries
+                                   WHERE state IN ('queued', 'running') AND next_attempt_at <= ?3
+                                   ORDER BY next_attempt_at LIMIT 1)
+                  RETURNING id, event, event_uuid, instance, received_at, attempts",
+                )?
+                .query_row(params![owner, lease_until, now], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })
+                .optional()?;
+            let Some((id, event, event_uuid, instance, received_at, attempts)) = row else {
+                return Ok(Written::Claimed(None));
+            };
+            let body: Vec<u8> = tx
+                .prepare_cached("SELECT body FROM delivery_bodies WHERE delivery_id = ?1")?
+                .query_row([id], |r| r.get(0))?;
+            Ok(Written::Claimed(Some(Claimed {
+                id: DeliveryId(id),
+                event,
+                event_uuid,
+                instance,
+                received_at: Timestamp(received_at),
+                attempts: attempts as u32,
+                body,
+                owner: owner.clone(),
+            })))
+        }
+        Write::Complete {
+            id,
+            owner,
+            outcome,
+            now,
+        } => {
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET state = 'done', finished_at = ?1, lease_owner = NULL, last_error = NULL
+                      WHERE id = ?2 AND state = 'running' AND lease_owner = ?3",
+                )?
+                .execute(params![now, id, owner])?;
+            if updated == 1 {
+                tx.prepare_cached(
+                    "INSERT INTO delivery_outcomes (delivery_id, recorded_at, outcome) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, now, outcome])?;
+            }
+            Ok(Written::Updated(updated == 1))
+        }
+        Write::Retry { id, owner, error, at } => tx
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, last_error = ?2, lease_owner = NULL
+                  WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
+            )?
+            .execute(params![at, error, id, owner])
+            .map(|n| Written::Updated(n == 1)),
+        Write::Park { id, owner, error, now } => tx
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'parked', finished_at = ?1, last_error = ?2, lease_owner = NULL
+                  WHERE id = ?3 AND state = 'running' AND lease_owner = ?4",
+            )?
+            .execute(params![now, error, id, owner])
+            .map(|n| Written::Updated(n == 1)),
+        Write::Release { id, owner, now } => tx
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, attempts = attempts - 1,
+                        lease_owner = NULL
+                  WHERE id = ?2 AND state = 'running' AND lease_owner = ?3",
+            )?
+            .execute(params![now, id, owner])
+            .map(|n| Written::Updated(n == 1)),
+        Write::Requeue { id, now } => tx
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, attempts = 0, finished_at = NULL
+                  WHERE id = ?2 AND state IN ('parked', 'done')",
+            )?
+            .execute(params![now, id])
+            .map(|n| Written::Updated(n == 1)),
     }
-    tx.commit().await?;
-    Ok(outcomes)
 }
 
 #[cfg(test)]
