@@ -14,6 +14,12 @@ const TOKEN: &str = "crash-test-secret";
 
 /// Starts `trigger-doctor serve` on a free port over `db`; returns the child and its port.
 fn start(db: &Path) -> (Child, u16) {
+    let (child, port, _) = start_logged(db);
+    (child, port)
+}
+
+/// Like [`start`], also collecting the service's JSON log lines.
+fn start_logged(db: &Path) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trigger-doctor"))
         .arg("serve")
         .env("TRIGGER_DOCTOR__SERVER__LISTEN", "127.0.0.1:0")
@@ -31,10 +37,13 @@ fn start(db: &Path) -> (Child, u16) {
         .expect("the binary starts");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let lines = log.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
+            lines.lock().unwrap().push(line.clone());
             if !sent {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                     if v["message"] == "listening" {
@@ -48,7 +57,7 @@ fn start(db: &Path) -> (Child, u16) {
     let port = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the service reports its port");
-    (child, port)
+    (child, port, log)
 }
 
 fn body(i: usize) -> Vec<u8> {
@@ -201,10 +210,18 @@ async fn every_acknowledged_delivery_survives_sigkill_and_is_processed_exactly_o
 async fn sigterm_stops_the_service_cleanly_after_finishing_its_work() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("term.db");
-    let (mut child, port) = start(&db);
+    let (mut child, port, log) = start_logged(&db);
     let client = reqwest::Client::new();
     for i in 0..50 {
         assert!(send(&client, port, i).await);
+    }
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.stats().await.unwrap().queued > 0 {
+        assert!(Instant::now() < deadline, "the deliveries are processed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -223,13 +240,26 @@ async fn sigterm_stops_the_service_cleanly_after_finishing_its_work() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?}");
-    let store = Store::open(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
     assert_eq!(store.count().await.unwrap(), 50);
     let stats = store.stats().await.unwrap();
     assert_eq!(
         stats.running, 0,
         "nothing is left claimed after a clean stop"
+    );
+
+    // Every log line of a delivery's work carries its id.
+    let lines = log.lock().unwrap();
+    let processed: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "delivery processed")
+        .collect();
+    assert_eq!(processed.len(), 50, "the service logged its work");
+    for line in &processed {
+        assert!(line["span"]["delivery_id"].is_string(), "{line}");
+    }
+    assert!(
+        lines.iter().all(|l| !l.contains(TOKEN)),
+        "the secret token is never logged"
     );
 }

@@ -1,0 +1,119 @@
+//! The command line, run as a user would run it.
+
+use std::process::Command;
+
+fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trigger-doctor"));
+    // The tests' own environment must not leak into the configuration.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRIGGER_DOCTOR__") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/gitlab/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = binary().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in ["serve", "replay", "--config"] {
+        assert!(text.contains(word), "{word} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn replay_prints_one_outcome_per_payload() {
+    let out = binary()
+        .args([
+            "replay",
+            &fixture("webhook-pipeline.json"),
+            &fixture("webhook-job.json"),
+            &fixture("webhook-note-mr.json"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["outcome"]["event"], "pipeline");
+    assert_eq!(
+        lines[0]["outcome"]["recognised"]["kind"],
+        "succeeded_pipeline"
+    );
+    assert_eq!(lines[1]["outcome"]["event"], "job");
+    assert_eq!(lines[2]["outcome"]["event"], "note");
+}
+
+#[test]
+fn replay_of_an_undecodable_payload_names_the_json_path_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("webhook-job.json")).unwrap())
+            .unwrap();
+    v["build_id"] = "nineteen".into();
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = binary()
+        .args(["replay", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        line["error"].as_str().unwrap().contains("build_id"),
+        "{line}"
+    );
+}
+
+#[test]
+fn serve_without_a_webhook_secret_refuses_to_start_naming_the_key() {
+    let out = binary()
+        .arg("serve")
+        .env("TRIGGER_DOCTOR__SERVER__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("webhook.secret_tokens"), "{err}");
+}
+
+#[test]
+fn a_bad_config_file_key_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("td.toml");
+    std::fs::write(&path, "[worker]\nconcurency = 3\n").unwrap();
+    let out = binary()
+        .args(["--config", path.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("worker.concurency"), "{err}");
+}
+
+#[test]
+fn the_shipped_config_files_are_valid() {
+    for file in ["config/default.toml", "config/example.toml"] {
+        let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+        let settings =
+            trigger_doctor::config::Settings::load_from(Some(std::path::Path::new(&path)), &[]);
+        assert!(settings.is_ok(), "{file}: {:?}", settings.err());
+    }
+}
