@@ -5,6 +5,7 @@
 //! `worker` (recognise → gather → check → report → notify).
 
 pub mod config;
+pub mod evidence;
 pub mod ids;
 pub mod metrics;
 pub mod server;

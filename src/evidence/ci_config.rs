@@ -1,0 +1,1 @@
+//! The CI configuration of a pipeline: trigger jobs, their scripts and variables.

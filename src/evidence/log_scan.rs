@@ -1,0 +1,1 @@
+//! Signals in job logs, read streamed from the end with bounded memory.

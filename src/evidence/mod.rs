@@ -1,0 +1,4 @@
+//! Evidence read from text: job logs (streamed signals) and CI configuration (trigger jobs).
+
+pub mod ci_config;
+pub mod log_scan;
