@@ -140,6 +140,22 @@ pub struct GitlabSettings {
     pub external_url: Option<String>,
     /// `gitlab.token`.
     pub token: Secret,
+    /// `gitlab.timeout_seconds`, default 10 s.
+    pub timeout: Duration,
+    /// `gitlab.max_concurrency`, default 8.
+    pub max_concurrency: usize,
+    /// `gitlab.requests_per_minute`; 0 = half of the instance's announced limit.
+    pub requests_per_minute: u32,
+    /// `gitlab.max_retries`, default 3.
+    pub max_retries: u32,
+    /// `gitlab.max_retry_wait_seconds`, default 30 s.
+    pub max_retry_wait: Duration,
+    /// `gitlab.cache_seconds`, default 300 s.
+    pub cache_ttl: Duration,
+    /// `gitlab.max_calls_per_diagnosis`, default 60.
+    pub max_calls_per_diagnosis: u32,
+    /// `gitlab.max_log_bytes`, default 100 MiB.
+    pub max_log_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +217,14 @@ struct RawGitlab {
     url: String,
     external_url: String,
     token: String,
+    timeout_seconds: u64,
+    max_concurrency: u32,
+    requests_per_minute: u32,
+    max_retries: u32,
+    max_retry_wait_seconds: u64,
+    cache_seconds: u64,
+    max_calls_per_diagnosis: u32,
+    max_log_bytes: u64,
 }
 
 #[derive(Deserialize)]
@@ -499,6 +523,23 @@ impl RawSettings {
                 url,
                 external_url,
                 token: Secret::new(self.gitlab.token.trim()),
+                timeout: Duration::from_secs(positive(
+                    "gitlab.timeout_seconds",
+                    self.gitlab.timeout_seconds,
+                )?),
+                max_concurrency: positive(
+                    "gitlab.max_concurrency",
+                    self.gitlab.max_concurrency.into(),
+                )? as usize,
+                requests_per_minute: self.gitlab.requests_per_minute,
+                max_retries: self.gitlab.max_retries,
+                max_retry_wait: Duration::from_secs(self.gitlab.max_retry_wait_seconds),
+                cache_ttl: Duration::from_secs(self.gitlab.cache_seconds),
+                max_calls_per_diagnosis: positive(
+                    "gitlab.max_calls_per_diagnosis",
+                    self.gitlab.max_calls_per_diagnosis.into(),
+                )? as u32,
+                max_log_bytes: positive("gitlab.max_log_bytes", self.gitlab.max_log_bytes)?,
             },
             webhook: WebhookSettings {
                 secret_tokens,

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod evidence;
+pub mod gitlab;
 pub mod ids;
 pub mod metrics;
 pub mod server;

@@ -25,6 +25,7 @@ pub struct Metrics {
     received: Mutex<BTreeMap<(String, &'static str), u64>>,
     processed: Mutex<BTreeMap<(String, &'static str), u64>>,
     ack: Mutex<Histogram>,
+    gitlab_calls: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
 }
 
 impl Metrics {
@@ -49,6 +50,14 @@ impl Metrics {
         }
         h.total += 1;
         h.sum += secs;
+    }
+
+    /// Counts a GitLab API call by endpoint template and HTTP status (0: no answer).
+    pub fn gitlab_call(&self, endpoint: &str, status: u16, elapsed: Duration) {
+        let mut m = self.gitlab_calls.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = m.entry((endpoint.to_string(), status)).or_default();
+        entry.0 += 1;
+        entry.1 += elapsed.as_secs_f64();
     }
 
     /// Renders every metric; `queue` is `None` when the store could not be read.

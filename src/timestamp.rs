@@ -82,6 +82,34 @@ impl Timestamp {
         Some(Timestamp(secs * 1000 + millis))
     }
 
+    /// Parses an HTTP date (RFC 7231 IMF-fixdate), e.g. `Wed, 21 Oct 2015 07:28:00 GMT`.
+    pub fn parse_http_date(text: &str) -> Option<Timestamp> {
+        let rest = text.trim().split_once(", ")?.1;
+        let mut parts = rest.split_whitespace();
+        let day = digits(parts.next()?)?;
+        let month = match parts.next()? {
+            "Jan" => 1,
+            "Feb" => 2,
+            "Mar" => 3,
+            "Apr" => 4,
+            "May" => 5,
+            "Jun" => 6,
+            "Jul" => 7,
+            "Aug" => 8,
+            "Sep" => 9,
+            "Oct" => 10,
+            "Nov" => 11,
+            "Dec" => 12,
+            _ => return None,
+        };
+        let year = digits(parts.next()?)?;
+        let time = parts.next()?;
+        if parts.next()? != "GMT" {
+            return None;
+        }
+        Timestamp::parse(&format!("{year:04}-{month:02}-{day:02} {time} UTC"))
+    }
+
     /// RFC 3339 in UTC with milliseconds, e.g. `2016-08-12T15:23:28.000Z`.
     pub fn to_rfc3339(self) -> String {
         let secs = self.0.div_euclid(1000);
@@ -216,6 +244,19 @@ mod tests {
         ] {
             assert_eq!(Timestamp::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn http_dates_are_parsed() {
+        assert_eq!(
+            Timestamp::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Timestamp::parse("2015-10-21T07:28:00Z")
+        );
+        assert_eq!(Timestamp::parse_http_date("21 Oct 2015"), None);
+        assert_eq!(
+            Timestamp::parse_http_date("Wed, 21 Foo 2015 07:28:00 GMT"),
+            None
+        );
     }
 
     #[test]

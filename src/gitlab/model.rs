@@ -1,0 +1,470 @@
+//! GitLab REST API types, as the endpoints return them. Fields GitLab adds or drops across
+//! versions are optional; unknown fields are ignored.
+//!
+//! Reference: <https://docs.gitlab.com/api/rest/>
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CommitSha, JobId, MergeRequestIid, PipelineId, ProjectId, UserId};
+use crate::timestamp::Timestamp;
+use crate::webhook::event::{FailureReason, Status};
+
+/// Access levels: <https://docs.gitlab.com/api/members/#roles>.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AccessLevel(pub u32);
+
+impl AccessLevel {
+    pub const NO_ONE: AccessLevel = AccessLevel(0);
+    pub const GUEST: AccessLevel = AccessLevel(10);
+    pub const PLANNER: AccessLevel = AccessLevel(15);
+    pub const REPORTER: AccessLevel = AccessLevel(20);
+    pub const DEVELOPER: AccessLevel = AccessLevel(30);
+    pub const MAINTAINER: AccessLevel = AccessLevel(40);
+    pub const OWNER: AccessLevel = AccessLevel(50);
+    pub const ADMIN: AccessLevel = AccessLevel(60);
+
+    /// The role's name as GitLab shows it.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0 => "No one",
+            1..=14 => "Guest",
+            15..=19 => "Planner",
+            20..=29 => "Reporter",
+            30..=39 => "Developer",
+            40..=49 => "Maintainer",
+            50..=59 => "Owner",
+            _ => "Administrator",
+        }
+    }
+}
+
+/// A user, as embedded in other entities.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct UserBasic {
+    pub id: UserId,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    /// `active`, `blocked`, `deactivated`, ...
+    pub state: Option<String>,
+    pub web_url: Option<String>,
+}
+
+/// `GET /projects/:id`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: Option<String>,
+    pub path_with_namespace: String,
+    pub web_url: String,
+    pub default_branch: Option<String>,
+    #[serde(default)]
+    pub archived: bool,
+    pub visibility: Option<String>,
+    #[serde(default)]
+    pub empty_repo: bool,
+    pub ci_config_path: Option<String>,
+    pub namespace: Option<Namespace>,
+    pub permissions: Option<Permissions>,
+    /// Whether the inbound job-token allowlist is enforced (newer versions).
+    pub ci_job_token_scope_enabled: Option<bool>,
+    /// `no_one_allowed`, `developer`, `maintainer` or `owner` (17.1+).
+    pub ci_pipeline_variables_minimum_override_role: Option<String>,
+    pub restrict_user_defined_variables: Option<bool>,
+    pub builds_access_level: Option<String>,
+    pub jobs_enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Namespace {
+    pub id: u64,
+    pub name: Option<String>,
+    pub path: Option<String>,
+    /// `group` or `user`.
+    pub kind: Option<String>,
+    pub full_path: String,
+    pub parent_id: Option<u64>,
+    pub web_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Permissions {
+    pub project_access: Option<AccessGrant>,
+    pub group_access: Option<AccessGrant>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AccessGrant {
+    pub access_level: AccessLevel,
+}
+
+/// `GET /projects/:id/pipelines/:pipeline_id`, and the `pipeline` of a job.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Pipeline {
+    pub id: PipelineId,
+    pub iid: Option<u64>,
+    pub project_id: ProjectId,
+    pub sha: CommitSha,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub status: Status,
+    pub source: Option<String>,
+    pub web_url: Option<String>,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub user: Option<UserBasic>,
+    pub detailed_status: Option<DetailedStatus>,
+    pub yaml_errors: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DetailedStatus {
+    pub text: Option<String>,
+    pub label: Option<String>,
+    pub group: Option<String>,
+}
+
+/// The upstream pipeline as embedded in a job or bridge.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct PipelineRef {
+    pub id: PipelineId,
+    pub project_id: ProjectId,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub sha: Option<CommitSha>,
+    pub status: Option<Status>,
+    pub web_url: Option<String>,
+}
+
+/// A downstream pipeline of a bridge.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DownstreamPipeline {
+    pub id: PipelineId,
+    pub project_id: Option<ProjectId>,
+    pub sha: Option<CommitSha>,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub status: Status,
+    pub web_url: Option<String>,
+}
+
+/// `GET /projects/:id/pipelines/:pipeline_id/bridges` (trigger jobs). Carries neither the
+/// `trigger:` configuration nor the failure message GitLab shows on the job page.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Bridge {
+    pub id: JobId,
+    pub name: String,
+    pub stage: Option<String>,
+    pub status: Status,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub allow_failure: bool,
+    pub failure_reason: Option<FailureReason>,
+    pub web_url: Option<String>,
+    pub user: Option<UserBasic>,
+    pub pipeline: Option<PipelineRef>,
+    /// `None` when GitLab could not create the downstream pipeline.
+    pub downstream_pipeline: Option<DownstreamPipeline>,
+    pub created_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// `GET /projects/:id/jobs/:job_id` (builds only; a bridge id gives 404).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Job {
+    pub id: JobId,
+    pub name: String,
+    pub stage: Option<String>,
+    pub status: Status,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub allow_failure: bool,
+    pub failure_reason: Option<FailureReason>,
+    pub web_url: Option<String>,
+    pub user: Option<UserBasic>,
+    pub pipeline: Option<PipelineRef>,
+    pub runner: Option<Runner>,
+    #[serde(default)]
+    pub tag_list: Vec<String>,
+    pub created_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Runner {
+    pub id: u64,
+    pub description: Option<String>,
+    pub runner_type: Option<String>,
+    pub is_shared: Option<bool>,
+    pub name: Option<String>,
+}
+
+/// `GET /projects/:id/repository/branches/:branch`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Branch {
+    pub name: String,
+    #[serde(default)]
+    pub protected: bool,
+    pub developers_can_push: Option<bool>,
+    pub developers_can_merge: Option<bool>,
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// `GET /projects/:id/repository/tags/:tag`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Tag {
+    pub name: String,
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// `GET /projects/:id/repository/commits/:sha/merge_requests`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct MergeRequest {
+    pub id: u64,
+    pub iid: MergeRequestIid,
+    pub project_id: ProjectId,
+    /// `opened`, `closed`, `merged`, `locked`.
+    pub state: String,
+    pub source_branch: Option<String>,
+    pub target_branch: Option<String>,
+    pub web_url: Option<String>,
+    pub title: Option<String>,
+}
+
+/// `GET /projects/:id/members/all/:user_id`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Member {
+    pub id: UserId,
+    pub username: Option<String>,
+    pub state: Option<String>,
+    pub access_level: AccessLevel,
+    pub expires_at: Option<String>,
+}
+
+/// `GET /projects/:id/protected_branches`: rules (names may be wildcards such as `release/*`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ProtectedBranch {
+    pub id: Option<u64>,
+    pub name: String,
+    #[serde(default)]
+    pub push_access_levels: Vec<BranchAccess>,
+    #[serde(default)]
+    pub merge_access_levels: Vec<BranchAccess>,
+    #[serde(default)]
+    pub allow_force_push: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BranchAccess {
+    pub access_level: Option<AccessLevel>,
+    pub access_level_description: Option<String>,
+    pub user_id: Option<UserId>,
+    pub group_id: Option<u64>,
+    pub deploy_key_id: Option<u64>,
+}
+
+/// A CI/CD variable of a project, group or the instance. The value is secret and is
+/// `None` for hidden variables.
+#[derive(Clone, Deserialize, Serialize)]
+pub struct Variable {
+    pub key: String,
+    #[serde(skip_serializing)]
+    pub value: Option<String>,
+    pub variable_type: Option<String>,
+    #[serde(default)]
+    pub protected: bool,
+    #[serde(default)]
+    pub masked: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub raw: bool,
+    /// `*` for every environment; instance variables have none.
+    pub environment_scope: Option<String>,
+    pub description: Option<String>,
+}
+
+impl std::fmt::Debug for Variable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Variable")
+            .field("key", &self.key)
+            .field("protected", &self.protected)
+            .field("masked", &self.masked)
+            .field("hidden", &self.hidden)
+            .field("environment_scope", &self.environment_scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /projects/:id/triggers`. The token is shown in full only to its owner.
+#[derive(Clone, Deserialize, Serialize)]
+pub struct Trigger {
+    pub id: u64,
+    pub description: Option<String>,
+    #[serde(skip_serializing)]
+    pub token: Option<String>,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub last_used: Option<Timestamp>,
+    /// A date or datetime; `None` when the token does not expire.
+    pub expires_at: Option<String>,
+    pub owner: Option<UserBasic>,
+}
+
+impl std::fmt::Debug for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trigger")
+            .field("id", &self.id)
+            .field("description", &self.description)
+            .field("expires_at", &self.expires_at)
+            .field("owner", &self.owner.as_ref().map(|o| o.id))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /projects/:id/job_token_scope`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct JobTokenScope {
+    /// `false` means every project may use its job token against this project.
+    pub inbound_enabled: bool,
+    pub outbound_enabled: Option<bool>,
+}
+
+/// An entry of `GET /projects/:id/job_token_scope/allowlist`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AllowlistedProject {
+    pub id: ProjectId,
+    pub path_with_namespace: Option<String>,
+    pub web_url: Option<String>,
+}
+
+/// An entry of `GET /projects/:id/job_token_scope/groups_allowlist`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AllowlistedGroup {
+    pub id: u64,
+    pub name: Option<String>,
+    pub web_url: Option<String>,
+}
+
+/// `GET /personal_access_tokens/self` (personal, project and group access tokens).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TokenInfo {
+    pub id: u64,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub revoked: bool,
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub user_id: Option<UserId>,
+    /// A date `YYYY-MM-DD`, not a datetime.
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// `GET /version` or `GET /metadata`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Version {
+    pub version: String,
+    pub revision: Option<String>,
+    pub enterprise: Option<bool>,
+}
+
+impl Version {
+    /// `(major, minor)` of `18.5.1-ee`, when it parses.
+    pub fn major_minor(&self) -> Option<(u32, u32)> {
+        let mut parts = self.version.split(['.', '-']);
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    }
+}
+
+/// `POST /projects/:id/ci/lint`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LintResult {
+    pub valid: bool,
+    #[serde(default)]
+    pub errors: Vec<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    pub merged_yaml: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> T {
+        let path = format!(
+            "{}/tests/fixtures/gitlab/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read(&path).unwrap();
+        let mut de = serde_json::Deserializer::from_slice(&text);
+        serde_path_to_error::deserialize(&mut de).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn every_api_fixture_decodes_into_its_type() {
+        let bridges: Vec<Bridge> = fixture("api-bridges.json");
+        assert_eq!(
+            bridges[0].downstream_pipeline.as_ref().unwrap().id,
+            PipelineId(5)
+        );
+        let job: Job = fixture("api-job.json");
+        assert_eq!((job.id, job.status), (JobId(8), Status::Failed));
+        let token: TokenInfo = fixture("api-pat-self.json");
+        assert_eq!(token.scopes, vec!["api".to_string()]);
+        let triggers: Vec<Trigger> = fixture("api-triggers.json");
+        assert!(triggers[0].owner.is_none());
+        let variables: Vec<Variable> = fixture("api-variables.json");
+        assert!(variables[0].masked);
+        let rules: Vec<ProtectedBranch> = fixture("api-protected-branches.json");
+        assert_eq!(rules[1].name, "release/*");
+        assert_eq!(
+            rules[0].push_access_levels[0].access_level,
+            Some(AccessLevel::MAINTAINER)
+        );
+        let member: Member = fixture("api-member-all-go-gitlab.json");
+        assert_eq!(member.access_level, AccessLevel::DEVELOPER);
+        let scope: JobTokenScope = fixture("api-job-token-scope.json");
+        assert!(scope.inbound_enabled);
+        let allowed: Vec<AllowlistedProject> = fixture("api-job-token-allowlist.json");
+        assert_eq!(allowed[0].id, ProjectId(4));
+        let groups: Vec<AllowlistedGroup> = fixture("api-job-token-groups-allowlist.json");
+        assert_eq!(groups[0].id, 4);
+        let metadata: Version = fixture("api-metadata.json");
+        assert_eq!(metadata.major_minor(), Some((15, 6)));
+        let version: Version = fixture("api-version.json");
+        assert_eq!(version.major_minor(), Some((11, 3)));
+        let lint: LintResult = fixture("api-project-ci-lint-invalid.json");
+        assert!(!lint.valid);
+        let mrs: Vec<MergeRequest> = fixture("api-commit-merge-requests-go-gitlab.json");
+        assert!(!mrs.is_empty());
+    }
+
+    #[test]
+    fn secrets_in_api_types_never_show_in_debug_or_json() {
+        let variables: Vec<Variable> = fixture("api-variables.json");
+        let shown = format!(
+            "{variables:?}{}",
+            serde_json::to_string(&variables).unwrap()
+        );
+        assert!(shown.contains("TEST_VARIABLE_1"));
+        assert!(!shown.contains("TEST_1\""), "{shown}");
+        let triggers: Vec<Trigger> = fixture("api-triggers.json");
+        let shown = format!("{triggers:?}{}", serde_json::to_string(&triggers).unwrap());
+        assert!(!shown.contains("6d056f63e50fe6f8c5f8f4aa10edb7"), "{shown}");
+    }
+
+    #[test]
+    fn access_levels_have_names() {
+        assert_eq!(AccessLevel::REPORTER.name(), "Reporter");
+        assert_eq!(AccessLevel(30).name(), "Developer");
+        assert!(AccessLevel::REPORTER < AccessLevel::DEVELOPER);
+    }
+}
