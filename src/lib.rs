@@ -8,6 +8,7 @@ pub mod config;
 pub mod evidence;
 pub mod ids;
 pub mod metrics;
+pub mod redact;
 pub mod server;
 pub mod store;
 pub mod telemetry;
