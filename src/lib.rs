@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod gitlab;
 pub mod ids;
 pub mod metrics;
+pub mod redact;
 pub mod server;
 pub mod store;
 pub mod telemetry;
