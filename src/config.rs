@@ -117,9 +117,16 @@ pub struct Settings {
     pub server: ServerSettings,
     pub gitlab: GitlabSettings,
     pub webhook: WebhookSettings,
+    pub diagnostics: DiagnosticsSettings,
     pub store: StoreSettings,
     pub worker: WorkerSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiagnosticsSettings {
+    /// `diagnostics.include_canceled`: diagnose canceled pipelines too.
+    pub include_canceled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +205,7 @@ struct RawSettings {
     server: RawServer,
     gitlab: RawGitlab,
     webhook: RawWebhook,
+    diagnostics: RawDiagnostics,
     store: RawStore,
     worker: RawWorker,
     log: RawLog,
@@ -234,6 +242,12 @@ struct RawWebhook {
     signing_tokens: Vec<String>,
     require_signature: bool,
     timestamp_tolerance_seconds: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiagnostics {
+    include_canceled: bool,
 }
 
 #[derive(Deserialize)]
@@ -546,6 +560,9 @@ impl RawSettings {
                 signing_keys,
                 require_signature: self.webhook.require_signature,
                 timestamp_tolerance: Duration::from_secs(self.webhook.timestamp_tolerance_seconds),
+            },
+            diagnostics: DiagnosticsSettings {
+                include_canceled: self.diagnostics.include_canceled,
             },
             store: StoreSettings { url: store_url },
             worker: WorkerSettings {

@@ -4,11 +4,13 @@
 //! A delivery travels: `server` → `webhook` (verify, store) → `store` (durable queue) →
 //! `worker` (recognise → gather → check → report → notify).
 
+pub mod classify;
 pub mod config;
 pub mod evidence;
 pub mod gitlab;
 pub mod ids;
 pub mod metrics;
+pub mod recognise;
 pub mod redact;
 pub mod server;
 pub mod store;

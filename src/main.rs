@@ -7,9 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use trigger_doctor::config::Settings;
+use trigger_doctor::gitlab::{ClientSettings, GitlabClient};
+use trigger_doctor::recognise::RecogniseOptions;
 use trigger_doctor::server::Application;
+use trigger_doctor::telemetry;
 use trigger_doctor::webhook::event::{self, EventKind};
-use trigger_doctor::{telemetry, worker};
+use trigger_doctor::worker::Stages;
 
 /// Diagnoses failed GitLab pipeline triggers and explains the fix on the merge request or commit.
 #[derive(Parser)]
@@ -28,9 +31,20 @@ struct Cli {
 enum Command {
     /// Run the service: receive webhooks on POST /webhooks/gitlab, store and process them.
     Serve,
-    /// Feed saved webhook payloads (JSON files) through the processing stages and print what
-    /// each one produced, one JSON line per file. The event kind is read from the payload's
-    /// object_kind. Nothing is stored.
+    /// Read a job log, an API error body or a bridge failure message on stdin and print the
+    /// trigger-failure verdict from the text alone (offline, no GitLab needed).
+    Classify {
+        /// The job's failure_reason as GitLab reports it (e.g. script_failure,
+        /// downstream_bridge_project_not_found).
+        #[arg(long, value_name = "REASON")]
+        failure_reason: Option<String>,
+        /// Print JSON: {"trigger_failure": bool, "causes": [{"id", "confidence", "evidence"}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Feed saved webhook payloads (JSON files) through the processing stages, against the
+    /// configured GitLab, and print what each one produced, one JSON line per file. The event
+    /// kind is read from the payload's object_kind. Nothing is stored.
     Replay {
         /// Webhook payload files.
         #[arg(required = true, value_name = "FILE")]
@@ -41,6 +55,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Classify {
+        failure_reason,
+        json,
+    } = &cli.command
+    {
+        return classify(failure_reason.as_deref(), *json);
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -50,7 +71,8 @@ async fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve => serve(settings).await,
-        Command::Replay { files } => replay(settings, &files),
+        Command::Replay { files } => replay(settings, &files).await,
+        Command::Classify { .. } => unreachable!("handled before the configuration is read"),
     }
 }
 
@@ -87,12 +109,51 @@ async fn serve(settings: Settings) -> ExitCode {
     }
 }
 
-fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
+/// Most bytes of standard input `classify` reads.
+const MAX_CLASSIFY_INPUT: u64 = 256 * 1024 * 1024;
+
+fn classify(failure_reason: Option<&str>, json: bool) -> ExitCode {
+    use std::io::Read;
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin()
+        .take(MAX_CLASSIFY_INPUT)
+        .read_to_end(&mut input)
+    {
+        eprintln!("trigger-doctor: cannot read standard input: {e}");
+        return ExitCode::from(2);
+    }
+    let text = String::from_utf8_lossy(&input);
+    let verdict = trigger_doctor::classify::classify(&text, failure_reason);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&verdict).expect("verdicts serialise")
+        );
+    } else {
+        print!("{}", trigger_doctor::classify::render_text(&verdict));
+    }
+    ExitCode::SUCCESS
+}
+
+async fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
     let _ = telemetry::init(
         &settings.log,
         std::io::stderr,
         std::io::stderr().is_terminal(),
     );
+    let gitlab = match GitlabClient::new(ClientSettings::from_settings(&settings.gitlab), None) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("trigger-doctor: cannot set up the GitLab client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stages = Stages {
+        gitlab,
+        recognise: RecogniseOptions {
+            include_canceled: settings.diagnostics.include_canceled,
+        },
+    };
     let mut failed = false;
     for path in files {
         let name = path.display().to_string();
@@ -102,9 +163,13 @@ fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
                 None => {
                     Err("not a Pipeline, Job or Note webhook payload (no known object_kind)".into())
                 }
-                Some(kind) => event::parse(kind, &body)
-                    .map(|e| worker::run_stages(kind, &e))
-                    .map_err(|e| e.to_string()),
+                Some(kind) => match event::parse(kind, &body) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(event) => stages
+                        .run(kind, &event, None)
+                        .await
+                        .map_err(|e| e.to_string()),
+                },
             },
         };
         let json = match line {

@@ -12,11 +12,13 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::Settings;
+use crate::gitlab::{ClientSettings, GitlabClient};
 use crate::metrics::Metrics;
+use crate::recognise::RecogniseOptions;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 use crate::webhook::{self, Intake};
-use crate::worker::{RunState, Worker};
+use crate::worker::{RunState, Stages, Worker};
 
 /// Shared state of the operational routes.
 struct Ops {
@@ -91,7 +93,18 @@ impl Application {
         .shutdown_timeout(settings.server.shutdown_grace.as_secs())
         .listen(listener)?
         .run();
-        let worker = Worker::new(store.clone(), settings.worker.clone(), metrics);
+        let gitlab = GitlabClient::new(
+            ClientSettings::from_settings(&settings.gitlab),
+            Some(metrics.clone()),
+        )
+        .context("cannot set up the GitLab client")?;
+        let stages = Arc::new(Stages {
+            gitlab,
+            recognise: RecogniseOptions {
+                include_canceled: settings.diagnostics.include_canceled,
+            },
+        });
+        let worker = Worker::new(store.clone(), settings.worker.clone(), metrics, stages);
         Ok(Application {
             port,
             server,

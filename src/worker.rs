@@ -12,11 +12,12 @@ use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
 
 use crate::config::WorkerSettings;
-use crate::ids::{JobId, NoteId, PipelineId, ProjectId};
+use crate::gitlab::{GitlabClient, GitlabError};
 use crate::metrics::Metrics;
+use crate::recognise::{recognise, RecogniseOptions, Recognition};
 use crate::store::{Claimed, DeliveryId, Store, StoreError};
 use crate::timestamp::Timestamp;
-use crate::webhook::event::{self, Event, EventKind, NoteAction, Status};
+use crate::webhook::event::{self, Event, EventKind};
 
 /// What one unit of work did with a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,36 +50,15 @@ impl From<StoreError> for ProcessError {
     }
 }
 
-/// What the pipeline recorded for a delivery (stored as JSON with the delivery).
+/// What the stages recorded for a delivery (stored as JSON with the delivery).
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub event: &'static str,
-    pub project_id: ProjectId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pipeline_id: Option<PipelineId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<JobId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note_id: Option<NoteId>,
-    pub recognised: Recognised,
+    pub recognition: Recognition,
     /// One line per stage that ran, in order.
     pub stages: Vec<StageRecord>,
-}
-
-/// The first verdict on an event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Recognised {
-    /// A failed pipeline: its trigger jobs must be looked at.
-    FailedPipeline,
-    /// A failed job: its log may show a failed trigger call.
-    FailedJob { failure_reason: Option<String> },
-    /// A successful pipeline: may resolve an open diagnosis.
-    SucceededPipeline,
-    /// A comment asking for a diagnosis.
-    DiagnoseCommand,
-    /// Nothing for the service to do.
-    Nothing { reason: String },
+    /// GitLab API calls made for this delivery.
+    pub gitlab_calls: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,12 +67,63 @@ pub struct StageRecord {
     pub detail: String,
 }
 
+/// The stages a decoded event goes through, with what they need.
+pub struct Stages {
+    pub gitlab: GitlabClient,
+    pub recognise: RecogniseOptions,
+}
+
+impl Stages {
+    /// recognise → gather → check → report → notify, for one decoded event.
+    pub async fn run(
+        &self,
+        kind: EventKind,
+        event: &Event,
+        event_uuid: Option<String>,
+    ) -> Result<Outcome, ProcessError> {
+        let session = self.gitlab.session(event_uuid, false);
+        let recognition = recognise(event, &session, &self.recognise)
+            .await
+            .map_err(from_gitlab)?;
+        let mut stages = vec![StageRecord {
+            stage: "recognise",
+            detail: recognition.label().to_string(),
+        }];
+        if !matches!(recognition, Recognition::NotATriggerFailure { .. }) {
+            for stage in ["gather", "check", "report", "notify"] {
+                stages.push(StageRecord {
+                    stage,
+                    detail: "no action in this version".into(),
+                });
+            }
+        }
+        Ok(Outcome {
+            event: kind.label(),
+            recognition,
+            stages,
+            gitlab_calls: session.calls(),
+        })
+    }
+}
+
+/// GitLab being down, rate limiting or refusing the bot may pass: retry. A missing pipeline
+/// or an answer of the wrong shape will not: park.
+fn from_gitlab(e: GitlabError) -> ProcessError {
+    match e {
+        GitlabError::NotFound { .. }
+        | GitlabError::Decode { .. }
+        | GitlabError::Rejected { .. } => ProcessError::Permanent(e.to_string()),
+        _ => ProcessError::Transient(e.to_string()),
+    }
+}
+
 /// Processes deliveries from the store.
 #[derive(Clone)]
 pub struct Worker {
     store: Store,
     settings: WorkerSettings,
     metrics: Arc<Metrics>,
+    stages: Arc<Stages>,
 }
 
 /// What the service asks of running workers.
@@ -106,11 +137,17 @@ pub enum RunState {
 }
 
 impl Worker {
-    pub fn new(store: Store, settings: WorkerSettings, metrics: Arc<Metrics>) -> Worker {
+    pub fn new(
+        store: Store,
+        settings: WorkerSettings,
+        metrics: Arc<Metrics>,
+        stages: Arc<Stages>,
+    ) -> Worker {
         Worker {
             store,
             settings,
             metrics,
+            stages,
         }
     }
 
@@ -154,7 +191,7 @@ impl Worker {
     ) -> Result<Settled, StoreError> {
         let label = kind_label(&claim);
         let result = tokio::select! {
-            result = process(&claim) => result,
+            result = process(&claim, &self.stages) => result,
             _ = abort_requested(&mut state) => {
                 self.store.release(&claim).await?;
                 self.metrics.delivery_processed(label, "released");
@@ -166,7 +203,11 @@ impl Worker {
             Ok(outcome) => {
                 let json = serde_json::to_string(&outcome).expect("outcomes serialise");
                 if self.store.complete(&claim, &json).await? {
-                    info!(recognised = ?outcome.recognised, "delivery processed");
+                    info!(
+                        recognition = outcome.recognition.label(),
+                        gitlab_calls = outcome.gitlab_calls,
+                        "delivery processed"
+                    );
                     self.metrics.delivery_processed(label, "done");
                     Settled::Done(claim.id)
                 } else {
@@ -282,8 +323,8 @@ fn random_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Runs the stages over one stored delivery.
-pub async fn process(claim: &Claimed) -> Result<Outcome, ProcessError> {
+/// Decodes one stored delivery and runs the stages over it.
+pub async fn process(claim: &Claimed, stages: &Stages) -> Result<Outcome, ProcessError> {
     let kind = EventKind::from_header(&claim.event)
         .or_else(|| EventKind::sniff(&claim.body))
         .ok_or_else(|| {
@@ -294,110 +335,7 @@ pub async fn process(claim: &Claimed) -> Result<Outcome, ProcessError> {
         })?;
     let event =
         event::parse(kind, &claim.body).map_err(|e| ProcessError::Permanent(e.to_string()))?;
-    Ok(run_stages(kind, &event))
-}
-
-/// recognise → gather → check → report → notify, for one decoded event.
-pub fn run_stages(kind: EventKind, event: &Event) -> Outcome {
-    let recognised = recognise(event);
-    let mut outcome = subject(kind, event, recognised.clone());
-    outcome.stages.push(StageRecord {
-        stage: "recognise",
-        detail: describe(event),
-    });
-    if let Recognised::Nothing { reason } = &recognised {
-        outcome.stages.push(StageRecord {
-            stage: "gather",
-            detail: format!("skipped: {reason}"),
-        });
-        return outcome;
-    }
-    for stage in ["gather", "check", "report", "notify"] {
-        outcome.stages.push(StageRecord {
-            stage,
-            detail: "no action in this version".into(),
-        });
-    }
-    outcome
-}
-
-/// The first verdict: is there anything for the service to look at?
-pub fn recognise(event: &Event) -> Recognised {
-    match event {
-        Event::Pipeline(p) => match &p.object_attributes.status {
-            Status::Failed => Recognised::FailedPipeline,
-            Status::Success => Recognised::SucceededPipeline,
-            other => Recognised::Nothing {
-                reason: format!("pipeline status is {other}"),
-            },
-        },
-        Event::Job(j) => match &j.build_status {
-            Status::Failed => Recognised::FailedJob {
-                failure_reason: j.failure_reason().map(|r| r.as_str().to_string()),
-            },
-            other => Recognised::Nothing {
-                reason: format!("job status is {other}"),
-            },
-        },
-        Event::Note(n) => {
-            let a = &n.object_attributes;
-            let first_line = a.note.lines().next().unwrap_or("").trim();
-            let is_command = first_line == "/diagnose" || first_line.starts_with("/diagnose ");
-            if a.system {
-                Recognised::Nothing {
-                    reason: "system note".into(),
-                }
-            } else if a.action == Some(NoteAction::Update) {
-                Recognised::Nothing {
-                    reason: "edited note".into(),
-                }
-            } else if is_command {
-                Recognised::DiagnoseCommand
-            } else {
-                Recognised::Nothing {
-                    reason: "comment without a command".into(),
-                }
-            }
-        }
-    }
-}
-
-fn subject(kind: EventKind, event: &Event, recognised: Recognised) -> Outcome {
-    let (project_id, pipeline_id, job_id, note_id) = match event {
-        Event::Pipeline(p) => (p.project.id, Some(p.object_attributes.id), None, None),
-        Event::Job(j) => (j.project_id, Some(j.pipeline_id), Some(j.build_id), None),
-        Event::Note(n) => (n.project_id, None, None, Some(n.object_attributes.id)),
-    };
-    Outcome {
-        event: kind.label(),
-        project_id,
-        pipeline_id,
-        job_id,
-        note_id,
-        recognised,
-        stages: Vec::new(),
-    }
-}
-
-/// One line on what arrived (ids and states only: no free text from the payload).
-fn describe(event: &Event) -> String {
-    match event {
-        Event::Pipeline(p) => format!(
-            "pipeline {} of project {} is {} ({} builds listed)",
-            p.object_attributes.id,
-            p.project.id,
-            p.object_attributes.status,
-            p.builds.len()
-        ),
-        Event::Job(j) => format!(
-            "job {} of pipeline {} in project {} is {}",
-            j.build_id, j.pipeline_id, j.project_id, j.build_status
-        ),
-        Event::Note(n) => format!(
-            "note {} on a {} in project {}",
-            n.object_attributes.id, n.object_attributes.noteable_type, n.project_id
-        ),
-    }
+    stages.run(kind, &event, claim.event_uuid.clone()).await
 }
 
 #[cfg(test)]
@@ -432,91 +370,5 @@ mod tests {
         assert!(samples.iter().all(|u| (0.0..1.0).contains(u)));
         let first = samples[0];
         assert!(samples.iter().any(|u| *u != first));
-    }
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/gitlab/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
-
-    fn with(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Event {
-        let mut v: serde_json::Value = serde_json::from_slice(&fixture(name)).unwrap();
-        edit(&mut v);
-        let body = serde_json::to_vec(&v).unwrap();
-        event::parse(EventKind::sniff(&body).unwrap(), &body).unwrap()
-    }
-
-    #[test]
-    fn pipelines_are_recognised_by_status() {
-        let failed = with("webhook-pipeline.json", |v| {
-            v["object_attributes"]["status"] = "failed".into()
-        });
-        assert_eq!(recognise(&failed), Recognised::FailedPipeline);
-        let passed = with("webhook-pipeline.json", |_| {});
-        assert_eq!(recognise(&passed), Recognised::SucceededPipeline);
-        let running = with("webhook-pipeline.json", |v| {
-            v["object_attributes"]["status"] = "running".into()
-        });
-        assert!(matches!(recognise(&running), Recognised::Nothing { .. }));
-    }
-
-    #[test]
-    fn a_successful_job_is_not_a_failure_whatever_its_failure_reason() {
-        let job = with("webhook-job-go-gitlab.json", |_| {});
-        assert!(matches!(recognise(&job), Recognised::Nothing { .. }));
-        let failed = with("webhook-job-go-gitlab.json", |v| {
-            v["build_status"] = "failed".into();
-            v["build_failure_reason"] = "script_failure".into();
-        });
-        assert_eq!(
-            recognise(&failed),
-            Recognised::FailedJob {
-                failure_reason: Some("script_failure".into())
-            }
-        );
-    }
-
-    #[test]
-    fn diagnose_commands_are_recognised_on_new_notes_only() {
-        let command = with("webhook-note-mr.json", |v| {
-            v["object_attributes"]["note"] = "/diagnose\nplease".into()
-        });
-        assert_eq!(recognise(&command), Recognised::DiagnoseCommand);
-        let with_id = with("webhook-note-mr.json", |v| {
-            v["object_attributes"]["note"] = "/diagnose 31".into()
-        });
-        assert_eq!(recognise(&with_id), Recognised::DiagnoseCommand);
-        let edited = with("webhook-note-mr.json", |v| {
-            v["object_attributes"]["note"] = "/diagnose".into();
-            v["object_attributes"]["action"] = "update".into();
-        });
-        assert!(matches!(recognise(&edited), Recognised::Nothing { .. }));
-        let prose = with("webhook-note-mr.json", |v| {
-            v["object_attributes"]["note"] = "run /diagnose later".into()
-        });
-        assert!(matches!(recognise(&prose), Recognised::Nothing { .. }));
-        let lookalike = with("webhook-note-mr.json", |v| {
-            v["object_attributes"]["note"] = "/diagnosed".into()
-        });
-        assert!(matches!(recognise(&lookalike), Recognised::Nothing { .. }));
-    }
-
-    #[test]
-    fn stages_run_in_order_for_work_and_stop_early_for_nothing() {
-        let failed = with("webhook-pipeline.json", |v| {
-            v["object_attributes"]["status"] = "failed".into()
-        });
-        let outcome = run_stages(EventKind::Pipeline, &failed);
-        let names: Vec<_> = outcome.stages.iter().map(|s| s.stage).collect();
-        assert_eq!(names, ["recognise", "gather", "check", "report", "notify"]);
-        assert_eq!(outcome.pipeline_id, Some(PipelineId(31)));
-        let running = with("webhook-pipeline.json", |v| {
-            v["object_attributes"]["status"] = "running".into()
-        });
-        let outcome = run_stages(EventKind::Pipeline, &running);
-        assert_eq!(outcome.stages.len(), 2);
     }
 }

@@ -10,6 +10,8 @@ fn binary() -> Command {
             cmd.env_remove(key);
         }
     }
+    // Nothing listens there: the commands tested here must not need GitLab.
+    cmd.env("TRIGGER_DOCTOR__GITLAB__URL", "http://127.0.0.1:9");
     cmd
 }
 
@@ -21,11 +23,41 @@ fn fixture(name: &str) -> String {
 }
 
 #[test]
+fn classify_reads_stdin_and_prints_the_json_contract() {
+    use std::io::Write;
+    let mut child = binary()
+        .args(["classify", "--json", "--failure-reason", "script_failure"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            std::fs::read(format!(
+                "{}/tests/corpus/classify/001-curl-dns.log",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+            .as_slice(),
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["trigger_failure"], true);
+    assert_eq!(verdict["causes"][0]["id"], "network.dns");
+    assert_eq!(verdict["causes"][0]["confidence"], "high");
+}
+
+#[test]
 fn help_lists_every_command() {
     let out = binary().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for word in ["serve", "replay", "--config"] {
+    for word in ["serve", "replay", "classify", "--config"] {
         assert!(text.contains(word), "{word} missing from:\n{text}");
     }
 }
@@ -54,9 +86,10 @@ fn replay_prints_one_outcome_per_payload() {
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["outcome"]["event"], "pipeline");
     assert_eq!(
-        lines[0]["outcome"]["recognised"]["kind"],
-        "succeeded_pipeline"
+        lines[0]["outcome"]["recognition"]["kind"],
+        "pipeline_succeeded"
     );
+    assert_eq!(lines[0]["outcome"]["gitlab_calls"], 0);
     assert_eq!(lines[1]["outcome"]["event"], "job");
     assert_eq!(lines[2]["outcome"]["event"], "note");
 }

@@ -12,14 +12,37 @@ use trigger_doctor::store::{DeliveryState, Store};
 
 const TOKEN: &str = "crash-test-secret";
 
+/// The service's process, killed when the test ends however it ends.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Service {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Service {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Starts `trigger-doctor serve` on a free port over `db`; returns the child and its port.
-fn start(db: &Path) -> (Child, u16) {
+fn start(db: &Path) -> (Service, u16) {
     let (child, port, _) = start_logged(db);
     (child, port)
 }
 
 /// Like [`start`], also collecting the service's JSON log lines.
-fn start_logged(db: &Path) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
+fn start_logged(db: &Path) -> (Service, u16, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trigger-doctor"))
         .arg("serve")
         .env("TRIGGER_DOCTOR__SERVER__LISTEN", "127.0.0.1:0")
@@ -28,6 +51,8 @@ fn start_logged(db: &Path) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
             format!("sqlite://{}", db.display()),
         )
         .env("TRIGGER_DOCTOR__WEBHOOK__SECRET_TOKENS", TOKEN)
+        // Nothing listens there, and the deliveries below need no GitLab call.
+        .env("TRIGGER_DOCTOR__GITLAB__URL", "http://127.0.0.1:9")
         .env("TRIGGER_DOCTOR__WORKER__LEASE_SECONDS", "2")
         .env("TRIGGER_DOCTOR__WORKER__POLL_INTERVAL_SECONDS", "1")
         .env("TRIGGER_DOCTOR__LOG__FORMAT", "json")
@@ -57,7 +82,7 @@ fn start_logged(db: &Path) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
     let port = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the service reports its port");
-    (child, port, log)
+    (Service(child), port, log)
 }
 
 fn body(i: usize) -> Vec<u8> {
@@ -68,7 +93,8 @@ fn body(i: usize) -> Vec<u8> {
     .unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     v["object_attributes"]["id"] = (1000 + i).into();
-    v["object_attributes"]["status"] = "failed".into();
+    // A passed pipeline: processed without calling GitLab, so the test is about durability.
+    v["object_attributes"]["status"] = "success".into();
     serde_json::to_vec(&v).unwrap()
 }
 

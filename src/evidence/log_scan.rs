@@ -316,7 +316,7 @@ fn failure_from_text(message: &str) -> Option<NetworkFailure> {
         "name or service not known",
         "name resolution",
         "remote name could not be resolved",
-        "no such host is known",
+        "no such host",
         "nodename nor servname",
         "bad address",
         "nameresolutionerror",
@@ -445,6 +445,12 @@ const ANCHORS: &[(&str, u32)] = {
         ("Gateway Time", PLAIN),
         ("child pipeline", BRIDGE),
         ("ConnectionPool(", PYTHON),
+        // `HTTP 429` as printed by scripts, and HTML error pages' `<title>405 Not Allowed</title>`.
+        ("HTTP ", HTTP),
+        ("<title>", PLAIN),
+        // go-gitlab (glab) transport errors and PowerShell 7's `No such host is known.`
+        ("dial tcp", GO_CLIENT),
+        ("such host", PWSH | GO_CLIENT),
     ]
 };
 
@@ -860,7 +866,7 @@ static GO_CLIENT_ERROR: LazyLock<Regex> =
 
 static HTTP_STATUS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r#"(?:^|[\s<>*"'])HTTP/(?:1\.[01]|2(?:\.0)?|3) ([1-5]\d\d)\b|awaiting response\.\.\. ([1-5]\d\d)\b"#,
+        r#"(?:^|[\s<>*"'])HTTP/(?:1\.[01]|2(?:\.0)?|3) ([1-5]\d\d)\b|awaiting response\.\.\. ([1-5]\d\d)\b|(?:^|[\s\[(>])HTTP ([1-5]\d\d)\b"#,
     )
 });
 
@@ -871,6 +877,11 @@ static HTML_ERROR: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"\b(50[0-4]) (Bad Gateway|Service Temporarily Unavailable|Service Unavailable|Gateway Time-?out|Internal Server Error)\b",
     )
+});
+static HTML_TITLE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"<title>\s*([1-5]\d\d) ([^<]{1,80})</title>"));
+static GO_DIAL: LazyLock<Regex> = LazyLock::new(|| {
+    re(r#"\b(?:Get|Post|Put|GET|POST|PUT) "?(https?://[^"\s]+)"?: (dial tcp.*|.*no such host.*)"#)
 });
 static NOT_RESPONDING: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(GitLab is not responding|GitLab is taking too much time to respond)(?:\s*\((\d{3})\))?")
@@ -1164,8 +1175,23 @@ fn extract_python(_clean: &str, line: &str, out: &mut Found) {
     }
 }
 
-/// glab and other go-gitlab clients: `POST https://…: 404 {message: …}`.
+/// glab and other go-gitlab clients: `POST https://…: 404 {message: …}`, and transport
+/// failures: `Post "https://…": dial tcp: lookup gitlab.example.com …: no such host`.
 fn extract_go_client(_clean: &str, line: &str, out: &mut Found) {
+    if let Some(c) = GO_DIAL.captures(line) {
+        let host = c[1]
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .map(str::to_owned);
+        out.push(SignalKind::ClientError {
+            tool: Tool::Glab,
+            status: None,
+            message: c[2].trim().to_owned(),
+            host,
+        });
+        return;
+    }
     if let Some(c) = GO_CLIENT_ERROR.captures(line) {
         let code = status(&c[2]);
         let body = c[3].trim();
@@ -1198,7 +1224,12 @@ fn extract_go_client(_clean: &str, line: &str, out: &mut Found) {
 /// HTTP status lines and wget's `awaiting response... 404`.
 fn extract_http_status(_clean: &str, line: &str, out: &mut Found) {
     for c in HTTP_STATUS.captures_iter(line) {
-        if let Some(code) = c.get(1).or(c.get(2)).and_then(|m| status(m.as_str())) {
+        if let Some(code) = c
+            .get(1)
+            .or(c.get(2))
+            .or(c.get(3))
+            .and_then(|m| status(m.as_str()))
+        {
             out.push(SignalKind::HttpStatus { status: code });
         }
     }
@@ -1227,6 +1258,17 @@ fn extract_plain_body(_clean: &str, line: &str, out: &mut Found) {
             out.push(SignalKind::GitlabError {
                 status: status(&c[1]),
                 message: format!("{} {}", &c[1], &c[2]),
+            });
+        }
+    }
+    if let Some(c) = HTML_TITLE
+        .captures(line)
+        .filter(|_| !HTML_ERROR.is_match(line))
+    {
+        if let Some(code) = status(&c[1]) {
+            out.push(SignalKind::GitlabError {
+                status: Some(code),
+                message: format!("{} {}", &c[1], c[2].trim()),
             });
         }
     }
@@ -1545,7 +1587,7 @@ const TOKEN_VALUE: &str =
 
 static TOKEN_PARAM: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r#"(?:^|[\s"'?&{{;(,@])["']?(?:token|private_token|job_token)["']?\s*(?:=(?:\s*["'])?|:\s*["']?){TOKEN_VALUE}"#
+        r#"(?:^|[\s"'?&{{;(,@])["']?(?:token|private_token|job_token)["']?(?:\s+=\s+["']?|=(?:\s*["'])?|\s*:\s*["']?){TOKEN_VALUE}"#
     ))
 });
 static TOKEN_HEADER: LazyLock<Regex> = LazyLock::new(|| {
@@ -2414,5 +2456,53 @@ mod tests {
         let count = prefilter_literals().len();
         assert!((40..=64).contains(&count), "{count}");
         assert!(matches!(*PREFILTER, Prefilter::Packed(_)) || !cfg!(target_feature = "sse2"));
+    }
+
+    #[test]
+    fn bare_http_statuses_and_html_titles_give_the_status() {
+        assert_eq!(one("HTTP 302"), SignalKind::HttpStatus { status: 302 });
+        assert_eq!(
+            kinds(
+                "[26/30] ops/deb-repo ... HTTP 429 {\"message\":{\"error\":\"Try again later.\"}}"
+            )[0],
+            SignalKind::HttpStatus { status: 429 }
+        );
+        assert_eq!(
+            one("<head><title>405 Not Allowed</title></head>"),
+            SignalKind::GitlabError {
+                status: Some(405),
+                message: "405 Not Allowed".into()
+            }
+        );
+        assert!(kinds("the HTTPS proxy is fine").is_empty());
+    }
+
+    #[test]
+    fn go_client_transport_errors_name_the_host_and_the_failure() {
+        let found = kinds(
+            "ERROR: Post \"https://gitlab.example.com/api/v4/projects/a%2Fb/pipeline\": dial tcp: lookup gitlab.example.com on 10.0.0.2:53: no such host",
+        )
+        .into_iter()
+        .next()
+        .unwrap();
+        assert_eq!(found.network_failure(), Some(NetworkFailure::Dns));
+        assert!(
+            matches!(found, SignalKind::ClientError { tool: Tool::Glab, host: Some(ref h), .. } if h == "gitlab.example.com")
+        );
+    }
+
+    #[test]
+    fn powershell_7_no_such_host_is_a_dns_failure() {
+        let found = one("     | No such host is known. (gitlab.example.com:443)");
+        assert_eq!(found.network_failure(), Some(NetworkFailure::Dns));
+    }
+
+    #[test]
+    fn powershell_hashtable_tokens_name_their_variable() {
+        assert_eq!(
+            token_use("-Body @{ token = $env:CI_JOB_TOKEN; ref = 'main' }"),
+            Some(TokenUse::Variable("CI_JOB_TOKEN".into()))
+        );
+        assert_eq!(token_use("-F token= -F ref=main"), Some(TokenUse::Empty));
     }
 }

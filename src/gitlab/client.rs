@@ -298,7 +298,7 @@ fn message_of(body: &[u8]) -> String {
         },
         Err(_) => String::from_utf8_lossy(body).trim().to_string(),
     };
-    let mut text = text;
+    let mut text = crate::redact::redact(&text).into_owned();
     if text.len() > 300 {
         let cut = (0..=300)
             .rev()
@@ -767,38 +767,51 @@ impl Session {
         })
     }
 
-    /// `GET /projects/:id/repository/files/:path/raw?ref=`.
+    /// `GET /projects/:id/repository/files/:path/raw?ref=` (content at a commit never changes,
+    /// so answers for a SHA are cached).
     pub async fn raw_file(
         &self,
-        project: ProjectId,
+        project: &ProjectRef,
         file_path: &str,
         git_ref: &str,
     ) -> Result<String, GitlabError> {
         let path = format!(
-            "/projects/{project}/repository/files/{}/raw?ref={}",
+            "/projects/{}/repository/files/{}/raw?ref={}",
+            project.segment(),
             encode(file_path),
             encode(git_ref)
         );
-        let fetched = self.fetch(&path, Reuse::Session).await?;
+        let fetched = self.fetch(&path, Reuse::Cached).await?;
         Ok(String::from_utf8_lossy(&fetched.body).into_owned())
     }
 
-    /// `GET /projects/:id/ci/lint`: lints the project's own configuration at `git_ref` with
-    /// its includes; `dry_run` simulates pipeline creation (rules, `trigger:` checks).
+    /// `GET /projects/:id/ci/lint`: lints the project's own configuration as it is at commit
+    /// `sha` (`content_ref`; `sha` on versions before 16.x), with its includes resolved. With
+    /// `dry_run`, pipeline creation is simulated on the branch or tag `dry_run_ref`
+    /// (`dry_run_ref`; `ref` on older versions), which catches `rules` and `trigger:` problems.
     pub async fn ci_lint(
         &self,
         project: ProjectId,
-        git_ref: &str,
-        dry_run: bool,
+        sha: &str,
+        dry_run_ref: Option<&str>,
     ) -> Result<LintResult, GitlabError> {
-        self.get(
-            &format!(
-                "/projects/{project}/ci/lint?dry_run={dry_run}&ref={}&include_jobs=true",
-                encode(git_ref)
-            ),
-            Reuse::Session,
-        )
-        .await
+        let mut path = format!(
+            "/projects/{project}/ci/lint?content_ref={sha}&sha={sha}&include_jobs=true",
+            sha = encode(sha)
+        );
+        if let Some(r) = dry_run_ref {
+            path.push_str(&format!(
+                "&dry_run=true&dry_run_ref={r}&ref={r}",
+                r = encode(r)
+            ));
+        }
+        // The merged configuration of a commit does not change; a dry run depends on the ref.
+        let reuse = if dry_run_ref.is_none() {
+            Reuse::Cached
+        } else {
+            Reuse::Session
+        };
+        self.get(&path, reuse).await
     }
 
     /// `GET /projects/:id/repository/branches/:branch`.
@@ -999,5 +1012,7 @@ mod tests {
             r#"{"base":["Reference not found"]}"#
         );
         assert_eq!(message_of(b"Retry later\n"), "Retry later");
+        let leaked = message_of(br#"{"message":"bad token glpat-abcdefghijklmnopqrst"}"#);
+        assert!(!leaked.contains("abcdefghijklmnopqrst"), "{leaked}");
     }
 }

@@ -41,6 +41,12 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
             "TRIGGER_DOCTOR__WEBHOOK__SIGNING_TOKENS".into(),
             SIGNING_KEY.into(),
         ),
+        // Nothing listens there: a test that needs GitLab passes a fake's URL.
+        (
+            "TRIGGER_DOCTOR__GITLAB__URL".into(),
+            "http://127.0.0.1:9".into(),
+        ),
+        ("TRIGGER_DOCTOR__GITLAB__MAX_RETRIES".into(), "0".into()),
     ];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load_from(None, &env).expect("test settings are valid");

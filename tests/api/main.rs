@@ -1,7 +1,9 @@
 //! Integration tests through the real HTTP server on port 0 and a real SQLite file.
 
+mod fake_gitlab;
 mod gitlab_client;
 mod helpers;
 mod intake;
 mod operations;
 mod processing;
+mod recognition;

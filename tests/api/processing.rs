@@ -4,11 +4,29 @@ use serde_json::Value;
 use trigger_doctor::store::DeliveryState;
 use trigger_doctor::worker::Settled;
 
+use crate::fake_gitlab::{BridgeOutcome, FakeGitlab};
 use crate::helpers::*;
 
 #[tokio::test]
 async fn a_stored_delivery_is_processed_once_with_its_outcome_recorded() {
-    let app = spawn_app().await;
+    let gitlab = FakeGitlab::start().await;
+    gitlab
+        .add_project(1, "gitlab-org/gitlab-test")
+        .add_pipeline(
+            1,
+            31,
+            "failed",
+            "master",
+            "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
+        )
+        .add_bridge(
+            1,
+            31,
+            5,
+            "deploy",
+            BridgeOutcome::Failed("downstream_bridge_project_not_found"),
+        );
+    let app = spawn_app_with(&[("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url())]).await;
     let failed = fixture_with("webhook-pipeline.json", |v| {
         v["object_attributes"]["status"] = "failed".into()
     });
@@ -25,8 +43,8 @@ async fn a_stored_delivery_is_processed_once_with_its_outcome_recorded() {
     assert_eq!(record.state, DeliveryState::Done);
     assert_eq!(record.outcomes.len(), 1);
     let outcome: Value = serde_json::from_str(&record.outcomes[0]).unwrap();
-    assert_eq!(outcome["recognised"]["kind"], "failed_pipeline");
-    assert_eq!(outcome["pipeline_id"], 31);
+    assert_eq!(outcome["recognition"]["kind"], "trigger_failed");
+    assert_eq!(outcome["recognition"]["subject"]["pipeline_id"], 31);
     let stages: Vec<&str> = outcome["stages"]
         .as_array()
         .unwrap()
@@ -38,7 +56,9 @@ async fn a_stored_delivery_is_processed_once_with_its_outcome_recorded() {
 
 #[tokio::test]
 async fn every_event_kind_flows_through_the_worker() {
-    let app = spawn_app().await;
+    let gitlab = FakeGitlab::start().await;
+    gitlab.add_project(31_537_070, "john/release-tools-fake");
+    let app = spawn_app_with(&[("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url())]).await;
     app.deliver("Pipeline Hook", fixture("webhook-pipeline.json"), "1")
         .await;
     app.deliver("Job Hook", fixture("webhook-job-go-gitlab.json"), "2")
@@ -46,7 +66,8 @@ async fn every_event_kind_flows_through_the_worker() {
     app.deliver("Note Hook", fixture("webhook-note-commit.json"), "3")
         .await;
     let note = fixture_with("webhook-note-mr.json", |v| {
-        v["event_type"] = "confidential_note".into()
+        v["event_type"] = "confidential_note".into();
+        v["object_attributes"]["note"] = "/diagnose".into();
     });
     app.deliver("Confidential Note Hook", note, "4").await;
     let settled = app.worker.run_until_idle("test").await.unwrap();
@@ -55,4 +76,7 @@ async fn every_event_kind_flows_through_the_worker() {
         settled.iter().all(|s| matches!(s, Settled::Done(_))),
         "{settled:?}"
     );
+    let record = &app.store.find_by_dedup_key("4").await.unwrap()[0];
+    let outcome: Value = serde_json::from_str(&record.outcomes[0]).unwrap();
+    assert_eq!(outcome["recognition"]["kind"], "diagnose_requested");
 }
