@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::evidence::log_scan::{
     self, CreationProblem, NetworkFailure, ProxyEvidence, Scan, Signal, SignalKind, TokenUse,
-    TriggerCall, TriggerEndpoint,
+    TriggerCall, TriggerEndpoint, BRIDGE_REASONS,
 };
 use crate::redact::{self, TokenKind};
 
@@ -41,22 +41,6 @@ pub struct Verdict {
     /// Best first. Empty when the text shows no trigger failure.
     pub causes: Vec<Cause>,
 }
-
-/// Bridge failure reasons: the trigger itself failed before a downstream pipeline existed.
-pub const BRIDGE_REASONS: &[&str] = &[
-    "downstream_bridge_project_not_found",
-    "insufficient_bridge_permissions",
-    "invalid_bridge_trigger",
-    "downstream_project_trigger_resolved_to_empty",
-    "bridge_pipeline_is_child_pipeline",
-    "downstream_pipeline_creation_failed",
-    "upstream_bridge_project_not_found",
-    "insufficient_upstream_permissions",
-    "reached_max_descendant_pipelines_depth",
-    "reached_max_pipeline_hierarchy_size",
-    "reached_downstream_pipeline_trigger_rate_limit",
-    "pipeline_loop_detected",
-];
 
 /// A candidate's score, the order it was first seen in, and its evidence lines.
 type Scored = (i32, usize, Vec<String>);

@@ -942,8 +942,9 @@ const BRIDGE_MESSAGES: &[(&str, &str)] = &[
     ("ci job token has expired", "job_token_expired"),
 ];
 
-/// Bridge `failure_reason` ids, as they appear in API output or logs.
-const BRIDGE_REASONS: &[&str] = &[
+/// Bridge `failure_reason` ids, as they appear in API output or logs: the trigger itself
+/// failed before a downstream pipeline existed.
+pub const BRIDGE_REASONS: &[&str] = &[
     "downstream_bridge_project_not_found",
     "insufficient_bridge_permissions",
     "invalid_bridge_trigger",
