@@ -6,6 +6,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod diagnosis;
 pub mod evidence;
 pub mod gitlab;
 pub mod ids;
