@@ -12,7 +12,7 @@ use trigger_doctor::recognise::RecogniseOptions;
 use trigger_doctor::server::Application;
 use trigger_doctor::telemetry;
 use trigger_doctor::webhook::event::{self, EventKind};
-use trigger_doctor::worker::Stages;
+use trigger_doctor::worker::{Delivery, Stages};
 
 /// Diagnoses failed GitLab pipeline triggers and explains the fix on the merge request or commit.
 #[derive(Parser)]
@@ -153,6 +153,8 @@ async fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
         recognise: RecogniseOptions {
             include_canceled: settings.diagnostics.include_canceled,
         },
+        api_url: settings.gitlab.url.clone(),
+        external_url: settings.gitlab.external_url.clone(),
     };
     let mut failed = false;
     for path in files {
@@ -166,7 +168,7 @@ async fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
                 Some(kind) => match event::parse(kind, &body) {
                     Err(e) => Err(e.to_string()),
                     Ok(event) => stages
-                        .run(kind, &event, None)
+                        .run(kind, &event, &Delivery::default())
                         .await
                         .map_err(|e| e.to_string()),
                 },

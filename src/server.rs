@@ -103,6 +103,8 @@ impl Application {
             recognise: RecogniseOptions {
                 include_canceled: settings.diagnostics.include_canceled,
             },
+            api_url: settings.gitlab.url.clone(),
+            external_url: settings.gitlab.external_url.clone(),
         });
         let worker = Worker::new(store.clone(), settings.worker.clone(), metrics, stages);
         Ok(Application {

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
 
 use crate::config::WorkerSettings;
+use crate::diagnosis::{self, gather, Diagnosis};
 use crate::gitlab::{GitlabClient, GitlabError};
 use crate::metrics::Metrics;
 use crate::recognise::{recognise, RecogniseOptions, Recognition};
@@ -55,6 +56,9 @@ impl From<StoreError> for ProcessError {
 pub struct Outcome {
     pub event: &'static str,
     pub recognition: Recognition,
+    /// One diagnosis per failed trigger (at most [`MAX_DIAGNOSES`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnoses: Vec<Diagnosis>,
     /// One line per stage that ran, in order.
     pub stages: Vec<StageRecord>,
     /// GitLab API calls made for this delivery.
@@ -67,10 +71,26 @@ pub struct StageRecord {
     pub detail: String,
 }
 
+/// Most failed triggers diagnosed for one pipeline.
+pub const MAX_DIAGNOSES: usize = 5;
+
 /// The stages a decoded event goes through, with what they need.
 pub struct Stages {
     pub gitlab: GitlabClient,
     pub recognise: RecogniseOptions,
+    /// `gitlab.url`.
+    pub api_url: String,
+    /// `gitlab.external_url`, when configured.
+    pub external_url: Option<String>,
+}
+
+/// What the delivery carried besides its body.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// `X-Gitlab-Event-UUID`, echoed on every GitLab call made for it.
+    pub event_uuid: Option<String>,
+    /// `X-Gitlab-Instance`.
+    pub instance: Option<String>,
 }
 
 impl Stages {
@@ -79,9 +99,9 @@ impl Stages {
         &self,
         kind: EventKind,
         event: &Event,
-        event_uuid: Option<String>,
+        delivery: &Delivery,
     ) -> Result<Outcome, ProcessError> {
-        let session = self.gitlab.session(event_uuid, false);
+        let session = self.gitlab.session(delivery.event_uuid.clone(), false);
         let recognition = recognise(event, &session, &self.recognise)
             .await
             .map_err(from_gitlab)?;
@@ -89,17 +109,53 @@ impl Stages {
             stage: "recognise",
             detail: recognition.label().to_string(),
         }];
-        if !matches!(recognition, Recognition::NotATriggerFailure { .. }) {
-            for stage in ["gather", "check", "report", "notify"] {
-                stages.push(StageRecord {
-                    stage,
-                    detail: "no action in this version".into(),
-                });
+        let ctx = gather::Context {
+            api_url: self.api_url.clone(),
+            external_url: self.external_url.clone(),
+            instance_header: delivery.instance.clone(),
+            upstream_ref_protected: match event {
+                Event::Pipeline(p) => p.object_attributes.protected_ref,
+                _ => None,
+            },
+        };
+        let mut diagnoses = Vec::new();
+        match &recognition {
+            Recognition::TriggerFailed {
+                subject, failures, ..
+            } => {
+                for failure in failures.iter().take(MAX_DIAGNOSES) {
+                    let before = session.calls();
+                    let facts = gather::gather(&session, &ctx, subject, failure).await;
+                    diagnoses.push(diagnosis::check(facts, session.calls() - before));
+                }
             }
+            Recognition::DownstreamFailed { subject, failures } => {
+                for failure in failures.iter().take(MAX_DIAGNOSES) {
+                    let before = session.calls();
+                    let facts = gather::gather_downstream(&session, &ctx, subject, failure).await;
+                    diagnoses.push(diagnosis::check(facts, session.calls() - before));
+                }
+            }
+            _ => {}
+        }
+        if !diagnoses.is_empty() {
+            let causes: Vec<&str> = diagnoses
+                .iter()
+                .map(|d| d.top().map_or("undetermined", |f| f.cause))
+                .collect();
+            stages.push(StageRecord {
+                stage: "gather",
+                detail: format!("{} GitLab calls", session.calls()),
+            });
+            stages.push(StageRecord {
+                stage: "check",
+                detail: causes.join(", "),
+            });
         }
         Ok(Outcome {
             event: kind.label(),
             recognition,
+            diagnoses,
             stages,
             gitlab_calls: session.calls(),
         })
@@ -335,7 +391,11 @@ pub async fn process(claim: &Claimed, stages: &Stages) -> Result<Outcome, Proces
         })?;
     let event =
         event::parse(kind, &claim.body).map_err(|e| ProcessError::Permanent(e.to_string()))?;
-    stages.run(kind, &event, claim.event_uuid.clone()).await
+    let delivery = Delivery {
+        event_uuid: claim.event_uuid.clone(),
+        instance: claim.instance.clone(),
+    };
+    stages.run(kind, &event, &delivery).await
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! Adding a check means one new function `fn check(facts: &Facts) -> Vec<Finding>` and one line
 //! in [`CHECKS`].
 
+pub mod gather;
+
 // Check modules, one per cause category (each listed in CHECKS below).
 
 use serde::Serialize;

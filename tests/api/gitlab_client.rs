@@ -188,7 +188,7 @@ async fn an_exhausted_ratelimit_window_delays_the_next_call_until_its_reset() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-        + 2)
+        + 3)
     .to_string();
     let times = Arc::new(Mutex::new(Vec::new()));
     Mock::given(path("/api/v4/projects/8"))

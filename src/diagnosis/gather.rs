@@ -1,0 +1,652 @@
+//! Gathers the facts of one diagnosis from GitLab, once: independent calls run in parallel,
+//! and calls that cannot matter for this failure are not made.
+//!
+//! Phase 1: the upstream project, its CI configuration and the instance version. From those,
+//! the target (downstream project, ref, token, URL). Phase 2: the downstream project and the
+//! variables the trigger depends on. Phase 3 (needs the downstream project): membership,
+//! protected branches, the target ref, trigger tokens or the job-token allowlist, and a CI
+//! lint dry run where the failure points at the downstream configuration.
+
+use std::collections::BTreeMap;
+
+use super::{ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target, TargetUrl};
+use crate::evidence::ci_config::{CiConfig, TriggerKind};
+use crate::evidence::ci_source;
+use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind, TokenUse};
+use crate::gitlab::model::Project;
+use crate::gitlab::{GitlabError, ProjectRef, Session};
+use crate::ids::ProjectId;
+use crate::recognise::{DownstreamFailure, Subject, TriggerFailure};
+
+/// What the delivery and the configuration tell about the instance.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `gitlab.url`.
+    pub api_url: String,
+    /// `gitlab.external_url`, when configured.
+    pub external_url: Option<String>,
+    /// The delivery's `X-Gitlab-Instance` header.
+    pub instance_header: Option<String>,
+    /// Whether the upstream ref is protected (Pipeline Hook `protected_ref`).
+    pub upstream_ref_protected: Option<bool>,
+}
+
+/// Turns a call's result into a fact.
+fn gathered<T>(result: Result<T, GitlabError>, what: &str) -> Gathered<T> {
+    match result {
+        Ok(t) => Gathered::Found(t),
+        Err(GitlabError::NotFound { .. }) => Gathered::NotFound,
+        Err(GitlabError::Forbidden { .. }) => Gathered::Forbidden {
+            needs: format!("the bot needs Maintainer on {what}"),
+        },
+        Err(e) => Gathered::Failed {
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn problems_of<T>(g: &Gathered<T>, out: &mut Vec<String>) {
+    if let Gathered::Failed { reason } = g {
+        if !out.contains(reason) {
+            out.push(reason.clone());
+        }
+    }
+}
+
+/// The origin (`https://host[:port]`) of a web URL.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split('/').next()?;
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Expands `$NAME` / `${NAME}` from `vars`; `None` when a variable stays unresolved.
+pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, tail) = if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}')?;
+            (&inner[..end], &inner[end + 1..])
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        if name.is_empty() {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        out.push_str(vars.get(name)?);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Variables the bot knows for the failed job: predefined ones it can compute, then YAML.
+fn known_variables(
+    subject: &Subject,
+    upstream: Option<&Project>,
+    yaml: &BTreeMap<String, String>,
+    external: &str,
+) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    vars.insert("CI_SERVER_URL".into(), external.to_string());
+    vars.insert("CI_API_V4_URL".into(), format!("{external}/api/v4"));
+    vars.insert("CI_PROJECT_ID".into(), subject.project_id.to_string());
+    vars.insert("CI_COMMIT_REF_NAME".into(), subject.git_ref.clone());
+    vars.insert("CI_COMMIT_SHA".into(), subject.sha.0.clone());
+    if let Some(p) = upstream {
+        vars.insert("CI_PROJECT_PATH".into(), p.path_with_namespace.clone());
+        if let Some((ns, _)) = p.path_with_namespace.rsplit_once('/') {
+            vars.insert("CI_PROJECT_NAMESPACE".into(), ns.to_string());
+        }
+        if let Some(b) = &p.default_branch {
+            vars.insert("CI_DEFAULT_BRANCH".into(), b.clone());
+        }
+    }
+    for (k, v) in yaml {
+        if let Some(expanded) = expand(v, &vars) {
+            vars.insert(k.clone(), expanded);
+        }
+    }
+    vars
+}
+
+/// `$NAME`/`${NAME}` references in a text.
+fn variables_in(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        let after = rest[i + 1..]
+            .trim_start_matches("env:")
+            .trim_start_matches('{');
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if end > 0 && !names.contains(&after[..end].to_string()) {
+            names.push(after[..end].to_string());
+        }
+        rest = &after[end..];
+    }
+    names
+}
+
+/// The target of a failed trigger, from its configuration and its log.
+fn target_of(
+    failed: &FailedJob,
+    job: Option<&crate::evidence::ci_config::Job>,
+    scan: Option<&Scan>,
+    vars: &BTreeMap<String, String>,
+    upstream_path: Option<&str>,
+) -> Target {
+    let mut t = Target::default();
+    if let Some(trigger) = job.and_then(|j| j.trigger.as_ref()) {
+        match &trigger.kind {
+            TriggerKind::MultiProject { project, branch } => {
+                t.project_written = Some(project.clone());
+                t.git_ref = branch
+                    .as_ref()
+                    .and_then(|b| expand(b, vars).or(Some(b.clone())));
+            }
+            TriggerKind::Child { .. } => {
+                t.project_written = upstream_path.map(str::to_string);
+            }
+            TriggerKind::Empty => {}
+        }
+        t.variables_used = trigger.variables_used.clone();
+        t.variables_sent = job
+            .map(|j| j.variables.keys().cloned().collect())
+            .unwrap_or_default();
+    }
+    if !failed.is_bridge() {
+        if let Some(call) = job.and_then(|j| j.trigger_calls().into_iter().next()) {
+            if let Some(token) = &call.token {
+                t.uses_job_token |= token.contains("CI_JOB_TOKEN");
+                t.token_variable = variables_in(token).into_iter().next();
+            }
+            if t.git_ref.is_none() {
+                t.git_ref = call
+                    .git_ref
+                    .as_ref()
+                    .map(|r| expand(r, vars).unwrap_or_else(|| r.clone()));
+            }
+            t.variables_sent = call.variables.iter().map(|(k, _)| k.clone()).collect();
+            if let Some(url) = &call.url {
+                for name in variables_in(url) {
+                    if !t.variables_used.contains(&name) {
+                        t.variables_used.push(name);
+                    }
+                }
+            }
+        }
+        // What actually ran, from the log, wins over the script.
+        if let Some(scan) = scan {
+            for s in &scan.signals {
+                match &s.kind {
+                    SignalKind::TriggerCall(call) => {
+                        t.project_written = call.project.clone().or(t.project_written.take());
+                        if call.git_ref.is_some() {
+                            t.git_ref = call.git_ref.clone();
+                        }
+                        t.url = Some(TargetUrl {
+                            written: call.url.clone(),
+                            scheme: call.scheme.clone(),
+                            host: call.host.clone(),
+                            port: call.port,
+                            path: call
+                                .url
+                                .split_once("/api/")
+                                .map(|(_, p)| format!("/api/{p}")),
+                            base_variable: call.base_variable.clone(),
+                        });
+                    }
+                    SignalKind::Token(token) => {
+                        if let TokenUse::Variable(v) = token {
+                            t.uses_job_token |= v.contains("CI_JOB_TOKEN");
+                            if !v.contains("CI_JOB_TOKEN") {
+                                t.token_variable = Some(v.clone());
+                            }
+                        }
+                        t.token = Some(token.clone());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(v) = &t.token_variable {
+            if !t.variables_used.contains(v) {
+                t.variables_used.push(v.clone());
+            }
+        }
+    }
+    t.project = t
+        .project_written
+        .as_deref()
+        .and_then(|p| expand(p, vars))
+        .map(|p| p.replace("%2F", "/").replace("%2f", "/"))
+        .filter(|p| !p.trim().is_empty());
+    t
+}
+
+fn creation_problem(scan: Option<&Scan>) -> bool {
+    scan.is_some_and(|s| {
+        s.signals.iter().any(|sig| {
+            matches!(
+                &sig.kind,
+                SignalKind::CreationError {
+                    problem: CreationProblem::EmptyPipeline | CreationProblem::MissingConfig,
+                    ..
+                }
+            ) || matches!(
+                &sig.kind,
+                SignalKind::GitlabError {
+                    status: Some(422),
+                    ..
+                }
+            )
+        })
+    })
+}
+
+/// Gathers the facts of one failed trigger.
+pub async fn gather(
+    gitlab: &Session,
+    ctx: &Context,
+    subject: &Subject,
+    failure: &TriggerFailure,
+) -> Facts {
+    let (failed, scan) = match failure {
+        TriggerFailure::Bridge { bridge } => (
+            FailedJob::Bridge {
+                id: bridge.id,
+                name: bridge.name.clone(),
+                failure_reason: bridge
+                    .failure_reason
+                    .as_ref()
+                    .map(|r| r.as_str().to_string()),
+                web_url: bridge.web_url.clone(),
+            },
+            None,
+        ),
+        TriggerFailure::Job {
+            job_id,
+            job_name,
+            job_status,
+            failure_reason,
+            runner,
+            scan,
+        } => (
+            FailedJob::Job {
+                id: *job_id,
+                name: job_name.clone(),
+                status: job_status.clone(),
+                failure_reason: failure_reason.clone(),
+                runner: runner.clone(),
+                web_url: subject
+                    .project_url
+                    .as_ref()
+                    .map(|u| format!("{u}/-/jobs/{job_id}")),
+            },
+            Some(scan.clone()),
+        ),
+    };
+    let upstream_ref = ProjectRef::Id(subject.project_id);
+    let upstream_name = subject
+        .project_path
+        .clone()
+        .unwrap_or_else(|| subject.project_id.to_string());
+
+    // Phase 1.
+    let (upstream, version, config) = tokio::join!(
+        gitlab.project(&upstream_ref),
+        gitlab.version(),
+        ci_source::load(gitlab, subject.project_id, None, &subject.sha),
+    );
+    let upstream = gathered(upstream, &upstream_name);
+    let version = gathered(version, "the instance");
+    let external_url = ctx
+        .external_url
+        .clone()
+        .or_else(|| ctx.instance_header.clone())
+        .or_else(|| subject.project_url.as_deref().and_then(origin))
+        .unwrap_or_else(|| ctx.api_url.clone());
+    let (config_facts, config): (Gathered<ConfigFacts>, Option<CiConfig>) = match config {
+        Ok(loaded) => {
+            let job = loaded.config.job(failed.name()).ok().flatten();
+            let facts = ConfigFacts {
+                source: loaded.source,
+                unresolved: loaded.unresolved.clone(),
+                job_variables: job
+                    .as_ref()
+                    .map(|j| j.effective_variables())
+                    .unwrap_or_default(),
+                job_found: job.is_some(),
+            };
+            (Gathered::Found(facts), Some(loaded.config))
+        }
+        Err(ci_source::LoadError::Gitlab(e)) => (gathered(Err(e), &upstream_name), None),
+        Err(e) => (
+            Gathered::Failed {
+                reason: e.to_string(),
+            },
+            None,
+        ),
+    };
+    let job = config
+        .as_ref()
+        .and_then(|c| c.job(failed.name()).ok().flatten());
+    let yaml_vars = job
+        .as_ref()
+        .map(|j| j.effective_variables())
+        .unwrap_or_default();
+    let vars = known_variables(subject, upstream.found(), &yaml_vars, &external_url);
+    let target = target_of(
+        &failed,
+        job.as_ref(),
+        scan.as_ref(),
+        &vars,
+        subject.project_path.as_deref(),
+    );
+
+    // Phase 2: the downstream project and the variables the trigger depends on.
+    let needs_variables = target.variables_used.iter().any(|v| !v.starts_with("CI_"))
+        || target.token_variable.is_some();
+    let groups: Vec<String> = upstream
+        .found()
+        .and_then(|p| {
+            p.path_with_namespace
+                .rsplit_once('/')
+                .map(|(ns, _)| ns.to_string())
+        })
+        .map(|ns| {
+            let parts: Vec<&str> = ns.split('/').collect();
+            (1..=parts.len())
+                .rev()
+                .map(|n| parts[..n].join("/"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let downstream_ref = target.project.as_deref().map(ProjectRef::parse);
+    let (downstream, project_variables, group_variables, upstream_branch) = tokio::join!(
+        async {
+            match &downstream_ref {
+                Some(r) => Some(gitlab.project(r).await),
+                None => None,
+            }
+        },
+        async {
+            if needs_variables {
+                Some(gitlab.project_variables(subject.project_id).await)
+            } else {
+                None
+            }
+        },
+        async {
+            let mut out = Vec::new();
+            if needs_variables {
+                for g in &groups {
+                    out.push((
+                        g.clone(),
+                        gathered(gitlab.group_variables(g).await, &format!("group {g}")),
+                    ));
+                }
+            }
+            out
+        },
+        async {
+            if needs_variables && ctx.upstream_ref_protected.is_none() && !subject.tag {
+                Some(gitlab.branch(subject.project_id, &subject.git_ref).await)
+            } else {
+                None
+            }
+        },
+    );
+    let downstream_name = target.project.clone().unwrap_or_default();
+    let downstream = match downstream {
+        Some(r) => gathered(r, &downstream_name),
+        None => Gathered::NotNeeded,
+    };
+    let project_variables =
+        project_variables.map_or(Gathered::NotNeeded, |r| gathered(r, &upstream_name));
+    let upstream_ref_protected = ctx
+        .upstream_ref_protected
+        .or_else(|| upstream_branch.and_then(|b| b.ok()).map(|b| b.protected));
+
+    // Phase 3: what needs the downstream project.
+    let down = downstream.found().cloned();
+    let down_id: Option<ProjectId> = down.as_ref().map(|p| p.id);
+    let target_ref = target
+        .git_ref
+        .clone()
+        .or_else(|| down.as_ref().and_then(|p| p.default_branch.clone()));
+    let curl_trigger_token = !failed.is_bridge() && !target.uses_job_token;
+    let wants_lint = failed.failure_reason() == Some("downstream_pipeline_creation_failed")
+        || creation_problem(scan.as_ref());
+    let search_term = target
+        .project
+        .as_deref()
+        .filter(|_| downstream.is_not_found())
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|p| p.parse::<u64>().is_err())
+        .map(str::to_string);
+    let (member, protected, branch, triggers, scope, allowlist, groups_allowlist, lint, similar) = tokio::join!(
+        async {
+            match (down_id, subject.user_id) {
+                (Some(d), Some(u)) => Some(gitlab.member(d, u).await),
+                _ => None,
+            }
+        },
+        async {
+            match down_id {
+                Some(d) => Some(gitlab.protected_branches(d).await),
+                None => None,
+            }
+        },
+        async {
+            match (down_id, &target_ref) {
+                (Some(d), Some(r)) => Some(gitlab.branch(d, r).await),
+                _ => None,
+            }
+        },
+        async {
+            match down_id {
+                Some(d) if curl_trigger_token => Some(gitlab.triggers(d).await),
+                _ => None,
+            }
+        },
+        async {
+            match down_id {
+                Some(d) if target.uses_job_token => Some(gitlab.job_token_scope(d).await),
+                _ => None,
+            }
+        },
+        async {
+            match down_id {
+                Some(d) if target.uses_job_token => Some(gitlab.job_token_allowlist(d).await),
+                _ => None,
+            }
+        },
+        async {
+            match down_id {
+                Some(d) if target.uses_job_token => {
+                    Some(gitlab.job_token_groups_allowlist(d).await)
+                }
+                _ => None,
+            }
+        },
+        async {
+            match (down_id, &target_ref) {
+                // The downstream configuration as it is on the target ref, simulated there.
+                (Some(d), Some(r)) if wants_lint => Some(gitlab.ci_lint(d, r, Some(r)).await),
+                _ => None,
+            }
+        },
+        async {
+            match &search_term {
+                Some(term) => Some(gitlab.search_projects(term).await),
+                None => None,
+            }
+        },
+    );
+    let branch = branch.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name));
+    // A ref that is no branch may be a tag.
+    let tag = match (&branch, down_id, &target_ref) {
+        (Gathered::NotFound, Some(d), Some(r)) => {
+            gathered(gitlab.tag(d, r).await, &downstream_name)
+        }
+        _ => Gathered::NotNeeded,
+    };
+    let mut facts = Facts {
+        subject: subject.clone(),
+        upstream_ref_protected,
+        failed,
+        scan,
+        instance: Instance {
+            api_url: ctx.api_url.clone(),
+            external_url,
+            version,
+            problems: Vec::new(),
+        },
+        target,
+        upstream,
+        config: config_facts,
+        downstream,
+        similar_projects: similar.map_or(Gathered::NotNeeded, |r| gathered(r, "project search")),
+        member: member.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
+        protected_branches: protected
+            .map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
+        branch,
+        tag,
+        project_variables,
+        group_variables,
+        instance_variables: Gathered::NotNeeded,
+        triggers: triggers.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
+        job_token_scope: scope.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
+        job_token_allowlist: allowlist
+            .map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
+        job_token_groups_allowlist: groups_allowlist
+            .map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
+        downstream_lint: lint.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
+        downstream_pipeline: None,
+    };
+    let mut problems = Vec::new();
+    problems_of(&facts.upstream, &mut problems);
+    problems_of(&facts.instance.version, &mut problems);
+    problems_of(&facts.downstream, &mut problems);
+    problems_of(&facts.member, &mut problems);
+    problems_of(&facts.branch, &mut problems);
+    facts.instance.problems = problems;
+    facts
+}
+
+/// Facts of a trigger whose downstream pipeline was created and failed: the downstream
+/// pipeline and its failed jobs.
+pub async fn gather_downstream(
+    gitlab: &Session,
+    ctx: &Context,
+    subject: &Subject,
+    failure: &DownstreamFailure,
+) -> Facts {
+    let d = &failure.downstream;
+    let failed_jobs = match d.project_id {
+        Some(p) => gitlab
+            .failed_jobs(p, d.id)
+            .await
+            .map(|jobs| jobs.into_iter().map(|j| (j.name, j.web_url)).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let external_url = ctx
+        .external_url
+        .clone()
+        .or_else(|| ctx.instance_header.clone())
+        .or_else(|| subject.project_url.as_deref().and_then(origin))
+        .unwrap_or_else(|| ctx.api_url.clone());
+    Facts {
+        subject: subject.clone(),
+        upstream_ref_protected: ctx.upstream_ref_protected,
+        failed: FailedJob::Bridge {
+            id: failure.bridge.id,
+            name: failure.bridge.name.clone(),
+            failure_reason: failure
+                .bridge
+                .failure_reason
+                .as_ref()
+                .map(|r| r.as_str().to_string()),
+            web_url: failure.bridge.web_url.clone(),
+        },
+        scan: None,
+        instance: Instance {
+            api_url: ctx.api_url.clone(),
+            external_url,
+            version: Gathered::NotNeeded,
+            problems: Vec::new(),
+        },
+        target: Target::default(),
+        upstream: Gathered::NotNeeded,
+        config: Gathered::NotNeeded,
+        downstream: Gathered::NotNeeded,
+        similar_projects: Gathered::NotNeeded,
+        member: Gathered::NotNeeded,
+        protected_branches: Gathered::NotNeeded,
+        branch: Gathered::NotNeeded,
+        tag: Gathered::NotNeeded,
+        project_variables: Gathered::NotNeeded,
+        group_variables: Vec::new(),
+        instance_variables: Gathered::NotNeeded,
+        triggers: Gathered::NotNeeded,
+        job_token_scope: Gathered::NotNeeded,
+        job_token_allowlist: Gathered::NotNeeded,
+        job_token_groups_allowlist: Gathered::NotNeeded,
+        downstream_lint: Gathered::NotNeeded,
+        downstream_pipeline: Some(DownstreamRun {
+            project_id: d.project_id,
+            pipeline_id: d.id,
+            status: d.status.to_string(),
+            web_url: d.web_url.clone(),
+            failed_jobs,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn variables_are_expanded_in_both_forms() {
+        let v = vars(&[("GROUP", "platform"), ("APP", "api")]);
+        assert_eq!(expand("$GROUP/${APP}", &v).as_deref(), Some("platform/api"));
+        assert_eq!(expand("plain/path", &v).as_deref(), Some("plain/path"));
+        assert_eq!(expand("$MISSING/app", &v), None);
+    }
+
+    #[test]
+    fn variable_references_are_listed_once() {
+        assert_eq!(
+            variables_in("$CI_API_V4_URL/projects/${ID}/trigger/pipeline?token=$env:TOKEN&x=$ID"),
+            vec!["CI_API_V4_URL".to_string(), "ID".into(), "TOKEN".into()]
+        );
+    }
+
+    #[test]
+    fn origins_keep_scheme_host_and_port() {
+        assert_eq!(
+            origin("https://gitlab.example.com:8443/g/p").as_deref(),
+            Some("https://gitlab.example.com:8443")
+        );
+    }
+}
