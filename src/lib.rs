@@ -13,6 +13,7 @@ pub mod ids;
 pub mod metrics;
 pub mod recognise;
 pub mod redact;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -7,12 +7,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use trigger_doctor::config::Settings;
-use trigger_doctor::gitlab::{ClientSettings, GitlabClient};
+use trigger_doctor::diagnosis::gather;
+use trigger_doctor::gitlab::{ClientSettings, GitlabClient, ProjectRef};
+use trigger_doctor::ids::PipelineId;
 use trigger_doctor::recognise::RecogniseOptions;
 use trigger_doctor::server::Application;
 use trigger_doctor::telemetry;
 use trigger_doctor::webhook::event::{self, EventKind};
 use trigger_doctor::worker::{Delivery, Stages};
+use trigger_doctor::{recognise, report};
 
 /// Diagnoses failed GitLab pipeline triggers and explains the fix on the merge request or commit.
 #[derive(Parser)]
@@ -39,6 +42,17 @@ enum Command {
         #[arg(long, value_name = "REASON")]
         failure_reason: Option<String>,
         /// Print JSON: {"trigger_failure": bool, "causes": [{"id", "confidence", "evidence"}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Diagnose a pipeline from a terminal against the configured GitLab and print the report.
+    Diagnose {
+        /// A pipeline URL (https://gitlab.example.com/group/app/-/pipelines/123), or a project
+        /// path or id followed by the pipeline id.
+        target: String,
+        /// The pipeline id, when TARGET is a project.
+        pipeline: Option<u64>,
+        /// Print JSON (the recognition and every diagnosis with its facts and findings).
         #[arg(long)]
         json: bool,
     },
@@ -73,6 +87,11 @@ async fn main() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Replay { files } => replay(settings, &files).await,
         Command::Classify { .. } => unreachable!("handled before the configuration is read"),
+        Command::Diagnose {
+            target,
+            pipeline,
+            json,
+        } => diagnose(settings, &target, pipeline, json).await,
     }
 }
 
@@ -107,6 +126,95 @@ async fn serve(settings: Settings) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `group/app` and `123` from `https://host/group/app/-/pipelines/123`, or from two arguments.
+fn pipeline_target(
+    target: &str,
+    pipeline: Option<u64>,
+) -> Result<(ProjectRef, PipelineId), String> {
+    if let Some(id) = pipeline {
+        return Ok((ProjectRef::parse(target), PipelineId(id)));
+    }
+    let rest = target
+        .split_once("://")
+        .map(|(_, r)| r)
+        .ok_or("give a pipeline URL, or a project and a pipeline id")?;
+    let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
+    let (project, tail) = path
+        .split_once("/-/pipelines/")
+        .ok_or("the URL is not a pipeline URL (…/-/pipelines/<id>)")?;
+    let id = tail
+        .split(['/', '?', '#'])
+        .next()
+        .and_then(|i| i.parse().ok())
+        .ok_or("the URL does not end with a pipeline id")?;
+    Ok((ProjectRef::parse(project), PipelineId(id)))
+}
+
+async fn diagnose(settings: Settings, target: &str, pipeline: Option<u64>, json: bool) -> ExitCode {
+    let terminal = std::io::stderr().is_terminal();
+    let _ = telemetry::init(&settings.log, std::io::stderr, terminal);
+    let progress = |text: &str| {
+        if terminal {
+            eprintln!("{text}");
+        }
+    };
+    let (project, pipeline) = match pipeline_target(target, pipeline) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("trigger-doctor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let gitlab = match GitlabClient::new(ClientSettings::from_settings(&settings.gitlab), None) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("trigger-doctor: cannot set up the GitLab client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stages = Stages {
+        gitlab: gitlab.clone(),
+        recognise: RecogniseOptions {
+            include_canceled: true,
+        },
+        api_url: settings.gitlab.url.clone(),
+        external_url: settings.gitlab.external_url.clone(),
+    };
+    let session = gitlab.session(None, true);
+    progress(&format!(
+        "Reading pipeline #{pipeline} and its trigger jobs…"
+    ));
+    let recognition =
+        match recognise::recognise_pipeline_by_id(&session, &project, pipeline, &stages.recognise)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("trigger-doctor: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    progress("Checking every cause against GitLab…");
+    let ctx = gather::Context {
+        api_url: settings.gitlab.url.clone(),
+        external_url: settings.gitlab.external_url.clone(),
+        instance_header: None,
+        upstream_ref_protected: None,
+    };
+    let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
+    if json {
+        let out = serde_json::json!({"recognition": recognition, "diagnoses": diagnoses, "gitlab_calls": session.calls()});
+        println!("{out}");
+    } else if diagnoses.is_empty() {
+        print!("{}", report::render_no_failure(&recognition));
+    } else {
+        for d in &diagnoses {
+            print!("{}", report::render_text(d));
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Most bytes of standard input `classify` reads.

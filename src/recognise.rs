@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::evidence::ci_source;
 use crate::evidence::log_scan::{self, Scan, ScanOptions, SignalKind};
 use crate::gitlab::model::{Bridge, DownstreamPipeline};
-use crate::gitlab::{GitlabError, Session};
+use crate::gitlab::{GitlabError, ProjectRef, Session};
 use crate::ids::{CommitSha, JobId, MergeRequestIid, NoteId, PipelineId, ProjectId, UserId};
 use crate::webhook::event::{
     Event, JobEvent, NoteAction, NoteEvent, NoteableType, PipelineEvent, Status,
@@ -168,8 +168,46 @@ async fn recognise_pipeline(
     options: &RecogniseOptions,
 ) -> Result<Recognition, GitlabError> {
     let a = &p.object_attributes;
-    let subject = pipeline_subject(p);
-    let failed = match a.status {
+    let failed_builds: Vec<FailedBuild> = p
+        .builds
+        .iter()
+        .filter(|b| b.status == Status::Failed)
+        .map(|b| FailedBuild {
+            id: b.id,
+            name: b.name.clone(),
+            failure_reason: b.failure_reason.as_ref().map(|r| r.as_str().to_string()),
+            runner: b.runner.as_ref().and_then(|r| r.description.clone()),
+        })
+        .collect();
+    recognise_status(
+        gitlab,
+        pipeline_subject(p),
+        &a.status,
+        p.project.ci_config_path.as_deref(),
+        failed_builds,
+        options,
+    )
+    .await
+}
+
+/// A failed build of a pipeline: a candidate curl-style trigger.
+struct FailedBuild {
+    id: JobId,
+    name: String,
+    failure_reason: Option<String>,
+    runner: Option<String>,
+}
+
+/// Recognises a pipeline from its status, its trigger jobs and its failed builds.
+async fn recognise_status(
+    gitlab: &Session,
+    subject: Subject,
+    status: &Status,
+    config_path: Option<&str>,
+    failed_builds: Vec<FailedBuild>,
+    options: &RecogniseOptions,
+) -> Result<Recognition, GitlabError> {
+    let failed = match status {
         Status::Failed => true,
         Status::Canceled => options.include_canceled,
         Status::Success => return Ok(Recognition::PipelineSucceeded { subject }),
@@ -177,42 +215,29 @@ async fn recognise_pipeline(
     };
     if !failed {
         return Ok(Recognition::NotATriggerFailure {
-            reason: format!("pipeline #{} is {}", a.id, a.status),
+            reason: format!("pipeline #{} is {status}", subject.pipeline_id),
         });
     }
-    let bridges = gitlab.trigger_jobs(p.project.id, a.id).await?;
+    let bridges = gitlab
+        .trigger_jobs(subject.project_id, subject.pipeline_id)
+        .await?;
     let (mut failures, downstream) = classify_bridges(bridges);
     // Failed builds whose script calls the trigger API (curl-style triggers).
-    let failed_builds: Vec<_> = p
-        .builds
-        .iter()
-        .filter(|b| b.status == Status::Failed)
-        .collect();
     if !failed_builds.is_empty() {
-        let callers = trigger_calling_jobs(
-            gitlab,
-            p.project.id,
-            p.project.ci_config_path.as_deref(),
-            &a.sha,
-        )
-        .await?;
+        let callers =
+            trigger_calling_jobs(gitlab, subject.project_id, config_path, &subject.sha).await?;
         for build in failed_builds
             .into_iter()
             .filter(|b| callers.contains(&b.name))
         {
-            let failure_reason = build
-                .failure_reason
-                .as_ref()
-                .map(|r| r.as_str().to_string());
-            let runner = build.runner.as_ref().and_then(|r| r.description.clone());
             if let Some(f) = examine_job(
                 gitlab,
-                p.project.id,
+                subject.project_id,
                 build.id,
                 &build.name,
                 "failed",
-                failure_reason,
-                runner,
+                build.failure_reason,
+                build.runner,
             )
             .await?
             {
@@ -220,6 +245,7 @@ async fn recognise_pipeline(
             }
         }
     }
+    let pipeline = subject.pipeline_id;
     Ok(match (failures.is_empty(), downstream.is_empty()) {
         (false, _) => Recognition::TriggerFailed {
             subject,
@@ -231,12 +257,56 @@ async fn recognise_pipeline(
             failures: downstream,
         },
         (true, true) => Recognition::NotATriggerFailure {
-            reason: format!(
-                "pipeline #{} failed, but none of its trigger jobs did",
-                a.id
-            ),
+            reason: format!("pipeline #{pipeline} failed, but none of its trigger jobs did"),
         },
     })
+}
+
+/// Recognises a pipeline read through the API (for `trigger-doctor diagnose` and `/diagnose`).
+pub async fn recognise_pipeline_by_id(
+    gitlab: &Session,
+    project: &ProjectRef,
+    pipeline: PipelineId,
+    options: &RecogniseOptions,
+) -> Result<Recognition, GitlabError> {
+    let project = gitlab.project(project).await?;
+    let p = gitlab.pipeline(project.id, pipeline).await?;
+    let failed_builds = if p.status == Status::Failed || p.status == Status::Canceled {
+        gitlab
+            .failed_jobs(project.id, pipeline)
+            .await?
+            .into_iter()
+            .map(|j| FailedBuild {
+                id: j.id,
+                name: j.name,
+                failure_reason: j.failure_reason.map(|r| r.0),
+                runner: j.runner.and_then(|r| r.description),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let subject = Subject {
+        project_id: project.id,
+        project_path: Some(project.path_with_namespace.clone()),
+        project_url: Some(project.web_url.clone()),
+        pipeline_id: p.id,
+        pipeline_url: p.web_url.clone(),
+        sha: p.sha.clone(),
+        git_ref: p.git_ref.clone().unwrap_or_default(),
+        tag: false,
+        merge_request_iid: None,
+        user_id: p.user.as_ref().map(|u| u.id),
+    };
+    recognise_status(
+        gitlab,
+        subject,
+        &p.status,
+        project.ci_config_path.as_deref(),
+        failed_builds,
+        options,
+    )
+    .await
 }
 
 /// Whether a scanned log shows a call to the trigger API that did not start a pipeline.

@@ -13,7 +13,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::config::WorkerSettings;
 use crate::diagnosis::{self, gather, Diagnosis};
-use crate::gitlab::{GitlabClient, GitlabError};
+use crate::gitlab::{GitlabClient, GitlabError, Session};
 use crate::metrics::Metrics;
 use crate::recognise::{recognise, RecogniseOptions, Recognition};
 use crate::store::{Claimed, DeliveryId, Store, StoreError};
@@ -118,26 +118,7 @@ impl Stages {
                 _ => None,
             },
         };
-        let mut diagnoses = Vec::new();
-        match &recognition {
-            Recognition::TriggerFailed {
-                subject, failures, ..
-            } => {
-                for failure in failures.iter().take(MAX_DIAGNOSES) {
-                    let before = session.calls();
-                    let facts = gather::gather(&session, &ctx, subject, failure).await;
-                    diagnoses.push(diagnosis::check(facts, session.calls() - before));
-                }
-            }
-            Recognition::DownstreamFailed { subject, failures } => {
-                for failure in failures.iter().take(MAX_DIAGNOSES) {
-                    let before = session.calls();
-                    let facts = gather::gather_downstream(&session, &ctx, subject, failure).await;
-                    diagnoses.push(diagnosis::check(facts, session.calls() - before));
-                }
-            }
-            _ => {}
-        }
+        let diagnoses = self.diagnose(&session, &ctx, &recognition).await;
         if !diagnoses.is_empty() {
             let causes: Vec<&str> = diagnoses
                 .iter()
@@ -159,6 +140,38 @@ impl Stages {
             stages,
             gitlab_calls: session.calls(),
         })
+    }
+}
+
+impl Stages {
+    /// Gathers and checks every failed trigger of a recognition (at most [`MAX_DIAGNOSES`]).
+    pub async fn diagnose(
+        &self,
+        session: &Session,
+        ctx: &gather::Context,
+        recognition: &Recognition,
+    ) -> Vec<Diagnosis> {
+        let mut diagnoses = Vec::new();
+        match recognition {
+            Recognition::TriggerFailed {
+                subject, failures, ..
+            } => {
+                for failure in failures.iter().take(MAX_DIAGNOSES) {
+                    let before = session.calls();
+                    let facts = gather::gather(session, ctx, subject, failure).await;
+                    diagnoses.push(diagnosis::check(facts, session.calls() - before));
+                }
+            }
+            Recognition::DownstreamFailed { subject, failures } => {
+                for failure in failures.iter().take(MAX_DIAGNOSES) {
+                    let before = session.calls();
+                    let facts = gather::gather_downstream(session, ctx, subject, failure).await;
+                    diagnoses.push(diagnosis::check(facts, session.calls() - before));
+                }
+            }
+            _ => {}
+        }
+        diagnoses
     }
 }
 

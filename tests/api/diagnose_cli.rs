@@ -1,0 +1,107 @@
+//! `trigger-doctor diagnose` from a terminal, against the fake GitLab.
+
+use serde_json::{json, Value};
+
+use crate::fake_gitlab::{BridgeOutcome, FakeGitlab};
+
+const SHA: &str = "bcbb5ec396a2c0f828686f14fac9b80b780504f2";
+const CONFIG: &str = "stages: [deploy]\ndeploy-app:\n  stage: deploy\n  trigger:\n    project: grp/app\n    branch: main\n";
+
+fn fake_with_missing_downstream(gitlab: &FakeGitlab) {
+    gitlab
+        .add_project(1, "grp/upstream")
+        .add_pipeline(1, 500, "failed", "main", SHA);
+    gitlab.add_bridge(
+        1,
+        500,
+        900,
+        "deploy-app",
+        BridgeOutcome::Failed("downstream_bridge_project_not_found"),
+    );
+    gitlab.with(|s| {
+        s.lint.insert(
+            (1, String::new()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": CONFIG}),
+        );
+    });
+}
+
+async fn run(gitlab: &FakeGitlab, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trigger-doctor"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRIGGER_DOCTOR__") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("TRIGGER_DOCTOR__GITLAB__URL", gitlab.url())
+        .env("TRIGGER_DOCTOR__GITLAB__TOKEN", "glpat-bot-token-for-tests")
+        .arg("diagnose")
+        .args(args);
+    // The fake answers on this runtime while the command runs on another thread.
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn diagnose_by_pipeline_url_prints_the_json_report() {
+    let gitlab = FakeGitlab::start().await;
+    fake_with_missing_downstream(&gitlab);
+    let url = format!("{}/grp/upstream/-/pipelines/500", gitlab.url());
+    let out = run(&gitlab, &[&url, "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["recognition"]["kind"], "trigger_failed");
+    let diagnosis = &report["diagnoses"][0];
+    assert_eq!(diagnosis["facts"]["target"]["project"], "grp/app");
+    assert_eq!(diagnosis["facts"]["downstream"]["state"], "not_found");
+    assert!(
+        report["gitlab_calls"].as_u64().unwrap() <= 15,
+        "{}",
+        report["gitlab_calls"]
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("glpat-bot-token"));
+}
+
+#[tokio::test]
+async fn diagnose_by_project_and_id_prints_text() {
+    let gitlab = FakeGitlab::start().await;
+    fake_with_missing_downstream(&gitlab);
+    let out = run(&gitlab, &["grp/upstream", "500"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Pipeline #500 of grp/upstream: trigger job deploy-app could not start a pipeline in grp/app."), "{text}");
+    assert!(text.contains("Every check:"), "{text}");
+}
+
+#[tokio::test]
+async fn diagnose_of_a_passed_pipeline_says_there_is_no_trigger_failure() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab
+        .add_project(1, "grp/upstream")
+        .add_pipeline(1, 501, "success", "main", SHA);
+    let out = run(&gitlab, &["grp/upstream", "501"]).await;
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, "No trigger failure in pipeline #501: it passed.\n");
+}
+
+#[tokio::test]
+async fn diagnose_with_a_bad_target_explains_the_usage() {
+    let gitlab = FakeGitlab::start().await;
+    let out = run(
+        &gitlab,
+        &["https://gitlab.example.com/grp/upstream/-/jobs/12"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pipeline URL"));
+}
