@@ -8,6 +8,8 @@
 pub mod gather;
 
 // Check modules, one per cause category (each listed in CHECKS below).
+pub mod token;
+pub mod variable;
 
 use serde::Serialize;
 
@@ -325,7 +327,7 @@ impl Finding {
 pub type Check = fn(&Facts) -> Vec<Finding>;
 
 /// Every check, in the order used to break ties between equally sure findings.
-pub const CHECKS: &[(&str, Check)] = &[];
+pub const CHECKS: &[(&str, Check)] = &[("token", token::check), ("variable", variable::check)];
 
 /// The diagnosis of one failed trigger.
 #[derive(Debug, Clone, Serialize)]
