@@ -6,6 +6,9 @@
 //! in [`CHECKS`].
 
 // Check modules, one per cause category (each listed in CHECKS below).
+pub mod git_ref;
+pub mod permission;
+pub mod project;
 
 use serde::Serialize;
 
@@ -323,7 +326,11 @@ impl Finding {
 pub type Check = fn(&Facts) -> Vec<Finding>;
 
 /// Every check, in the order used to break ties between equally sure findings.
-pub const CHECKS: &[(&str, Check)] = &[];
+pub const CHECKS: &[(&str, Check)] = &[
+    ("project", project::check),
+    ("permission", permission::check),
+    ("ref", git_ref::check),
+];
 
 /// The diagnosis of one failed trigger.
 #[derive(Debug, Clone, Serialize)]
