@@ -8,6 +8,9 @@
 pub mod gather;
 
 // Check modules, one per cause category (each listed in CHECKS below).
+pub mod git_ref;
+pub mod permission;
+pub mod project;
 pub mod token;
 pub mod variable;
 
@@ -327,7 +330,13 @@ impl Finding {
 pub type Check = fn(&Facts) -> Vec<Finding>;
 
 /// Every check, in the order used to break ties between equally sure findings.
-pub const CHECKS: &[(&str, Check)] = &[("token", token::check), ("variable", variable::check)];
+pub const CHECKS: &[(&str, Check)] = &[
+    ("project", project::check),
+    ("token", token::check),
+    ("variable", variable::check),
+    ("permission", permission::check),
+    ("ref", git_ref::check),
+];
 
 /// The diagnosis of one failed trigger.
 #[derive(Debug, Clone, Serialize)]
