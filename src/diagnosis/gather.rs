@@ -437,8 +437,12 @@ pub async fn gather(
         .map(str::to_string);
     let (member, protected, branch, triggers, scope, allowlist, groups_allowlist, lint, similar) = tokio::join!(
         async {
+            // The pipeline runs as the upstream user for a bridge or a job token; as the token's
+            // owner for a trigger token (see the trigger tokens instead).
             match (down_id, subject.user_id) {
-                (Some(d), Some(u)) => Some(gitlab.member(d, u).await),
+                (Some(d), Some(u)) if failed.is_bridge() || target.uses_job_token => {
+                    Some(gitlab.member(d, u).await)
+                }
                 _ => None,
             }
         },

@@ -22,6 +22,19 @@ const DOCS_ALLOWLIST: &str =
 const DOCS_VARIABLES: &str = "https://docs.gitlab.com/ci/variables/#restrict-pipeline-variables";
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
+    if let Some((line, reason)) = refused_before_permissions(facts) {
+        return [ROLE, PROTECTED_REF, ALLOWLIST, VARIABLES, TRIGGER_OWNER]
+            .into_iter()
+            .map(|cause| {
+                Finding::new(
+                    cause,
+                    Verdict::RuledOut,
+                    format!("The request never reached GitLab's permission checks: {reason}."),
+                )
+                .evidence(line.clone())
+            })
+            .collect();
+    }
     let ctx = Context::new(facts);
     vec![
         role(&ctx),
@@ -30,6 +43,35 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         pipeline_variables(&ctx),
         trigger_owner(&ctx),
     ]
+}
+
+/// A call refused before GitLab looks at permissions: a missing parameter (400 `token is
+/// missing`), a refused token (401), or no answer at all (the network failed). Returns the log
+/// line and why.
+fn refused_before_permissions(facts: &Facts) -> Option<(String, &'static str)> {
+    let scan = facts.scan.as_ref()?;
+    let answered = scan.signals.iter().any(|s| {
+        matches!(s.kind, SignalKind::HttpStatus { .. } | SignalKind::GitlabError { .. })
+    });
+    scan.signals.iter().find_map(|s| {
+        let line = at(s);
+        match &s.kind {
+            SignalKind::GitlabError { message, .. }
+                if message.contains("token is missing")
+                    || message.contains("ref is missing")
+                    || message.contains("ref is empty") =>
+            {
+                Some((line, "GitLab refused its parameters first"))
+            }
+            SignalKind::HttpStatus { status: 401 } => {
+                Some((line, "GitLab refused the token itself (401)"))
+            }
+            kind if !answered && kind.network_failure().is_some() => {
+                Some((line, "the call failed on the network before any answer"))
+            }
+            _ => None,
+        }
+    })
 }
 
 /// How the trigger was made.
@@ -1503,5 +1545,16 @@ mod tests {
             finding(&bridge_facts(None), TRIGGER_OWNER).verdict,
             Verdict::NotApplicable
         );
+    }
+
+    #[test]
+    fn a_call_refused_for_a_missing_token_rules_out_every_permission_cause() {
+        let facts = crate::diagnosis::testing::curl_facts(
+            "$ curl -X POST -F token=$T -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n{\"error\":\"token is missing\"}\n",
+        );
+        let findings = check(&facts);
+        assert_eq!(findings.len(), 5);
+        assert!(findings.iter().all(|f| f.verdict == Verdict::RuledOut), "{findings:#?}");
+        assert!(findings[0].evidence[0].contains("token is missing"));
     }
 }

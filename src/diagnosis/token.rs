@@ -608,14 +608,23 @@ fn expired(facts: &Facts, call: &Call) -> Finding {
                     )
                     .evidence(line(s))
                 } else {
+                    let all = expired.len() == list.len();
                     let mut f = Finding::new(
                         CAUSE,
-                        Verdict::Likely,
-                        format!(
-                            "{} of {} trigger tokens of {down} have expired, and an expired trigger token gets this 404. The same 404 comes for an unknown token, a missing or invisible project (project.*) or a token of another project, and the token sent cannot be matched to a trigger by value.",
-                            expired.len(),
-                            list.len()
-                        ),
+                        if all { Verdict::Confirmed } else { Verdict::Likely },
+                        if all {
+                            format!(
+                                "Every trigger token of {down} has expired ({} of {}), so no trigger token sent to it can work, and an expired token gets this 404.",
+                                expired.len(),
+                                list.len()
+                            )
+                        } else {
+                            format!(
+                                "{} of {} trigger tokens of {down} have expired, and an expired trigger token gets this 404. The same 404 comes for an unknown token, a missing or invisible project (project.*) or a token of another project, and the token sent cannot be matched to a trigger by value.",
+                                expired.len(),
+                                list.len()
+                            )
+                        },
                     )
                     .evidence(line(s));
                     for t in expired {

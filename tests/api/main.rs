@@ -1,6 +1,7 @@
 //! Integration tests through the real HTTP server on port 0 and a real SQLite file.
 
 mod diagnose_cli;
+mod diagnosis;
 mod fake_gitlab;
 mod gitlab_client;
 mod helpers;

@@ -1,0 +1,162 @@
+//! Diagnoses end to end: a webhook through the real server and worker, checked live against
+//! the stateful fake GitLab. Each test asserts the top cause, its verdict, and that the
+//! findings carry evidence and linked fix steps.
+
+use serde_json::{json, Value};
+use trigger_doctor::worker::Settled;
+
+use crate::fake_gitlab::{BridgeOutcome, FakeGitlab, DEVELOPER};
+use crate::helpers::*;
+
+const SHA: &str = "95d49d1efbd941908580e79d65e4b5ecaf4a8305";
+
+/// Upstream `grp/upstream` (1) and downstream `grp/app` (42).
+async fn instance() -> FakeGitlab {
+    let gitlab = FakeGitlab::start().await;
+    gitlab.add_project(1, "grp/upstream").add_project(42, "grp/app");
+    gitlab
+}
+
+/// A failed curl-style job 901 of pipeline 31 on `ref` whose log is `log`.
+fn job_hook(git_ref: &str) -> Vec<u8> {
+    let git_ref = git_ref.to_string();
+    fixture_with("webhook-job-go-gitlab.json", move |v| {
+        v["build_id"] = 901.into();
+        v["build_name"] = "trigger-app".into();
+        v["build_status"] = "failed".into();
+        v["build_failure_reason"] = "script_failure".into();
+        v["project_id"] = 1.into();
+        v["pipeline_id"] = 31.into();
+        v["ref"] = git_ref.into();
+        v["sha"] = SHA.into();
+    })
+}
+
+fn curl_log(token: &str, answer: &str) -> String {
+    format!(
+        "Running with gitlab-runner 17.5.0 (a1b2c3d4) on docker-runner-1 xYz12\n\
+         $ curl --fail-with-body -X POST -F token={token} -F ref=main \"$CI_API_V4_URL/projects/42/trigger/pipeline\"\n\
+         {answer}\n\
+         ERROR: Job failed: exit code 22\n"
+    )
+}
+
+fn variable(key: &str, protected: bool, scope: &str) -> Value {
+    json!({"key": key, "value": "x", "protected": protected, "masked": true, "hidden": false, "environment_scope": scope, "variable_type": "env_var"})
+}
+
+async fn diagnose(gitlab: &FakeGitlab, event: &str, body: Vec<u8>) -> Value {
+    let app = spawn_app_with(&[("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url())]).await;
+    assert_eq!(app.deliver(event, body, "key").await.status(), 202);
+    let settled = app.worker.run_once("test").await.unwrap().unwrap();
+    assert!(matches!(settled, Settled::Done(_)), "{settled:?}");
+    let record = &app.store.find_by_dedup_key("key").await.unwrap()[0];
+    let outcome: Value = serde_json::from_str(&record.outcomes[0]).unwrap();
+    assert_eq!(outcome["diagnoses"].as_array().map(Vec::len), Some(1), "{outcome:#}");
+    outcome["diagnoses"][0].clone()
+}
+
+fn finding<'a>(d: &'a Value, cause: &str) -> &'a Value {
+    d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["cause"] == cause)
+        .unwrap_or_else(|| panic!("no finding for {cause}"))
+}
+
+/// The top finding is `cause` with `verdict`, with evidence and at least one linked fix step.
+fn assert_top(d: &Value, cause: &str, verdict: &str) {
+    let top = &d["findings"][0];
+    assert_eq!(top["cause"], cause, "{:#}", d["findings"]);
+    assert_eq!(top["verdict"], verdict, "{top:#}");
+    assert!(!top["evidence"].as_array().unwrap().is_empty(), "{top:#}");
+    let fix = top["fix"].as_array().unwrap();
+    assert!(!fix.is_empty(), "{top:#}");
+    assert!(fix.iter().any(|s| s["link"].is_string()), "{top:#}");
+    assert!(d["gitlab_calls"].as_u64().unwrap() <= 15, "P5: {} calls", d["gitlab_calls"]);
+}
+
+#[tokio::test]
+async fn a_misnamed_token_variable_is_found_with_the_name_it_should_have() {
+    let gitlab = instance().await;
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("$TRIGGER_TOKN", r#"{"error":"token is missing"}"#));
+    gitlab.with(|s| {
+        s.variables.insert(1, vec![variable("TRIGGER_TOKEN", false, "*")]);
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    // Likely, not confirmed: instance variables are for administrators only, so the bot cannot
+    // rule out that TRIGGER_TOKN is defined there.
+    assert_top(&d, "variable.misnamed", "likely");
+    assert!(finding(&d, "variable.misnamed")["summary"].as_str().unwrap().contains("TRIGGER_TOKEN"));
+}
+
+#[tokio::test]
+async fn a_protected_token_variable_on_a_feature_branch_is_found() {
+    let gitlab = instance().await;
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("$DEPLOY_TOKEN", r#"{"error":"token is missing"}"#));
+    gitlab.with(|s| {
+        s.variables.insert(1, vec![variable("DEPLOY_TOKEN", true, "*")]);
+        s.branches.insert((1, "feature/login".into()), json!({"name": "feature/login", "protected": false}));
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("feature/login")).await;
+    assert_top(&d, "variable.protected_ref", "confirmed");
+}
+
+#[tokio::test]
+async fn a_personal_access_token_sent_to_the_trigger_api_is_the_wrong_kind() {
+    let gitlab = instance().await;
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("glpat-AbCdEfGhIjKlMnOpQrSt", r#"{"message":"404 Not Found"}"#));
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    assert_top(&d, "token.wrong_kind", "confirmed");
+    let text = d.to_string();
+    assert!(!text.contains("AbCdEfGhIjKlMnOpQrSt"), "the token never reaches the stored diagnosis");
+}
+
+#[tokio::test]
+async fn expired_trigger_tokens_explain_a_404_from_the_trigger_api() {
+    let gitlab = instance().await;
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#));
+    gitlab.with(|s| {
+        s.variables.insert(1, vec![variable("DEPLOY_TOKEN", false, "*")]);
+        s.triggers.insert(42, vec![json!({"id": 10, "description": "from upstream", "token": "glpt", "expires_at": "2024-01-31", "owner": {"id": 7, "username": "dev", "state": "active"}})]);
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    assert_top(&d, "token.expired", "confirmed");
+    assert_eq!(finding(&d, "project.not_found")["verdict"], "ruled_out");
+}
+
+#[tokio::test]
+async fn without_maintainer_the_variable_checks_say_what_they_could_not_read() {
+    let gitlab = instance().await;
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#));
+    gitlab.with(|s| {
+        s.bot_access.insert(1, DEVELOPER);
+        s.bot_access.insert(42, DEVELOPER);
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    let undefined = finding(&d, "variable.undefined");
+    assert_eq!(undefined["verdict"], "unknown", "{undefined:#}");
+    assert!(undefined["summary"].as_str().unwrap().contains("Maintainer"), "{undefined:#}");
+    let expired = finding(&d, "token.expired");
+    assert_eq!(expired["verdict"], "unknown", "{expired:#}");
+    assert!(expired["summary"].as_str().unwrap().contains("Maintainer on grp/app"), "{expired:#}");
+}
+
+#[tokio::test]
+async fn a_failed_downstream_pipeline_is_reported_as_such() {
+    let gitlab = instance().await;
+    gitlab.add_pipeline(1, 32, "failed", "main", SHA);
+    gitlab.add_bridge(1, 32, 950, "deploy", BridgeOutcome::DownstreamFailed(700));
+    let body = fixture_with("webhook-pipeline.json", |v| {
+        v["object_attributes"]["id"] = 32.into();
+        v["object_attributes"]["status"] = "failed".into();
+        v["project"]["id"] = 1.into();
+        v["builds"] = json!([]);
+    });
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    let top = &d["findings"][0];
+    assert_eq!(top["cause"], "downstream.failed");
+    assert_eq!(top["verdict"], "confirmed");
+    assert_eq!(d["findings"].as_array().unwrap().len(), 1, "no trigger checks when the trigger worked");
+}
