@@ -6,6 +6,10 @@
 //! in [`CHECKS`].
 
 // Check modules, one per cause category (each listed in CHECKS below).
+pub mod api_url;
+pub mod instance;
+pub mod network;
+pub mod pipeline_config;
 
 use serde::Serialize;
 
@@ -323,7 +327,12 @@ impl Finding {
 pub type Check = fn(&Facts) -> Vec<Finding>;
 
 /// Every check, in the order used to break ties between equally sure findings.
-pub const CHECKS: &[(&str, Check)] = &[];
+pub const CHECKS: &[(&str, Check)] = &[
+    ("config", pipeline_config::check),
+    ("network", network::check),
+    ("api_url", api_url::check),
+    ("instance", instance::check),
+];
 
 /// The diagnosis of one failed trigger.
 #[derive(Debug, Clone, Serialize)]
