@@ -162,7 +162,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
             add(Cause::Proxy, Verdict::Likely);
         }
     }
-    let answers = gitlab_answers(scan);
+    let answers = gitlab_answers(&scan.signals);
     CAUSES
         .iter()
         .map(|&cause| {
@@ -515,23 +515,26 @@ fn is_proxy_host(scan: &Scan, host: &str) -> bool {
 
 /// Lines where GitLab answered over HTTP (a status line, an error body, a client's report of a
 /// status); a proxy's own refusal (407, a refused CONNECT) is not GitLab's answer.
-pub(crate) fn gitlab_answers(scan: &Scan) -> Vec<&Signal> {
-    let proxy_refused = scan.signals.iter().any(|s| {
+pub(crate) fn gitlab_answers(signals: &[Signal]) -> Vec<&Signal> {
+    let proxy_refused = signals.iter().any(|s| {
         matches!(
             s.kind,
             SignalKind::Proxy(ProxyEvidence::ConnectRejected { .. })
         )
     });
-    scan.signals
+    signals
         .iter()
-        .filter(|s| match &s.kind {
-            SignalKind::GitlabError { .. } => true,
-            SignalKind::HttpStatus { status }
-            | SignalKind::ClientError {
-                status: Some(status),
-                ..
-            } => *status != 407 && !proxy_refused && !s.line.to_ascii_lowercase().contains("proxy"),
-            _ => false,
+        .filter(|s| {
+            let status = match &s.kind {
+                SignalKind::GitlabError { .. } => return true,
+                SignalKind::HttpStatus { status } => *status,
+                SignalKind::ClientError {
+                    status: Some(status),
+                    ..
+                } => *status,
+                _ => return false,
+            };
+            status != 407 && !proxy_refused && !s.line.to_ascii_lowercase().contains("proxy")
         })
         .collect()
 }
