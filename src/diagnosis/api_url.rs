@@ -27,7 +27,7 @@ struct Called {
 
 impl Called {
     /// Built from one of GitLab's own URL variables: host and scheme are the instance's.
-    fn from_ci_variable(&self) -> bool {
+    fn built_on_ci_variable(&self) -> bool {
         self.base_variable.as_deref().is_some_and(is_ci_variable)
     }
 
@@ -85,7 +85,7 @@ fn host_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
     };
     let wrong: Vec<(&Called, &str)> = called
         .iter()
-        .filter(|c| !c.from_ci_variable())
+        .filter(|c| !c.built_on_ci_variable())
         .filter_map(|c| c.host.as_deref().map(|h| (c, h)))
         .filter(|(_, h)| !h.eq_ignore_ascii_case(external))
         .collect();
@@ -163,14 +163,14 @@ fn host_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
     let right: Vec<&Called> = called
         .iter()
         .filter(|c| {
-            c.from_ci_variable()
+            c.built_on_ci_variable()
                 || c.host
                     .as_deref()
                     .is_some_and(|h| h.eq_ignore_ascii_case(external))
         })
         .collect();
     if let Some(c) = right.first() {
-        let how = if c.from_ci_variable() {
+        let how = if c.built_on_ci_variable() {
             format!(
                 "is built from ${}, which GitLab sets to the instance's own URL",
                 c.base_variable.as_deref().unwrap_or_default()
@@ -213,7 +213,7 @@ fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Findi
     let redirected: Vec<&Signal> = redirects(signals);
     let wrong: Vec<&Called> = called
         .iter()
-        .filter(|c| !c.from_ci_variable())
+        .filter(|c| !c.built_on_ci_variable())
         .filter(|c| match (&c.scheme, &external_scheme) {
             (Some(s), Some(e)) => !s.eq_ignore_ascii_case(e),
             _ => false,
@@ -234,7 +234,7 @@ fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Findi
         || (!redirected.is_empty()
             && called
                 .iter()
-                .all(|c| c.scheme.is_none() && !c.from_ci_variable()))
+                .all(|c| c.scheme.is_none() && !c.built_on_ci_variable()))
     {
         let proven = if http_call {
             !redirected.is_empty()
@@ -281,9 +281,9 @@ fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Findi
     }
     if let Some(c) = called
         .iter()
-        .find(|c| c.from_ci_variable() || c.scheme.is_some())
+        .find(|c| c.built_on_ci_variable() || c.scheme.is_some())
     {
-        let summary = if c.from_ci_variable() {
+        let summary = if c.built_on_ci_variable() {
             format!(
                 "The URL is built from ${}, which carries the instance's own scheme.",
                 c.base_variable.as_deref().unwrap_or_default()

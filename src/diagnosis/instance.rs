@@ -3,7 +3,7 @@
 //! A `trigger:` job's own per-minute limit on downstream pipelines is `config.rate_limit`.
 
 use crate::diagnosis::network::gitlab_answers;
-use crate::diagnosis::{Facts, FailedJob, Finding, FixStep, Gathered, Verdict};
+use crate::diagnosis::{Facts, FailedJob, Finding, FixStep, Verdict};
 use crate::evidence::log_scan::{Signal, SignalKind};
 
 const HEALTH_DOCS: &str = "https://docs.gitlab.com/administration/monitoring/health_check/";
@@ -294,6 +294,7 @@ fn rate_limited(facts: &Facts) -> Finding {
 mod tests {
     use super::*;
     use crate::diagnosis::testing::{bridge_facts, curl_facts};
+    use crate::diagnosis::Gathered;
     use crate::gitlab::model::Version;
 
     fn get(facts: &Facts, id: &str) -> Finding {
