@@ -131,7 +131,7 @@ fn host_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
         }
         for s in redirects(signals) {
             f = f.evidence(format!(
-                "{}: {} (a redirect to the canonical host)",
+                "{}: {} (a redirect, or a 405 after one)",
                 s.line_no, s.line
             ));
         }

@@ -113,15 +113,18 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         };
         let host = failure_host(&s.kind).map(str::to_string);
         let on_proxy = host.as_deref().is_some_and(|h| is_proxy_host(scan, h));
-        let on_target = host
-            .as_deref()
-            .is_some_and(|h| hosts.iter().any(|t| t.eq_ignore_ascii_case(h)));
+        let on_target = match host.as_deref() {
+            Some(h) => hosts.iter().any(|t| t.eq_ignore_ascii_case(h)),
+            // Errors that name no host (curl's certificate errors) belong to the command
+            // just before them.
+            None => follows_trigger_call(scan, s),
+        };
         if host.is_some() && !on_proxy && !on_target && !hosts.is_empty() {
             // A failure on another host (a package registry, say) is not this trigger's.
             elsewhere.push(s);
             continue;
         }
-        // Sure only when the log names the trigger's own host.
+        // Sure only when the failure is the trigger call's own.
         let sure = if on_target || on_proxy {
             Verdict::Confirmed
         } else {
@@ -423,6 +426,22 @@ fn matches(cause: Cause, failure: NetworkFailure) -> bool {
     )
 }
 
+/// Whether the signal comes right after a trigger call (within a few lines, with no other
+/// command between).
+fn follows_trigger_call(scan: &Scan, failure: &Signal) -> bool {
+    let is_call = |line_no: u64| {
+        scan.signals
+            .iter()
+            .any(|s| s.line_no == line_no && matches!(s.kind, SignalKind::TriggerCall(_)))
+    };
+    scan.signals
+        .iter()
+        .rev()
+        .filter(|s| s.line_no < failure.line_no)
+        .find(|s| s.line.trim_start().starts_with("$ ") || is_call(s.line_no))
+        .is_some_and(|s| is_call(s.line_no) && failure.line_no - s.line_no <= 5)
+}
+
 /// `ERROR: Job failed: exit code 6` after a curl trigger call: curl's own code for the cause.
 fn curl_exit_hint(scan: &Scan, cause: Cause) -> Option<&Signal> {
     let curl_call = scan
@@ -690,10 +709,7 @@ mod tests {
             .into_iter()
             .find(|f| f.cause == "network.tls")
             .unwrap();
-        assert!(
-            matches!(tls.verdict, Verdict::Confirmed | Verdict::Likely),
-            "{tls:?}"
-        );
+        assert_eq!(tls.verdict, Verdict::Confirmed, "{tls:?}");
         assert!(tls
             .fix
             .iter()
@@ -711,10 +727,7 @@ mod tests {
             .into_iter()
             .find(|f| f.cause == "network.proxy")
             .unwrap();
-        assert!(
-            matches!(proxy.verdict, Verdict::Confirmed | Verdict::Likely),
-            "{proxy:?}"
-        );
+        assert_eq!(proxy.verdict, Verdict::Confirmed, "{proxy:?}");
         assert!(!proxy.evidence.is_empty());
         assert!(proxy.fix.iter().any(|s| s.link.is_some()));
     }
