@@ -8,8 +8,12 @@
 pub mod gather;
 
 // Check modules, one per cause category (each listed in CHECKS below).
+pub mod api_url;
 pub mod git_ref;
+pub mod instance;
+pub mod network;
 pub mod permission;
+pub mod pipeline_config;
 pub mod project;
 pub mod token;
 pub mod variable;
@@ -331,11 +335,17 @@ pub type Check = fn(&Facts) -> Vec<Finding>;
 
 /// Every check, in the order used to break ties between equally sure findings.
 pub const CHECKS: &[(&str, Check)] = &[
+pub const CHECKS: &[(&str, Check)] = &[
     ("project", project::check),
     ("token", token::check),
     ("variable", variable::check),
     ("permission", permission::check),
     ("ref", git_ref::check),
+    ("config", pipeline_config::check),
+    ("network", network::check),
+    ("api_url", api_url::check),
+    ("instance", instance::check),
+];
 ];
 
 /// The diagnosis of one failed trigger.
