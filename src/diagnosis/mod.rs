@@ -335,7 +335,6 @@ pub type Check = fn(&Facts) -> Vec<Finding>;
 
 /// Every check, in the order used to break ties between equally sure findings.
 pub const CHECKS: &[(&str, Check)] = &[
-pub const CHECKS: &[(&str, Check)] = &[
     ("project", project::check),
     ("token", token::check),
     ("variable", variable::check),
@@ -345,7 +344,6 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("network", network::check),
     ("api_url", api_url::check),
     ("instance", instance::check),
-];
 ];
 
 /// The diagnosis of one failed trigger.

@@ -51,7 +51,10 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
 fn refused_before_permissions(facts: &Facts) -> Option<(String, &'static str)> {
     let scan = facts.scan.as_ref()?;
     let answered = scan.signals.iter().any(|s| {
-        matches!(s.kind, SignalKind::HttpStatus { .. } | SignalKind::GitlabError { .. })
+        matches!(
+            s.kind,
+            SignalKind::HttpStatus { .. } | SignalKind::GitlabError { .. }
+        )
     });
     scan.signals.iter().find_map(|s| {
         let line = at(s);
@@ -1554,7 +1557,10 @@ mod tests {
         );
         let findings = check(&facts);
         assert_eq!(findings.len(), 5);
-        assert!(findings.iter().all(|f| f.verdict == Verdict::RuledOut), "{findings:#?}");
+        assert!(
+            findings.iter().all(|f| f.verdict == Verdict::RuledOut),
+            "{findings:#?}"
+        );
         assert!(findings[0].evidence[0].contains("token is missing"));
     }
 }

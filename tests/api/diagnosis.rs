@@ -13,7 +13,9 @@ const SHA: &str = "95d49d1efbd941908580e79d65e4b5ecaf4a8305";
 /// Upstream `grp/upstream` (1) and downstream `grp/app` (42).
 async fn instance() -> FakeGitlab {
     let gitlab = FakeGitlab::start().await;
-    gitlab.add_project(1, "grp/upstream").add_project(42, "grp/app");
+    gitlab
+        .add_project(1, "grp/upstream")
+        .add_project(42, "grp/app");
     gitlab
 }
 
@@ -52,7 +54,11 @@ async fn diagnose(gitlab: &FakeGitlab, event: &str, body: Vec<u8>) -> Value {
     assert!(matches!(settled, Settled::Done(_)), "{settled:?}");
     let record = &app.store.find_by_dedup_key("key").await.unwrap()[0];
     let outcome: Value = serde_json::from_str(&record.outcomes[0]).unwrap();
-    assert_eq!(outcome["diagnoses"].as_array().map(Vec::len), Some(1), "{outcome:#}");
+    assert_eq!(
+        outcome["diagnoses"].as_array().map(Vec::len),
+        Some(1),
+        "{outcome:#}"
+    );
     outcome["diagnoses"][0].clone()
 }
 
@@ -74,30 +80,56 @@ fn assert_top(d: &Value, cause: &str, verdict: &str) {
     let fix = top["fix"].as_array().unwrap();
     assert!(!fix.is_empty(), "{top:#}");
     assert!(fix.iter().any(|s| s["link"].is_string()), "{top:#}");
-    assert!(d["gitlab_calls"].as_u64().unwrap() <= 15, "P5: {} calls", d["gitlab_calls"]);
+    assert!(
+        d["gitlab_calls"].as_u64().unwrap() <= 15,
+        "P5: {} calls",
+        d["gitlab_calls"]
+    );
 }
 
 #[tokio::test]
 async fn a_misnamed_token_variable_is_found_with_the_name_it_should_have() {
     let gitlab = instance().await;
-    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("$TRIGGER_TOKN", r#"{"error":"token is missing"}"#));
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$TRIGGER_TOKN", r#"{"error":"token is missing"}"#),
+    );
     gitlab.with(|s| {
-        s.variables.insert(1, vec![variable("TRIGGER_TOKEN", false, "*")]);
+        s.variables
+            .insert(1, vec![variable("TRIGGER_TOKEN", false, "*")]);
     });
     let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
     // Likely, not confirmed: instance variables are for administrators only, so the bot cannot
     // rule out that TRIGGER_TOKN is defined there.
     assert_top(&d, "variable.misnamed", "likely");
-    assert!(finding(&d, "variable.misnamed")["summary"].as_str().unwrap().contains("TRIGGER_TOKEN"));
+    assert!(finding(&d, "variable.misnamed")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("TRIGGER_TOKEN"));
 }
 
 #[tokio::test]
 async fn a_protected_token_variable_on_a_feature_branch_is_found() {
     let gitlab = instance().await;
-    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("$DEPLOY_TOKEN", r#"{"error":"token is missing"}"#));
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$DEPLOY_TOKEN", r#"{"error":"token is missing"}"#),
+    );
     gitlab.with(|s| {
-        s.variables.insert(1, vec![variable("DEPLOY_TOKEN", true, "*")]);
-        s.branches.insert((1, "feature/login".into()), json!({"name": "feature/login", "protected": false}));
+        s.variables
+            .insert(1, vec![variable("DEPLOY_TOKEN", true, "*")]);
+        s.branches.insert(
+            (1, "feature/login".into()),
+            json!({"name": "feature/login", "protected": false}),
+        );
     });
     let d = diagnose(&gitlab, "Job Hook", job_hook("feature/login")).await;
     assert_top(&d, "variable.protected_ref", "confirmed");
@@ -106,17 +138,37 @@ async fn a_protected_token_variable_on_a_feature_branch_is_found() {
 #[tokio::test]
 async fn a_personal_access_token_sent_to_the_trigger_api_is_the_wrong_kind() {
     let gitlab = instance().await;
-    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("glpat-AbCdEfGhIjKlMnOpQrSt", r#"{"message":"404 Not Found"}"#));
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log(
+            "glpat-AbCdEfGhIjKlMnOpQrSt",
+            r#"{"message":"404 Not Found"}"#,
+        ),
+    );
     let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
     assert_top(&d, "token.wrong_kind", "confirmed");
     let text = d.to_string();
-    assert!(!text.contains("AbCdEfGhIjKlMnOpQrSt"), "the token never reaches the stored diagnosis");
+    assert!(
+        !text.contains("AbCdEfGhIjKlMnOpQrSt"),
+        "the token never reaches the stored diagnosis"
+    );
 }
 
 #[tokio::test]
 async fn expired_trigger_tokens_explain_a_404_from_the_trigger_api() {
     let gitlab = instance().await;
-    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#));
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
+    );
     gitlab.with(|s| {
         s.variables.insert(1, vec![variable("DEPLOY_TOKEN", false, "*")]);
         s.triggers.insert(42, vec![json!({"id": 10, "description": "from upstream", "token": "glpt", "expires_at": "2024-01-31", "owner": {"id": 7, "username": "dev", "state": "active"}})]);
@@ -129,7 +181,14 @@ async fn expired_trigger_tokens_explain_a_404_from_the_trigger_api() {
 #[tokio::test]
 async fn without_maintainer_the_variable_checks_say_what_they_could_not_read() {
     let gitlab = instance().await;
-    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#));
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
+    );
     gitlab.with(|s| {
         s.bot_access.insert(1, DEVELOPER);
         s.bot_access.insert(42, DEVELOPER);
@@ -137,10 +196,22 @@ async fn without_maintainer_the_variable_checks_say_what_they_could_not_read() {
     let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
     let undefined = finding(&d, "variable.undefined");
     assert_eq!(undefined["verdict"], "unknown", "{undefined:#}");
-    assert!(undefined["summary"].as_str().unwrap().contains("Maintainer"), "{undefined:#}");
+    assert!(
+        undefined["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Maintainer"),
+        "{undefined:#}"
+    );
     let expired = finding(&d, "token.expired");
     assert_eq!(expired["verdict"], "unknown", "{expired:#}");
-    assert!(expired["summary"].as_str().unwrap().contains("Maintainer on grp/app"), "{expired:#}");
+    assert!(
+        expired["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Maintainer on grp/app"),
+        "{expired:#}"
+    );
 }
 
 #[tokio::test]
@@ -158,5 +229,9 @@ async fn a_failed_downstream_pipeline_is_reported_as_such() {
     let top = &d["findings"][0];
     assert_eq!(top["cause"], "downstream.failed");
     assert_eq!(top["verdict"], "confirmed");
-    assert_eq!(d["findings"].as_array().unwrap().len(), 1, "no trigger checks when the trigger worked");
+    assert_eq!(
+        d["findings"].as_array().unwrap().len(),
+        1,
+        "no trigger checks when the trigger worked"
+    );
 }
