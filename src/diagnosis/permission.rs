@@ -49,6 +49,24 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
 /// missing`), a refused token (401), or no answer at all (the network failed). Returns the log
 /// line and why.
 fn refused_before_permissions(facts: &Facts) -> Option<(String, &'static str)> {
+    // GitLab checks a bridge in order: project found, not the same project, depth, tree size,
+    // then permissions, then loops (gitlab-facts §5.1). A reason from another step means the
+    // permission step either was not reached or passed.
+    if let Some(reason) = facts.failed.failure_reason() {
+        let why = match reason {
+            "invalid_bridge_trigger"
+            | "reached_max_descendant_pipelines_depth"
+            | "bridge_pipeline_is_child_pipeline"
+            | "reached_max_pipeline_hierarchy_size" => {
+                Some("GitLab stopped the trigger at an earlier check")
+            }
+            "pipeline_loop_detected" => Some("GitLab checks loops after permissions, which passed"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Some((format!("failure reason: {reason}"), why));
+        }
+    }
     let scan = facts.scan.as_ref()?;
     let answered = scan.signals.iter().any(|s| {
         matches!(

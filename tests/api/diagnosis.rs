@@ -235,3 +235,284 @@ async fn a_failed_downstream_pipeline_is_reported_as_such() {
         "no trigger checks when the trigger worked"
     );
 }
+
+// ---- Trigger (bridge) jobs: the upstream pipeline's configuration says where they point. ----
+
+fn bridge_config(project: &str, branch: &str) -> String {
+    format!("stages: [deploy]\ndeploy-app:\n  stage: deploy\n  trigger:\n    project: {project}\n    branch: {branch}\n")
+}
+
+/// A failed pipeline 40 of `grp/upstream` whose trigger job `deploy-app` failed with `reason`,
+/// its configuration pointing at `project` on `branch`.
+fn failed_bridge(
+    gitlab: &FakeGitlab,
+    reason: &'static str,
+    project: &str,
+    branch: &str,
+) -> Vec<u8> {
+    gitlab.add_pipeline(1, 40, "failed", "main", SHA);
+    gitlab.add_bridge(1, 40, 950, "deploy-app", BridgeOutcome::Failed(reason));
+    let config = bridge_config(project, branch);
+    gitlab.with(|s| {
+        s.lint.insert(
+            (1, String::new()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": config}),
+        );
+        s.members.insert((42, 1), 30);
+    });
+    fixture_with("webhook-pipeline.json", |v| {
+        v["object_attributes"]["id"] = 40.into();
+        v["object_attributes"]["status"] = "failed".into();
+        v["object_attributes"]["sha"] = SHA.into();
+        v["object_attributes"]["protected_ref"] = true.into();
+        v["project"]["id"] = 1.into();
+        v["project"]["path_with_namespace"] = "grp/upstream".into();
+        v["user"]["id"] = 1.into();
+        v["builds"] = json!([]);
+    })
+}
+
+#[tokio::test]
+async fn a_missing_downstream_project_is_not_found() {
+    let gitlab = instance().await;
+    let body = failed_bridge(
+        &gitlab,
+        "downstream_bridge_project_not_found",
+        "grp/ap",
+        "main",
+    );
+    gitlab.with(|s| s.projects.remove(&42));
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    let top = &d["findings"][0];
+    assert_eq!(top["cause"], "project.not_found", "{:#}", d["findings"]);
+    assert!(matches!(
+        top["verdict"].as_str(),
+        Some("confirmed" | "likely")
+    ));
+    assert!(!top["fix"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_renamed_downstream_project_is_found_under_its_new_path() {
+    let gitlab = instance().await;
+    let body = failed_bridge(
+        &gitlab,
+        "downstream_bridge_project_not_found",
+        "grp/old-app",
+        "main",
+    );
+    gitlab.with(|s| {
+        s.redirects.insert("grp/old-app".into(), 42);
+    });
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    assert_top(&d, "project.renamed", "confirmed");
+    assert!(d["findings"][0].to_string().contains("grp/app"));
+}
+
+#[tokio::test]
+async fn a_reporter_on_the_downstream_project_lacks_the_role() {
+    let gitlab = instance().await;
+    let body = failed_bridge(
+        &gitlab,
+        "insufficient_bridge_permissions",
+        "grp/app",
+        "main",
+    );
+    gitlab.with(|s| {
+        s.members.insert((42, 1), 20);
+    });
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    assert_top(&d, "permission.role", "confirmed");
+}
+
+#[tokio::test]
+async fn a_protected_target_branch_the_user_may_not_push_or_merge_to_is_found() {
+    let gitlab = instance().await;
+    let body = failed_bridge(
+        &gitlab,
+        "insufficient_bridge_permissions",
+        "grp/app",
+        "release/1.0",
+    );
+    gitlab.with(|s| {
+        s.branches.insert(
+            (42, "release/1.0".into()),
+            json!({"name": "release/1.0", "protected": true}),
+        );
+        s.protected_branches.insert(
+            42,
+            serde_json::from_slice::<Vec<Value>>(&fixture("api-protected-branches.json")).unwrap(),
+        );
+    });
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    assert_top(&d, "permission.protected_ref", "confirmed");
+    assert_eq!(finding(&d, "permission.role")["verdict"], "ruled_out");
+}
+
+#[tokio::test]
+async fn a_missing_downstream_branch_is_ref_not_found() {
+    let gitlab = instance().await;
+    let body = failed_bridge(
+        &gitlab,
+        "downstream_pipeline_creation_failed",
+        "grp/app",
+        "does-not-exist",
+    );
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    assert_top(&d, "ref.not_found", "confirmed");
+}
+
+#[tokio::test]
+async fn a_downstream_pipeline_that_would_be_empty_is_found_by_the_lint_dry_run() {
+    let gitlab = instance().await;
+    let body = failed_bridge(
+        &gitlab,
+        "downstream_pipeline_creation_failed",
+        "grp/app",
+        "main",
+    );
+    gitlab.with(|s| {
+        s.lint.insert(
+            (42, "main".into()),
+            json!({"valid": false, "errors": ["Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline."], "warnings": []}),
+        );
+    });
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    assert_top(&d, "config.downstream_empty", "confirmed");
+}
+
+#[tokio::test]
+async fn restricted_pipeline_variables_downstream_are_found() {
+    let gitlab = instance().await;
+    let body = failed_bridge(
+        &gitlab,
+        "downstream_pipeline_creation_failed",
+        "grp/app",
+        "main",
+    );
+    let config = "stages: [deploy]\ndeploy-app:\n  stage: deploy\n  variables:\n    RELEASE: '1.2'\n  trigger:\n    project: grp/app\n    branch: main\n";
+    gitlab.with(|s| {
+        s.lint.insert(
+            (1, String::new()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": config}),
+        );
+        let p = s.projects.get_mut(&42).unwrap();
+        p["ci_pipeline_variables_minimum_override_role"] = "no_one_allowed".into();
+        p["restrict_user_defined_variables"] = true.into();
+    });
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    assert_top(&d, "permission.pipeline_variables", "confirmed");
+}
+
+#[tokio::test]
+async fn the_same_project_as_downstream_is_an_invalid_trigger() {
+    let gitlab = instance().await;
+    let body = failed_bridge(&gitlab, "invalid_bridge_trigger", "grp/upstream", "main");
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    assert_top(&d, "config.same_project", "confirmed");
+}
+
+// ---- curl-style triggers: the job log says what happened. ----
+
+#[tokio::test]
+async fn a_dns_failure_to_the_instance_host_is_network_dns() {
+    let gitlab = instance().await;
+    let log = "Running with gitlab-runner 17.5.0 (a1b2c3d4) on docker-runner-1 xYz12\n\
+               $ curl --fail -X POST -F token=$DEPLOY_TOKEN -F ref=main \"$CI_API_V4_URL/projects/42/trigger/pipeline\"\n\
+               curl: (6) Could not resolve host: 127.0.0.1\n\
+               ERROR: Job failed: exit code 6\n";
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", log);
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    let top = &d["findings"][0];
+    assert_eq!(top["cause"], "network.dns", "{:#}", d["findings"]);
+    // The runner that ran the job, from the Job Hook.
+    assert!(
+        top.to_string()
+            .contains("4-blue.shared.runners-manager.gitlab.com"),
+        "the runner is named: {top:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_url_with_an_old_hostname_is_api_url_host() {
+    let gitlab = instance().await;
+    let log = "Running with gitlab-runner 17.5.0 (a1b2c3d4) on docker-runner-1 xYz12\n\
+               $ curl --fail -X POST -F token=$DEPLOY_TOKEN -F ref=main https://git.old-example.net/api/v4/projects/42/trigger/pipeline\n\
+               curl: (6) Could not resolve host: git.old-example.net\n\
+               ERROR: Job failed: exit code 6\n";
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", log);
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    assert_top(&d, "api_url.host", "confirmed");
+}
+
+#[tokio::test]
+async fn a_job_token_from_a_project_not_on_the_allowlist_is_found() {
+    let gitlab = instance().await;
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$CI_JOB_TOKEN", r#"{"message":"404 Not Found"}"#),
+    );
+    gitlab.with(|s| {
+        s.job_token_allowlist.insert(
+            42,
+            vec![json!({"id": 7, "path_with_namespace": "other/project"})],
+        );
+        s.members.insert((42, 2_967_854), 30);
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    assert_top(&d, "permission.job_token_allowlist", "confirmed");
+}
+
+#[tokio::test]
+async fn gitlab_answering_502_is_retried_and_the_diagnosis_completes_once_it_recovers() {
+    let gitlab = instance().await;
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log(
+            "glpat-AbCdEfGhIjKlMnOpQrSt",
+            r#"{"message":"404 Not Found"}"#,
+        ),
+    );
+    gitlab.with(|s| s.outage = 1);
+    let app = spawn_app_with(&[
+        ("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url()),
+        ("TRIGGER_DOCTOR__WORKER__RETRY_BASE_SECONDS", "1"),
+    ])
+    .await;
+    app.deliver("Job Hook", job_hook("main"), "key").await;
+    let first = app.worker.run_once("test").await.unwrap().unwrap();
+    assert!(matches!(first, Settled::Retried(..)), "{first:?}");
+    let record = &app.store.find_by_dedup_key("key").await.unwrap()[0];
+    assert!(
+        record.last_error.as_deref().unwrap().contains("502"),
+        "{:?}",
+        record.last_error
+    );
+    // GitLab is back; the retry is due within a second (back-off 1 s with jitter).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let settled = loop {
+        if let Some(s) = app.worker.run_once("test").await.unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retry never came due"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(matches!(settled, Settled::Done(_)), "{settled:?}");
+    let record = &app.store.find_by_dedup_key("key").await.unwrap()[0];
+    let outcome: Value = serde_json::from_str(&record.outcomes[0]).unwrap();
+    assert_eq!(
+        outcome["diagnoses"][0]["findings"][0]["cause"],
+        "token.wrong_kind"
+    );
+}
