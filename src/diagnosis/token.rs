@@ -72,8 +72,10 @@ impl<'a> Call<'a> {
                     kind: TokenKind::CiJob | TokenKind::Jwt
                 })
             );
+        // A URL that misses the API (wrong path or prefix) never reached the endpoint, so
+        // its answer says nothing about the token.
         let endpoint = signals.iter().rev().find_map(|s| match &s.kind {
-            SignalKind::TriggerCall(c) => Some(c.endpoint),
+            SignalKind::TriggerCall(c) if c.reaches_api() => Some(c.endpoint),
             _ => None,
         });
         let job_token_expired = if facts.failed.failure_reason() == Some("job_token_expired") {

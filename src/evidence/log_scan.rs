@@ -251,6 +251,23 @@ pub struct TriggerCall {
     pub url: String,
 }
 
+impl TriggerCall {
+    /// Whether the URL reaches GitLab's REST API: `/api/v4` written out once, or a variable
+    /// that holds it (`$CI_API_V4_URL`) followed directly by `/projects/…`.
+    pub fn reaches_api(&self) -> bool {
+        let api_variable = self
+            .base_variable
+            .as_deref()
+            .is_some_and(|v| v.contains("API"));
+        match (&self.api_prefix, api_variable) {
+            (Some(_), true) => false,
+            (Some(prefix), false) => prefix.ends_with("/api/v4"),
+            (None, true) => true,
+            (None, false) => self.tool == Tool::PythonGitlab,
+        }
+    }
+}
+
 /// How a request passed its token. Never holds a token value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -48,7 +48,19 @@ fn variable(key: &str, protected: bool, scope: &str) -> Value {
 }
 
 async fn diagnose(gitlab: &FakeGitlab, event: &str, body: Vec<u8>) -> Value {
-    let app = spawn_app_with(&[("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url())]).await;
+    diagnose_with(gitlab, &[], event, body).await
+}
+
+async fn diagnose_with(
+    gitlab: &FakeGitlab,
+    extra: &[(&str, &str)],
+    event: &str,
+    body: Vec<u8>,
+) -> Value {
+    let url = gitlab.url();
+    let mut env = vec![("TRIGGER_DOCTOR__GITLAB__URL", url.as_str())];
+    env.extend_from_slice(extra);
+    let app = spawn_app_with(&env).await;
     assert_eq!(app.deliver(event, body, "key").await.status(), 202);
     let settled = app.worker.run_once("test").await.unwrap().unwrap();
     assert!(matches!(settled, Settled::Done(_)), "{settled:?}");
@@ -515,4 +527,123 @@ async fn gitlab_answering_502_is_retried_and_the_diagnosis_completes_once_it_rec
         outcome["diagnoses"][0]["findings"][0]["cause"],
         "token.wrong_kind"
     );
+}
+
+/// One curl-style failure per row: the log's answer, and the cause that must come first.
+#[tokio::test]
+async fn curl_trigger_failures_each_get_their_cause() {
+    let call = "$ curl --fail-with-body -X POST -F token=$DEPLOY_TOKEN -F ref=main";
+    let rows: &[(&str, &str, &str)] = &[
+        ("token.revoked", &format!("{call} \"$CI_API_V4_URL/projects/42/trigger/pipeline\"\nHTTP/2 401\n{{\"error\":\"invalid_token\",\"error_description\":\"Token was revoked. You have to re-authorize from the user.\"}}"), "confirmed"),
+        ("token.missing_scope", "$ curl -sS -i --request POST --header \"PRIVATE-TOKEN: $BOT_TOKEN\" \"$CI_API_V4_URL/projects/42/pipeline?ref=main\"\nHTTP/2 403\n{\"error\":\"insufficient_scope\",\"error_description\":\"The request requires higher privileges than provided by the access token.\",\"scope\":\"api\"}", "confirmed"),
+        ("network.connect", &format!("{call} https://127.0.0.1/api/v4/projects/42/trigger/pipeline\ncurl: (7) Failed to connect to 127.0.0.1 port 443 after 3 ms: Connection refused"), "confirmed"),
+        ("network.timeout", &format!("{call} https://127.0.0.1/api/v4/projects/42/trigger/pipeline\ncurl: (28) Failed to connect to 127.0.0.1 port 443 after 130001 ms: Connection timed out"), "confirmed"),
+        ("network.tls", &format!("{call} https://127.0.0.1/api/v4/projects/42/trigger/pipeline\ncurl: (60) SSL certificate problem: unable to get local issuer certificate"), "confirmed"),
+        ("network.proxy", &format!("{call} https://127.0.0.1/api/v4/projects/42/trigger/pipeline\ncurl: (56) CONNECT tunnel failed, response 403"), "confirmed"),
+        ("api_url.scheme", &format!("{call} http://127.0.0.1/api/v4/projects/42/trigger/pipeline\nHTTP/1.1 301 Moved Permanently\nHTTP/1.1 405 Not Allowed"), "confirmed"),
+        ("api_url.path", &format!("{call} \"$CI_SERVER_URL/projects/42/trigger/pipeline\"\nHTTP/2 404"), "confirmed"),
+        ("instance.unavailable", &format!("{call} \"$CI_API_V4_URL/projects/42/trigger/pipeline\"\nHTTP/2 502\n<html><head><title>502 Bad Gateway</title></head></html>"), "confirmed"),
+        ("instance.rate_limited", &format!("{call} \"$CI_API_V4_URL/projects/42/trigger/pipeline\"\nHTTP/2 429\nRetry later"), "confirmed"),
+        ("config.downstream_invalid", &format!("{call} \"$CI_API_V4_URL/projects/42/trigger/pipeline\"\n{{\"message\":{{\"base\":[\"Missing CI config file\"]}}}}"), "confirmed"),
+    ];
+    let mut failures = Vec::new();
+    for (cause, log, verdict) in rows {
+        let gitlab = instance().await;
+        let log = format!("Running with gitlab-runner 17.5.0 (a1b2c3d4) on docker-runner-1 xYz12\n{log}\nERROR: Job failed: exit code 22\n");
+        gitlab.add_job(1, 31, 901, "trigger-app", "failed", &log);
+        gitlab.with(|s| {
+            s.variables.insert(
+                1,
+                vec![
+                    variable("DEPLOY_TOKEN", false, "*"),
+                    variable("BOT_TOKEN", false, "*"),
+                ],
+            );
+        });
+        // Runners reach this instance over HTTPS (the fake itself speaks plain HTTP).
+        let d = diagnose_with(
+            &gitlab,
+            &[("TRIGGER_DOCTOR__GITLAB__EXTERNAL_URL", "https://127.0.0.1")],
+            "Job Hook",
+            job_hook("main"),
+        )
+        .await;
+        let top = &d["findings"][0];
+        if top["cause"] != *cause || top["verdict"] != *verdict {
+            failures.push(format!("{cause}: got {} {}", top["cause"], top["verdict"]));
+            continue;
+        }
+        assert_top(&d, cause, verdict);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// One trigger (bridge) failure reason per row, and the cause that must come first.
+#[tokio::test]
+async fn bridge_failure_reasons_each_get_their_cause() {
+    let rows: &[(&'static str, &str)] = &[
+        ("pipeline_loop_detected", "config.loop"),
+        ("reached_max_descendant_pipelines_depth", "config.depth"),
+        (
+            "reached_max_pipeline_hierarchy_size",
+            "config.hierarchy_size",
+        ),
+        (
+            "reached_downstream_pipeline_trigger_rate_limit",
+            "config.rate_limit",
+        ),
+    ];
+    for (reason, cause) in rows {
+        let gitlab = instance().await;
+        let body = failed_bridge(&gitlab, reason, "grp/app", "main");
+        let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+        assert_top(&d, cause, "confirmed");
+    }
+}
+
+#[tokio::test]
+async fn an_undefined_token_variable_is_found() {
+    let gitlab = instance().await;
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$DOWNSTREAM_TOKEN", r#"{"error":"token is missing"}"#),
+    );
+    gitlab.with(|s| {
+        s.variables
+            .insert(1, vec![variable("UNRELATED", false, "*")]);
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    let top = &d["findings"][0];
+    assert_eq!(top["cause"], "variable.undefined", "{:#}", d["findings"]);
+    assert!(matches!(
+        top["verdict"].as_str(),
+        Some("confirmed" | "likely")
+    ));
+    assert_eq!(
+        finding(&d, "variable.protected_ref")["verdict"],
+        "ruled_out"
+    );
+}
+
+#[tokio::test]
+async fn a_token_variable_scoped_to_another_environment_is_found() {
+    let gitlab = instance().await;
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$DEPLOY_TOKEN", r#"{"error":"token is missing"}"#),
+    );
+    gitlab.with(|s| {
+        s.variables
+            .insert(1, vec![variable("DEPLOY_TOKEN", false, "production")]);
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    assert_top(&d, "variable.environment_scope", "likely");
 }
