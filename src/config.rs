@@ -118,6 +118,7 @@ pub struct Settings {
     pub gitlab: GitlabSettings,
     pub webhook: WebhookSettings,
     pub diagnostics: DiagnosticsSettings,
+    pub probes: ProbeSettings,
     pub store: StoreSettings,
     pub worker: WorkerSettings,
     pub log: LogSettings,
@@ -127,6 +128,16 @@ pub struct Settings {
 pub struct DiagnosticsSettings {
     /// `diagnostics.include_canceled`: diagnose canceled pipelines too.
     pub include_canceled: bool,
+    /// `diagnostics.read_variable_values`, default false.
+    pub read_variable_values: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    /// `probes.allowed_hosts`; empty = the GitLab hosts at public addresses.
+    pub allowed_hosts: Vec<String>,
+    /// `probes.timeout_seconds`, default 3 s.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +217,7 @@ struct RawSettings {
     gitlab: RawGitlab,
     webhook: RawWebhook,
     diagnostics: RawDiagnostics,
+    probes: RawProbes,
     store: RawStore,
     worker: RawWorker,
     log: RawLog,
@@ -248,6 +260,14 @@ struct RawWebhook {
 #[serde(deny_unknown_fields)]
 struct RawDiagnostics {
     include_canceled: bool,
+    read_variable_values: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbes {
+    allowed_hosts: Vec<String>,
+    timeout_seconds: u64,
 }
 
 #[derive(Deserialize)]
@@ -563,6 +583,20 @@ impl RawSettings {
             },
             diagnostics: DiagnosticsSettings {
                 include_canceled: self.diagnostics.include_canceled,
+                read_variable_values: self.diagnostics.read_variable_values,
+            },
+            probes: ProbeSettings {
+                allowed_hosts: self
+                    .probes
+                    .allowed_hosts
+                    .iter()
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
+                timeout: Duration::from_secs(positive(
+                    "probes.timeout_seconds",
+                    self.probes.timeout_seconds,
+                )?),
             },
             store: StoreSettings { url: store_url },
             worker: WorkerSettings {

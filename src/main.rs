@@ -10,7 +10,6 @@ use trigger_doctor::config::Settings;
 use trigger_doctor::diagnosis::gather;
 use trigger_doctor::gitlab::{ClientSettings, GitlabClient, ProjectRef};
 use trigger_doctor::ids::PipelineId;
-use trigger_doctor::recognise::RecogniseOptions;
 use trigger_doctor::server::Application;
 use trigger_doctor::telemetry;
 use trigger_doctor::webhook::event::{self, EventKind};
@@ -174,14 +173,9 @@ async fn diagnose(settings: Settings, target: &str, pipeline: Option<u64>, json:
             return ExitCode::FAILURE;
         }
     };
-    let stages = Stages {
-        gitlab: gitlab.clone(),
-        recognise: RecogniseOptions {
-            include_canceled: true,
-        },
-        api_url: settings.gitlab.url.clone(),
-        external_url: settings.gitlab.external_url.clone(),
-    };
+    let mut stages = Stages::from_settings(&settings, gitlab.clone());
+    // Asked for by hand: a canceled pipeline is diagnosed too.
+    stages.recognise.include_canceled = true;
     let session = gitlab.session(None, true);
     progress(&format!(
         "Reading pipeline #{pipeline} and its trigger jobs…"
@@ -202,6 +196,8 @@ async fn diagnose(settings: Settings, target: &str, pipeline: Option<u64>, json:
         external_url: settings.gitlab.external_url.clone(),
         instance_header: None,
         upstream_ref_protected: None,
+        probes: Some(stages.probes.clone()),
+        read_variable_values: stages.read_variable_values,
     };
     let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
     if json {
@@ -256,14 +252,7 @@ async fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stages = Stages {
-        gitlab,
-        recognise: RecogniseOptions {
-            include_canceled: settings.diagnostics.include_canceled,
-        },
-        api_url: settings.gitlab.url.clone(),
-        external_url: settings.gitlab.external_url.clone(),
-    };
+    let stages = Stages::from_settings(&settings, gitlab);
     let mut failed = false;
     for path in files {
         let name = path.display().to_string();

@@ -14,7 +14,6 @@ use tracing::{info, warn};
 use crate::config::Settings;
 use crate::gitlab::{ClientSettings, GitlabClient};
 use crate::metrics::Metrics;
-use crate::recognise::RecogniseOptions;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 use crate::webhook::{self, Intake};
@@ -98,14 +97,7 @@ impl Application {
             Some(metrics.clone()),
         )
         .context("cannot set up the GitLab client")?;
-        let stages = Arc::new(Stages {
-            gitlab,
-            recognise: RecogniseOptions {
-                include_canceled: settings.diagnostics.include_canceled,
-            },
-            api_url: settings.gitlab.url.clone(),
-            external_url: settings.gitlab.external_url.clone(),
-        });
+        let stages = Arc::new(Stages::from_settings(&settings, gitlab));
         let worker = Worker::new(store.clone(), settings.worker.clone(), metrics, stages);
         Ok(Application {
             port,

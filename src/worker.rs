@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
 
 use crate::config::WorkerSettings;
+use crate::diagnosis::probe::ProbePolicy;
 use crate::diagnosis::{self, gather, Diagnosis};
 use crate::gitlab::{GitlabClient, GitlabError, Session};
 use crate::metrics::Metrics;
@@ -82,6 +83,31 @@ pub struct Stages {
     pub api_url: String,
     /// `gitlab.external_url`, when configured.
     pub external_url: Option<String>,
+    /// Where the bot may probe.
+    pub probes: ProbePolicy,
+    /// `diagnostics.read_variable_values`.
+    pub read_variable_values: bool,
+}
+
+impl Stages {
+    /// The stages as the settings describe them.
+    pub fn from_settings(settings: &crate::config::Settings, gitlab: GitlabClient) -> Stages {
+        Stages {
+            gitlab,
+            recognise: RecogniseOptions {
+                include_canceled: settings.diagnostics.include_canceled,
+            },
+            api_url: settings.gitlab.url.clone(),
+            external_url: settings.gitlab.external_url.clone(),
+            probes: ProbePolicy::new(
+                &settings.probes.allowed_hosts,
+                &settings.gitlab.url,
+                settings.gitlab.external_url.as_deref(),
+                settings.probes.timeout,
+            ),
+            read_variable_values: settings.diagnostics.read_variable_values,
+        }
+    }
 }
 
 /// What the delivery carried besides its body.
@@ -117,6 +143,8 @@ impl Stages {
                 Event::Pipeline(p) => p.object_attributes.protected_ref,
                 _ => None,
             },
+            probes: Some(self.probes.clone()),
+            read_variable_values: self.read_variable_values,
         };
         let diagnoses = self.diagnose(&session, &ctx, &recognition).await;
         if !diagnoses.is_empty() {

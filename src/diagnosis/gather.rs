@@ -9,11 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use super::{ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target, TargetUrl};
+use super::{
+    host_of, probe, ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target,
+    TargetUrl, TokenValue,
+};
 use crate::evidence::ci_config::{CiConfig, TriggerKind};
 use crate::evidence::ci_source;
 use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind, TokenUse};
 use crate::gitlab::model::Project;
+use crate::gitlab::model::Variable;
 use crate::gitlab::{GitlabError, ProjectRef, Session};
 use crate::ids::ProjectId;
 use crate::recognise::{DownstreamFailure, Subject, TriggerFailure};
@@ -29,6 +33,10 @@ pub struct Context {
     pub instance_header: Option<String>,
     /// Whether the upstream ref is protected (Pipeline Hook `protected_ref`).
     pub upstream_ref_protected: Option<bool>,
+    /// Where the bot may probe.
+    pub probes: Option<probe::ProbePolicy>,
+    /// `diagnostics.read_variable_values`.
+    pub read_variable_values: bool,
 }
 
 /// Turns a call's result into a fact.
@@ -418,6 +426,9 @@ pub async fn gather(
         .upstream_ref_protected
         .or_else(|| upstream_branch.and_then(|b| b.ok()).map(|b| b.protected));
 
+    // The bot's own view of the host the runner could not reach (runs beside phase 3).
+    let probe_target = probe_target(&failed, scan.as_ref(), &target, &external_url);
+
     // Phase 3: what needs the downstream project.
     let down = downstream.found().cloned();
     let down_id: Option<ProjectId> = down.as_ref().map(|p| p.id);
@@ -435,68 +446,85 @@ pub async fn gather(
         .and_then(|p| p.rsplit('/').next())
         .filter(|p| p.parse::<u64>().is_err())
         .map(str::to_string);
-    let (member, protected, branch, triggers, scope, allowlist, groups_allowlist, lint, similar) = tokio::join!(
+    let (
+        probe_result,
+        (member, protected, branch, triggers, scope, allowlist, groups_allowlist, lint, similar),
+    ) = tokio::join!(
         async {
-            // The pipeline runs as the upstream user for a bridge or a job token; as the token's
-            // owner for a trigger token (see the trigger tokens instead).
-            match (down_id, subject.user_id) {
-                (Some(d), Some(u)) if failed.is_bridge() || target.uses_job_token => {
-                    Some(gitlab.member(d, u).await)
-                }
+            match (&ctx.probes, &probe_target) {
+                (Some(policy), Some((host, port))) => Some(probe::probe(policy, host, *port).await),
                 _ => None,
             }
         },
         async {
-            match down_id {
-                Some(d) => Some(gitlab.protected_branches(d).await),
-                None => None,
-            }
-        },
-        async {
-            match (down_id, &target_ref) {
-                (Some(d), Some(r)) => Some(gitlab.branch(d, r).await),
-                _ => None,
-            }
-        },
-        async {
-            match down_id {
-                Some(d) if curl_trigger_token => Some(gitlab.triggers(d).await),
-                _ => None,
-            }
-        },
-        async {
-            match down_id {
-                Some(d) if target.uses_job_token => Some(gitlab.job_token_scope(d).await),
-                _ => None,
-            }
-        },
-        async {
-            match down_id {
-                Some(d) if target.uses_job_token => Some(gitlab.job_token_allowlist(d).await),
-                _ => None,
-            }
-        },
-        async {
-            match down_id {
-                Some(d) if target.uses_job_token => {
-                    Some(gitlab.job_token_groups_allowlist(d).await)
-                }
-                _ => None,
-            }
-        },
-        async {
-            match (down_id, &target_ref) {
-                // The downstream configuration as it is on the target ref, simulated there.
-                (Some(d), Some(r)) if wants_lint => Some(gitlab.ci_lint(d, r, Some(r)).await),
-                _ => None,
-            }
-        },
-        async {
-            match &search_term {
-                Some(term) => Some(gitlab.search_projects(term).await),
-                None => None,
-            }
-        },
+            tokio::join!(
+                async {
+                    // The pipeline runs as the upstream user for a bridge or a job token; as the token's
+                    // owner for a trigger token (see the trigger tokens instead).
+                    match (down_id, subject.user_id) {
+                        (Some(d), Some(u)) if failed.is_bridge() || target.uses_job_token => {
+                            Some(gitlab.member(d, u).await)
+                        }
+                        _ => None,
+                    }
+                },
+                async {
+                    match down_id {
+                        Some(d) => Some(gitlab.protected_branches(d).await),
+                        None => None,
+                    }
+                },
+                async {
+                    match (down_id, &target_ref) {
+                        (Some(d), Some(r)) => Some(gitlab.branch(d, r).await),
+                        _ => None,
+                    }
+                },
+                async {
+                    match down_id {
+                        Some(d) if curl_trigger_token => Some(gitlab.triggers(d).await),
+                        _ => None,
+                    }
+                },
+                async {
+                    match down_id {
+                        Some(d) if target.uses_job_token => Some(gitlab.job_token_scope(d).await),
+                        _ => None,
+                    }
+                },
+                async {
+                    match down_id {
+                        Some(d) if target.uses_job_token => {
+                            Some(gitlab.job_token_allowlist(d).await)
+                        }
+                        _ => None,
+                    }
+                },
+                async {
+                    match down_id {
+                        Some(d) if target.uses_job_token => {
+                            Some(gitlab.job_token_groups_allowlist(d).await)
+                        }
+                        _ => None,
+                    }
+                },
+                async {
+                    match (down_id, &target_ref) {
+                        // The downstream configuration as it is on the target ref, simulated there.
+                        (Some(d), Some(r)) if wants_lint => {
+                            Some(gitlab.ci_lint(d, r, Some(r)).await)
+                        }
+                        _ => None,
+                    }
+                },
+                async {
+                    match &search_term {
+                        Some(term) => Some(gitlab.search_projects(term).await),
+                        None => None,
+                    }
+                },
+            )
+        }
     );
     let branch = branch.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name));
     // A ref that is no branch may be a tag.
@@ -538,7 +566,14 @@ pub async fn gather(
             .map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
         downstream_lint: lint.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
         downstream_pipeline: None,
+        probe: probe_result,
+        token_value: None,
     };
+    // Variable values: used here at most to tell the token's kind, then dropped.
+    if ctx.read_variable_values {
+        facts.token_value = token_value(&facts);
+    }
+    forget_values(&mut facts);
     let mut problems = Vec::new();
     problems_of(&facts.upstream, &mut problems);
     problems_of(&facts.instance.version, &mut problems);
@@ -547,6 +582,81 @@ pub async fn gather(
     problems_of(&facts.branch, &mut problems);
     facts.instance.problems = problems;
     facts
+}
+
+/// The host and port of a failed network call of a curl-style trigger, when it is one.
+fn probe_target(
+    failed: &FailedJob,
+    scan: Option<&Scan>,
+    target: &Target,
+    external_url: &str,
+) -> Option<(String, u16)> {
+    if failed.is_bridge() {
+        return None;
+    }
+    let network_failed = scan?
+        .signals
+        .iter()
+        .any(|s| s.kind.network_failure().is_some());
+    if !network_failed {
+        return None;
+    }
+    let url = target.url.as_ref()?;
+    let (host, scheme) = match (&url.host, &url.base_variable) {
+        (Some(h), _) if !h.starts_with('$') => (h.clone(), url.scheme.clone()),
+        (_, Some(v)) if v.starts_with("CI_") => (
+            host_of(external_url)?.to_string(),
+            external_url.split_once("://").map(|(s, _)| s.to_string()),
+        ),
+        _ => return None,
+    };
+    let port = url.port.unwrap_or(if scheme.as_deref() == Some("http") {
+        80
+    } else {
+        443
+    });
+    Some((host, port))
+}
+
+/// The kind and fingerprint of the token variable's value, where the bot could read it.
+fn token_value(facts: &Facts) -> Option<TokenValue> {
+    let name = facts.target.token_variable.as_deref()?;
+    let project = facts
+        .subject
+        .project_path
+        .clone()
+        .unwrap_or_else(|| facts.subject.project_id.to_string());
+    let places = std::iter::once((project, &facts.project_variables))
+        .chain(facts.group_variables.iter().map(|(g, v)| (g.clone(), v)));
+    for (place, vars) in places {
+        let found = vars
+            .found()
+            .and_then(|vs| vs.iter().find(|v| v.key == name && v.value.is_some()));
+        if let Some(value) = found.and_then(|v| v.value.as_deref()) {
+            return Some(TokenValue {
+                kind: crate::redact::token_kind(value),
+                fingerprint: crate::redact::fingerprint(value),
+                defined_in: place,
+            });
+        }
+    }
+    None
+}
+
+/// Drops every variable value from the facts: nothing below this point may see one.
+fn forget_values(facts: &mut Facts) {
+    let clear = |vars: &mut Gathered<Vec<Variable>>| {
+        if let Gathered::Found(list) = vars {
+            for v in list.iter_mut() {
+                v.value = None;
+            }
+        }
+    };
+    clear(&mut facts.project_variables);
+    clear(&mut facts.instance_variables);
+    for (_, vars) in facts.group_variables.iter_mut() {
+        clear(vars);
+    }
 }
 
 /// Facts of a trigger whose downstream pipeline was created and failed: the downstream
@@ -609,6 +719,8 @@ pub async fn gather_downstream(
         job_token_allowlist: Gathered::NotNeeded,
         job_token_groups_allowlist: Gathered::NotNeeded,
         downstream_lint: Gathered::NotNeeded,
+        probe: None,
+        token_value: None,
         downstream_pipeline: Some(DownstreamRun {
             project_id: d.project_id,
             pipeline_id: d.id,

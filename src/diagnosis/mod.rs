@@ -14,6 +14,7 @@ pub mod instance;
 pub mod network;
 pub mod permission;
 pub mod pipeline_config;
+pub mod probe;
 pub mod project;
 pub mod token;
 pub mod variable;
@@ -226,6 +227,21 @@ pub struct Facts {
     pub downstream_lint: Gathered<LintResult>,
     /// The downstream pipeline (for `downstream.failed`): id, status, web URL.
     pub downstream_pipeline: Option<DownstreamRun>,
+    /// The bot's own probe of the host the runner failed to reach, when it was allowed.
+    pub probe: Option<probe::Probe>,
+    /// The kind and fingerprint of the token variable's value (only with
+    /// `diagnostics.read_variable_values`; the value itself is never kept).
+    pub token_value: Option<TokenValue>,
+}
+
+/// What the bot could tell from a token variable's value, never the value.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenValue {
+    pub kind: crate::redact::TokenKind,
+    /// `glptt-…(sha256:1a2b3c4d)`.
+    pub fingerprint: String,
+    /// Where the variable is defined (project or group path).
+    pub defined_in: String,
 }
 
 /// A downstream pipeline that was created and failed.
@@ -516,6 +532,8 @@ pub mod testing {
             job_token_groups_allowlist: Gathered::NotNeeded,
             downstream_lint: Gathered::NotNeeded,
             downstream_pipeline: None,
+            probe: None,
+            token_value: None,
         }
     }
 

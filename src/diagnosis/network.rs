@@ -74,6 +74,36 @@ struct Hit<'a> {
 }
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
+    let mut findings = check_log(facts);
+    if let Some(probe) = &facts.probe {
+        let line = probe_line(probe);
+        for f in findings
+            .iter_mut()
+            .filter(|f| matches!(f.verdict, Verdict::Confirmed | Verdict::Likely))
+        {
+            f.evidence.push(line.clone());
+        }
+    }
+    findings
+}
+
+/// What the bot's own probe of the host showed, as an evidence line.
+fn probe_line(p: &crate::diagnosis::probe::Probe) -> String {
+    use crate::diagnosis::probe::ProbeOutcome::*;
+    let target = format!("{}:{}", p.host, p.port);
+    match &p.outcome {
+        NotAllowed => format!("the bot did not probe {target}: the host is not in probes.allowed_hosts"),
+        Blocked { address, reason } => format!("the bot did not probe {target} ({address}): {reason}"),
+        DnsFailed { error } => format!("the bot cannot resolve {} either: {error}", p.host),
+        Connected { address, millis } => format!(
+            "the bot reached {target} ({address}) in {millis} ms: the host is up, so the problem is on the runner's side (its DNS, firewall, proxy or trust store)"
+        ),
+        ConnectFailed { address, error } => format!("the bot cannot connect to {target} ({address}) either: {error}"),
+        TimedOut { address } => format!("the bot's connection to {target} ({address}) timed out too"),
+    }
+}
+
+fn check_log(facts: &Facts) -> Vec<Finding> {
     let FailedJob::Job { .. } = &facts.failed else {
         return CAUSES
             .iter()

@@ -423,7 +423,11 @@ fn invalid(facts: &Facts, call: &Call) -> Finding {
     if call.bridge {
         return not_applicable_for_bridge(CAUSE);
     }
-    if wrong_kind_literal(call).is_some() {
+    let value_of_wrong_kind = match (&facts.token_value, call.endpoint) {
+        (Some(v), Some(e)) => accepts(e, v.kind) == Some(false),
+        _ => false,
+    };
+    if wrong_kind_literal(call).is_some() || value_of_wrong_kind {
         return Finding::new(
             CAUSE,
             Verdict::RuledOut,
@@ -734,6 +738,31 @@ fn wrong_kind(facts: &Facts, call: &Call) -> Finding {
         );
     };
     let ep = endpoint_name(endpoint);
+    // The variable's value, read with diagnostics.read_variable_values: its kind, never itself.
+    if let Some(value) = &facts.token_value {
+        if accepts(endpoint, value.kind) == Some(false) {
+            let name = facts
+                .target
+                .token_variable
+                .as_deref()
+                .unwrap_or("the token variable");
+            let f = Finding::new(
+                CAUSE,
+                Verdict::Confirmed,
+                format!(
+                    "{name} holds a {} token, which {ep} does not accept.",
+                    value.kind.as_str().replace('_', " ")
+                ),
+            )
+            .evidence(format!(
+                "{name} in {}: {} token {}",
+                value.defined_in,
+                value.kind.as_str(),
+                value.fingerprint
+            ));
+            return new_token_steps(facts, call, f);
+        }
+    }
     let failed = call.unauthorized.or(call.not_found).or(call.forbidden);
     match call.token {
         Some(TokenUse::Literal { kind }) => match accepts(endpoint, *kind) {

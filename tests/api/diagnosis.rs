@@ -647,3 +647,137 @@ async fn a_token_variable_scoped_to_another_environment_is_found() {
     let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
     assert_top(&d, "variable.environment_scope", "likely");
 }
+
+// ---- Probes (SPEC 8): only allowed hosts, addresses checked after DNS. ----
+
+fn refused_log(url: &str) -> String {
+    format!(
+        "Running with gitlab-runner 17.5.0 (a1b2c3d4) on docker-runner-1 xYz12\n\
+         $ curl --fail -X POST -F token=$DEPLOY_TOKEN -F ref=main {url}\n\
+         curl: (7) Failed to connect port 443 after 3 ms: Connection refused\n\
+         ERROR: Job failed: exit code 7\n"
+    )
+}
+
+/// Counts the connections a listener receives while `f` runs.
+async fn connections_during<F: std::future::Future<Output = Value>>(
+    listener: &std::net::TcpListener,
+    f: F,
+) -> (Value, usize) {
+    let d = f.await;
+    listener.set_nonblocking(true).unwrap();
+    let mut n = 0;
+    while listener.accept().is_ok() {
+        n += 1;
+    }
+    (d, n)
+}
+
+#[tokio::test]
+async fn a_crafted_url_cannot_make_the_bot_probe_an_internal_address() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for url in [
+        format!("https://127.0.0.1:{port}/api/v4/projects/42/trigger/pipeline"),
+        "http://169.254.169.254/api/v4/projects/42/trigger/pipeline".to_string(),
+        format!("https://localhost:{port}/api/v4/projects/42/trigger/pipeline"),
+    ] {
+        let gitlab = instance().await;
+        gitlab.add_job(1, 31, 901, "trigger-app", "failed", &refused_log(&url));
+        let (d, connections) =
+            connections_during(&listener, diagnose(&gitlab, "Job Hook", job_hook("main"))).await;
+        assert_eq!(connections, 0, "{url}: the bot connected");
+        let probe = &d["facts"]["probe"]["outcome"]["kind"];
+        assert!(
+            probe == "blocked" || probe == "not_allowed",
+            "{url}: {probe}"
+        );
+        let connect = finding(&d, "network.connect");
+        assert!(connect.to_string().contains("did not probe"), "{connect:#}");
+    }
+}
+
+#[tokio::test]
+async fn an_explicitly_allowed_host_is_probed_and_the_result_is_evidence() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let gitlab = instance().await;
+    let url = format!("https://127.0.0.1:{port}/api/v4/projects/42/trigger/pipeline");
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &refused_log(&url));
+    let (d, connections) = connections_during(
+        &listener,
+        diagnose_with(
+            &gitlab,
+            &[("TRIGGER_DOCTOR__PROBES__ALLOWED_HOSTS", "127.0.0.1")],
+            "Job Hook",
+            job_hook("main"),
+        ),
+    )
+    .await;
+    assert_eq!(connections, 1, "one TCP connection, nothing else");
+    assert_eq!(d["facts"]["probe"]["outcome"]["kind"], "connected");
+    let connect = finding(&d, "network.connect");
+    assert!(
+        connect.to_string().contains("the bot reached"),
+        "{connect:#}"
+    );
+}
+
+// ---- Variable values (diagnostics.read_variable_values). ----
+
+fn pat_variable() -> Value {
+    json!({"key": "DEPLOY_TOKEN", "value": "glpat-Zz9Yy8Xx7Ww6Vv5Uu4Tt", "protected": false, "masked": true, "hidden": false, "environment_scope": "*"})
+}
+
+#[tokio::test]
+async fn with_values_readable_a_personal_token_in_the_trigger_variable_is_the_wrong_kind() {
+    let gitlab = instance().await;
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
+    );
+    gitlab.with(|s| {
+        s.variables.insert(1, vec![pat_variable()]);
+    });
+    let d = diagnose_with(
+        &gitlab,
+        &[("TRIGGER_DOCTOR__DIAGNOSTICS__READ_VARIABLE_VALUES", "true")],
+        "Job Hook",
+        job_hook("main"),
+    )
+    .await;
+    assert_top(&d, "token.wrong_kind", "confirmed");
+    let text = d.to_string();
+    assert!(
+        text.contains("glpat-…(sha256:"),
+        "a fingerprint stands for the value: {text}"
+    );
+    assert!(
+        !text.contains("Zz9Yy8Xx7Ww6Vv5Uu4Tt"),
+        "the value is never kept"
+    );
+}
+
+#[tokio::test]
+async fn by_default_variable_values_are_not_used() {
+    let gitlab = instance().await;
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
+    );
+    gitlab.with(|s| {
+        s.variables.insert(1, vec![pat_variable()]);
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    assert!(d["facts"]["token_value"].is_null());
+    assert_ne!(finding(&d, "token.wrong_kind")["verdict"], "confirmed");
+    assert!(!d.to_string().contains("Zz9Yy8Xx7Ww6Vv5Uu4Tt"));
+}
