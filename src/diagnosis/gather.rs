@@ -39,6 +39,18 @@ pub struct Context {
     pub read_variable_values: bool,
 }
 
+impl Context {
+    /// The URL people and runners use: `gitlab.external_url`, else the delivery's
+    /// `X-Gitlab-Instance`, else the project's web URL, else `gitlab.url`.
+    pub fn external_url(&self, subject: &Subject) -> String {
+        self.external_url
+            .clone()
+            .or_else(|| self.instance_header.clone())
+            .or_else(|| subject.project_url.as_deref().and_then(origin))
+            .unwrap_or_else(|| self.api_url.clone())
+    }
+}
+
 /// Turns a call's result into a fact.
 fn gathered<T>(result: Result<T, GitlabError>, what: &str) -> Gathered<T> {
     match result {
@@ -318,12 +330,7 @@ pub async fn gather(
     );
     let upstream = gathered(upstream, &upstream_name);
     let version = gathered(version, "the instance");
-    let external_url = ctx
-        .external_url
-        .clone()
-        .or_else(|| ctx.instance_header.clone())
-        .or_else(|| subject.project_url.as_deref().and_then(origin))
-        .unwrap_or_else(|| ctx.api_url.clone());
+    let external_url = ctx.external_url(subject);
     let (config_facts, config): (Gathered<ConfigFacts>, Option<CiConfig>) = match config {
         Ok(loaded) => {
             let job = loaded.config.job(failed.name()).ok().flatten();
@@ -676,51 +683,25 @@ pub async fn gather_downstream(
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    let external_url = ctx
-        .external_url
-        .clone()
-        .or_else(|| ctx.instance_header.clone())
-        .or_else(|| subject.project_url.as_deref().and_then(origin))
-        .unwrap_or_else(|| ctx.api_url.clone());
+    let external_url = ctx.external_url(subject);
+    let failed = FailedJob::Bridge {
+        id: failure.bridge.id,
+        name: failure.bridge.name.clone(),
+        failure_reason: failure
+            .bridge
+            .failure_reason
+            .as_ref()
+            .map(|r| r.as_str().to_string()),
+        web_url: failure.bridge.web_url.clone(),
+    };
+    let instance = Instance {
+        api_url: ctx.api_url.clone(),
+        external_url,
+        version: Gathered::NotNeeded,
+        problems: Vec::new(),
+    };
     Facts {
-        subject: subject.clone(),
         upstream_ref_protected: ctx.upstream_ref_protected,
-        failed: FailedJob::Bridge {
-            id: failure.bridge.id,
-            name: failure.bridge.name.clone(),
-            failure_reason: failure
-                .bridge
-                .failure_reason
-                .as_ref()
-                .map(|r| r.as_str().to_string()),
-            web_url: failure.bridge.web_url.clone(),
-        },
-        scan: None,
-        instance: Instance {
-            api_url: ctx.api_url.clone(),
-            external_url,
-            version: Gathered::NotNeeded,
-            problems: Vec::new(),
-        },
-        target: Target::default(),
-        upstream: Gathered::NotNeeded,
-        config: Gathered::NotNeeded,
-        downstream: Gathered::NotNeeded,
-        similar_projects: Gathered::NotNeeded,
-        member: Gathered::NotNeeded,
-        protected_branches: Gathered::NotNeeded,
-        branch: Gathered::NotNeeded,
-        tag: Gathered::NotNeeded,
-        project_variables: Gathered::NotNeeded,
-        group_variables: Vec::new(),
-        instance_variables: Gathered::NotNeeded,
-        triggers: Gathered::NotNeeded,
-        job_token_scope: Gathered::NotNeeded,
-        job_token_allowlist: Gathered::NotNeeded,
-        job_token_groups_allowlist: Gathered::NotNeeded,
-        downstream_lint: Gathered::NotNeeded,
-        probe: None,
-        token_value: None,
         downstream_pipeline: Some(DownstreamRun {
             project_id: d.project_id,
             pipeline_id: d.id,
@@ -728,6 +709,7 @@ pub async fn gather_downstream(
             web_url: d.web_url.clone(),
             failed_jobs,
         }),
+        ..Facts::new(subject.clone(), failed, instance)
     }
 }
 

@@ -244,6 +244,39 @@ pub struct TokenValue {
     pub defined_in: String,
 }
 
+impl Facts {
+    /// Facts about a failed job with nothing looked up yet.
+    pub fn new(subject: Subject, failed: FailedJob, instance: Instance) -> Facts {
+        Facts {
+            subject,
+            upstream_ref_protected: None,
+            failed,
+            scan: None,
+            instance,
+            target: Target::default(),
+            upstream: Gathered::NotNeeded,
+            config: Gathered::NotNeeded,
+            downstream: Gathered::NotNeeded,
+            similar_projects: Gathered::NotNeeded,
+            member: Gathered::NotNeeded,
+            protected_branches: Gathered::NotNeeded,
+            branch: Gathered::NotNeeded,
+            tag: Gathered::NotNeeded,
+            project_variables: Gathered::NotNeeded,
+            group_variables: Vec::new(),
+            instance_variables: Gathered::NotNeeded,
+            triggers: Gathered::NotNeeded,
+            job_token_scope: Gathered::NotNeeded,
+            job_token_allowlist: Gathered::NotNeeded,
+            job_token_groups_allowlist: Gathered::NotNeeded,
+            downstream_lint: Gathered::NotNeeded,
+            downstream_pipeline: None,
+            probe: None,
+            token_value: None,
+        }
+    }
+}
+
 /// A downstream pipeline that was created and failed.
 #[derive(Debug, Clone, Serialize)]
 pub struct DownstreamRun {
@@ -481,59 +514,40 @@ pub mod testing {
     }
 
     pub fn bridge_facts(failure_reason: Option<&str>) -> Facts {
+        let subject = Subject {
+            project_id: ProjectId(1),
+            project_path: Some("grp/upstream".into()),
+            project_url: Some("https://gitlab.example.com/grp/upstream".into()),
+            pipeline_id: PipelineId(500),
+            pipeline_url: Some("https://gitlab.example.com/grp/upstream/-/pipelines/500".into()),
+            sha: CommitSha("bcbb5ec396a2c0f828686f14fac9b80b780504f2".into()),
+            git_ref: "feature/x".into(),
+            tag: false,
+            merge_request_iid: None,
+            user_id: Some(UserId(7)),
+        };
+        let failed = FailedJob::Bridge {
+            id: JobId(900),
+            name: "deploy-app".into(),
+            failure_reason: failure_reason.map(str::to_string),
+            web_url: Some("https://gitlab.example.com/grp/upstream/-/jobs/900".into()),
+        };
+        let instance = Instance {
+            api_url: "https://gitlab.example.com".into(),
+            external_url: "https://gitlab.example.com".into(),
+            version: Gathered::NotNeeded,
+            problems: Vec::new(),
+        };
         Facts {
-            subject: Subject {
-                project_id: ProjectId(1),
-                project_path: Some("grp/upstream".into()),
-                project_url: Some("https://gitlab.example.com/grp/upstream".into()),
-                pipeline_id: PipelineId(500),
-                pipeline_url: Some(
-                    "https://gitlab.example.com/grp/upstream/-/pipelines/500".into(),
-                ),
-                sha: CommitSha("bcbb5ec396a2c0f828686f14fac9b80b780504f2".into()),
-                git_ref: "feature/x".into(),
-                tag: false,
-                merge_request_iid: None,
-                user_id: Some(UserId(7)),
-            },
             upstream_ref_protected: Some(false),
-            failed: FailedJob::Bridge {
-                id: JobId(900),
-                name: "deploy-app".into(),
-                failure_reason: failure_reason.map(str::to_string),
-                web_url: Some("https://gitlab.example.com/grp/upstream/-/jobs/900".into()),
-            },
-            scan: None,
-            instance: Instance {
-                api_url: "https://gitlab.example.com".into(),
-                external_url: "https://gitlab.example.com".into(),
-                version: Gathered::NotNeeded,
-                problems: Vec::new(),
-            },
             target: Target {
                 project_written: Some("grp/app".into()),
                 project: Some("grp/app".into()),
                 ..Target::default()
             },
             upstream: Gathered::Found(project(1, "grp/upstream")),
-            config: Gathered::NotNeeded,
             downstream: Gathered::Found(project(2, "grp/app")),
-            similar_projects: Gathered::NotNeeded,
-            member: Gathered::NotNeeded,
-            protected_branches: Gathered::NotNeeded,
-            branch: Gathered::NotNeeded,
-            tag: Gathered::NotNeeded,
-            project_variables: Gathered::NotNeeded,
-            group_variables: Vec::new(),
-            instance_variables: Gathered::NotNeeded,
-            triggers: Gathered::NotNeeded,
-            job_token_scope: Gathered::NotNeeded,
-            job_token_allowlist: Gathered::NotNeeded,
-            job_token_groups_allowlist: Gathered::NotNeeded,
-            downstream_lint: Gathered::NotNeeded,
-            downstream_pipeline: None,
-            probe: None,
-            token_value: None,
+            ..Facts::new(subject, failed, instance)
         }
     }
 
