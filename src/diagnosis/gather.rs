@@ -533,6 +533,21 @@ pub async fn gather(
             )
         }
     );
+    let triggers = triggers.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name));
+    // With a trigger token the pipeline runs as the token's owner: when every token of the
+    // downstream project has the same owner, that owner's role is the one that counts.
+    let owner = triggers.found().and_then(|list| {
+        let mut owners: Vec<_> = list
+            .iter()
+            .filter_map(|t| t.owner.as_ref().map(|o| o.id))
+            .collect();
+        owners.dedup();
+        (owners.len() == 1).then(|| owners[0])
+    });
+    let member = match (member, owner, down_id) {
+        (None, Some(owner), Some(d)) => Some(gitlab.member(d, owner).await),
+        (member, _, _) => member,
+    };
     let branch = branch.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name));
     // A ref that is no branch may be a tag.
     let tag = match (&branch, down_id, &target_ref) {
@@ -565,7 +580,7 @@ pub async fn gather(
         project_variables,
         group_variables,
         instance_variables: Gathered::NotNeeded,
-        triggers: triggers.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
+        triggers,
         job_token_scope: scope.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),
         job_token_allowlist: allowlist
             .map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name)),

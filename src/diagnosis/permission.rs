@@ -295,6 +295,13 @@ fn members_step(ctx: &Context, text: String) -> FixStep {
 // permission.role
 
 fn role(ctx: &Context) -> Finding {
+    if ctx.via == Via::TriggerToken {
+        return Finding::new(
+            ROLE,
+            Verdict::NotApplicable,
+            "With a trigger token the pipeline runs as the token's owner: their role is judged by permission.trigger_owner.",
+        );
+    }
     let path = &ctx.path;
     let who = &ctx.who;
     let denial: Vec<String> = ctx

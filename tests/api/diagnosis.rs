@@ -781,3 +781,22 @@ async fn by_default_variable_values_are_not_used() {
     assert_ne!(finding(&d, "token.wrong_kind")["verdict"], "confirmed");
     assert!(!d.to_string().contains("Zz9Yy8Xx7Ww6Vv5Uu4Tt"));
 }
+
+#[tokio::test]
+async fn a_trigger_token_owner_who_is_only_reporter_downstream_is_found() {
+    let gitlab = instance().await;
+    let log = "$ curl --fail-with-body -X POST -F token=$DEPLOY_TOKEN -F ref=main \"$CI_API_V4_URL/projects/42/trigger/pipeline\"\n{\"message\":{\"base\":[\"Insufficient permissions to create a new pipeline\"]}}";
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", &format!("Running with gitlab-runner 17.5.0 (a1b2c3d4) on docker-runner-1 xYz12\n{log}\nERROR: Job failed: exit code 22\n"));
+    gitlab.with(|s| {
+        s.variables.insert(1, vec![variable("DEPLOY_TOKEN", false, "*")]);
+        s.triggers.insert(42, vec![json!({"id": 10, "description": "upstream", "token": "glpt", "expires_at": null, "owner": {"id": 55, "username": "former-lead", "state": "active"}})]);
+        s.members.insert((42, 55), 20);
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    assert_top(&d, "permission.trigger_owner", "confirmed");
+    assert!(
+        d["findings"][0].to_string().contains("Reporter"),
+        "{:#}",
+        d["findings"][0]
+    );
+}
