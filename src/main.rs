@@ -52,8 +52,11 @@ enum Command {
         /// The pipeline id, when TARGET is a project.
         pipeline: Option<u64>,
         /// Print JSON (the recognition and every diagnosis with its facts and findings).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "markdown")]
         json: bool,
+        /// Print the GitLab comment (Markdown, with its hidden marker) the diagnosis makes.
+        #[arg(long)]
+        markdown: bool,
     },
     /// Feed saved webhook payloads (JSON files) through the processing stages, against the
     /// configured GitLab, and print what each one produced, one JSON line per file. The event
@@ -90,7 +93,8 @@ async fn main() -> ExitCode {
             target,
             pipeline,
             json,
-        } => diagnose(settings, &target, pipeline, json).await,
+            markdown,
+        } => diagnose(settings, &target, pipeline, json, markdown).await,
     }
 }
 
@@ -151,7 +155,13 @@ fn pipeline_target(
     Ok((ProjectRef::parse(project), PipelineId(id)))
 }
 
-async fn diagnose(settings: Settings, target: &str, pipeline: Option<u64>, json: bool) -> ExitCode {
+async fn diagnose(
+    settings: Settings,
+    target: &str,
+    pipeline: Option<u64>,
+    json: bool,
+    markdown: bool,
+) -> ExitCode {
     let terminal = std::io::stderr().is_terminal();
     let _ = telemetry::init(&settings.log, std::io::stderr, terminal);
     let progress = |text: &str| {
@@ -205,6 +215,17 @@ async fn diagnose(settings: Settings, target: &str, pipeline: Option<u64>, json:
         println!("{out}");
     } else if diagnoses.is_empty() {
         print!("{}", report::render_no_failure(&recognition));
+    } else if markdown {
+        let marker = report::markdown::Marker {
+            pipeline,
+            causes: diagnoses
+                .iter()
+                .flat_map(|d| d.causes())
+                .map(str::to_string)
+                .collect(),
+            status: "open".into(),
+        };
+        print!("{}", report::markdown::render_comment(&diagnoses, &marker));
     } else {
         for d in &diagnoses {
             print!("{}", report::render_text(d));

@@ -1,12 +1,14 @@
 //! Reports of a diagnosis for people. Text for the terminal (`trigger-doctor diagnose`);
 //! everything from a webhook, a log or GitLab is shown as data, never interpreted.
 
+pub mod markdown;
+
 use std::fmt::Write;
 
 use crate::diagnosis::{Diagnosis, FailedJob, Verdict};
 use crate::recognise::Recognition;
 
-fn verdict_label(v: Verdict) -> &'static str {
+pub(crate) fn verdict_label(v: Verdict) -> &'static str {
     match v {
         Verdict::Confirmed => "confirmed",
         Verdict::Likely => "likely",

@@ -105,3 +105,19 @@ async fn diagnose_with_a_bad_target_explains_the_usage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("pipeline URL"));
 }
+
+#[tokio::test]
+async fn diagnose_prints_the_comment_it_would_post_with_its_marker() {
+    let gitlab = FakeGitlab::start().await;
+    fake_with_missing_downstream(&gitlab);
+    let out = run(&gitlab, &["grp/upstream", "500", "--markdown"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("### `project.not_found`"), "{text}");
+    assert!(text.contains("<details><summary>Every check"), "{text}");
+    assert!(text.trim_end().ends_with(r#"<!-- trigger-doctor {"pipeline":500,"causes":["project.not_found"],"status":"open"} -->"#), "{text}");
+}

@@ -1,0 +1,337 @@
+//! The diagnosis as a GitLab-flavoured Markdown comment, from an embedded Tera template. Every
+//! text that came from a webhook, a log or GitLab is escaped (inline), fenced (log lines) or
+//! dropped (links that are not http(s)), so a crafted branch name or log line cannot inject
+//! links, HTML or mentions. The comment ends with the hidden marker that finds it again.
+
+use serde::Serialize;
+
+use super::verdict_label;
+use crate::diagnosis::{Diagnosis, FailedJob, Verdict};
+use crate::ids::PipelineId;
+use crate::redact::redact;
+
+const TEMPLATE: &str = include_str!("templates/comment.md.tera");
+
+/// The hidden marker at the end of every comment (a public contract):
+/// `<!-- trigger-doctor {"pipeline":123,"causes":["token.expired"],"status":"open"} -->`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Marker {
+    pub pipeline: PipelineId,
+    pub causes: Vec<String>,
+    pub status: String,
+}
+
+impl Marker {
+    pub fn render(&self) -> String {
+        // serde_json escapes nothing that could close the comment except `>`: escape it.
+        let json = serde_json::to_string(self)
+            .expect("markers serialise")
+            .replace('>', "\\u003e");
+        format!("<!-- trigger-doctor {json} -->")
+    }
+
+    /// Finds the marker in a comment body.
+    pub fn find(body: &str) -> Option<Marker> {
+        let start = body.rfind("<!-- trigger-doctor ")? + "<!-- trigger-doctor ".len();
+        let end = body[start..].find(" -->")? + start;
+        serde_json::from_str(&body[start..end]).ok()
+    }
+}
+
+/// Escapes text for inline Markdown: no link, emphasis, HTML, table break or mention survives.
+pub fn escape(text: &str) -> String {
+    let text = redact(text);
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '!' | '|'
+            | '~' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            // A zero-width space keeps `@all` or `@group` from notifying anybody.
+            '@' => out.push_str("@\u{200b}"),
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Lines in a fenced code block whose fence no line can close.
+pub fn fenced(lines: &[String]) -> String {
+    let body: Vec<String> = lines
+        .iter()
+        .map(|l| redact(l).replace(['\r', '\n'], " "))
+        .collect();
+    let longest = body
+        .iter()
+        .flat_map(|l| l.split(|c| c != '`').map(str::len))
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}text\n{}\n{fence}", body.join("\n"))
+}
+
+/// A Markdown link, or the escaped label alone when the URL is not http(s).
+pub fn link(label: &str, url: &str) -> String {
+    let url = url.trim();
+    let safe = (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if safe {
+        let url = url
+            .replace('(', "%28")
+            .replace(')', "%29")
+            .replace('<', "%3C")
+            .replace('>', "%3E");
+        format!("[{}]({url})", escape(label))
+    } else {
+        escape(label)
+    }
+}
+
+#[derive(Serialize)]
+struct CauseView {
+    id: &'static str,
+    verdict: &'static str,
+    summary: String,
+    evidence: Option<String>,
+    fix: Vec<String>,
+    why: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CheckView {
+    id: &'static str,
+    verdict: &'static str,
+    summary: String,
+}
+
+#[derive(Serialize)]
+struct DiagnosisView {
+    headline: String,
+    links: String,
+    cause: Option<CauseView>,
+    checks: Vec<CheckView>,
+}
+
+fn view(d: &Diagnosis) -> DiagnosisView {
+    let f = &d.facts;
+    let (job, job_url) = match &f.failed {
+        FailedJob::Bridge { name, web_url, .. } => (format!("trigger job {name}"), web_url.clone()),
+        FailedJob::Job { name, web_url, .. } => (format!("job {name}"), web_url.clone()),
+    };
+    let downstream = f
+        .target
+        .project
+        .clone()
+        .or_else(|| f.target.project_written.clone());
+    let headline = match (d.top(), &downstream) {
+        (_, _) if f.downstream_pipeline.is_some() => format!(
+            "The downstream pipeline of {} failed on its own",
+            escape(&job)
+        ),
+        (Some(top), Some(down)) => format!(
+            "`{}`: {} could not start a pipeline in {}",
+            top.cause,
+            escape(&job),
+            escape(down)
+        ),
+        (Some(top), None) => format!(
+            "`{}`: {} could not start its downstream pipeline",
+            top.cause,
+            escape(&job)
+        ),
+        (None, _) => format!("{} could not start its downstream pipeline", escape(&job)),
+    };
+    let mut links = Vec::new();
+    if let Some(url) = &job_url {
+        links.push(link(&job, url));
+    }
+    if let Some(url) = &f.subject.pipeline_url {
+        links.push(link(&format!("pipeline #{}", f.subject.pipeline_id), url));
+    }
+    if let Some(p) = f.downstream.found() {
+        links.push(link(
+            &format!("downstream project {}", p.path_with_namespace),
+            &p.web_url,
+        ));
+    }
+    if let Some(run) = &f.downstream_pipeline {
+        if let Some(url) = &run.web_url {
+            links.push(link(
+                &format!("downstream pipeline #{}", run.pipeline_id),
+                url,
+            ));
+        }
+    }
+    let cause = d.top().map(|top| CauseView {
+        id: top.cause,
+        verdict: verdict_label(top.verdict),
+        summary: escape(&top.summary),
+        evidence: (!top.evidence.is_empty()).then(|| fenced(&top.evidence)),
+        fix: top
+            .fix
+            .iter()
+            .map(|s| match &s.link {
+                Some(url) => format!("{} ({})", escape(&s.text), link("open", url)),
+                None => escape(&s.text),
+            })
+            .collect(),
+        why: top.why.as_deref().map(escape),
+        next: top.next.as_deref().map(escape),
+    });
+    let checks = d
+        .findings
+        .iter()
+        .filter(|f| f.verdict != Verdict::NotApplicable)
+        .map(|f| CheckView {
+            id: f.cause,
+            verdict: verdict_label(f.verdict),
+            summary: escape(&f.summary),
+        })
+        .collect();
+    DiagnosisView {
+        headline,
+        links: links.join(" · "),
+        cause,
+        checks,
+    }
+}
+
+/// The comment for the diagnoses of one pipeline.
+pub fn render_comment(diagnoses: &[Diagnosis], marker: &Marker) -> String {
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(Vec::new());
+    tera.add_raw_template("comment.md", TEMPLATE)
+        .expect("the embedded comment template is valid");
+    let mut context = tera::Context::new();
+    context.insert("diagnoses", &diagnoses.iter().map(view).collect::<Vec<_>>());
+    context.insert(
+        "calls",
+        &diagnoses.iter().map(|d| d.gitlab_calls).sum::<u32>(),
+    );
+    context.insert("marker", &marker.render());
+    tera.render("comment.md", &context)
+        .expect("the embedded comment template renders")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::{check, testing};
+
+    fn golden(name: &str, actual: &str) {
+        let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("TRIGGER_DOCTOR_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(
+            actual, expected,
+            "{name} changed: review it, then TRIGGER_DOCTOR_UPDATE_GOLDEN=1 cargo test"
+        );
+    }
+
+    fn marker(d: &Diagnosis) -> Marker {
+        Marker {
+            pipeline: d.facts.subject.pipeline_id,
+            causes: d.causes().iter().map(|c| c.to_string()).collect(),
+            status: "open".into(),
+        }
+    }
+
+    #[test]
+    fn the_marker_round_trips_and_cannot_close_the_comment_early() {
+        let m = Marker {
+            pipeline: PipelineId(123),
+            causes: vec!["token.expired".into(), "x-->y".into()],
+            status: "open".into(),
+        };
+        let text = m.render();
+        assert!(
+            text.starts_with("<!-- trigger-doctor {\"pipeline\":123,\"causes\":[\"token.expired\"")
+        );
+        assert_eq!(text.matches("-->").count(), 1);
+        assert_eq!(Marker::find(&format!("body\n\n{text}")), Some(m));
+    }
+
+    #[test]
+    fn untrusted_text_cannot_inject_links_html_or_mentions() {
+        let e = escape("[x](http://evil) <img src=x> @all <!channel> **bold** `code`");
+        assert!(!e.contains("](http"), "{e}");
+        assert!(!e.contains("<img"), "{e}");
+        assert!(!e.contains("@all"), "{e}");
+        assert!(e.contains("&lt;\\!channel&gt;"), "{e}");
+        assert_eq!(link("job", "javascript:alert(1)"), "job");
+        assert_eq!(link("job", "https://gitlab.example.com/a (b)"), "job");
+        assert_eq!(
+            link("p", "https://x.example/a(b)"),
+            "[p](https://x.example/a%28b%29)"
+        );
+        let f = fenced(&[
+            "``` ```` `".to_string(),
+            "token=glpat-abcdefghijklmnopqrst".to_string(),
+        ]);
+        assert!(f.starts_with("`````text\n"), "{f}");
+        assert!(!f.contains("abcdefghijklmnopqrst"), "{f}");
+    }
+
+    #[test]
+    fn a_renamed_project_renders_as_its_golden_comment() {
+        let mut facts = testing::bridge_facts(Some("downstream_bridge_project_not_found"));
+        facts.target.project_written = Some("grp/old-app".into());
+        facts.target.project = Some("grp/old-app".into());
+        let d = check(facts, 6);
+        golden(
+            "comment-project-renamed.md",
+            &render_comment(std::slice::from_ref(&d), &marker(&d)),
+        );
+    }
+
+    #[test]
+    fn a_curl_dns_failure_renders_as_its_golden_comment() {
+        let facts = testing::curl_facts(
+            "$ curl --fail -X POST -F token=$DEPLOY_TOKEN -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\ncurl: (6) Could not resolve host: gitlab.example.com\nERROR: Job failed: exit code 6\n",
+        );
+        let d = check(facts, 8);
+        golden(
+            "comment-network-dns.md",
+            &render_comment(std::slice::from_ref(&d), &marker(&d)),
+        );
+    }
+
+    #[test]
+    fn a_crafted_branch_and_log_line_are_escaped_in_the_comment() {
+        let mut facts = testing::curl_facts(
+            "$ curl --fail -X POST -F token=glpat-abcdefghijklmnopqrst -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n{\"message\":\"404 Not Found [x](http://evil) @all\"}\n",
+        );
+        facts.target.project = Some("[x](http://evil) <!channel> @all".into());
+        let d = check(facts, 3);
+        let comment = render_comment(std::slice::from_ref(&d), &marker(&d));
+        assert!(!comment.contains("abcdefghijklmnopqrst"), "{comment}");
+        // Log lines sit in fenced code blocks, where GitLab renders no link and no mention;
+        // everywhere else nothing may survive.
+        let mut outside = String::new();
+        let mut in_block = false;
+        for line in comment.lines() {
+            if line.starts_with("```") {
+                in_block = !in_block;
+            } else if !in_block {
+                outside.push_str(line);
+                outside.push('\n');
+            }
+        }
+        assert!(!outside.contains("](http://evil)"), "{outside}");
+        assert!(!outside.contains("@all"), "{outside}");
+        assert!(!outside.contains("<!channel>"), "{outside}");
+        assert!(
+            comment.trim_end().ends_with("\"status\":\"open\"} -->"),
+            "{comment}"
+        );
+    }
+}
