@@ -812,7 +812,7 @@ mod tests {
             ),
             (
                 "TRIGGER_DOCTOR__GITLAB__TOKEN",
-                "glpat-abcdefghijklmnopqrst",
+                "glpat-abcdefghijklmnopqrst", // a fake test token
             ),
         ]);
         let s = Settings::load_from(None, &e).unwrap();

@@ -1012,7 +1012,7 @@ mod tests {
             r#"{"base":["Reference not found"]}"#
         );
         assert_eq!(message_of(b"Retry later\n"), "Retry later");
-        let leaked = message_of(br#"{"message":"bad token glpat-abcdefghijklmnopqrst"}"#);
+        let leaked = message_of(br#"{"message":"bad token glpat-abcdefghijklmnopqrst"}"#); // a fake test token
         assert!(!leaked.contains("abcdefghijklmnopqrst"), "{leaked}");
     }
 }

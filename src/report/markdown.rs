@@ -275,7 +275,7 @@ mod tests {
         );
         let f = fenced(&[
             "``` ```` `".to_string(),
-            "token=glpat-abcdefghijklmnopqrst".to_string(),
+            "token=glpat-abcdefghijklmnopqrst".to_string(), // a fake test token
         ]);
         assert!(f.starts_with("`````text\n"), "{f}");
         assert!(!f.contains("abcdefghijklmnopqrst"), "{f}");
