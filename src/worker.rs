@@ -17,6 +17,7 @@ use crate::diagnosis::{self, gather, Diagnosis};
 use crate::gitlab::{GitlabClient, GitlabError, Session};
 use crate::metrics::Metrics;
 use crate::recognise::{recognise, RecogniseOptions, Recognition};
+use crate::report::markdown::{render_comment, Marker};
 use crate::store::{Claimed, DeliveryId, Store, StoreError};
 use crate::timestamp::Timestamp;
 use crate::webhook::event::{self, Event, EventKind};
@@ -60,6 +61,9 @@ pub struct Outcome {
     /// One diagnosis per failed trigger (at most [`MAX_DIAGNOSES`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnoses: Vec<Diagnosis>,
+    /// The comment the diagnoses make (GitLab Markdown with its hidden marker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     /// One line per stage that ran, in order.
     pub stages: Vec<StageRecord>,
     /// GitLab API calls made for this delivery.
@@ -161,10 +165,29 @@ impl Stages {
                 detail: causes.join(", "),
             });
         }
+        let comment = diagnoses.first().map(|first| {
+            let marker = Marker {
+                pipeline: first.facts.subject.pipeline_id,
+                causes: diagnoses
+                    .iter()
+                    .flat_map(|d| d.causes())
+                    .map(str::to_string)
+                    .collect(),
+                status: "open".into(),
+            };
+            render_comment(&diagnoses, &marker)
+        });
+        if let Some(c) = &comment {
+            stages.push(StageRecord {
+                stage: "report",
+                detail: format!("comment of {} bytes", c.len()),
+            });
+        }
         Ok(Outcome {
             event: kind.label(),
             recognition,
             diagnoses,
+            comment,
             stages,
             gitlab_calls: session.calls(),
         })

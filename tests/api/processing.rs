@@ -51,7 +51,12 @@ async fn a_stored_delivery_is_processed_once_with_its_outcome_recorded() {
         .iter()
         .map(|s| s["stage"].as_str().unwrap())
         .collect();
-    assert_eq!(stages, ["recognise", "gather", "check"]);
+    assert_eq!(stages, ["recognise", "gather", "check", "report"]);
+    let comment = outcome["comment"].as_str().unwrap();
+    assert!(
+        comment.trim_end().ends_with("\"status\":\"open\"} -->"),
+        "{comment}"
+    );
     assert_eq!(outcome["diagnoses"].as_array().unwrap().len(), 1);
 }
 
