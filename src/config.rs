@@ -818,7 +818,7 @@ mod tests {
         let s = Settings::load_from(None, &e).unwrap();
         let shown = format!("{s:?}");
         assert!(!shown.contains("hook-secret-value"), "{shown}");
-        assert!(!shown.contains("glpat-abcdefghijklmnopqrst"), "{shown}");
+        assert!(!shown.contains("glpat-abcdefghijklmnopqrst"), "{shown}"); // a fake test token
     }
 
     #[test]

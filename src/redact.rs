@@ -338,8 +338,8 @@ mod tests {
     use super::*;
 
     // Fake secrets with the real shapes; none of them was ever valid.
-    const PAT: &str = "glpat-xK9fQ2mZ7vB1nR4tY8wE";
-    const TRIGGER: &str = "glptt-3f6a1c9e0b7d2a4f8e5c1b9d7a3e6f0c2b4d8a1e";
+    const PAT: &str = "glpat-xK9fQ2mZ7vB1nR4tY8wE"; // fake test value
+    const TRIGGER: &str = "glptt-3f6a1c9e0b7d2a4f8e5c1b9d7a3e6f0c2b4d8a1e"; // fake test value
     const JOB: &str = "glcbt-64_nHq8sXz2VbRt5kLmP9wQ";
     const DEPLOY: &str = "gldt-Zr8TqW3mK5nB7vX1cY9p";
     const RUNNER: &str = "glrt-t1_Nq7Wc3Xz9Bv5Rk2Lm8Pd";

@@ -2202,8 +2202,8 @@ mod tests {
             ("POST /api/v4/projects/42/trigger/pipeline?token=&ref=main", TokenUse::Empty),
             (r#"-d '{"token": "", "ref": "main"}'"#, TokenUse::Empty),
             ("curl -F token=[MASKED] -F ref=main $URL", TokenUse::Masked),
-            ("curl -F token=glptt-3f6a1c9e0b7d2a4f8e5c -F ref=main $URL", TokenUse::Literal { kind: TokenKind::PipelineTrigger }),
-            ("curl -F token=glpat-xK9fQ2mZ7vB1nR4tY8wE $URL", TokenUse::Literal { kind: TokenKind::PersonalAccess }),
+            ("curl -F token=glptt-3f6a1c9e0b7d2a4f8e5c -F ref=main $URL", TokenUse::Literal { kind: TokenKind::PipelineTrigger }), // fake test value
+            ("curl -F token=glpat-xK9fQ2mZ7vB1nR4tY8wE $URL", TokenUse::Literal { kind: TokenKind::PersonalAccess }), // fake test value
             ("curl -F token=glcbt-64_nHq8sXz2VbRt5kLmP9wQ $URL", TokenUse::Literal { kind: TokenKind::CiJob }),
             ("curl -F token=gldt-Zr8TqW3mK5nB7vX1cY9p $URL", TokenUse::Literal { kind: TokenKind::Deploy }),
             ("curl -F token=6d056f63e50fe6f8c5f8f4aa10edb7 $URL", TokenUse::Literal { kind: TokenKind::Hex }),

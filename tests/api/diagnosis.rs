@@ -8,6 +8,8 @@ use trigger_doctor::worker::Settled;
 use crate::fake_gitlab::{BridgeOutcome, FakeGitlab, DEVELOPER};
 use crate::helpers::*;
 
+/// A personal access token of the right shape that was never valid.
+const FAKE_PAT: &str = "glpat-AbCdEfGhIjKlMnOpQrSt";
 const SHA: &str = "95d49d1efbd941908580e79d65e4b5ecaf4a8305";
 
 /// Upstream `grp/upstream` (1) and downstream `grp/app` (42).
@@ -156,10 +158,7 @@ async fn a_personal_access_token_sent_to_the_trigger_api_is_the_wrong_kind() {
         901,
         "trigger-app",
         "failed",
-        &curl_log(
-            "glpat-AbCdEfGhIjKlMnOpQrSt",
-            r#"{"message":"404 Not Found"}"#,
-        ),
+        &curl_log(FAKE_PAT, r#"{"message":"404 Not Found"}"#),
     );
     let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
     assert_top(&d, "token.wrong_kind", "confirmed");
@@ -488,10 +487,7 @@ async fn gitlab_answering_502_is_retried_and_the_diagnosis_completes_once_it_rec
         901,
         "trigger-app",
         "failed",
-        &curl_log(
-            "glpat-AbCdEfGhIjKlMnOpQrSt",
-            r#"{"message":"404 Not Found"}"#,
-        ),
+        &curl_log(FAKE_PAT, r#"{"message":"404 Not Found"}"#),
     );
     gitlab.with(|s| s.outage = 1);
     let app = spawn_app_with(&[
