@@ -21,6 +21,7 @@ const SECRET_KEYS: &[&str] = &[
     "gitlab.token",
     "webhook.secret_tokens",
     "webhook.signing_tokens",
+    "notify.slack.routes",
 ];
 
 /// A configuration problem, always naming the key it is about.
@@ -121,8 +122,83 @@ pub struct Settings {
     pub probes: ProbeSettings,
     pub store: StoreSettings,
     pub worker: WorkerSettings,
+    pub notify: NotifySettings,
+    pub commands: CommandSettings,
     pub log: LogSettings,
 }
+
+/// Where diagnoses are delivered.
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    /// `notify.gitlab_comments`: post and edit the diagnosis comment (false: store it only).
+    pub gitlab_comments: bool,
+    /// `notify.slack.routes`, in order: the first whose pattern matches the project path wins.
+    pub routes: Vec<ChatRoute>,
+    /// `notify.slack.collapse_seconds`: repeats of a cause and target inside this window are counted.
+    pub collapse_window: Duration,
+    /// `notify.slack.timeout_seconds`.
+    pub chat_timeout: Duration,
+    /// `notify.slack.max_attempts`: attempts before a chat message is given up.
+    pub chat_max_attempts: u32,
+}
+
+/// One chat route: projects whose path matches `pattern` go to `url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRoute {
+    /// `*` matches within one path segment, `**` across segments; `*` alone matches everything.
+    pub pattern: String,
+    /// The incoming-webhook URL (a secret: it is the credential).
+    pub url: Secret,
+}
+
+impl NotifySettings {
+    /// The webhook URL for a project path, if a route matches.
+    pub fn route_for(&self, project_path: &str) -> Option<&ChatRoute> {
+        self.routes
+            .iter()
+            .find(|r| path_matches(&r.pattern, project_path))
+    }
+}
+
+/// Matches a project path against a route pattern: `*` matches any characters except `/`,
+/// `**` any characters; a pattern of `*` or `**` matches every project.
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match p {
+            [] => s.is_empty(),
+            [b'*', b'*', rest @ ..] => (0..=s.len()).any(|i| go(rest, &s[i..])),
+            [b'*', rest @ ..] => (0..=s.len())
+                .take_while(|&i| i == 0 || s[i - 1] != b'/')
+                .any(|i| go(rest, &s[i..])),
+            [c, rest @ ..] => {
+                s.first().is_some_and(|d| d.eq_ignore_ascii_case(c)) && go(rest, &s[1..])
+            }
+        }
+    }
+    go(pattern.as_bytes(), path.as_bytes())
+}
+
+/// Who may run `/diagnose`, and how often.
+#[derive(Debug, Clone)]
+pub struct CommandSettings {
+    /// `commands.min_access_level` as a GitLab access level (30 = Developer).
+    pub min_access_level: u32,
+    /// `commands.throttle_seconds`: one run per merge request or commit in this time.
+    pub throttle: Duration,
+}
+
+/// GitLab role names and their access levels.
+const ACCESS_LEVELS: &[(&str, u32)] = &[
+    ("guest", 10),
+    ("planner", 15),
+    ("reporter", 20),
+    ("developer", 30),
+    ("maintainer", 40),
+    ("owner", 50),
+];
 
 #[derive(Debug, Clone)]
 pub struct DiagnosticsSettings {
@@ -220,7 +296,32 @@ struct RawSettings {
     probes: RawProbes,
     store: RawStore,
     worker: RawWorker,
+    notify: RawNotify,
+    commands: RawCommands,
     log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    gitlab_comments: bool,
+    slack: RawSlack,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    routes: Vec<String>,
+    collapse_seconds: u64,
+    timeout_seconds: u64,
+    max_attempts: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommands {
+    min_access_level: String,
+    throttle_seconds: u64,
 }
 
 #[derive(Deserialize)]
@@ -547,7 +648,48 @@ impl RawSettings {
                 "must not be smaller than worker.retry_base_seconds",
             ));
         }
+        let routes = self
+            .notify
+            .slack
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                parse_route(r).map_err(|e| key_error(format!("notify.slack.routes[{i}]"), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let level = self.commands.min_access_level.trim().to_ascii_lowercase();
+        let min_access_level = ACCESS_LEVELS
+            .iter()
+            .find(|(name, _)| *name == level)
+            .map(|(_, n)| *n)
+            .or_else(|| level.parse::<u32>().ok().filter(|n| (10..=50).contains(n)))
+            .ok_or_else(|| {
+                key_error(
+                    "commands.min_access_level",
+                    format!(
+                        "expected guest, planner, reporter, developer, maintainer or owner, got {level:?}"
+                    ),
+                )
+            })?;
         Ok(Settings {
+            notify: NotifySettings {
+                gitlab_comments: self.notify.gitlab_comments,
+                routes,
+                collapse_window: Duration::from_secs(self.notify.slack.collapse_seconds),
+                chat_timeout: Duration::from_secs(positive(
+                    "notify.slack.timeout_seconds",
+                    self.notify.slack.timeout_seconds,
+                )?),
+                chat_max_attempts: positive(
+                    "notify.slack.max_attempts",
+                    self.notify.slack.max_attempts.into(),
+                )? as u32,
+            },
+            commands: CommandSettings {
+                min_access_level,
+                throttle: Duration::from_secs(self.commands.throttle_seconds),
+            },
             server: ServerSettings {
                 listen,
                 max_body_bytes,
@@ -635,6 +777,30 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `PATTERN=URL` → a route; the URL is never echoed in the error.
+fn parse_route(text: &str) -> Result<ChatRoute, String> {
+    let (pattern, url) = text.split_once('=').ok_or(
+        "expected PATTERN=URL, for example `platform/**=https://hooks.slack.com/services/...`",
+    )?;
+    let pattern = pattern.trim();
+    let url = url.trim();
+    if pattern.is_empty() || pattern.contains(char::is_whitespace) {
+        return Err(format!(
+            "the project pattern {pattern:?} must be a path pattern without spaces"
+        ));
+    }
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    if !scheme_ok || url.contains(char::is_whitespace) {
+        return Err(format!(
+            "the webhook URL for {pattern:?} must start with https:// (or http://) and contain no spaces"
+        ));
+    }
+    Ok(ChatRoute {
+        pattern: pattern.to_string(),
+        url: Secret::new(url),
+    })
 }
 
 /// Hides a password in a `scheme://user:password@host` URL, for error messages.
@@ -842,5 +1008,68 @@ mod tests {
         )]));
         let err = Settings::load_from(None, &e).unwrap_err().to_string();
         assert!(err.contains("gitlab.url"), "{err}");
+    }
+
+    #[test]
+    fn chat_routes_come_from_the_environment_and_match_project_paths() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__NOTIFY__SLACK__ROUTES",
+            "platform/**=https://hooks.example.com/a,team/*=https://hooks.example.com/b,*=https://hooks.example.com/c",
+        )]));
+        let s = Settings::load_from(None, &e).unwrap();
+        let url = |path: &str| s.notify.route_for(path).map(|r| r.url.expose().to_string());
+        assert_eq!(
+            url("platform/infra/deployer").unwrap(),
+            "https://hooks.example.com/a"
+        );
+        assert_eq!(url("team/app").unwrap(), "https://hooks.example.com/b");
+        assert_eq!(url("team/sub/app").unwrap(), "https://hooks.example.com/c");
+        assert!(!format!("{:?}", s.notify).contains("hooks.example.com"));
+        assert!(path_matches("grp/*-svc", "grp/pay-svc"));
+        assert!(!path_matches("grp/*-svc", "grp/pay-api"));
+        assert!(!path_matches("grp/*", "grp/a/b"));
+    }
+
+    #[test]
+    fn a_bad_chat_route_is_named_without_echoing_its_url() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__NOTIFY__SLACK__ROUTES",
+            "platform=ftp://secret-hook-value",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("notify.slack.routes[0]"), "{err}");
+        assert!(!err.contains("secret-hook-value"), "{err}");
+    }
+
+    #[test]
+    fn min_access_level_takes_role_names() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__COMMANDS__MIN_ACCESS_LEVEL",
+            "Maintainer",
+        )]));
+        assert_eq!(
+            Settings::load_from(None, &e)
+                .unwrap()
+                .commands
+                .min_access_level,
+            40
+        );
+        assert_eq!(
+            Settings::load_from(None, &with_token())
+                .unwrap()
+                .commands
+                .min_access_level,
+            30
+        );
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__COMMANDS__MIN_ACCESS_LEVEL",
+            "boss",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("commands.min_access_level"), "{err}");
     }
 }

@@ -136,6 +136,93 @@ pub struct QueueStats {
     pub oldest_pending: Option<Timestamp>,
 }
 
+/// The one diagnosis comment of a merge request or commit, as the bot last left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommentRecord {
+    /// `mr:<project>:<iid>` or `commit:<project>:<sha>`.
+    pub target: String,
+    /// The project whose pipelines the comment is about.
+    pub project_id: i64,
+    /// The ref those pipelines ran for.
+    pub git_ref: Option<String>,
+    /// The note, once posted.
+    pub note_id: Option<i64>,
+    /// For a commit: the discussion holding the note.
+    pub discussion_id: Option<String>,
+    /// The pipeline the comment is about now (0 before the first post).
+    pub pipeline_id: i64,
+    /// The causes in the comment's marker, as JSON.
+    pub causes: String,
+    /// `open`, `resolved`, `clear` (no trigger failure) or `none` (not posted yet).
+    pub status: String,
+    pub updated_at: Timestamp,
+}
+
+/// What the bot posted, to remember with the comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentUpdate {
+    pub note_id: i64,
+    pub discussion_id: Option<String>,
+    pub pipeline_id: i64,
+    pub causes: String,
+    pub status: String,
+}
+
+/// A chat message to send, unless it repeats one inside its collapse window.
+#[derive(Debug, Clone)]
+pub struct NewChat {
+    /// Messages with the same key inside the window are folded into the first.
+    pub group_key: String,
+    /// The project path that picks the chat route.
+    pub route: String,
+    /// A plain one-line label, for the follow-up that counts repeats.
+    pub headline: String,
+    /// The message as JSON.
+    pub payload: String,
+    pub window: Duration,
+    /// Extend the window with every repeat (an outage stays one message while it lasts).
+    pub sliding: bool,
+}
+
+/// What storing a chat message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatQueued {
+    New(i64),
+    /// Counted as a repeat of this message.
+    Folded(i64),
+}
+
+/// A chat message due to be sent, claimed by one sender.
+#[derive(Debug, Clone)]
+pub struct ChatJob {
+    pub id: i64,
+    pub route: String,
+    pub headline: String,
+    pub payload: String,
+    /// The message itself is still unsent (else: a follow-up counting repeats).
+    pub first: bool,
+    /// Repeats folded in so far, and how many of them were announced already.
+    pub repeats: i64,
+    pub repeats_sent: i64,
+    /// When the collapse window closes.
+    pub window_until: Timestamp,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub owner: String,
+}
+
+/// How sending a chat message went.
+#[derive(Debug, Clone)]
+pub enum ChatResult {
+    /// Sent, announcing repeats up to this count.
+    Sent { repeats: i64 },
+    /// Failed; try again at the time given, or give up (`None`).
+    Failed {
+        error: String,
+        retry_at: Option<Timestamp>,
+    },
+}
+
 /// Store failures callers branch on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -251,6 +338,106 @@ impl Store {
     pub async fn stats(&self) -> Result<QueueStats, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.stats().await,
+        }
+    }
+
+    /// Takes the comment lock of `target` for `lease` (creating its row on first use) and
+    /// returns the comment as last recorded; `None` while another worker holds the lock.
+    pub async fn lock_comment(
+        &self,
+        target: &str,
+        project_id: i64,
+        git_ref: Option<&str>,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<CommentRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.lock_comment(target, project_id, git_ref, owner, lease, Timestamp::now())
+                    .await
+            }
+        }
+    }
+
+    /// Records what was posted (when `update` is given) and releases the comment lock.
+    pub async fn unlock_comment(
+        &self,
+        target: &str,
+        owner: &str,
+        update: Option<CommentUpdate>,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.unlock_comment(target, owner, update, Timestamp::now())
+                    .await
+            }
+        }
+    }
+
+    pub async fn comment(&self, target: &str) -> Result<Option<CommentRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.comment(target).await,
+        }
+    }
+
+    /// The most recently updated comment about pipelines of `project_id` on `git_ref`.
+    pub async fn comment_for_ref(
+        &self,
+        project_id: i64,
+        git_ref: &str,
+    ) -> Result<Option<CommentRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.comment_for_ref(project_id, git_ref).await,
+        }
+    }
+
+    /// Records a command run on `target` unless one ran within `throttle`; `false` when throttled.
+    pub async fn command_allowed(
+        &self,
+        target: &str,
+        throttle: Duration,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.command_allowed(target, throttle, Timestamp::now()).await,
+        }
+    }
+
+    /// Queues a chat message, or counts it as a repeat inside its group's window.
+    pub async fn enqueue_chat(&self, chat: NewChat) -> Result<ChatQueued, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.enqueue_chat(chat, Timestamp::now()).await,
+        }
+    }
+
+    /// Claims the next chat message (or repeats follow-up) due now.
+    pub async fn claim_chat(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<ChatJob>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.claim_chat(owner, lease, Timestamp::now()).await,
+        }
+    }
+
+    /// Records how sending a claimed chat message went.
+    pub async fn settle_chat(&self, job: &ChatJob, result: ChatResult) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.settle_chat(job, result, Timestamp::now()).await,
+        }
+    }
+
+    /// Chat messages by state (`pending`, `sent`, `failed`), for tests and metrics.
+    pub async fn chat_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.chat_counts().await,
+        }
+    }
+
+    /// When the next chat message or follow-up is due, if any.
+    pub async fn next_chat_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.next_chat_due().await,
         }
     }
 

@@ -14,15 +14,16 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::{
-    Claimed, DeliveryId, DeliveryRecord, DeliveryState, Enqueued, NewDelivery, QueueStats,
-    StoreError,
+    ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord, CommentUpdate, DeliveryId,
+    DeliveryRecord, DeliveryState, Enqueued, NewChat, NewDelivery, QueueStats, StoreError,
 };
 use crate::timestamp::Timestamp;
 
 /// Schema versions, applied in order once each.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE deliveries (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     dedup_key       TEXT UNIQUE,
@@ -51,7 +52,51 @@ CREATE TABLE delivery_outcomes (
 );
 CREATE INDEX delivery_outcomes_delivery ON delivery_outcomes (delivery_id);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE comments (
+    target        TEXT PRIMARY KEY,
+    project_id    INTEGER NOT NULL,
+    git_ref       TEXT,
+    note_id       INTEGER,
+    discussion_id TEXT,
+    pipeline_id   INTEGER NOT NULL DEFAULT 0,
+    causes        TEXT    NOT NULL DEFAULT '[]',
+    status        TEXT    NOT NULL DEFAULT 'none',
+    lock_owner    TEXT,
+    lock_until    INTEGER NOT NULL DEFAULT 0,
+    updated_at    INTEGER NOT NULL
+);
+CREATE INDEX comments_by_ref ON comments (project_id, git_ref, updated_at);
+CREATE TABLE chat_messages (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_key       TEXT    NOT NULL,
+    route           TEXT    NOT NULL,
+    headline        TEXT    NOT NULL,
+    payload         TEXT    NOT NULL,
+    window_until    INTEGER NOT NULL,
+    repeats         INTEGER NOT NULL DEFAULT 0,
+    repeats_sent    INTEGER NOT NULL DEFAULT 0,
+    state           TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_owner     TEXT,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    sent_at         INTEGER
+);
+CREATE INDEX chat_messages_due ON chat_messages (next_attempt_at)
+    WHERE state = 'pending' OR repeats > repeats_sent;
+CREATE INDEX chat_messages_group ON chat_messages (group_key, window_until);
+CREATE TABLE command_runs (
+    target      TEXT PRIMARY KEY,
+    last_run_at INTEGER NOT NULL
+);
+"#,
+    ),
+];
 
 /// Most jobs applied in one transaction.
 const MAX_BATCH: usize = 512;
@@ -92,12 +137,49 @@ enum Write {
         id: i64,
         now: i64,
     },
+    LockComment {
+        target: String,
+        project_id: i64,
+        git_ref: Option<String>,
+        owner: String,
+        until: i64,
+        now: i64,
+    },
+    UnlockComment {
+        target: String,
+        owner: String,
+        update: Option<CommentUpdate>,
+        now: i64,
+    },
+    Command {
+        target: String,
+        not_before: i64,
+        now: i64,
+    },
+    EnqueueChat {
+        chat: NewChat,
+        now: i64,
+    },
+    ClaimChat {
+        owner: String,
+        until: i64,
+        now: i64,
+    },
+    SettleChat {
+        id: i64,
+        owner: String,
+        result: ChatResult,
+        now: i64,
+    },
 }
 
 enum Written {
     Enqueued(Enqueued),
     Claimed(Option<Claimed>),
     Updated(bool),
+    Comment(Option<CommentRecord>),
+    Chat(ChatQueued),
+    ChatJob(Option<ChatJob>),
 }
 
 struct Job {
@@ -280,6 +362,157 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn lock_comment(
+        &self,
+        target: &str,
+        project_id: i64,
+        git_ref: Option<&str>,
+        owner: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Option<CommentRecord>, StoreError> {
+        let write = Write::LockComment {
+            target: target.to_string(),
+            project_id,
+            git_ref: git_ref.map(str::to_string),
+            owner: owner.to_string(),
+            until: now.0 + lease.as_millis() as i64,
+            now: now.0,
+        };
+        match self.write(write).await? {
+            Written::Comment(c) => Ok(c),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
+    }
+
+    pub async fn unlock_comment(
+        &self,
+        target: &str,
+        owner: &str,
+        update: Option<CommentUpdate>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.updated(Write::UnlockComment {
+            target: target.to_string(),
+            owner: owner.to_string(),
+            update,
+            now: now.0,
+        })
+        .await
+    }
+
+    pub async fn comment(&self, target: &str) -> Result<Option<CommentRecord>, StoreError> {
+        let target = target.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {COMMENT_COLUMNS} FROM comments WHERE target = ?1"
+            ))?
+            .query_row([target], comment_record)
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn comment_for_ref(
+        &self,
+        project_id: i64,
+        git_ref: &str,
+    ) -> Result<Option<CommentRecord>, StoreError> {
+        let git_ref = git_ref.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {COMMENT_COLUMNS} FROM comments WHERE project_id = ?1 AND git_ref = ?2
+                  AND note_id IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
+            ))?
+            .query_row(params![project_id, git_ref], comment_record)
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn command_allowed(
+        &self,
+        target: &str,
+        throttle: Duration,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.updated(Write::Command {
+            target: target.to_string(),
+            not_before: now.0 - throttle.as_millis() as i64,
+            now: now.0,
+        })
+        .await
+    }
+
+    pub async fn enqueue_chat(
+        &self,
+        chat: NewChat,
+        now: Timestamp,
+    ) -> Result<ChatQueued, StoreError> {
+        match self.write(Write::EnqueueChat { chat, now: now.0 }).await? {
+            Written::Chat(q) => Ok(q),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
+    }
+
+    pub async fn claim_chat(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Option<ChatJob>, StoreError> {
+        let write = Write::ClaimChat {
+            owner: owner.to_string(),
+            until: now.0 + lease.as_millis() as i64,
+            now: now.0,
+        };
+        match self.write(write).await? {
+            Written::ChatJob(j) => Ok(j),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
+    }
+
+    pub async fn settle_chat(
+        &self,
+        job: &ChatJob,
+        result: ChatResult,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.updated(Write::SettleChat {
+            id: job.id,
+            owner: job.owner.clone(),
+            result,
+            now: now.0,
+        })
+        .await
+    }
+
+    pub async fn chat_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT state, COUNT(*) FROM chat_messages GROUP BY state ORDER BY state",
+            )?
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    pub async fn next_chat_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT MIN(MAX(next_attempt_at, CASE WHEN state = 'sent' THEN window_until ELSE 0 END))
+                   FROM chat_messages WHERE state = 'pending' OR repeats > repeats_sent",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+        })
+        .await
+        .map(|t| t.map(Timestamp))
+    }
+
     /// Runs `f` on the read-only connection, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
@@ -369,6 +602,23 @@ impl SqliteStore {
         })
         .await;
     }
+}
+
+const COMMENT_COLUMNS: &str =
+    "target, project_id, git_ref, note_id, discussion_id, pipeline_id, causes, status, updated_at";
+
+fn comment_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommentRecord> {
+    Ok(CommentRecord {
+        target: r.get(0)?,
+        project_id: r.get(1)?,
+        git_ref: r.get(2)?,
+        note_id: r.get(3)?,
+        discussion_id: r.get(4)?,
+        pipeline_id: r.get(5)?,
+        causes: r.get(6)?,
+        status: r.get(7)?,
+        updated_at: Timestamp(r.get(8)?),
+    })
 }
 
 fn records(
@@ -597,6 +847,163 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
             )?
             .execute(params![now, id])
             .map(|n| Written::Updated(n == 1)),
+        Write::LockComment {
+            target,
+            project_id,
+            git_ref,
+            owner,
+            until,
+            now,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO comments (target, project_id, git_ref, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (target) DO NOTHING",
+            )?
+            .execute(params![target, project_id, git_ref, now])?;
+            tx.prepare_cached(&format!(
+                "UPDATE comments SET lock_owner = ?2, lock_until = ?3
+                  WHERE target = ?1 AND (lock_until <= ?4 OR lock_owner = ?2)
+              RETURNING {COMMENT_COLUMNS}"
+            ))?
+            .query_row(params![target, owner, until, now], comment_record)
+            .optional()
+            .map(Written::Comment)
+        }
+        Write::UnlockComment {
+            target,
+            owner,
+            update,
+            now,
+        } => match update {
+            None => tx
+                .prepare_cached(
+                    "UPDATE comments SET lock_owner = NULL, lock_until = 0
+                      WHERE target = ?1 AND lock_owner = ?2",
+                )?
+                .execute(params![target, owner]),
+            Some(u) => tx
+                .prepare_cached(
+                    "UPDATE comments SET lock_owner = NULL, lock_until = 0, note_id = ?3,
+                            discussion_id = ?4, pipeline_id = ?5, causes = ?6, status = ?7, updated_at = ?8
+                      WHERE target = ?1 AND lock_owner = ?2",
+                )?
+                .execute(params![
+                    target,
+                    owner,
+                    u.note_id,
+                    u.discussion_id,
+                    u.pipeline_id,
+                    u.causes,
+                    u.status,
+                    now
+                ]),
+        }
+        .map(|n| Written::Updated(n == 1)),
+        Write::Command {
+            target,
+            not_before,
+            now,
+        } => tx
+            .prepare_cached(
+                "INSERT INTO command_runs (target, last_run_at) VALUES (?1, ?2)
+                 ON CONFLICT (target) DO UPDATE SET last_run_at = excluded.last_run_at
+                  WHERE command_runs.last_run_at <= ?3",
+            )?
+            .execute(params![target, now, not_before])
+            .map(|n| Written::Updated(n == 1)),
+        Write::EnqueueChat { chat, now } => {
+            let window = chat.window.as_millis() as i64;
+            let open: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM chat_messages WHERE group_key = ?1 AND window_until > ?2
+                      ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![chat.group_key, now], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = open {
+                tx.prepare_cached(
+                    "UPDATE chat_messages SET repeats = repeats + 1,
+                            window_until = CASE WHEN ?2 THEN MAX(window_until, ?3) ELSE window_until END
+                      WHERE id = ?1",
+                )?
+                .execute(params![id, chat.sliding, now + window])?;
+                return Ok(Written::Chat(ChatQueued::Folded(id)));
+            }
+            let id: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO chat_messages (group_key, route, headline, payload, window_until, state,
+                                                next_attempt_at, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6) RETURNING id",
+                )?
+                .query_row(
+                    params![chat.group_key, chat.route, chat.headline, chat.payload, now + window, now],
+                    |r| r.get(0),
+                )?;
+            Ok(Written::Chat(ChatQueued::New(id)))
+        }
+        Write::ClaimChat { owner, until, now } => tx
+            .prepare_cached(
+                "UPDATE chat_messages SET lease_owner = ?1, next_attempt_at = ?2, attempts = attempts + 1
+                  WHERE id = (SELECT id FROM chat_messages
+                               WHERE (state = 'pending' OR repeats > repeats_sent)
+                                 AND next_attempt_at <= ?3
+                                 AND (state = 'pending' OR (state = 'sent' AND window_until <= ?3))
+                               ORDER BY next_attempt_at LIMIT 1)
+              RETURNING id, route, headline, payload, state, repeats, repeats_sent, window_until, attempts",
+            )?
+            .query_row(params![owner, until, now], |r| {
+                Ok(ChatJob {
+                    id: r.get(0)?,
+                    route: r.get(1)?,
+                    headline: r.get(2)?,
+                    payload: r.get(3)?,
+                    first: r.get::<_, String>(4)? == "pending",
+                    repeats: r.get(5)?,
+                    repeats_sent: r.get(6)?,
+                    window_until: Timestamp(r.get(7)?),
+                    attempts: r.get::<_, i64>(8)? as u32,
+                    owner: owner.clone(),
+                })
+            })
+            .optional()
+            .map(Written::ChatJob),
+        Write::SettleChat {
+            id,
+            owner,
+            result,
+            now,
+        } => match result {
+            ChatResult::Sent { repeats } => tx
+                .prepare_cached(
+                    "UPDATE chat_messages SET state = 'sent', sent_at = COALESCE(sent_at, ?3),
+                            repeats_sent = MAX(repeats_sent, ?4), attempts = 0, last_error = NULL,
+                            next_attempt_at = window_until, lease_owner = NULL
+                      WHERE id = ?1 AND lease_owner = ?2",
+                )?
+                .execute(params![id, owner, now, repeats]),
+            ChatResult::Failed {
+                error,
+                retry_at: Some(at),
+            } => tx
+                .prepare_cached(
+                    "UPDATE chat_messages SET next_attempt_at = ?3, last_error = ?4, lease_owner = NULL
+                      WHERE id = ?1 AND lease_owner = ?2",
+                )?
+                .execute(params![id, owner, at.0, error]),
+            ChatResult::Failed {
+                error,
+                retry_at: None,
+            } => tx
+                .prepare_cached(
+                    "UPDATE chat_messages
+                        SET state = CASE WHEN state = 'pending' THEN 'failed' ELSE state END,
+                            repeats_sent = repeats, attempts = 0, last_error = ?3, lease_owner = NULL,
+                            next_attempt_at = window_until
+                      WHERE id = ?1 AND lease_owner = ?2",
+                )?
+                .execute(params![id, owner, error]),
+        }
+        .map(|n| Written::Updated(n == 1)),
     }
 }
 
@@ -758,5 +1165,177 @@ mod tests {
             Err(StoreError::Unavailable(_))
         ));
         assert!(s.ping().await.is_err());
+    }
+
+    fn chat(key: &str, window: Duration) -> NewChat {
+        NewChat {
+            group_key: key.into(),
+            route: "grp/app".into(),
+            headline: "token.expired in grp/app".into(),
+            payload: "{}".into(),
+            window,
+            sliding: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_worker_at_a_time_holds_a_comment_and_its_note_is_remembered() {
+        let (s, _dir) = store().await;
+        let first = s
+            .lock_comment("mr:1:7", 1, Some("feature"), "w1", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((first.note_id, first.status.as_str()), (None, "none"));
+        assert!(s
+            .lock_comment("mr:1:7", 1, Some("feature"), "w2", LEASE)
+            .await
+            .unwrap()
+            .is_none());
+        let update = CommentUpdate {
+            note_id: 5001,
+            discussion_id: None,
+            pipeline_id: 31,
+            causes: "[\"token.expired\"]".into(),
+            status: "open".into(),
+        };
+        assert!(!s
+            .unlock_comment("mr:1:7", "w2", Some(update.clone()))
+            .await
+            .unwrap());
+        assert!(s
+            .unlock_comment("mr:1:7", "w1", Some(update))
+            .await
+            .unwrap());
+        let again = s
+            .lock_comment("mr:1:7", 1, Some("feature"), "w2", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.note_id, again.pipeline_id), (Some(5001), 31));
+        assert_eq!(
+            s.comment_for_ref(1, "feature")
+                .await
+                .unwrap()
+                .unwrap()
+                .target,
+            "mr:1:7"
+        );
+        assert!(s.comment_for_ref(1, "main").await.unwrap().is_none());
+        // An expired lock can be taken over.
+        assert!(s
+            .lock_comment("mr:1:8", 1, None, "w1", Duration::ZERO)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(s
+            .lock_comment("mr:1:8", 1, None, "w2", LEASE)
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn commands_are_throttled_per_target() {
+        let (s, _dir) = store().await;
+        let throttle = Duration::from_secs(30);
+        assert!(s.command_allowed("mr:1:7", throttle).await.unwrap());
+        assert!(!s.command_allowed("mr:1:7", throttle).await.unwrap());
+        assert!(s.command_allowed("mr:1:8", throttle).await.unwrap());
+        assert!(s.command_allowed("mr:1:7", Duration::ZERO).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn repeats_inside_the_window_fold_into_one_message_and_one_follow_up() {
+        let (s, _dir) = store().await;
+        let window = Duration::from_millis(300);
+        let first = s
+            .enqueue_chat(chat("token.expired|grp/down", window))
+            .await
+            .unwrap();
+        for _ in 0..19 {
+            assert_eq!(
+                s.enqueue_chat(chat("token.expired|grp/down", window))
+                    .await
+                    .unwrap(),
+                ChatQueued::Folded(match first {
+                    ChatQueued::New(id) => id,
+                    other => panic!("{other:?}"),
+                })
+            );
+        }
+        let other = s
+            .enqueue_chat(chat("network.dns|grp/down", window))
+            .await
+            .unwrap();
+        assert!(matches!(other, ChatQueued::New(_)));
+        let job = s.claim_chat("sender", LEASE).await.unwrap().unwrap();
+        assert!(job.first);
+        assert_eq!(job.repeats, 19);
+        // Announced with the message itself: no follow-up needed for those 19.
+        assert!(s
+            .settle_chat(&job, ChatResult::Sent { repeats: 19 })
+            .await
+            .unwrap());
+        let job = s.claim_chat("sender", LEASE).await.unwrap().unwrap();
+        assert_eq!(job.headline, "token.expired in grp/app");
+        s.settle_chat(&job, ChatResult::Sent { repeats: 0 })
+            .await
+            .unwrap();
+        assert!(s.claim_chat("sender", LEASE).await.unwrap().is_none());
+        // One more repeat after sending: a follow-up once the window closes, not before.
+        let third = s
+            .enqueue_chat(chat("token.expired|grp/down", window))
+            .await
+            .unwrap();
+        assert!(matches!(third, ChatQueued::Folded(_)));
+        assert!(s.claim_chat("sender", LEASE).await.unwrap().is_none());
+        tokio::time::sleep(window).await;
+        let job = s.claim_chat("sender", LEASE).await.unwrap().unwrap();
+        assert!(!job.first);
+        assert_eq!((job.repeats, job.repeats_sent), (20, 19));
+        s.settle_chat(
+            &job,
+            ChatResult::Sent {
+                repeats: job.repeats,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(s.claim_chat("sender", LEASE).await.unwrap().is_none());
+        // After the window, the same group starts a new message.
+        assert!(matches!(
+            s.enqueue_chat(chat("token.expired|grp/down", window))
+                .await
+                .unwrap(),
+            ChatQueued::New(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failed_chat_message_is_retried_then_given_up() {
+        let (s, _dir) = store().await;
+        s.enqueue_chat(chat("k", Duration::ZERO)).await.unwrap();
+        let job = s.claim_chat("sender", LEASE).await.unwrap().unwrap();
+        assert_eq!(job.attempts, 1);
+        // Claimed: not handed to a second sender.
+        assert!(s.claim_chat("other", LEASE).await.unwrap().is_none());
+        let retry = ChatResult::Failed {
+            error: "HTTP 500".into(),
+            retry_at: Some(Timestamp::now()),
+        };
+        assert!(s.settle_chat(&job, retry).await.unwrap());
+        let job = s.claim_chat("sender", LEASE).await.unwrap().unwrap();
+        assert_eq!(job.attempts, 2);
+        let give_up = ChatResult::Failed {
+            error: "HTTP 500".into(),
+            retry_at: None,
+        };
+        s.settle_chat(&job, give_up).await.unwrap();
+        assert!(s.claim_chat("sender", LEASE).await.unwrap().is_none());
+        assert_eq!(
+            s.chat_counts().await.unwrap(),
+            vec![("failed".to_string(), 1)]
+        );
     }
 }
