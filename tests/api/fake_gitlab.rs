@@ -3,6 +3,12 @@
 //! state the way GitLab does (gitlab-facts.md), including its errors: 404 for what is missing
 //! or invisible, 403 where the bot's role is too low, lookups by path following renames, an
 //! optional delay on every call, and injected outages.
+//!
+//! It also keeps the conversation the bot takes part in (gitlab-facts.md §4, §7.10): notes on
+//! merge requests, discussions and plain comments on commits, and award emoji on MR notes, with
+//! ids from one counter and timestamps from a fake clock, so tests can post, edit and read them
+//! back. Writes (POST/PUT/DELETE) are recorded with their bodies, and `write_outage` fails only
+//! writes.
 
 #![allow(dead_code)]
 
@@ -17,7 +23,6 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 pub const MAINTAINER: u32 = 40;
 pub const DEVELOPER: u32 = 30;
 
-#[derive(Default)]
 pub struct State {
     /// Projects by id.
     pub projects: HashMap<u64, Value>,
@@ -50,6 +55,99 @@ pub struct State {
     pub outage: u32,
     /// Every request received: (method, path).
     pub calls: Vec<(String, String)>,
+    /// The bot's own user, as `GET /user` returns it; its `id` marks the bot's notes.
+    pub bot_user: Value,
+    /// Every note on MRs and commits, oldest first (ids ascending).
+    pub notes: Vec<Note>,
+    /// Next id for notes and award emoji (one counter).
+    pub next_id: u64,
+    /// Fake clock: seconds after 2026-05-04T09:00:00Z; every created or changed note or award
+    /// advances it by one, so `created_at`/`updated_at` order is deterministic.
+    pub clock: u64,
+    /// (project, MR iid, note id) → award emoji entities `{id, name, user, …}`, oldest first.
+    pub awards: HashMap<(u64, u64, u64), Vec<Value>>,
+    /// (project, MR iid) → pipelines of the MR, newest first.
+    pub mr_pipelines: HashMap<(u64, u64), Vec<Value>>,
+    /// (project, MR iid) → the MR.
+    pub merge_requests: HashMap<(u64, u64), Value>,
+    /// Answer this many next writes (POST/PUT/DELETE/PATCH) with 502; GETs are unaffected.
+    pub write_outage: u32,
+    /// Every write received: (method, path, body as JSON; a form body becomes an object of
+    /// strings, an empty body `null`). Recorded even when the answer is an error or an outage.
+    pub writes: Vec<(String, String, Value)>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            projects: HashMap::new(),
+            redirects: HashMap::new(),
+            bot_access: HashMap::new(),
+            pipelines: HashMap::new(),
+            bridges: HashMap::new(),
+            jobs: HashMap::new(),
+            traces: HashMap::new(),
+            files: HashMap::new(),
+            branches: HashMap::new(),
+            tags: HashMap::new(),
+            members: HashMap::new(),
+            protected_branches: HashMap::new(),
+            variables: HashMap::new(),
+            group_variables: HashMap::new(),
+            triggers: HashMap::new(),
+            job_token_scope: HashMap::new(),
+            job_token_allowlist: HashMap::new(),
+            commit_merge_requests: HashMap::new(),
+            lint: HashMap::new(),
+            has_trigger_jobs_endpoint: false,
+            outage: 0,
+            calls: Vec::new(),
+            bot_user: json!({
+                "id": BOT_USER_ID, "username": "trigger-doctor", "name": "trigger-doctor",
+                "state": "active", "bot": true
+            }),
+            notes: Vec::new(),
+            next_id: 5000,
+            clock: 0,
+            awards: HashMap::new(),
+            mr_pipelines: HashMap::new(),
+            merge_requests: HashMap::new(),
+            write_outage: 0,
+            writes: Vec::new(),
+        }
+    }
+}
+
+/// The bot's user id in a default `State` (also `personal_access_tokens/self`'s `user_id`).
+pub const BOT_USER_ID: u64 = 99;
+
+/// What a note belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Noteable {
+    /// A merge request, by iid.
+    MergeRequest(u64),
+    /// A commit, by SHA, in the discussion with this 40-hex id. `individual` marks a plain
+    /// commit comment (`POST .../comments`): GitLab shows it as a discussion of its own
+    /// (`individual_note: true`).
+    Commit {
+        sha: String,
+        discussion: String,
+        individual: bool,
+    },
+}
+
+/// One stored note.
+#[derive(Clone, Debug)]
+pub struct Note {
+    pub id: u64,
+    pub project: u64,
+    pub noteable: Noteable,
+    pub body: String,
+    /// UserBasic `{id, username, name, state}`.
+    pub author: Value,
+    pub system: bool,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 /// How a trigger job ended.
@@ -74,18 +172,30 @@ struct Responder {
 
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let mut state = self.state.lock().unwrap();
+        let mut guard = self.state.lock().unwrap();
+        let state = &mut *guard;
         let path = request.url.path().to_string();
-        state.calls.push((request.method.to_string(), path.clone()));
+        let method = request.method.to_string();
+        state.calls.push((method.clone(), path.clone()));
+        let write = matches!(method.as_str(), "POST" | "PUT" | "DELETE" | "PATCH");
+        if write {
+            state.writes.push((method, path, body_value(request)));
+        }
         let template = if state.outage > 0 {
             state.outage -= 1;
-            ResponseTemplate::new(502)
-                .set_body_string("<html><body><h1>502 Bad Gateway</h1></body></html>")
+            bad_gateway()
+        } else if write && state.write_outage > 0 {
+            state.write_outage -= 1;
+            bad_gateway()
         } else {
-            route(&state, request)
+            conversation_route(state, request).unwrap_or_else(|| route(state, request))
         };
         template.set_delay(self.delay)
     }
+}
+
+fn bad_gateway() -> ResponseTemplate {
+    ResponseTemplate::new(502).set_body_string("<html><body><h1>502 Bad Gateway</h1></body></html>")
 }
 
 fn not_found(what: &str) -> ResponseTemplate {
@@ -292,6 +402,716 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
     }
 }
 
+// ---- The conversation: MRs, notes, commit discussions and comments, award emoji ----
+//
+// Errors follow GitLab's API code (lib/api/notes.rb, discussions.rb, commits.rb,
+// award_emoji.rb, helpers/notes_helpers.rb): a missing required parameter is 400
+// `{"error": "<name> is missing"}`; an MR or note that does not exist is 404
+// `{"message": "404 Not found"}` (ActiveRecord's RecordNotFound); a note GitLab refuses to
+// save is 400 `{"message": "400 Bad request - Note {:note=>[...]}"}`.
+
+/// Longest note GitLab accepts (`Note` validates the length of `note`).
+const NOTE_MAX_CHARS: usize = 1_000_000;
+
+/// An error answer: status and JSON body.
+#[derive(Debug)]
+struct Refusal(u16, Value);
+
+impl From<Refusal> for ResponseTemplate {
+    fn from(Refusal(status, body): Refusal) -> ResponseTemplate {
+        ResponseTemplate::new(status).set_body_json(body)
+    }
+}
+
+type Answer = Result<ResponseTemplate, Refusal>;
+
+/// ActiveRecord's RecordNotFound.
+fn record_not_found() -> Refusal {
+    Refusal(404, json!({"message": "404 Not found"}))
+}
+
+/// `not_found!(what)`.
+fn refuse_not_found(what: &str) -> Refusal {
+    Refusal(404, json!({ "message": format!("404 {what} Not Found") }))
+}
+
+fn refuse_forbidden() -> Refusal {
+    Refusal(403, json!({"message": "403 Forbidden"}))
+}
+
+/// Grape's parameter validation errors.
+fn bad_param(message: &str) -> Refusal {
+    Refusal(400, json!({ "error": message }))
+}
+
+/// `bad_request!(...)`.
+fn bad_request(message: &str) -> Refusal {
+    Refusal(
+        400,
+        json!({ "message": format!("400 Bad request - {message}") }),
+    )
+}
+
+fn created(body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(body)
+}
+
+fn query(request: &Request, name: &str) -> Option<String> {
+    request
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The body of a request as JSON: parsed JSON, a form body as an object of strings, an empty
+/// body as `null`, anything else as a JSON string.
+fn body_value(request: &Request) -> Value {
+    if request.body.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    if let Ok(value) = serde_json::from_slice::<Value>(&request.body) {
+        return value;
+    }
+    let text = String::from_utf8_lossy(&request.body).into_owned();
+    let form = request
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        let mut url = request.url.clone();
+        url.set_query(Some(&text));
+        let fields: serde_json::Map<String, Value> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        return Value::Object(fields);
+    }
+    Value::String(text)
+}
+
+/// The request's parameters as Grape merges them: query string, then the body's fields.
+fn params(request: &Request) -> Value {
+    let mut merged: serde_json::Map<String, Value> = request
+        .url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    if let Value::Object(fields) = body_value(request) {
+        merged.extend(fields);
+    }
+    Value::Object(merged)
+}
+
+/// A String parameter: `None` when missing or null; numbers and booleans are coerced.
+fn string_param(params: &Value, name: &str) -> Result<Option<String>, Refusal> {
+    match params.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(_) => Err(bad_param(&format!("{name} is invalid"))),
+    }
+}
+
+fn required(params: &Value, name: &str) -> Result<String, Refusal> {
+    string_param(params, name)?.ok_or_else(|| bad_param(&format!("{name} is missing")))
+}
+
+fn int_segment(name: &str, raw: &str) -> Result<u64, Refusal> {
+    raw.parse()
+        .map_err(|_| bad_param(&format!("{name} is invalid")))
+}
+
+/// The model validation of a note's text (presence and length).
+fn valid_note_text(text: &str) -> Result<(), Refusal> {
+    if text.trim().is_empty() {
+        Err(bad_request(r#"Note {:note=>["can't be blank"]}"#))
+    } else if text.chars().count() > NOTE_MAX_CHARS {
+        Err(bad_request(
+            r#"Note {:note=>["is too long (maximum is 1000000 characters)"]}"#,
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// GitLab's offset pagination: `per_page` (default 20, at most 100) and `page` (default 1),
+/// with `X-Page`, `X-Per-Page`, `X-Total`, `X-Total-Pages`, `X-Prev-Page`, `X-Next-Page`
+/// (empty on the last page, as GitLab sends it) and a `Link` header.
+fn paginate(request: &Request, items: Vec<Value>) -> Answer {
+    let number = |name: &str, default: usize| -> Result<usize, Refusal> {
+        match query(request, name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse::<i64>()
+                .map(|n| if n < 1 { default } else { n as usize })
+                .map_err(|_| bad_param(&format!("{name} is invalid"))),
+        }
+    };
+    let per_page = number("per_page", 20)?.min(100);
+    let page = number("page", 1)?;
+    let total = items.len();
+    let total_pages = total.div_ceil(per_page).max(1);
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let next = if page < total_pages {
+        (page + 1).to_string()
+    } else {
+        String::new()
+    };
+    let prev = if page > 1 {
+        (page - 1).to_string()
+    } else {
+        String::new()
+    };
+    let link_to = |target: usize, rel: &str| {
+        let mut url = request.url.clone();
+        let others: Vec<(String, String)> = request
+            .url
+            .query_pairs()
+            .filter(|(k, _)| k != "page" && k != "per_page")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(others)
+            .append_pair("page", &target.to_string())
+            .append_pair("per_page", &per_page.to_string());
+        format!("<{url}>; rel=\"{rel}\"")
+    };
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(link_to(page - 1, "prev"));
+    }
+    if page < total_pages {
+        links.push(link_to(page + 1, "next"));
+    }
+    links.push(link_to(1, "first"));
+    links.push(link_to(total_pages, "last"));
+    Ok(ResponseTemplate::new(200)
+        .set_body_json(slice)
+        .insert_header("X-Page", page.to_string().as_str())
+        .insert_header("X-Per-Page", per_page.to_string().as_str())
+        .insert_header("X-Total", total.to_string().as_str())
+        .insert_header("X-Total-Pages", total_pages.to_string().as_str())
+        .insert_header("X-Next-Page", next.as_str())
+        .insert_header("X-Prev-Page", prev.as_str())
+        .insert_header("Link", links.join(", ").as_str()))
+}
+
+/// ISO 8601 UTC time `seconds` after 2026-05-04T09:00:00Z, with milliseconds like GitLab.
+fn fake_time(seconds: u64) -> String {
+    const BASE: u64 = 1_777_885_200; // 2026-05-04T09:00:00Z
+    let t = BASE + seconds;
+    let (days, secs) = (t / 86_400, t % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// A 40-hex discussion id, deterministic per note id.
+fn discussion_id(seed: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("discussion-{seed}").as_bytes());
+    digest.iter().take(20).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `id` GitLab would give an MR known only by iid.
+fn synthetic_mr_id(project: u64, iid: u64) -> u64 {
+    1_000_000 + project * 1_000 + iid
+}
+
+/// UserBasic of a user entity.
+fn user_basic(user: &Value) -> Value {
+    json!({
+        "id": user["id"], "username": user["username"],
+        "name": user.get("name").cloned().unwrap_or_else(|| user["username"].clone()),
+        "state": user.get("state").cloned().unwrap_or_else(|| json!("active")),
+    })
+}
+
+fn human(id: u64, username: &str) -> Value {
+    json!({"id": id, "username": username, "name": username, "state": "active"})
+}
+
+impl State {
+    fn allocate_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Advances the fake clock and returns the new time.
+    fn tick(&mut self) -> String {
+        self.clock += 1;
+        fake_time(self.clock)
+    }
+
+    fn bot_author(&self) -> Value {
+        user_basic(&self.bot_user)
+    }
+
+    fn is_bot(&self, user: &Value) -> bool {
+        user["id"] == self.bot_user["id"]
+    }
+
+    /// The MR, if the fake knows it: registered in `merge_requests`, listed in
+    /// `commit_merge_requests`, or implied by notes or pipelines stored for it (then a minimal
+    /// `{id, iid, project_id, state}`).
+    pub fn merge_request(&self, project: u64, iid: u64) -> Option<Value> {
+        if let Some(mr) = self.merge_requests.get(&(project, iid)) {
+            return Some(mr.clone());
+        }
+        let listed = self
+            .commit_merge_requests
+            .iter()
+            .flat_map(|((p, _), mrs)| mrs.iter().map(move |mr| (*p, mr)))
+            .find(|(p, mr)| mr["iid"] == iid && mr["project_id"].as_u64().unwrap_or(*p) == project)
+            .map(|(_, mr)| mr.clone());
+        if listed.is_some() {
+            return listed;
+        }
+        let implied = self.mr_pipelines.contains_key(&(project, iid))
+            || self
+                .notes
+                .iter()
+                .any(|n| n.project == project && n.noteable == Noteable::MergeRequest(iid));
+        implied.then(|| {
+            json!({"id": synthetic_mr_id(project, iid), "iid": iid, "project_id": project, "state": "opened"})
+        })
+    }
+
+    /// Stores a note and returns its index in `notes`.
+    fn push_note(
+        &mut self,
+        project: u64,
+        noteable: Noteable,
+        author: Value,
+        body: &str,
+        system: bool,
+    ) -> usize {
+        let id = self.allocate_id();
+        let now = self.tick();
+        self.notes.push(Note {
+            id,
+            project,
+            noteable,
+            body: body.to_string(),
+            author,
+            system,
+            created_at: now.clone(),
+            updated_at: now,
+        });
+        self.notes.len() - 1
+    }
+
+    fn new_commit_thread(&mut self, individual: bool, sha: &str) -> Noteable {
+        Noteable::Commit {
+            sha: sha.to_string(),
+            discussion: discussion_id(self.next_id),
+            individual,
+        }
+    }
+
+    /// The Note entity GitLab returns for a stored note.
+    pub fn note_entity(&self, note: &Note) -> Value {
+        let mut entity = json!({
+            "id": note.id, "type": null, "body": note.body, "attachment": null,
+            "author": note.author, "created_at": note.created_at, "updated_at": note.updated_at,
+            "system": note.system, "noteable_id": null, "noteable_type": null,
+            "project_id": note.project, "noteable_iid": null, "resolvable": false,
+            "confidential": false, "internal": false, "commands_changes": {}
+        });
+        match &note.noteable {
+            Noteable::MergeRequest(iid) => {
+                let mr_id = self
+                    .merge_request(note.project, *iid)
+                    .and_then(|mr| mr["id"].as_u64())
+                    .unwrap_or_else(|| synthetic_mr_id(note.project, *iid));
+                entity["noteable_type"] = json!("MergeRequest");
+                entity["noteable_id"] = json!(mr_id);
+                entity["noteable_iid"] = json!(iid);
+            }
+            Noteable::Commit {
+                sha, individual, ..
+            } => {
+                entity["noteable_type"] = json!("Commit");
+                entity["commit_id"] = json!(sha);
+                if !individual {
+                    entity["type"] = json!("DiscussionNote");
+                }
+            }
+        }
+        entity
+    }
+
+    /// `POST .../commits/:sha/comments` answers with this (CommitNote) entity.
+    fn commit_note_entity(&self, note: &Note) -> Value {
+        json!({
+            "note": note.body, "path": null, "line": null, "line_type": null,
+            "author": note.author, "created_at": note.created_at
+        })
+    }
+
+    fn mr_note_index(&self, project: u64, iid: u64, note: u64) -> Option<usize> {
+        self.notes.iter().position(|n| {
+            n.id == note && n.project == project && n.noteable == Noteable::MergeRequest(iid)
+        })
+    }
+
+    fn commit_notes_of(&self, project: u64, sha: &str) -> impl Iterator<Item = &Note> + '_ {
+        let sha = sha.to_string();
+        self.notes.iter().filter(move |n| {
+            n.project == project
+                && matches!(&n.noteable, Noteable::Commit { sha: s, .. } if *s == sha)
+        })
+    }
+
+    /// Commit discussions in creation order: `{id, individual_note, notes}`.
+    pub fn commit_discussions(&self, project: u64, sha: &str) -> Vec<Value> {
+        let mut order: Vec<(String, bool)> = Vec::new();
+        let mut grouped: HashMap<String, Vec<Value>> = HashMap::new();
+        for note in self.commit_notes_of(project, sha) {
+            if let Noteable::Commit {
+                discussion,
+                individual,
+                ..
+            } = &note.noteable
+            {
+                if !grouped.contains_key(discussion) {
+                    order.push((discussion.clone(), *individual));
+                }
+                grouped
+                    .entry(discussion.clone())
+                    .or_default()
+                    .push(self.note_entity(note));
+            }
+        }
+        order
+            .into_iter()
+            .map(|(id, individual)| {
+                json!({"id": id, "individual_note": individual, "notes": grouped.remove(&id).unwrap_or_default()})
+            })
+            .collect()
+    }
+
+    /// `update_note`: the note must exist on the noteable (404), the bot may edit it (403: a
+    /// system note, or someone else's note without Maintainer, since GitLab's `admin_note`
+    /// comes from being the author or a Maintainer), and the new text must be valid (400).
+    /// `updated_at` moves only when the text changes.
+    fn update_note(&mut self, index: Option<usize>, body: Option<String>) -> Answer {
+        let index = index.ok_or_else(record_not_found)?;
+        let note = &self.notes[index];
+        let maintainer = bot_access(self, note.project) >= MAINTAINER;
+        if note.system || !(self.is_bot(&note.author) || maintainer) {
+            return Err(refuse_forbidden());
+        }
+        if let Some(body) = body {
+            valid_note_text(&body)?;
+            if body != self.notes[index].body {
+                let now = self.tick();
+                let note = &mut self.notes[index];
+                note.body = body;
+                note.updated_at = now;
+            }
+        }
+        Ok(ok(self.note_entity(&self.notes[index])))
+    }
+}
+
+/// Whether an award emoji name looks valid (GitLab checks it against its emoji list; the fake
+/// accepts lower-case names of letters, digits, `_`, `+` and `-`, without colons).
+fn valid_emoji_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_+-".contains(c))
+}
+
+/// Routes of the conversation; `None` lets `route` answer (and give 404 Project for an unknown
+/// project).
+fn conversation_route(state: &mut State, request: &Request) -> Option<ResponseTemplate> {
+    let path = request.url.path();
+    let rest = path.strip_prefix("/api/v4/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let method = request.method.as_str();
+    if let ("GET", ["user"]) = (method, parts.as_slice()) {
+        return Some(ok(state.bot_user.clone()));
+    }
+    let ["projects", id, tail @ ..] = parts.as_slice() else {
+        return None;
+    };
+    let pid = project_id(state, id)?;
+    let answer = match (method, tail) {
+        ("GET", ["pipelines"]) => list_pipelines(state, request, pid),
+        ("GET", ["merge_requests", iid]) => {
+            let iid = int_segment("merge_request_iid", iid);
+            iid.and_then(|iid| {
+                state
+                    .merge_request(pid, iid)
+                    .map(ok)
+                    .ok_or_else(record_not_found)
+            })
+        }
+        ("GET", ["merge_requests", iid, "pipelines"]) => (|| {
+            let iid = int_segment("merge_request_iid", iid)?;
+            state.merge_request(pid, iid).ok_or_else(record_not_found)?;
+            let pipelines = state
+                .mr_pipelines
+                .get(&(pid, iid))
+                .cloned()
+                .unwrap_or_default();
+            paginate(request, pipelines)
+        })(),
+        ("GET" | "POST", ["merge_requests", iid, "notes"]) => (|| {
+            let iid = int_segment("noteable_id", iid)?;
+            state.merge_request(pid, iid).ok_or_else(record_not_found)?;
+            if method == "GET" {
+                list_mr_notes(state, request, pid, iid)
+            } else {
+                let body = required(&params(request), "body")?;
+                valid_note_text(&body)?;
+                let author = state.bot_author();
+                let index = state.push_note(pid, Noteable::MergeRequest(iid), author, &body, false);
+                Ok(created(state.note_entity(&state.notes[index])))
+            }
+        })(),
+        ("GET" | "PUT", ["merge_requests", iid, "notes", note]) => (|| {
+            let iid = int_segment("noteable_id", iid)?;
+            let note = int_segment("note_id", note)?;
+            let params = params(request);
+            let body = string_param(&params, "body")?;
+            if method == "PUT" && body.as_deref().is_some_and(|b| b.trim().is_empty()) {
+                return Err(bad_param("body is empty"));
+            }
+            state.merge_request(pid, iid).ok_or_else(record_not_found)?;
+            let index = state.mr_note_index(pid, iid, note);
+            if method == "GET" {
+                let index = index.ok_or_else(record_not_found)?;
+                return Ok(ok(state.note_entity(&state.notes[index])));
+            }
+            state.update_note(index, body)
+        })(),
+        (_, ["merge_requests", iid, "notes", note, "award_emoji", award @ ..])
+            if award.len() <= 1 =>
+        {
+            award_emoji(state, request, pid, (iid, note), award.first().copied())
+        }
+        ("GET", ["repository", "commits", sha, "discussions"]) => {
+            let discussions = state.commit_discussions(pid, &decode(sha));
+            paginate(request, discussions)
+        }
+        ("POST", ["repository", "commits", sha, "discussions"]) => (|| {
+            let sha = decode(sha);
+            let body = required(&params(request), "body")?;
+            valid_note_text(&body)?;
+            let thread = state.new_commit_thread(false, &sha);
+            let author = state.bot_author();
+            let index = state.push_note(pid, thread, author, &body, false);
+            let Noteable::Commit { discussion, .. } = &state.notes[index].noteable else {
+                unreachable!("a commit note");
+            };
+            Ok(created(json!({
+                "id": discussion, "individual_note": false,
+                "notes": [state.note_entity(&state.notes[index])]
+            })))
+        })(),
+        ("PUT", ["repository", "commits", sha, "discussions", _discussion, "notes", note]) => {
+            (|| {
+                // GitLab finds the note among the commit's notes; the discussion id in the path
+                // is not checked.
+                let sha = decode(sha);
+                let note = int_segment("note_id", note)?;
+                let params = params(request);
+                let body = string_param(&params, "body")?;
+                let resolved = params.get("resolved").filter(|v| !v.is_null());
+                match (&body, resolved) {
+                    (None, None) => {
+                        return Err(bad_param(
+                            "body, resolved are missing, exactly one parameter must be provided",
+                        ))
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(bad_param("body, resolved are mutually exclusive"))
+                    }
+                    _ => {}
+                }
+                let index = state.notes.iter().position(|n| {
+                    n.id == note
+                        && n.project == pid
+                        && matches!(&n.noteable, Noteable::Commit { sha: s, .. } if *s == sha)
+                });
+                if body.is_none() {
+                    index.ok_or_else(record_not_found)?;
+                    return Err(bad_request("Note is not resolvable"));
+                }
+                state.update_note(index, body)
+            })()
+        }
+        ("GET", ["repository", "commits", sha, "comments"]) => {
+            let comments: Vec<Value> = state
+                .commit_notes_of(pid, &decode(sha))
+                .map(|n| state.commit_note_entity(n))
+                .collect();
+            paginate(request, comments)
+        }
+        ("POST", ["repository", "commits", sha, "comments"]) => (|| {
+            let sha = decode(sha);
+            let text = required(&params(request), "note")?;
+            valid_note_text(&text)?;
+            let thread = state.new_commit_thread(true, &sha);
+            let author = state.bot_author();
+            let index = state.push_note(pid, thread, author, &text, false);
+            Ok(created(state.commit_note_entity(&state.notes[index])))
+        })(),
+        _ => return None,
+    };
+    Some(answer.unwrap_or_else(ResponseTemplate::from))
+}
+
+/// `GET /projects/:id/pipelines`: filtered by `sha`, `ref`, `status` and `source`, newest
+/// (highest id) first, paginated.
+fn list_pipelines(state: &State, request: &Request, pid: u64) -> Answer {
+    let filters: Vec<(&str, String)> = ["sha", "ref", "status", "source"]
+        .into_iter()
+        .filter_map(|name| query(request, name).map(|v| (name, v)))
+        .collect();
+    let mut pipelines: Vec<(u64, Value)> = state
+        .pipelines
+        .iter()
+        .filter(|((p, _), pipeline)| {
+            *p == pid
+                && filters
+                    .iter()
+                    .all(|(name, v)| pipeline[*name] == v.as_str())
+        })
+        .map(|((_, id), pipeline)| (*id, pipeline.clone()))
+        .collect();
+    pipelines.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+    paginate(request, pipelines.into_iter().map(|(_, p)| p).collect())
+}
+
+/// `GET .../merge_requests/:iid/notes` with `order_by` (`created_at`, default, or
+/// `updated_at`) and `sort` (`desc`, default, or `asc`); ties broken by id.
+fn list_mr_notes(state: &State, request: &Request, pid: u64, iid: u64) -> Answer {
+    let order_by = query(request, "order_by").unwrap_or_else(|| "created_at".into());
+    let sort = query(request, "sort").unwrap_or_else(|| "desc".into());
+    if !["created_at", "updated_at"].contains(&order_by.as_str()) {
+        return Err(bad_param("order_by does not have a valid value"));
+    }
+    if !["asc", "desc"].contains(&sort.as_str()) {
+        return Err(bad_param("sort does not have a valid value"));
+    }
+    let mut notes: Vec<&Note> = state
+        .notes
+        .iter()
+        .filter(|n| n.project == pid && n.noteable == Noteable::MergeRequest(iid))
+        .collect();
+    notes.sort_by(|a, b| {
+        let key = |n: &Note| {
+            if order_by == "updated_at" {
+                n.updated_at.clone()
+            } else {
+                n.created_at.clone()
+            }
+        };
+        key(a).cmp(&key(b)).then(a.id.cmp(&b.id))
+    });
+    if sort == "desc" {
+        notes.reverse();
+    }
+    paginate(
+        request,
+        notes.into_iter().map(|n| state.note_entity(n)).collect(),
+    )
+}
+
+/// Award emoji on an MR note: list, add (201; 404 for a duplicate or an invalid name), get and
+/// delete (204; 401 for someone else's award).
+fn award_emoji(
+    state: &mut State,
+    request: &Request,
+    pid: u64,
+    (iid, note): (&str, &str),
+    award: Option<&str>,
+) -> Answer {
+    let iid = int_segment("merge_request_iid", iid)?;
+    let note = int_segment("note_id", note)?;
+    let award = award.map(|a| int_segment("award_id", a)).transpose()?;
+    let method = request.method.as_str();
+    let name = match (method, award) {
+        ("POST", None) => Some(required(&params(request), "name")?),
+        ("GET", _) | ("DELETE", Some(_)) => None,
+        _ => return Err(refuse_not_found("")),
+    };
+    state.merge_request(pid, iid).ok_or_else(record_not_found)?;
+    state
+        .mr_note_index(pid, iid, note)
+        .ok_or_else(record_not_found)?;
+    let key = (pid, iid, note);
+    let awards = state.awards.get(&key).cloned().unwrap_or_default();
+    match (method, award, name) {
+        ("GET", None, _) => paginate(request, awards),
+        ("GET", Some(award), _) => awards
+            .into_iter()
+            .find(|a| a["id"] == award)
+            .map(ok)
+            .ok_or_else(record_not_found),
+        ("DELETE", Some(award), _) => {
+            let position = awards
+                .iter()
+                .position(|a| a["id"] == award)
+                .ok_or_else(record_not_found)?;
+            if awards[position]["user"]["id"] != state.bot_user["id"] {
+                return Err(Refusal(401, json!({"message": "401 Unauthorized"})));
+            }
+            state.awards.get_mut(&key).unwrap().remove(position);
+            Ok(ResponseTemplate::new(204))
+        }
+        ("POST", None, Some(name)) => {
+            if !valid_emoji_name(&name) {
+                return Err(refuse_not_found(
+                    "Award Emoji Name is not a valid emoji name",
+                ));
+            }
+            let taken = awards
+                .iter()
+                .any(|a| a["name"] == name.as_str() && a["user"]["id"] == state.bot_user["id"]);
+            if taken {
+                return Err(refuse_not_found("Award Emoji Name has already been taken"));
+            }
+            let id = state.allocate_id();
+            let now = state.tick();
+            let entity = json!({
+                "id": id, "name": name, "user": state.bot_author(),
+                "created_at": now, "updated_at": now,
+                "awardable_id": note, "awardable_type": "Note"
+            });
+            state.awards.entry(key).or_default().push(entity.clone());
+            Ok(created(entity))
+        }
+        _ => Err(refuse_not_found("")),
+    }
+}
+
 impl FakeGitlab {
     /// A fake GitLab answering every call after `delay`.
     pub async fn start_with_delay(delay: Duration) -> FakeGitlab {
@@ -417,5 +1237,214 @@ impl FakeGitlab {
 
     pub fn total_calls(&self) -> usize {
         self.with(|s| s.calls.len())
+    }
+
+    /// How many `method` requests reached a path that ends with `suffix`.
+    pub fn calls_with(&self, method: &str, suffix: &str) -> usize {
+        self.with(|s| {
+            s.calls
+                .iter()
+                .filter(|(m, p)| m == method && p.ends_with(suffix))
+                .count()
+        })
+    }
+
+    /// (method, body) of every write (POST/PUT/DELETE/PATCH) to a path ending with `suffix`, in
+    /// arrival order, including those answered with an error or an outage.
+    pub fn writes_to(&self, suffix: &str) -> Vec<(String, Value)> {
+        self.with(|s| {
+            s.writes
+                .iter()
+                .filter(|(_, p, _)| p.ends_with(suffix))
+                .map(|(m, _, b)| (m.clone(), b.clone()))
+                .collect()
+        })
+    }
+
+    /// Registers an open MR `!iid` of `project` from `source_branch` (into `main`) whose head is
+    /// `sha`, and lists it in `GET /repository/commits/:sha/merge_requests`.
+    pub fn add_merge_request(
+        &self,
+        project: u64,
+        iid: u64,
+        source_branch: &str,
+        sha: &str,
+    ) -> &Self {
+        let url = self.url();
+        self.with(|s| {
+            let path = s
+                .projects
+                .get(&project)
+                .and_then(|p| p["path_with_namespace"].as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("p/{project}"));
+            let mr = json!({
+                "id": synthetic_mr_id(project, iid), "iid": iid, "project_id": project,
+                "title": format!("Change {source_branch}"), "state": "opened",
+                "source_branch": source_branch, "target_branch": "main",
+                "source_project_id": project, "target_project_id": project, "sha": sha,
+                "merge_status": "can_be_merged", "detailed_merge_status": "mergeable",
+                "author": {"id": 7, "username": "dev", "name": "Dev", "state": "active"},
+                "web_url": format!("{url}/{path}/-/merge_requests/{iid}")
+            });
+            s.merge_requests.insert((project, iid), mr.clone());
+            let listed = s
+                .commit_merge_requests
+                .entry((project, sha.to_string()))
+                .or_default();
+            listed.retain(|m| !(m["iid"] == iid && m["project_id"] == project));
+            listed.push(mr);
+        });
+        self
+    }
+
+    /// Adds a pipeline (already added with `add_pipeline`, else a minimal one) to the pipelines
+    /// of MR `!iid`, keeping them newest (highest id) first.
+    pub fn add_mr_pipeline(&self, project: u64, iid: u64, pipeline: u64) -> &Self {
+        self.with(|s| {
+            let entity = s
+                .pipelines
+                .get(&(project, pipeline))
+                .cloned()
+                .unwrap_or_else(
+                    || json!({"id": pipeline, "project_id": project, "status": "failed"}),
+                );
+            let list = s.mr_pipelines.entry((project, iid)).or_default();
+            list.retain(|p| p["id"] != pipeline);
+            list.push(entity);
+            list.sort_by_key(|p| std::cmp::Reverse(p["id"].as_u64().unwrap_or(0)));
+        });
+        self
+    }
+
+    /// A note by someone else on MR `!iid` (which then exists for the fake); returns its id.
+    pub fn add_human_note_on_mr(
+        &self,
+        project: u64,
+        iid: u64,
+        author_id: u64,
+        username: &str,
+        body: &str,
+    ) -> u64 {
+        self.add_note(
+            project,
+            Noteable::MergeRequest(iid),
+            human(author_id, username),
+            body,
+            false,
+        )
+    }
+
+    /// A note by the bot (`bot_user`) on MR `!iid`; returns its id.
+    pub fn add_bot_note_on_mr(&self, project: u64, iid: u64, body: &str) -> u64 {
+        let bot = self.with(|s| s.bot_author());
+        self.add_note(project, Noteable::MergeRequest(iid), bot, body, false)
+    }
+
+    /// A system note (e.g. "added 1 commit") by user `dev` (id 7) on MR `!iid`; returns its id.
+    /// GitLab sends no Note Hook for these, and nobody may edit them.
+    pub fn add_system_note_on_mr(&self, project: u64, iid: u64, body: &str) -> u64 {
+        self.add_note(
+            project,
+            Noteable::MergeRequest(iid),
+            human(7, "dev"),
+            body,
+            true,
+        )
+    }
+
+    /// A new commit discussion started by user `author_id` (username `user{author_id}`, as
+    /// `members/all` names them); returns (discussion id, note id).
+    pub fn add_human_discussion_on_commit(
+        &self,
+        project: u64,
+        sha: &str,
+        author_id: u64,
+        body: &str,
+    ) -> (String, u64) {
+        self.add_commit_discussion(
+            project,
+            sha,
+            human(author_id, &format!("user{author_id}")),
+            body,
+        )
+    }
+
+    /// A new commit discussion started by the bot; returns (discussion id, note id).
+    pub fn add_bot_discussion_on_commit(
+        &self,
+        project: u64,
+        sha: &str,
+        body: &str,
+    ) -> (String, u64) {
+        let bot = self.with(|s| s.bot_author());
+        self.add_commit_discussion(project, sha, bot, body)
+    }
+
+    fn add_commit_discussion(
+        &self,
+        project: u64,
+        sha: &str,
+        author: Value,
+        body: &str,
+    ) -> (String, u64) {
+        self.with(|s| {
+            let thread = s.new_commit_thread(false, sha);
+            let index = s.push_note(project, thread, author, body, false);
+            match &s.notes[index].noteable {
+                Noteable::Commit { discussion, .. } => (discussion.clone(), s.notes[index].id),
+                Noteable::MergeRequest(_) => unreachable!("a commit note"),
+            }
+        })
+    }
+
+    fn add_note(
+        &self,
+        project: u64,
+        noteable: Noteable,
+        author: Value,
+        body: &str,
+        system: bool,
+    ) -> u64 {
+        self.with(|s| {
+            let index = s.push_note(project, noteable, author, body, system);
+            s.notes[index].id
+        })
+    }
+
+    /// Note entities of MR `!iid`, oldest first.
+    pub fn mr_notes(&self, project: u64, iid: u64) -> Vec<Value> {
+        self.with(|s| {
+            s.notes
+                .iter()
+                .filter(|n| n.project == project && n.noteable == Noteable::MergeRequest(iid))
+                .map(|n| s.note_entity(n))
+                .collect()
+        })
+    }
+
+    /// Note entities on commit `sha` (discussion notes and plain commit comments), oldest first.
+    pub fn commit_notes(&self, project: u64, sha: &str) -> Vec<Value> {
+        self.with(|s| {
+            s.commit_notes_of(project, sha)
+                .map(|n| s.note_entity(n))
+                .collect()
+        })
+    }
+
+    /// Discussions on commit `sha` as `GET .../discussions` returns them, oldest first.
+    pub fn commit_discussions(&self, project: u64, sha: &str) -> Vec<Value> {
+        self.with(|s| s.commit_discussions(project, sha))
+    }
+
+    /// Names of the award emoji on a note of MR `!iid`, oldest first.
+    pub fn awards(&self, project: u64, iid: u64, note: u64) -> Vec<String> {
+        self.with(|s| {
+            s.awards
+                .get(&(project, iid, note))
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["name"].as_str().map(str::to_string))
+                .collect()
+        })
     }
 }

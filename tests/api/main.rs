@@ -2,7 +2,9 @@
 
 mod diagnose_cli;
 mod diagnosis;
+mod fake_chat;
 mod fake_gitlab;
+mod fake_selftest;
 mod gitlab_client;
 mod helpers;
 mod intake;

@@ -1,0 +1,374 @@
+//! The fakes themselves, through plain HTTP: they must answer like GitLab and Slack.
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::fake_chat::FakeChat;
+use crate::fake_gitlab::{FakeGitlab, BOT_USER_ID, DEVELOPER};
+
+const SHA: &str = "bcbb5ec396a2c0f828686f14fac9b80b780504f2";
+
+async fn gitlab() -> FakeGitlab {
+    let gitlab = FakeGitlab::start().await;
+    gitlab.add_project(42, "group/app");
+    gitlab.add_merge_request(42, 3, "feature", SHA);
+    gitlab
+}
+
+/// Sends `method path` (under /api/v4) with an optional JSON body; returns status, headers, body.
+async fn call(
+    gitlab: &FakeGitlab,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = Client::new().request(method, format!("{}/api/v4{path}", gitlab.url()));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let text = response.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn the_bot_posts_lists_and_edits_its_mr_note() {
+    let gitlab = gitlab().await;
+    let (status, _, user) = call(&gitlab, Method::GET, "/user", None).await;
+    assert_eq!(
+        (status, user["id"].as_u64()),
+        (StatusCode::OK, Some(BOT_USER_ID))
+    );
+
+    let notes = "/projects/group%2Fapp/merge_requests/3/notes";
+    let (status, _, note) =
+        call(&gitlab, Method::POST, notes, Some(json!({"body": "first"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(note["author"]["id"], BOT_USER_ID);
+    assert_eq!(
+        (
+            note["noteable_type"].as_str(),
+            note["noteable_iid"].as_u64()
+        ),
+        (Some("MergeRequest"), Some(3))
+    );
+    let id = note["id"].as_u64().unwrap();
+
+    let (status, _, edited) = call(
+        &gitlab,
+        Method::PUT,
+        &format!("{notes}/{id}"),
+        Some(json!({"body": "second"})),
+    )
+    .await;
+    assert_eq!(
+        (status, edited["body"].as_str()),
+        (StatusCode::OK, Some("second"))
+    );
+    assert!(edited["updated_at"].as_str() > note["updated_at"].as_str());
+    assert_eq!(edited["created_at"], note["created_at"]);
+
+    let (_, _, listed) = call(
+        &gitlab,
+        Method::GET,
+        &format!("{notes}?sort=desc&order_by=updated_at"),
+        None,
+    )
+    .await;
+    assert_eq!(listed[0]["body"], "second");
+    assert_eq!(gitlab.mr_notes(42, 3).len(), 1);
+    assert_eq!(
+        gitlab.writes_to("/notes")[0],
+        ("POST".to_string(), json!({"body": "first"}))
+    );
+    assert_eq!(gitlab.calls_with("PUT", &format!("/notes/{id}")), 1);
+
+    let (status, _, error) = call(&gitlab, Method::POST, notes, Some(json!({}))).await;
+    assert_eq!(
+        (status, error),
+        (StatusCode::BAD_REQUEST, json!({"error": "body is missing"}))
+    );
+    let (status, _, _) = call(
+        &gitlab,
+        Method::POST,
+        "/projects/42/merge_requests/77/notes",
+        Some(json!({"body": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn other_peoples_notes_are_editable_only_as_gitlab_allows() {
+    let gitlab = gitlab().await;
+    let human = gitlab.add_human_note_on_mr(42, 3, 7, "dev", "/diagnose");
+    let system = gitlab.add_system_note_on_mr(42, 3, "added 1 commit");
+    let put = |id: u64| {
+        let gitlab = &gitlab;
+        async move {
+            let path = format!("/projects/42/merge_requests/3/notes/{id}");
+            call(
+                gitlab,
+                Method::PUT,
+                &path,
+                Some(json!({"body": "mine now"})),
+            )
+            .await
+        }
+    };
+
+    // Below Maintainer the bot may edit only its own notes.
+    gitlab.with(|s| s.bot_access.insert(42, DEVELOPER));
+    let (status, _, error) = put(human).await;
+    assert_eq!(
+        (status, error),
+        (StatusCode::FORBIDDEN, json!({"message": "403 Forbidden"}))
+    );
+    assert_eq!(gitlab.mr_notes(42, 3)[0]["body"], "/diagnose");
+    // Nobody may edit a system note, and a note that is not on this MR is not found.
+    gitlab.with(|s| s.bot_access.remove(&42));
+    assert_eq!(put(system).await.0, StatusCode::FORBIDDEN);
+    let (status, _, error) = put(999_999).await;
+    assert_eq!(
+        (status, error),
+        (StatusCode::NOT_FOUND, json!({"message": "404 Not found"}))
+    );
+    // A Maintainer may edit anyone's note (GitLab's admin_note), so the fake lets it.
+    assert_eq!(put(human).await.0, StatusCode::OK);
+    assert_eq!(gitlab.mr_notes(42, 3)[0]["body"], "mine now");
+}
+
+#[tokio::test]
+async fn commit_discussions_are_created_edited_and_counted_with_plain_comments() {
+    let gitlab = gitlab().await;
+    let base = format!("/projects/42/repository/commits/{SHA}");
+    let (status, _, discussion) = call(
+        &gitlab,
+        Method::POST,
+        &format!("{base}/discussions"),
+        Some(json!({"body": "one"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (did, nid) = (
+        discussion["id"].as_str().unwrap(),
+        discussion["notes"][0]["id"].as_u64().unwrap(),
+    );
+    assert_eq!(did.len(), 40);
+    assert_eq!(discussion["notes"][0]["commit_id"], SHA);
+
+    let path = format!("{base}/discussions/{did}/notes/{nid}");
+    let (status, _, note) = call(&gitlab, Method::PUT, &path, Some(json!({"body": "two"}))).await;
+    assert_eq!(
+        (status, note["body"].as_str()),
+        (StatusCode::OK, Some("two"))
+    );
+    let missing = format!("{base}/discussions/{did}/notes/1");
+    assert_eq!(
+        call(&gitlab, Method::PUT, &missing, Some(json!({"body": "x"})))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, theirs) = gitlab.add_human_discussion_on_commit(42, SHA, 8, "hm");
+    gitlab.with(|s| s.bot_access.insert(42, DEVELOPER));
+    let path = format!("{base}/discussions/{did}/notes/{theirs}");
+    assert_eq!(
+        call(&gitlab, Method::PUT, &path, Some(json!({"body": "x"})))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    let (status, _, comment) = call(
+        &gitlab,
+        Method::POST,
+        &format!("{base}/comments"),
+        Some(json!({"note": "plain"})),
+    )
+    .await;
+    assert_eq!(
+        (status, comment["note"].as_str()),
+        (StatusCode::CREATED, Some("plain"))
+    );
+    assert_eq!(gitlab.commit_notes(42, SHA).len(), 3);
+    let (_, _, listed) = call(&gitlab, Method::GET, &format!("{base}/discussions"), None).await;
+    let individual: Vec<bool> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["individual_note"].as_bool().unwrap())
+        .collect();
+    assert_eq!(individual, [false, false, true]);
+}
+
+#[tokio::test]
+async fn award_emoji_are_added_once_and_deleted() {
+    let gitlab = gitlab().await;
+    let note = gitlab.add_human_note_on_mr(42, 3, 7, "dev", "/diagnose");
+    let awards = format!("/projects/42/merge_requests/3/notes/{note}/award_emoji");
+    let (status, _, award) = call(
+        &gitlab,
+        Method::POST,
+        &awards,
+        Some(json!({"name": "eyes"})),
+    )
+    .await;
+    assert_eq!(
+        (status, award["awardable_id"].as_u64()),
+        (StatusCode::CREATED, Some(note))
+    );
+    let (status, _, error) = call(
+        &gitlab,
+        Method::POST,
+        &awards,
+        Some(json!({"name": "eyes"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        error["message"],
+        "404 Award Emoji Name has already been taken Not Found"
+    );
+    assert_eq!(gitlab.awards(42, 3, note), ["eyes"]);
+
+    let one = format!("{awards}/{}", award["id"]);
+    assert_eq!(
+        call(&gitlab, Method::DELETE, &one, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&gitlab, Method::DELETE, &one, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(gitlab.awards(42, 3, note).is_empty());
+    let missing = "/projects/42/merge_requests/3/notes/1/award_emoji";
+    assert_eq!(
+        call(
+            &gitlab,
+            Method::POST,
+            missing,
+            Some(json!({"name": "eyes"}))
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_write_outage_fails_writes_and_spares_reads() {
+    let gitlab = gitlab().await;
+    gitlab.with(|s| s.write_outage = 1);
+    let notes = "/projects/42/merge_requests/3/notes";
+    let (status, _, body) = call(&gitlab, Method::POST, notes, Some(json!({"body": "x"}))).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(body.as_str().unwrap().contains("502 Bad Gateway"));
+    assert_eq!(
+        call(&gitlab, Method::GET, notes, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&gitlab, Method::POST, notes, Some(json!({"body": "x"})))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(gitlab.writes_to(notes).len(), 2);
+    assert_eq!(gitlab.mr_notes(42, 3).len(), 1);
+}
+
+#[tokio::test]
+async fn listings_are_paginated_like_gitlab() {
+    let gitlab = gitlab().await;
+    for body in ["a", "b", "c"] {
+        gitlab.add_human_note_on_mr(42, 3, 7, "dev", body);
+    }
+    let notes = "/projects/42/merge_requests/3/notes?sort=asc&per_page=2";
+    let (_, headers, first) = call(&gitlab, Method::GET, &format!("{notes}&page=1"), None).await;
+    assert_eq!(first.as_array().unwrap().len(), 2);
+    assert_eq!(
+        (&headers["x-next-page"], &headers["x-total"]),
+        (&"2".parse().unwrap(), &"3".parse().unwrap())
+    );
+    let (_, headers, second) = call(&gitlab, Method::GET, &format!("{notes}&page=2"), None).await;
+    assert_eq!(second[0]["body"], "c");
+    assert_eq!(headers["x-next-page"], "");
+
+    gitlab
+        .add_pipeline(42, 10, "failed", "feature", SHA)
+        .add_pipeline(42, 11, "success", "feature", SHA);
+    gitlab.add_pipeline(42, 12, "success", "main", SHA);
+    let (_, _, pipelines) = call(
+        &gitlab,
+        Method::GET,
+        &format!("/projects/42/pipelines?sha={SHA}&ref=feature"),
+        None,
+    )
+    .await;
+    let ids: Vec<u64> = pipelines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [11, 10]);
+    gitlab.add_mr_pipeline(42, 3, 10).add_mr_pipeline(42, 3, 11);
+    let (_, _, mr_pipelines) = call(
+        &gitlab,
+        Method::GET,
+        "/projects/42/merge_requests/3/pipelines",
+        None,
+    )
+    .await;
+    assert_eq!(mr_pipelines[0]["id"], 11);
+    assert_eq!(
+        call(
+            &gitlab,
+            Method::GET,
+            "/projects/42/merge_requests/9/pipelines",
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_fake_chat_delivers_only_while_up() {
+    let chat = FakeChat::start().await;
+    let post = |body: &'static str| {
+        let url = chat.url();
+        async move {
+            let response = Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(post(r#"{"text": "hello"}"#).await, (200, "ok".to_string()));
+    assert_eq!(
+        post("{not json").await,
+        (400, "invalid_payload".to_string())
+    );
+    chat.set_down(true);
+    assert_eq!(
+        post(r#"{"text": "lost"}"#).await,
+        (500, "server_error".to_string())
+    );
+    chat.set_down(false);
+    assert_eq!(post(r#"{"text": "again"}"#).await.0, 200);
+    assert_eq!(chat.attempts(), 4);
+    let texts: Vec<Value> = chat.messages().iter().map(|m| m["text"].clone()).collect();
+    assert_eq!(texts, [json!("hello"), json!("again")]);
+}
