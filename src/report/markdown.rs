@@ -334,4 +334,141 @@ mod tests {
             "{comment}"
         );
     }
+
+    /// Renders the comment for `facts` after checking that the top cause is `cause`, so a golden
+    /// file cannot be written for the wrong cause.
+    fn golden_for_cause(name: &str, facts: crate::diagnosis::Facts, calls: u32, cause: &str) {
+        let d = check(facts, calls);
+        assert_eq!(d.top().map(|f| f.cause), Some(cause), "{:#?}", d.findings);
+        golden(name, &render_comment(std::slice::from_ref(&d), &marker(&d)));
+    }
+
+    fn found<T: serde::de::DeserializeOwned>(
+        value: serde_json::Value,
+    ) -> crate::diagnosis::Gathered<T> {
+        crate::diagnosis::Gathered::Found(serde_json::from_value(value).unwrap())
+    }
+
+    #[test]
+    fn a_trigger_token_unknown_to_the_project_renders_as_its_golden_comment() {
+        let mut facts = testing::curl_facts(
+            "$ curl -X POST --fail -F token=$DOWNSTREAM_TOKEN -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\ncurl: (22) The requested URL returned error: 404\n{\"message\":\"404 Not Found\"}\nERROR: Job failed: exit code 22\n",
+        );
+        facts.target.token_variable = Some("DOWNSTREAM_TOKEN".into());
+        facts.target.variables_used = vec!["DOWNSTREAM_TOKEN".into()];
+        facts.triggers = found(serde_json::json!([]));
+        golden_for_cause("comment-token-invalid.md", facts, 7, "token.invalid");
+    }
+
+    #[test]
+    fn a_protected_token_variable_on_a_feature_branch_renders_as_its_golden_comment() {
+        let mut facts = testing::curl_facts(
+            "$ curl -X POST -F token=$DOWNSTREAM_TOKEN -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n{\"error\":\"token is missing\"}\n",
+        );
+        facts.target.token_variable = Some("DOWNSTREAM_TOKEN".into());
+        facts.target.variables_used = vec!["DOWNSTREAM_TOKEN".into()];
+        facts.config = crate::diagnosis::Gathered::Found(crate::diagnosis::ConfigFacts {
+            source: crate::evidence::ci_source::ConfigSource::MergedYaml,
+            unresolved: Vec::new(),
+            job_variables: Default::default(),
+            job_found: true,
+        });
+        facts.project_variables = found(serde_json::json!([
+            {"key": "DOWNSTREAM_TOKEN", "protected": true, "masked": true, "environment_scope": "*"}
+        ]));
+        facts.group_variables = vec![("grp".into(), found(serde_json::json!([])))];
+        facts.instance_variables = found(serde_json::json!([]));
+        golden_for_cause(
+            "comment-variable-protected-ref.md",
+            facts,
+            9,
+            "variable.protected_ref",
+        );
+    }
+
+    #[test]
+    fn an_http_trigger_url_redirected_to_https_renders_as_its_golden_comment() {
+        let facts = testing::curl_facts(
+            "$ curl -L -X POST -F token=$DOWNSTREAM_TOKEN -F ref=main http://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n< HTTP/1.1 301 Moved Permanently\n< Location: https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n< HTTP/2 405\n",
+        );
+        golden_for_cause("comment-api-url-scheme.md", facts, 5, "api_url.scheme");
+    }
+
+    #[test]
+    fn a_bad_gateway_answer_renders_as_its_golden_comment() {
+        let mut facts = testing::curl_facts(
+            "$ curl -X POST -F token=$DOWNSTREAM_TOKEN -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n<html><head><title>502 Bad Gateway</title></head>\n",
+        );
+        facts.instance.version =
+            found(serde_json::json!({"version": "17.5.1-ee", "revision": "abc"}));
+        golden_for_cause(
+            "comment-instance-unavailable.md",
+            facts,
+            5,
+            "instance.unavailable",
+        );
+    }
+
+    #[test]
+    fn a_reporter_triggering_a_pipeline_renders_as_its_golden_comment() {
+        let mut facts = testing::bridge_facts(Some("insufficient_bridge_permissions"));
+        facts.member = crate::diagnosis::Gathered::Found(Some(
+            serde_json::from_value(serde_json::json!({
+                "id": 7, "username": "dev", "state": "active", "access_level": 20
+            }))
+            .unwrap(),
+        ));
+        facts.protected_branches = found(serde_json::json!([]));
+        golden_for_cause("comment-permission-role.md", facts, 6, "permission.role");
+    }
+
+    #[test]
+    fn a_misspelt_downstream_branch_renders_as_its_golden_comment() {
+        let mut facts = testing::bridge_facts(Some("downstream_pipeline_creation_failed"));
+        facts.target.git_ref = Some("relase/1.0".into());
+        facts.branch = crate::diagnosis::Gathered::NotFound;
+        facts.tag = crate::diagnosis::Gathered::NotFound;
+        golden_for_cause("comment-ref-not-found.md", facts, 6, "ref.not_found");
+    }
+
+    #[test]
+    fn rules_that_leave_the_downstream_pipeline_empty_render_as_their_golden_comment() {
+        let mut facts = testing::bridge_facts(Some("downstream_pipeline_creation_failed"));
+        facts.downstream_lint = found(serde_json::json!({
+            "valid": false,
+            "errors": ["Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline."],
+            "warnings": [],
+            "merged_yaml": null
+        }));
+        golden_for_cause(
+            "comment-config-downstream-empty.md",
+            facts,
+            7,
+            "config.downstream_empty",
+        );
+    }
+
+    #[test]
+    fn a_failed_downstream_pipeline_renders_as_its_golden_comment() {
+        let mut facts = testing::bridge_facts(None);
+        facts.downstream_pipeline = Some(crate::diagnosis::DownstreamRun {
+            project_id: Some(crate::ids::ProjectId(2)),
+            pipeline_id: PipelineId(77),
+            status: "failed".into(),
+            web_url: Some("https://gitlab.example.com/grp/app/-/pipelines/77".into()),
+            failed_jobs: vec![
+                (
+                    "unit".into(),
+                    Some("https://gitlab.example.com/grp/app/-/jobs/3".into()),
+                ),
+                ("lint".into(), None),
+            ],
+        });
+        golden_for_cause(
+            "comment-downstream-failed.md",
+            facts,
+            3,
+            "downstream.failed",
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! everything from a webhook, a log or GitLab is shown as data, never interpreted.
 
 pub mod markdown;
+pub mod slack;
 
 use std::fmt::Write;
 
