@@ -140,6 +140,8 @@ pub struct NotifySettings {
     pub chat_timeout: Duration,
     /// `notify.slack.max_attempts`: attempts before a chat message is given up.
     pub chat_max_attempts: u32,
+    /// `notify.slack.retry_base_seconds`: first delay after a failed post; doubles each time.
+    pub chat_retry_base: Duration,
 }
 
 /// One chat route: projects whose path matches `pattern` go to `url`.
@@ -315,6 +317,7 @@ struct RawSlack {
     collapse_seconds: u64,
     timeout_seconds: u64,
     max_attempts: u32,
+    retry_base_seconds: u64,
 }
 
 #[derive(Deserialize)]
@@ -685,6 +688,7 @@ impl RawSettings {
                     "notify.slack.max_attempts",
                     self.notify.slack.max_attempts.into(),
                 )? as u32,
+                chat_retry_base: Duration::from_secs(self.notify.slack.retry_base_seconds),
             },
             commands: CommandSettings {
                 min_access_level,

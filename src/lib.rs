@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod gitlab;
 pub mod ids;
 pub mod metrics;
+pub mod notify;
 pub mod recognise;
 pub mod redact;
 pub mod report;

@@ -26,6 +26,8 @@ pub struct Metrics {
     processed: Mutex<BTreeMap<(String, &'static str), u64>>,
     ack: Mutex<Histogram>,
     gitlab_calls: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
+    comments: Mutex<BTreeMap<(String, &'static str), u64>>,
+    chat: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -52,6 +54,16 @@ impl Metrics {
         h.sum += secs;
     }
 
+    /// Counts what happened to a diagnosis comment (`created`, `updated`, `unchanged`, `resolved`, ...).
+    pub fn comment(&self, target_kind: &str, action: &'static str) {
+        bump(&self.comments, target_kind, action);
+    }
+
+    /// Counts a chat message by kind (`message`, `follow_up`) and outcome (`sent`, `retried`, `failed`).
+    pub fn chat_message(&self, kind: &str, outcome: &'static str) {
+        bump(&self.chat, kind, outcome);
+    }
+
     /// Counts a GitLab API call by endpoint template and HTTP status (0: no answer).
     pub fn gitlab_call(&self, endpoint: &str, status: u16, elapsed: Duration) {
         let mut m = self.gitlab_calls.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,6 +86,20 @@ impl Metrics {
             "trigger_doctor_deliveries_processed_total",
             "Worker results by GitLab event and outcome.",
             &self.processed,
+        );
+        counter_with(
+            &mut out,
+            "trigger_doctor_comments_total",
+            "Diagnosis comments by target kind and action.",
+            ("target", "action"),
+            &self.comments,
+        );
+        counter_with(
+            &mut out,
+            "trigger_doctor_chat_messages_total",
+            "Chat messages by kind and outcome.",
+            ("kind", "outcome"),
+            &self.chat,
         );
         {
             let h = self.ack.lock().unwrap_or_else(|p| p.into_inner());
@@ -137,14 +163,24 @@ fn counter(
     help: &str,
     map: &Mutex<BTreeMap<(String, &'static str), u64>>,
 ) {
+    counter_with(out, name, help, ("event", "outcome"), map);
+}
+
+fn counter_with(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    (first, second): (&str, &str),
+    map: &Mutex<BTreeMap<(String, &'static str), u64>>,
+) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} counter");
     let m = map.lock().unwrap_or_else(|p| p.into_inner());
-    for ((event, outcome), n) in m.iter() {
+    for ((a, b), n) in m.iter() {
         let _ = writeln!(
             out,
-            "{name}{{event=\"{}\",outcome=\"{outcome}\"}} {n}",
-            label_value(event)
+            "{name}{{{first}=\"{}\",{second}=\"{b}\"}} {n}",
+            label_value(a)
         );
     }
 }

@@ -30,6 +30,11 @@ pub struct Subject {
     pub git_ref: String,
     pub tag: bool,
     pub merge_request_iid: Option<MergeRequestIid>,
+    /// The merge request's (target) project, when it is not the pipeline's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_request_project_id: Option<ProjectId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_request_url: Option<String>,
     pub user_id: Option<UserId>,
 }
 
@@ -62,6 +67,8 @@ pub struct DownstreamFailure {
 #[derive(Debug, Clone, Serialize)]
 pub struct DiagnoseRequest {
     pub project_id: ProjectId,
+    pub project_path: Option<String>,
+    pub project_url: Option<String>,
     pub note_id: NoteId,
     pub author_id: UserId,
     pub merge_request_iid: Option<MergeRequestIid>,
@@ -140,6 +147,8 @@ fn pipeline_subject(p: &PipelineEvent) -> Subject {
         git_ref: a.git_ref.clone(),
         tag: a.tag,
         merge_request_iid: p.merge_request.as_ref().map(|mr| mr.iid),
+        merge_request_project_id: p.merge_request.as_ref().map(|mr| mr.target_project_id),
+        merge_request_url: p.merge_request.as_ref().and_then(|mr| mr.url.clone()),
         user_id: p.user.as_ref().map(|u| u.id),
     }
 }
@@ -296,6 +305,8 @@ pub async fn recognise_pipeline_by_id(
         git_ref: p.git_ref.clone().unwrap_or_default(),
         tag: false,
         merge_request_iid: None,
+        merge_request_project_id: None,
+        merge_request_url: None,
         user_id: p.user.as_ref().map(|u| u.id),
     };
     recognise_status(
@@ -432,6 +443,8 @@ async fn recognise_job(j: &JobEvent, gitlab: &Session) -> Result<Recognition, Gi
         git_ref: j.git_ref.clone(),
         tag: j.tag,
         merge_request_iid: None,
+        merge_request_project_id: None,
+        merge_request_url: None,
         user_id: j.user.as_ref().map(|u| u.id),
     };
     Ok(Recognition::TriggerFailed {
@@ -441,7 +454,7 @@ async fn recognise_job(j: &JobEvent, gitlab: &Session) -> Result<Recognition, Gi
     })
 }
 
-fn recognise_note(n: &NoteEvent) -> Recognition {
+pub fn recognise_note(n: &NoteEvent) -> Recognition {
     let a = &n.object_attributes;
     let first_line = a.note.lines().next().unwrap_or("").trim();
     let argument = match first_line.strip_prefix("/diagnose") {
@@ -481,6 +494,8 @@ fn recognise_note(n: &NoteEvent) -> Recognition {
     Recognition::DiagnoseRequested {
         request: DiagnoseRequest {
             project_id: n.project_id,
+            project_path: Some(n.project.path_with_namespace.clone()),
+            project_url: Some(n.project.web_url.clone()),
             note_id: a.id,
             author_id: a.author_id,
             merge_request_iid,

@@ -14,6 +14,8 @@ use tracing::{info, warn};
 use crate::config::Settings;
 use crate::gitlab::{ClientSettings, GitlabClient};
 use crate::metrics::Metrics;
+use crate::notify::chat::Chat;
+use crate::notify::Notifier;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 use crate::webhook::{self, Intake};
@@ -53,6 +55,7 @@ pub struct Application {
     server: Server,
     store: Store,
     worker: Worker,
+    chat: Chat,
     settings: Settings,
     background_workers: bool,
 }
@@ -97,13 +100,34 @@ impl Application {
             Some(metrics.clone()),
         )
         .context("cannot set up the GitLab client")?;
-        let stages = Arc::new(Stages::from_settings(&settings, gitlab));
-        let worker = Worker::new(store.clone(), settings.worker.clone(), metrics, stages);
+        let chat = Chat::new(
+            store.clone(),
+            settings.notify.clone(),
+            Some(metrics.clone()),
+        )
+        .context("cannot set up the chat client")?;
+        let mut stages = Stages::from_settings(&settings, gitlab);
+        stages.notifier = Some(Notifier {
+            store: store.clone(),
+            chat: chat.clone(),
+            settings: Arc::new(settings.notify.clone()),
+            commands: settings.commands.clone(),
+            owner: owner_prefix(),
+            gitlab_url: settings.gitlab.url.clone(),
+            metrics: Some(metrics.clone()),
+        });
+        let worker = Worker::new(
+            store.clone(),
+            settings.worker.clone(),
+            metrics,
+            Arc::new(stages),
+        );
         Ok(Application {
             port,
             server,
             store,
             worker,
+            chat,
             settings,
             background_workers: true,
         })
@@ -123,6 +147,11 @@ impl Application {
         self.worker.clone()
     }
 
+    /// The chat sender over the same store, to send queued messages step by step.
+    pub fn chat(&self) -> Chat {
+        self.chat.clone()
+    }
+
     /// Runs the HTTP server only: deliveries are stored, not processed (an intake-only
     /// process, or a test that drives [`Worker::run_once`] itself).
     pub fn without_background_workers(mut self) -> Self {
@@ -137,7 +166,15 @@ impl Application {
         let workers = self.background_workers.then(|| {
             let owner = owner_prefix();
             info!(%owner, concurrency = self.settings.worker.concurrency, "workers started");
-            tokio::spawn(self.worker.clone().run(owner, state_rx))
+            let chat = self
+                .chat
+                .clone()
+                .run(format!("{owner}/chat"), state_rx.clone());
+            let workers = self.worker.clone().run(owner, state_rx);
+            // The chat sender stops when draining starts; unsent messages stay in the store.
+            tokio::spawn(async move {
+                tokio::join!(workers, chat);
+            })
         });
         info!(port = self.port, "listening");
         let served = self.server.await;

@@ -16,6 +16,8 @@ use crate::diagnosis::probe::ProbePolicy;
 use crate::diagnosis::{self, gather, Diagnosis};
 use crate::gitlab::{GitlabClient, GitlabError, Session};
 use crate::metrics::Metrics;
+use crate::notify::comment::{Mode, PostError};
+use crate::notify::{command, Notified, Notifier};
 use crate::recognise::{recognise, RecogniseOptions, Recognition};
 use crate::report::markdown::{render_comment, Marker};
 use crate::store::{Claimed, DeliveryId, Store, StoreError};
@@ -42,9 +44,12 @@ pub enum ProcessError {
     /// Will fail the same way every time (an undecodable payload): park at once.
     #[error("{0}")]
     Permanent(String),
-    /// May succeed later (GitLab or the store unavailable): retry with back-off.
+    /// May succeed later (the store unavailable, rate limits): retry with back-off.
     #[error("{0}")]
     Transient(String),
+    /// GitLab cannot be reached: retry with back-off (chat is told once).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for ProcessError {
@@ -64,6 +69,9 @@ pub struct Outcome {
     /// The comment the diagnoses make (GitLab Markdown with its hidden marker).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// What was posted where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notified: Option<Notified>,
     /// One line per stage that ran, in order.
     pub stages: Vec<StageRecord>,
     /// GitLab API calls made for this delivery.
@@ -91,6 +99,8 @@ pub struct Stages {
     pub probes: ProbePolicy,
     /// `diagnostics.read_variable_values`.
     pub read_variable_values: bool,
+    /// Posts comments and chat messages; `None` renders only (the `diagnose` command).
+    pub notifier: Option<Notifier>,
 }
 
 impl Stages {
@@ -110,6 +120,23 @@ impl Stages {
                 settings.probes.timeout,
             ),
             read_variable_values: settings.diagnostics.read_variable_values,
+            notifier: None,
+        }
+    }
+
+    /// What gathering needs to know about the instance and the delivery.
+    pub fn context(
+        &self,
+        instance_header: Option<String>,
+        upstream_ref_protected: Option<bool>,
+    ) -> gather::Context {
+        gather::Context {
+            api_url: self.api_url.clone(),
+            external_url: self.external_url.clone(),
+            instance_header,
+            upstream_ref_protected,
+            probes: Some(self.probes.clone()),
+            read_variable_values: self.read_variable_values,
         }
     }
 }
@@ -124,13 +151,35 @@ pub struct Delivery {
 }
 
 impl Stages {
-    /// recognise → gather → check → report → notify, for one decoded event.
+    /// recognise → gather → check → report → notify, for one decoded event. When GitLab
+    /// cannot be reached, chat is told (once per outage) and the delivery is retried.
     pub async fn run(
         &self,
         kind: EventKind,
         event: &Event,
         delivery: &Delivery,
     ) -> Result<Outcome, ProcessError> {
+        let result = self.run_stages(kind, event, delivery).await;
+        if let (Err(ProcessError::Unavailable(detail)), Some(n)) = (&result, &self.notifier) {
+            n.gitlab_unavailable(event_project_path(event), detail)
+                .await;
+        }
+        result
+    }
+
+    async fn run_stages(
+        &self,
+        kind: EventKind,
+        event: &Event,
+        delivery: &Delivery,
+    ) -> Result<Outcome, ProcessError> {
+        if let (Event::Note(note), Some(notifier)) = (event, &self.notifier) {
+            if let Recognition::DiagnoseRequested { request } =
+                crate::recognise::recognise_note(note)
+            {
+                return command::run(self, notifier, &request, delivery.event_uuid.clone()).await;
+            }
+        }
         let session = self.gitlab.session(delivery.event_uuid.clone(), false);
         let recognition = recognise(event, &session, &self.recognise)
             .await
@@ -139,17 +188,13 @@ impl Stages {
             stage: "recognise",
             detail: recognition.label().to_string(),
         }];
-        let ctx = gather::Context {
-            api_url: self.api_url.clone(),
-            external_url: self.external_url.clone(),
-            instance_header: delivery.instance.clone(),
-            upstream_ref_protected: match event {
+        let ctx = self.context(
+            delivery.instance.clone(),
+            match event {
                 Event::Pipeline(p) => p.object_attributes.protected_ref,
                 _ => None,
             },
-            probes: Some(self.probes.clone()),
-            read_variable_values: self.read_variable_values,
-        };
+        );
         let diagnoses = self.diagnose(&session, &ctx, &recognition).await;
         if !diagnoses.is_empty() {
             let causes: Vec<&str> = diagnoses
@@ -165,7 +210,7 @@ impl Stages {
                 detail: causes.join(", "),
             });
         }
-        let comment = diagnoses.first().map(|first| {
+        let report = diagnoses.first().map(|first| {
             let marker = Marker {
                 pipeline: first.facts.subject.pipeline_id,
                 causes: diagnoses
@@ -175,19 +220,57 @@ impl Stages {
                     .collect(),
                 status: "open".into(),
             };
-            render_comment(&diagnoses, &marker)
+            (render_comment(&diagnoses, &marker), marker)
         });
-        if let Some(c) = &comment {
+        if let Some((c, _)) = &report {
             stages.push(StageRecord {
                 stage: "report",
                 detail: format!("comment of {} bytes", c.len()),
             });
         }
+        let mut notified = None;
+        if let Some(notifier) = &self.notifier {
+            // Posting has its own call budget: a diagnosis that used all of its own must still
+            // be delivered.
+            let post = self.gitlab.session(delivery.event_uuid.clone(), false);
+            notified = match (&report, diagnoses.first(), &recognition) {
+                (Some((body, marker)), Some(first), _) => Some(
+                    notifier
+                        .diagnosis(
+                            &post,
+                            &first.facts.subject,
+                            &diagnoses,
+                            (body, marker),
+                            Mode::Webhook,
+                            None,
+                        )
+                        .await
+                        .map_err(from_post)?,
+                ),
+                (_, _, Recognition::PipelineSucceeded { subject }) => notifier
+                    .pipeline_passed(&post, subject)
+                    .await
+                    .map_err(from_post)?,
+                _ => None,
+            };
+            if let Some(n) = &notified {
+                stages.push(StageRecord {
+                    stage: "notify",
+                    detail: format!(
+                        "comment {} on {}{}",
+                        n.comment,
+                        n.target,
+                        if n.chat { "; chat queued" } else { "" }
+                    ),
+                });
+            }
+        }
         Ok(Outcome {
             event: kind.label(),
             recognition,
             diagnoses,
-            comment,
+            comment: report.map(|(c, _)| c),
+            notified,
             stages,
             gitlab_calls: session.calls(),
         })
@@ -228,12 +311,34 @@ impl Stages {
 
 /// GitLab being down, rate limiting or refusing the bot may pass: retry. A missing pipeline
 /// or an answer of the wrong shape will not: park.
-fn from_gitlab(e: GitlabError) -> ProcessError {
+pub fn from_gitlab(e: GitlabError) -> ProcessError {
     match e {
         GitlabError::NotFound { .. }
         | GitlabError::Decode { .. }
         | GitlabError::Rejected { .. } => ProcessError::Permanent(e.to_string()),
+        GitlabError::Unavailable { .. } => ProcessError::Unavailable(e.to_string()),
         _ => ProcessError::Transient(e.to_string()),
+    }
+}
+
+/// A comment that could not be written: GitLab's answer decides, the store or another
+/// worker holding the comment are passing troubles.
+pub fn from_post(e: PostError) -> ProcessError {
+    match e {
+        PostError::Gitlab(g) => from_gitlab(g),
+        other => ProcessError::Transient(other.to_string()),
+    }
+}
+
+/// The project a delivery is about, for chat routing.
+fn event_project_path(event: &Event) -> &str {
+    match event {
+        Event::Pipeline(p) => &p.project.path_with_namespace,
+        Event::Job(j) => j
+            .project
+            .as_ref()
+            .map_or("", |p| p.path_with_namespace.as_str()),
+        Event::Note(n) => &n.project.path_with_namespace,
     }
 }
 
@@ -339,11 +444,13 @@ impl Worker {
                 warn!(%error, "delivery parked: it cannot succeed");
                 self.park(&claim, &error, label).await?
             }
-            Err(ProcessError::Transient(error)) if claim.attempts >= self.settings.max_attempts => {
+            Err(ProcessError::Transient(error) | ProcessError::Unavailable(error))
+                if claim.attempts >= self.settings.max_attempts =>
+            {
                 warn!(%error, attempts = claim.attempts, "delivery parked after its last attempt");
                 self.park(&claim, &error, label).await?
             }
-            Err(ProcessError::Transient(error)) => {
+            Err(ProcessError::Transient(error) | ProcessError::Unavailable(error)) => {
                 let delay = backoff(&self.settings, claim.attempts, random_unit());
                 let at = Timestamp(Timestamp::now().0 + delay.as_millis() as i64);
                 warn!(%error, retry_in_seconds = delay.as_secs(), "attempt failed, will retry");

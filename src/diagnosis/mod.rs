@@ -524,6 +524,8 @@ pub mod testing {
             git_ref: "feature/x".into(),
             tag: false,
             merge_request_iid: None,
+            merge_request_project_id: None,
+            merge_request_url: None,
             user_id: Some(UserId(7)),
         };
         let failed = FailedJob::Bridge {

@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 
 use super::model::*;
 use crate::config::{GitlabSettings, Secret};
-use crate::ids::{CommitSha, JobId, PipelineId, ProjectId, UserId};
+use crate::ids::{CommitSha, JobId, MergeRequestIid, NoteId, PipelineId, ProjectId, UserId};
 use crate::metrics::Metrics;
 use crate::timestamp::Timestamp;
 
@@ -278,7 +278,10 @@ fn endpoint_label(path: &str) -> String {
     let path = path.split('?').next().unwrap_or(path);
     path.split('/')
         .map(|seg| {
-            if !seg.is_empty() && (seg.bytes().all(|b| b.is_ascii_digit()) || seg.contains('%')) {
+            let hex = seg.len() >= 16 && seg.bytes().all(|b| b.is_ascii_hexdigit());
+            if !seg.is_empty()
+                && (seg.bytes().all(|b| b.is_ascii_digit()) || seg.contains('%') || hex)
+            {
                 ":id"
             } else {
                 seg
@@ -534,7 +537,10 @@ impl Session {
                     }
                 }
             };
-            if attempt >= max_retries {
+            // A POST that may have reached GitLab is not sent again here: the caller looks for
+            // what it created before trying again, so nothing is posted twice.
+            let may_have_arrived = !matches!(&error, GitlabError::Unavailable { detail, .. } if detail == "cannot connect");
+            if attempt >= max_retries || (method == Method::POST && may_have_arrived) {
                 return Err(error);
             }
             attempt += 1;
@@ -947,6 +953,195 @@ impl Session {
             .await
     }
 
+    /// `GET /user`: who the bot is (to find its own notes and ignore its own comments).
+    pub async fn current_user(&self) -> Result<CurrentUser, GitlabError> {
+        self.get("/user", Reuse::Cached).await
+    }
+
+    /// `GET /projects/:id/merge_requests/:iid`.
+    pub async fn merge_request(
+        &self,
+        project: ProjectId,
+        iid: MergeRequestIid,
+    ) -> Result<MergeRequest, GitlabError> {
+        self.get(
+            &format!("/projects/{project}/merge_requests/{iid}"),
+            Reuse::Session,
+        )
+        .await
+    }
+
+    /// Pipelines of a merge request, newest first (first page only).
+    pub async fn merge_request_pipelines(
+        &self,
+        project: ProjectId,
+        iid: MergeRequestIid,
+    ) -> Result<Vec<Pipeline>, GitlabError> {
+        self.get(
+            &format!("/projects/{project}/merge_requests/{iid}/pipelines"),
+            Reuse::Session,
+        )
+        .await
+    }
+
+    /// Pipelines of a commit, newest first (first page only).
+    pub async fn commit_pipelines(
+        &self,
+        project: ProjectId,
+        sha: &CommitSha,
+    ) -> Result<Vec<Pipeline>, GitlabError> {
+        self.get(
+            &format!("/projects/{project}/pipelines?sha={sha}&order_by=id&sort=desc&per_page=20"),
+            Reuse::Session,
+        )
+        .await
+    }
+
+    /// Notes of a merge request, most recently updated first.
+    pub async fn merge_request_notes(
+        &self,
+        project: ProjectId,
+        iid: MergeRequestIid,
+    ) -> Result<Vec<Note>, GitlabError> {
+        self.get_all(
+            &format!(
+                "/projects/{project}/merge_requests/{iid}/notes?sort=desc&order_by=updated_at"
+            ),
+            Reuse::Session,
+        )
+        .await
+    }
+
+    /// Discussions of a commit.
+    pub async fn commit_discussions(
+        &self,
+        project: ProjectId,
+        sha: &CommitSha,
+    ) -> Result<Vec<Discussion>, GitlabError> {
+        self.get_all(
+            &format!("/projects/{project}/repository/commits/{sha}/discussions"),
+            Reuse::Session,
+        )
+        .await
+    }
+
+    /// Sends a write and decodes its answer.
+    async fn write<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, GitlabError> {
+        let response = self.send(method, path, Some(body)).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|_| GitlabError::Unavailable {
+                endpoint: endpoint_label(path),
+                detail: "the answer was cut off".into(),
+            })?;
+        Self::decode(path, &bytes)
+    }
+
+    /// `POST /projects/:id/merge_requests/:iid/notes`.
+    pub async fn create_merge_request_note(
+        &self,
+        project: ProjectId,
+        iid: MergeRequestIid,
+        body: &str,
+    ) -> Result<Note, GitlabError> {
+        self.write(
+            Method::POST,
+            &format!("/projects/{project}/merge_requests/{iid}/notes"),
+            &serde_json::json!({ "body": body }),
+        )
+        .await
+    }
+
+    /// `PUT /projects/:id/merge_requests/:iid/notes/:note_id`.
+    pub async fn update_merge_request_note(
+        &self,
+        project: ProjectId,
+        iid: MergeRequestIid,
+        note: NoteId,
+        body: &str,
+    ) -> Result<Note, GitlabError> {
+        self.write(
+            Method::PUT,
+            &format!("/projects/{project}/merge_requests/{iid}/notes/{note}"),
+            &serde_json::json!({ "body": body }),
+        )
+        .await
+    }
+
+    /// `POST /projects/:id/repository/commits/:sha/discussions`: an editable commit comment.
+    pub async fn create_commit_discussion(
+        &self,
+        project: ProjectId,
+        sha: &CommitSha,
+        body: &str,
+    ) -> Result<Discussion, GitlabError> {
+        self.write(
+            Method::POST,
+            &format!("/projects/{project}/repository/commits/{sha}/discussions"),
+            &serde_json::json!({ "body": body }),
+        )
+        .await
+    }
+
+    /// `PUT /projects/:id/repository/commits/:sha/discussions/:discussion_id/notes/:note_id`.
+    pub async fn update_commit_discussion_note(
+        &self,
+        project: ProjectId,
+        sha: &CommitSha,
+        discussion: &str,
+        note: NoteId,
+        body: &str,
+    ) -> Result<Note, GitlabError> {
+        self.write(
+            Method::PUT,
+            &format!(
+                "/projects/{project}/repository/commits/{sha}/discussions/{}/notes/{note}",
+                encode(discussion)
+            ),
+            &serde_json::json!({ "body": body }),
+        )
+        .await
+    }
+
+    /// `POST /projects/:id/merge_requests/:iid/notes/:note_id/award_emoji`.
+    pub async fn award_note(
+        &self,
+        project: ProjectId,
+        iid: MergeRequestIid,
+        note: NoteId,
+        name: &str,
+    ) -> Result<AwardEmoji, GitlabError> {
+        self.write(
+            Method::POST,
+            &format!("/projects/{project}/merge_requests/{iid}/notes/{note}/award_emoji"),
+            &serde_json::json!({ "name": name }),
+        )
+        .await
+    }
+
+    /// `DELETE /projects/:id/merge_requests/:iid/notes/:note_id/award_emoji/:award_id`.
+    pub async fn remove_note_award(
+        &self,
+        project: ProjectId,
+        iid: MergeRequestIid,
+        note: NoteId,
+        award: u64,
+    ) -> Result<(), GitlabError> {
+        self.send(
+            Method::DELETE,
+            &format!("/projects/{project}/merge_requests/{iid}/notes/{note}/award_emoji/{award}"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `GET /metadata` (15.2+), falling back to `GET /version`.
     pub async fn version(&self) -> Result<Version, GitlabError> {
         match self.get("/metadata", Reuse::Cached).await {
@@ -995,6 +1190,10 @@ mod tests {
             "/projects/:id/pipelines/:id/bridges"
         );
         assert_eq!(endpoint_label("/projects/group%2Fapp"), "/projects/:id");
+        assert_eq!(
+            endpoint_label("/projects/1/repository/commits/bcbb5ec396a2c0f828686f14fac9b80b780504f2/discussions"),
+            "/projects/:id/repository/commits/:id/discussions"
+        );
     }
 
     #[test]

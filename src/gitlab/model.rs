@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CommitSha, JobId, MergeRequestIid, PipelineId, ProjectId, UserId};
+use crate::ids::{CommitSha, JobId, MergeRequestIid, NoteId, PipelineId, ProjectId, UserId};
 use crate::timestamp::Timestamp;
 use crate::webhook::event::{FailureReason, Status};
 
@@ -467,4 +467,37 @@ mod tests {
         assert_eq!(AccessLevel(30).name(), "Developer");
         assert!(AccessLevel::REPORTER < AccessLevel::DEVELOPER);
     }
+}
+
+/// `GET /user`: the bot itself.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CurrentUser {
+    pub id: UserId,
+    pub username: String,
+}
+
+/// A note (comment) on a merge request or in a discussion.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Note {
+    pub id: NoteId,
+    pub body: String,
+    pub author: UserBasic,
+    #[serde(default)]
+    pub system: bool,
+    pub updated_at: Option<Timestamp>,
+}
+
+/// A discussion thread (commit discussions hold the bot's editable commit comment).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Discussion {
+    pub id: String,
+    pub notes: Vec<Note>,
+}
+
+/// An award emoji on a note.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AwardEmoji {
+    pub id: u64,
+    pub name: String,
+    pub user: Option<UserBasic>,
 }

@@ -220,6 +220,59 @@ pub fn render_comment(diagnoses: &[Diagnosis], marker: &Marker) -> String {
         .expect("the embedded comment template renders")
 }
 
+/// A comment body without its hidden marker.
+pub fn without_marker(body: &str) -> &str {
+    match body.rfind("<!-- trigger-doctor ") {
+        Some(at) => body[..at].trim_end(),
+        None => body.trim_end(),
+    }
+}
+
+fn pipeline_link(pipeline: PipelineId, url: Option<&str>) -> String {
+    let label = format!("pipeline #{pipeline}");
+    url.map_or_else(|| escape(&label), |u| link(&label, u))
+}
+
+/// The comment once a later pipeline passed: a short headline, the earlier diagnosis
+/// collapsed under it.
+pub fn render_resolved(
+    previous: &str,
+    previous_pipeline: PipelineId,
+    passed: PipelineId,
+    passed_url: Option<&str>,
+    marker: &Marker,
+) -> String {
+    let causes = marker
+        .causes
+        .iter()
+        .map(|c| format!("`{}`", escape(c).replace('`', "")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "### Resolved in pipeline #{passed}\n\n{} passed, so the trigger failure reported here ({causes}) is fixed.\n\n\
+         <details><summary>Earlier diagnosis (pipeline #{previous_pipeline})</summary>\n\n{}\n\n</details>\n\n\
+         _Comment `/diagnose` to check again._\n\n{}\n",
+        pipeline_link(passed, passed_url),
+        without_marker(previous),
+        marker.render()
+    )
+}
+
+/// The comment when a re-check found no trigger failure in the pipeline.
+pub fn render_clear(
+    pipeline: PipelineId,
+    pipeline_url: Option<&str>,
+    reason: &str,
+    marker: &Marker,
+) -> String {
+    format!(
+        "### No trigger failure in pipeline #{pipeline}\n\n{}: {}.\n\n_Comment `/diagnose` to check again._\n\n{}\n",
+        pipeline_link(pipeline, pipeline_url),
+        escape(reason),
+        marker.render()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

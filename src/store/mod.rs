@@ -156,6 +156,9 @@ pub struct CommentRecord {
     /// `open`, `resolved`, `clear` (no trigger failure) or `none` (not posted yet).
     pub status: String,
     pub updated_at: Timestamp,
+    /// The comment's body as last posted.
+    #[serde(skip)]
+    pub body: Option<String>,
 }
 
 /// What the bot posted, to remember with the comment.
@@ -166,6 +169,7 @@ pub struct CommentUpdate {
     pub pipeline_id: i64,
     pub causes: String,
     pub status: String,
+    pub body: String,
 }
 
 /// A chat message to send, unless it repeats one inside its collapse window.

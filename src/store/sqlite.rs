@@ -65,6 +65,7 @@ CREATE TABLE comments (
     pipeline_id   INTEGER NOT NULL DEFAULT 0,
     causes        TEXT    NOT NULL DEFAULT '[]',
     status        TEXT    NOT NULL DEFAULT 'none',
+    body          TEXT,
     lock_owner    TEXT,
     lock_until    INTEGER NOT NULL DEFAULT 0,
     updated_at    INTEGER NOT NULL
@@ -605,7 +606,7 @@ impl SqliteStore {
 }
 
 const COMMENT_COLUMNS: &str =
-    "target, project_id, git_ref, note_id, discussion_id, pipeline_id, causes, status, updated_at";
+    "target, project_id, git_ref, note_id, discussion_id, pipeline_id, causes, status, updated_at, body";
 
 fn comment_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommentRecord> {
     Ok(CommentRecord {
@@ -618,6 +619,7 @@ fn comment_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommentRecord> {
         causes: r.get(6)?,
         status: r.get(7)?,
         updated_at: Timestamp(r.get(8)?),
+        body: r.get(9)?,
     })
 }
 
@@ -884,7 +886,8 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
             Some(u) => tx
                 .prepare_cached(
                     "UPDATE comments SET lock_owner = NULL, lock_until = 0, note_id = ?3,
-                            discussion_id = ?4, pipeline_id = ?5, causes = ?6, status = ?7, updated_at = ?8
+                            discussion_id = ?4, pipeline_id = ?5, causes = ?6, status = ?7, updated_at = ?8,
+                            body = ?9
                       WHERE target = ?1 AND lock_owner = ?2",
                 )?
                 .execute(params![
@@ -895,7 +898,8 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
                     u.pipeline_id,
                     u.causes,
                     u.status,
-                    now
+                    now,
+                    u.body
                 ]),
         }
         .map(|n| Written::Updated(n == 1)),
@@ -1198,6 +1202,7 @@ mod tests {
             pipeline_id: 31,
             causes: "[\"token.expired\"]".into(),
             status: "open".into(),
+            body: "diagnosis".into(),
         };
         assert!(!s
             .unlock_comment("mr:1:7", "w2", Some(update.clone()))
@@ -1213,6 +1218,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((again.note_id, again.pipeline_id), (Some(5001), 31));
+        assert_eq!(again.body.as_deref(), Some("diagnosis"));
         assert_eq!(
             s.comment_for_ref(1, "feature")
                 .await

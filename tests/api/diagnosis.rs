@@ -60,7 +60,11 @@ async fn diagnose_with(
     body: Vec<u8>,
 ) -> Value {
     let url = gitlab.url();
-    let mut env = vec![("TRIGGER_DOCTOR__GITLAB__URL", url.as_str())];
+    // Posting is covered by the notify tests; these look at the diagnosis alone.
+    let mut env = vec![
+        ("TRIGGER_DOCTOR__GITLAB__URL", url.as_str()),
+        ("TRIGGER_DOCTOR__NOTIFY__GITLAB_COMMENTS", "false"),
+    ];
     env.extend_from_slice(extra);
     let app = spawn_app_with(&env).await;
     assert_eq!(app.deliver(event, body, "key").await.status(), 202);
@@ -493,6 +497,7 @@ async fn gitlab_answering_502_is_retried_and_the_diagnosis_completes_once_it_rec
     let app = spawn_app_with(&[
         ("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url()),
         ("TRIGGER_DOCTOR__WORKER__RETRY_BASE_SECONDS", "1"),
+        ("TRIGGER_DOCTOR__NOTIFY__GITLAB_COMMENTS", "false"),
     ])
     .await;
     app.deliver("Job Hook", job_hook("main"), "key").await;

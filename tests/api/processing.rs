@@ -25,7 +25,8 @@ async fn a_stored_delivery_is_processed_once_with_its_outcome_recorded() {
             5,
             "deploy",
             BridgeOutcome::Failed("downstream_bridge_project_not_found"),
-        );
+        )
+        .add_merge_request(1, 1, "master", "bcbb5ec396a2c0f828686f14fac9b80b780504f2");
     let app = spawn_app_with(&[("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url())]).await;
     let failed = fixture_with("webhook-pipeline.json", |v| {
         v["object_attributes"]["status"] = "failed".into()
@@ -51,7 +52,9 @@ async fn a_stored_delivery_is_processed_once_with_its_outcome_recorded() {
         .iter()
         .map(|s| s["stage"].as_str().unwrap())
         .collect();
-    assert_eq!(stages, ["recognise", "gather", "check", "report"]);
+    assert_eq!(stages, ["recognise", "gather", "check", "report", "notify"]);
+    assert_eq!(outcome["notified"]["comment"], "created");
+    assert_eq!(outcome["notified"]["target"], "mr:1:1");
     let comment = outcome["comment"].as_str().unwrap();
     assert!(
         comment.trim_end().ends_with("\"status\":\"open\"} -->"),
@@ -64,6 +67,8 @@ async fn a_stored_delivery_is_processed_once_with_its_outcome_recorded() {
 async fn every_event_kind_flows_through_the_worker() {
     let gitlab = FakeGitlab::start().await;
     gitlab.add_project(31_537_070, "john/release-tools-fake");
+    gitlab.add_project(5, "gitlab-org/gitlab-test");
+    gitlab.add_merge_request(5, 1, "feature", "bcbb5ec396a2c0f828686f14fac9b80b780504f2");
     let app = spawn_app_with(&[("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url())]).await;
     app.deliver("Pipeline Hook", fixture("webhook-pipeline.json"), "1")
         .await;
@@ -85,4 +90,11 @@ async fn every_event_kind_flows_through_the_worker() {
     let record = &app.store.find_by_dedup_key("4").await.unwrap()[0];
     let outcome: Value = serde_json::from_str(&record.outcomes[0]).unwrap();
     assert_eq!(outcome["recognition"]["kind"], "diagnose_requested");
+    // The author is no member of the project: a short refusal, no diagnosis.
+    let notes = gitlab.mr_notes(5, 1);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("needs at least the Developer role"));
 }

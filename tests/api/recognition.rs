@@ -37,6 +37,8 @@ async fn app_with(gitlab: &FakeGitlab) -> TestApp {
     spawn_app_with(&[
         ("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url()),
         ("TRIGGER_DOCTOR__GITLAB__MAX_RETRIES", "0"),
+        // Posting is covered by the notify tests.
+        ("TRIGGER_DOCTOR__NOTIFY__GITLAB_COMMENTS", "false"),
     ])
     .await
 }

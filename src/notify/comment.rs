@@ -1,0 +1,440 @@
+//! The one diagnosis comment per merge request or commit: where it goes, and creating or
+//! editing it in place.
+//!
+//! The comment is found again by the note id kept in the store, else by looking for a note
+//! of the bot's own user that carries the hidden marker (so a crash between posting and
+//! recording, or a lost database, never leads to a second comment). A store lock per
+//! target keeps two workers (or replicas) from posting at the same time. Notes of other
+//! users are never edited.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::gitlab::{GitlabError, Session};
+use crate::ids::{CommitSha, MergeRequestIid, NoteId, PipelineId, ProjectId};
+use crate::recognise::Subject;
+use crate::report::markdown::Marker;
+use crate::store::{CommentRecord, CommentUpdate, Store, StoreError};
+
+/// Where the diagnosis comment of a pipeline lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    MergeRequest {
+        project: ProjectId,
+        iid: MergeRequestIid,
+        web_url: Option<String>,
+    },
+    /// A commit discussion (plain commit comments cannot be edited).
+    Commit {
+        project: ProjectId,
+        sha: CommitSha,
+        web_url: Option<String>,
+    },
+}
+
+impl Target {
+    /// The store key: `mr:<project>:<iid>` or `commit:<project>:<sha>`.
+    pub fn key(&self) -> String {
+        match self {
+            Target::MergeRequest { project, iid, .. } => format!("mr:{project}:{iid}"),
+            Target::Commit { project, sha, .. } => format!("commit:{project}:{sha}"),
+        }
+    }
+
+    /// `merge_request` or `commit`, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::MergeRequest { .. } => "merge_request",
+            Target::Commit { .. } => "commit",
+        }
+    }
+
+    /// A link to a note on the target.
+    pub fn note_url(&self, note: i64) -> Option<String> {
+        match self {
+            Target::MergeRequest { web_url, .. } | Target::Commit { web_url, .. } => {
+                web_url.as_ref().map(|u| format!("{u}#note_{note}"))
+            }
+        }
+    }
+}
+
+/// The pipeline's merge request (from the payload, else the commit's open merge requests,
+/// preferring one whose source branch is the pipeline's ref), otherwise its commit.
+pub async fn target_for(session: &Session, subject: &Subject) -> Result<Target, GitlabError> {
+    let project_url = subject
+        .project_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/'));
+    if let Some(iid) = subject.merge_request_iid {
+        let project = subject
+            .merge_request_project_id
+            .unwrap_or(subject.project_id);
+        let web_url = subject.merge_request_url.clone().or_else(|| {
+            (project == subject.project_id)
+                .then(|| project_url.map(|u| format!("{u}/-/merge_requests/{iid}")))
+                .flatten()
+        });
+        return Ok(Target::MergeRequest {
+            project,
+            iid,
+            web_url,
+        });
+    }
+    if !subject.tag {
+        let mrs = session
+            .commit_merge_requests(subject.project_id, &subject.sha)
+            .await?;
+        let open = mrs.iter().filter(|mr| mr.state == "opened");
+        let chosen = open
+            .clone()
+            .find(|mr| mr.source_branch.as_deref() == Some(subject.git_ref.as_str()))
+            .or_else(|| open.clone().next());
+        if let Some(mr) = chosen {
+            return Ok(Target::MergeRequest {
+                project: mr.project_id,
+                iid: mr.iid,
+                web_url: mr.web_url.clone(),
+            });
+        }
+    }
+    Ok(Target::Commit {
+        project: subject.project_id,
+        sha: subject.sha.clone(),
+        web_url: project_url.map(|u| format!("{u}/-/commit/{}", subject.sha)),
+    })
+}
+
+/// Why the comment could not be written now.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error(transparent)]
+    Gitlab(#[from] GitlabError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another worker holds the target's lock for longer than this one waits.
+    #[error("the comment on {0} is being written by another worker")]
+    Busy(String),
+}
+
+/// What happened to the comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    Created {
+        note: i64,
+    },
+    Updated {
+        note: i64,
+    },
+    /// Same pipeline, causes and status as the comment already says.
+    Unchanged {
+        note: i64,
+    },
+    /// The comment is about a newer pipeline than this delivery; left alone.
+    Stale {
+        pipeline: i64,
+    },
+}
+
+impl Posted {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Posted::Created { .. } => "created",
+            Posted::Updated { .. } => "updated",
+            Posted::Unchanged { .. } => "unchanged",
+            Posted::Stale { .. } => "stale",
+        }
+    }
+
+    pub fn note(&self) -> Option<i64> {
+        match self {
+            Posted::Created { note } | Posted::Updated { note } | Posted::Unchanged { note } => {
+                Some(*note)
+            }
+            Posted::Stale { .. } => None,
+        }
+    }
+}
+
+/// The comment's state before this write and what the write did.
+#[derive(Debug, Clone)]
+pub struct Upserted {
+    pub before: CommentRecord,
+    pub posted: Posted,
+}
+
+/// How a write should treat what is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A new diagnosis from a webhook: skip when the comment is about a newer pipeline or
+    /// already says the same.
+    Webhook,
+    /// An explicit `/diagnose`: always write.
+    Forced,
+}
+
+/// How long one worker may hold a target's lock.
+const LOCK_LEASE: Duration = Duration::from_secs(120);
+/// How long a worker waits for another worker's lock before giving the delivery back.
+const LOCK_WAIT: Duration = Duration::from_secs(20);
+
+/// Writes the diagnosis comment of `target` (creating or editing it) under the target's lock.
+#[allow(clippy::too_many_arguments)]
+pub async fn upsert(
+    session: &Session,
+    store: &Store,
+    owner: &str,
+    target: &Target,
+    scope: (ProjectId, &str),
+    body: &str,
+    marker: &Marker,
+    mode: Mode,
+) -> Result<Upserted, PostError> {
+    let key = target.key();
+    let record = lock(store, &key, scope, owner).await?;
+    let causes = serde_json::to_string(&marker.causes).expect("causes serialise");
+    let result = async {
+        if mode == Mode::Webhook {
+            if record.pipeline_id > marker.pipeline.0 as i64 {
+                return Ok((
+                    Posted::Stale {
+                        pipeline: record.pipeline_id,
+                    },
+                    None,
+                ));
+            }
+            if let Some(note) = record.note_id {
+                if record.pipeline_id == marker.pipeline.0 as i64
+                    && record.causes == causes
+                    && record.status == marker.status
+                {
+                    return Ok((Posted::Unchanged { note }, None));
+                }
+            }
+        }
+        let (posted, discussion) = write(session, target, &record, body).await?;
+        let update = CommentUpdate {
+            note_id: posted.note().unwrap_or_default(),
+            discussion_id: discussion,
+            pipeline_id: marker.pipeline.0 as i64,
+            causes: causes.clone(),
+            status: marker.status.clone(),
+            body: body.to_string(),
+        };
+        Ok::<_, GitlabError>((posted, Some(update)))
+    }
+    .await;
+    match result {
+        Ok((posted, update)) => {
+            store.unlock_comment(&key, owner, update).await?;
+            info!(target = %key, action = posted.label(), "diagnosis comment");
+            Ok(Upserted {
+                before: record,
+                posted,
+            })
+        }
+        Err(e) => {
+            if let Err(unlock) = store.unlock_comment(&key, owner, None).await {
+                warn!(error = %unlock, "cannot release the comment lock; it expires on its own");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Takes the target's lock, waiting a little for another worker to finish.
+/// `scope` is the project and ref of the pipelines the comment is about.
+pub async fn lock(
+    store: &Store,
+    key: &str,
+    scope: (ProjectId, &str),
+    owner: &str,
+) -> Result<CommentRecord, PostError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if let Some(record) = store
+            .lock_comment(key, scope.0 .0 as i64, Some(scope.1), owner, LOCK_LEASE)
+            .await?
+        {
+            return Ok(record);
+        }
+        if started.elapsed() >= LOCK_WAIT {
+            return Err(PostError::Busy(key.to_string()));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Edits the known note, else the bot's own marked note found on the target, else posts a
+/// new one. Returns what happened and, for commits, the discussion id.
+pub(crate) async fn write(
+    session: &Session,
+    target: &Target,
+    record: &CommentRecord,
+    body: &str,
+) -> Result<(Posted, Option<String>), GitlabError> {
+    let known = record
+        .note_id
+        .map(|n| (NoteId(n as u64), record.discussion_id.clone()));
+    if let Some((note, discussion)) = known {
+        match edit(session, target, note, discussion.as_deref(), body).await {
+            Ok(()) => {
+                return Ok((
+                    Posted::Updated {
+                        note: note.0 as i64,
+                    },
+                    discussion,
+                ))
+            }
+            // Deleted by someone, or no longer the bot's: look again, else post anew.
+            Err(GitlabError::NotFound { .. } | GitlabError::Forbidden { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some((note, discussion)) = find_own(session, target).await? {
+        edit(session, target, note, discussion.as_deref(), body).await?;
+        return Ok((
+            Posted::Updated {
+                note: note.0 as i64,
+            },
+            discussion,
+        ));
+    }
+    match target {
+        Target::MergeRequest { project, iid, .. } => {
+            let note = session
+                .create_merge_request_note(*project, *iid, body)
+                .await?;
+            Ok((
+                Posted::Created {
+                    note: note.id.0 as i64,
+                },
+                None,
+            ))
+        }
+        Target::Commit { project, sha, .. } => {
+            let discussion = session
+                .create_commit_discussion(*project, sha, body)
+                .await?;
+            let note = discussion.notes.first().map_or(0, |n| n.id.0 as i64);
+            Ok((Posted::Created { note }, Some(discussion.id)))
+        }
+    }
+}
+
+async fn edit(
+    session: &Session,
+    target: &Target,
+    note: NoteId,
+    discussion: Option<&str>,
+    body: &str,
+) -> Result<(), GitlabError> {
+    match (target, discussion) {
+        (Target::MergeRequest { project, iid, .. }, _) => session
+            .update_merge_request_note(*project, *iid, note, body)
+            .await
+            .map(|_| ()),
+        (Target::Commit { project, sha, .. }, Some(d)) => session
+            .update_commit_discussion_note(*project, sha, d, note, body)
+            .await
+            .map(|_| ()),
+        (Target::Commit { .. }, None) => Err(GitlabError::NotFound {
+            endpoint: "commit discussion".into(),
+            message: "no discussion id recorded".into(),
+        }),
+    }
+}
+
+/// The bot's own note carrying the marker, if the target has one.
+async fn find_own(
+    session: &Session,
+    target: &Target,
+) -> Result<Option<(NoteId, Option<String>)>, GitlabError> {
+    let me = session.current_user().await?;
+    let ours =
+        |author: crate::ids::UserId, body: &str| author == me.id && Marker::find(body).is_some();
+    match target {
+        Target::MergeRequest { project, iid, .. } => Ok(session
+            .merge_request_notes(*project, *iid)
+            .await?
+            .into_iter()
+            .find(|n| !n.system && ours(n.author.id, &n.body))
+            .map(|n| (n.id, None))),
+        Target::Commit { project, sha, .. } => Ok(session
+            .commit_discussions(*project, sha)
+            .await?
+            .into_iter()
+            .find_map(|d| {
+                let id = d.id.clone();
+                d.notes
+                    .into_iter()
+                    .find(|n| ours(n.author.id, &n.body))
+                    .map(|n| (n.id, Some(id)))
+            })),
+    }
+}
+
+impl Target {
+    /// The target a store key names (links built from the project's web URL, when known).
+    pub fn from_key(key: &str, project_url: Option<&str>) -> Option<Target> {
+        let mut parts = key.splitn(3, ':');
+        let (kind, project, rest) = (parts.next()?, parts.next()?, parts.next()?);
+        let project = ProjectId(project.parse().ok()?);
+        let base = project_url.map(|u| u.trim_end_matches('/').to_string());
+        match kind {
+            "mr" => {
+                let iid = MergeRequestIid(rest.parse().ok()?);
+                Some(Target::MergeRequest {
+                    project,
+                    iid,
+                    web_url: base.map(|u| format!("{u}/-/merge_requests/{iid}")),
+                })
+            }
+            "commit" => Some(Target::Commit {
+                project,
+                sha: CommitSha(rest.to_string()),
+                web_url: base.map(|u| format!("{u}/-/commit/{rest}")),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The pipeline the comment is about, as recorded.
+pub fn recorded_pipeline(record: &CommentRecord) -> PipelineId {
+    PipelineId(record.pipeline_id.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_round_trip_through_their_store_keys() {
+        let mr = Target::MergeRequest {
+            project: ProjectId(4),
+            iid: MergeRequestIid(17),
+            web_url: Some("https://gitlab.example.com/g/app/-/merge_requests/17".into()),
+        };
+        assert_eq!(mr.key(), "mr:4:17");
+        assert_eq!(
+            Target::from_key("mr:4:17", Some("https://gitlab.example.com/g/app/")),
+            Some(mr.clone())
+        );
+        assert_eq!(
+            mr.note_url(9).unwrap(),
+            "https://gitlab.example.com/g/app/-/merge_requests/17#note_9"
+        );
+        let commit =
+            Target::from_key("commit:4:bcbb5ec396a2c0f828686f14fac9b80b780504f2", None).unwrap();
+        assert_eq!(commit.kind(), "commit");
+        assert_eq!(
+            commit.key(),
+            "commit:4:bcbb5ec396a2c0f828686f14fac9b80b780504f2"
+        );
+        assert_eq!(Target::from_key("issue:4:1", None), None);
+    }
+}

@@ -1,0 +1,294 @@
+//! Delivering diagnoses where people look: the one comment per merge request or commit
+//! ([`comment`]), chat messages ([`chat`]), resolution when a later pipeline passes, and the
+//! `/diagnose` command ([`command`]).
+
+pub mod chat;
+pub mod command;
+pub mod comment;
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use crate::config::{CommandSettings, NotifySettings};
+use crate::diagnosis::Diagnosis;
+use crate::gitlab::Session;
+use crate::metrics::Metrics;
+use crate::recognise::Subject;
+use crate::report::markdown::{self, Marker};
+use crate::report::slack;
+use crate::store::{CommentUpdate, Store};
+use chat::Chat;
+use comment::{Mode, PostError, Posted, Target};
+
+/// Everything the notify stage needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Notifier {
+    pub store: Store,
+    pub chat: Chat,
+    pub settings: Arc<NotifySettings>,
+    pub commands: CommandSettings,
+    /// Names this process in comment locks and chat claims.
+    pub owner: String,
+    /// `gitlab.url`, named in the outage message.
+    pub gitlab_url: String,
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+/// What the notify stage did, recorded with the delivery's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Notified {
+    /// The comment's target key (`mr:1:7`, `commit:1:<sha>`).
+    pub target: String,
+    /// `created`, `updated`, `unchanged`, `stale`, `resolved`, or `disabled`.
+    pub comment: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note_id: Option<i64>,
+    /// Whether a chat message was queued (`false`: a repeat, or no route).
+    pub chat: bool,
+}
+
+/// Distinguishes the comment locks of concurrent work inside one process.
+static LOCK_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Notifier {
+    /// A lock owner unique to one unit of work (two workers of one process must not share one).
+    fn lock_owner(&self) -> String {
+        let n = LOCK_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}/{n}", self.owner)
+    }
+
+    fn count(&self, target: &Target, action: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.comment(target.kind(), action);
+        }
+    }
+
+    /// Posts (or edits) the comment for a new diagnosis, and tells chat when it is news:
+    /// a new comment, or causes that differ from what the comment said.
+    pub async fn diagnosis(
+        &self,
+        session: &Session,
+        subject: &Subject,
+        diagnoses: &[Diagnosis],
+        (body, marker): (&str, &Marker),
+        mode: Mode,
+        target: Option<Target>,
+    ) -> Result<Notified, PostError> {
+        if !self.settings.gitlab_comments {
+            // No comment to find or post: chat alone, without asking GitLab anything.
+            let target = target.unwrap_or_else(|| Target::Commit {
+                project: subject.project_id,
+                sha: subject.sha.clone(),
+                web_url: None,
+            });
+            let chat = self.announce(subject, diagnoses, &target, None).await?;
+            return Ok(Notified {
+                target: target.key(),
+                comment: "disabled",
+                note_id: None,
+                chat,
+            });
+        }
+        let target = match target {
+            Some(t) => t,
+            None => comment::target_for(session, subject).await?,
+        };
+        let up = comment::upsert(
+            session,
+            &self.store,
+            &self.lock_owner(),
+            &target,
+            (subject.project_id, &subject.git_ref),
+            body,
+            marker,
+            mode,
+        )
+        .await?;
+        self.count(&target, up.posted.label());
+        let causes = serde_json::to_string(&marker.causes).expect("causes serialise");
+        let news = match &up.posted {
+            Posted::Created { .. } => true,
+            Posted::Updated { .. } => up.before.status != "open" || up.before.causes != causes,
+            Posted::Unchanged { .. } | Posted::Stale { .. } => false,
+        };
+        let note = up.posted.note();
+        let chat = if news && marker.status == "open" {
+            self.announce(subject, diagnoses, &target, note).await?
+        } else {
+            false
+        };
+        Ok(Notified {
+            target: target.key(),
+            comment: up.posted.label(),
+            note_id: note,
+            chat,
+        })
+    }
+
+    /// Queues the chat message of a diagnosis, folded with others of the same cause and
+    /// downstream project inside the collapse window.
+    async fn announce(
+        &self,
+        subject: &Subject,
+        diagnoses: &[Diagnosis],
+        target: &Target,
+        note: Option<i64>,
+    ) -> Result<bool, PostError> {
+        let Some(first) = diagnoses.first() else {
+            return Ok(false);
+        };
+        let Some(path) = subject.project_path.as_deref() else {
+            return Ok(false);
+        };
+        let cause = first.top().map_or("undetermined", |f| f.cause);
+        let downstream = first
+            .facts
+            .target
+            .project
+            .clone()
+            .or_else(|| first.facts.target.project_written.clone())
+            .unwrap_or_else(|| target.key());
+        let url = note.and_then(|n| target.note_url(n));
+        let message = slack::diagnosis_message(diagnoses, url.as_deref());
+        let queued = self
+            .chat
+            .queue(
+                path,
+                format!("diagnosis|{cause}|{downstream}"),
+                slack::headline(diagnoses),
+                &message,
+                true,
+                false,
+            )
+            .await?;
+        Ok(queued.is_some())
+    }
+
+    /// A pipeline passed: if an open comment exists for its project and ref, about an
+    /// earlier pipeline, edit it to "resolved" and tell chat once. No GitLab call otherwise.
+    pub async fn pipeline_passed(
+        &self,
+        session: &Session,
+        subject: &Subject,
+    ) -> Result<Option<Notified>, PostError> {
+        if !self.settings.gitlab_comments {
+            return Ok(None);
+        }
+        let Some(found) = self
+            .store
+            .comment_for_ref(subject.project_id.0 as i64, &subject.git_ref)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if found.status != "open" || found.pipeline_id >= subject.pipeline_id.0 as i64 {
+            return Ok(None);
+        }
+        let Some(target) = Target::from_key(&found.target, subject.project_url.as_deref()) else {
+            return Ok(None);
+        };
+        let owner = self.lock_owner();
+        let record = comment::lock(
+            &self.store,
+            &found.target,
+            (subject.project_id, &subject.git_ref),
+            &owner,
+        )
+        .await?;
+        // Checked again under the lock: another worker may have got here first.
+        if record.status != "open" || record.pipeline_id >= subject.pipeline_id.0 as i64 {
+            self.store
+                .unlock_comment(&found.target, &owner, None)
+                .await?;
+            return Ok(None);
+        }
+        let causes: Vec<String> = serde_json::from_str(&record.causes).unwrap_or_default();
+        let marker = Marker {
+            pipeline: subject.pipeline_id,
+            causes: causes.clone(),
+            status: "resolved".into(),
+        };
+        let body = markdown::render_resolved(
+            record.body.as_deref().unwrap_or(""),
+            comment::recorded_pipeline(&record),
+            subject.pipeline_id,
+            subject.pipeline_url.as_deref(),
+            &marker,
+        );
+        let written = comment::write(session, &target, &record, &body).await;
+        let (posted, discussion) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                self.store
+                    .unlock_comment(&found.target, &owner, None)
+                    .await?;
+                return Err(e.into());
+            }
+        };
+        let note = posted.note().unwrap_or_default();
+        self.store
+            .unlock_comment(
+                &found.target,
+                &owner,
+                Some(CommentUpdate {
+                    note_id: note,
+                    discussion_id: discussion,
+                    pipeline_id: subject.pipeline_id.0 as i64,
+                    causes: record.causes.clone(),
+                    status: "resolved".into(),
+                    body,
+                }),
+            )
+            .await?;
+        self.count(&target, "resolved");
+        info!(target = %found.target, pipeline = %subject.pipeline_id, "diagnosis comment resolved");
+        let path = subject.project_path.as_deref().unwrap_or_default();
+        let url = target.note_url(note);
+        let message = slack::resolution_message(&slack::Resolution {
+            project_path: path,
+            pipeline_id: subject.pipeline_id,
+            pipeline_url: subject.pipeline_url.as_deref(),
+            causes: &causes,
+            comment_url: url.as_deref(),
+        });
+        let chat = self
+            .chat
+            .queue(
+                path,
+                format!("resolved|{}|{}", found.target, subject.pipeline_id),
+                format!("Resolved in {path}"),
+                &message,
+                false,
+                false,
+            )
+            .await?
+            .is_some();
+        Ok(Some(Notified {
+            target: found.target,
+            comment: "resolved",
+            note_id: Some(note),
+            chat,
+        }))
+    }
+
+    /// GitLab cannot be reached: tell chat once for as long as the outage lasts (the window
+    /// slides with every failure).
+    pub async fn gitlab_unavailable(&self, project_path: &str, detail: &str) {
+        let message = slack::gitlab_unavailable_message(&self.gitlab_url, detail);
+        if let Err(error) = self
+            .chat
+            .queue(
+                project_path,
+                "gitlab-unavailable".into(),
+                "GitLab unavailable".into(),
+                &message,
+                true,
+                true,
+            )
+            .await
+        {
+            tracing::warn!(%error, "cannot queue the GitLab outage message");
+        }
+    }
+}
