@@ -148,7 +148,8 @@ impl Notifier {
             .project
             .clone()
             .or_else(|| first.facts.target.project_written.clone())
-            .unwrap_or_else(|| target.key());
+            // Unknown downstream: the cause alone groups (one outage, one message).
+            .unwrap_or_default();
         let url = note.and_then(|n| target.note_url(n));
         let message = slack::diagnosis_message(diagnoses, url.as_deref());
         let queued = self

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use trigger_doctor::config::{Settings, SigningKey};
+use trigger_doctor::notify::chat::Chat;
 use trigger_doctor::store::Store;
 use trigger_doctor::timestamp::Timestamp;
 use trigger_doctor::webhook::verify;
@@ -16,6 +17,8 @@ pub struct TestApp {
     pub address: String,
     pub store: Store,
     pub worker: Worker,
+    /// The chat sender, driven by tests one message at a time.
+    pub chat: Chat,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -57,11 +60,13 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.store();
     let worker = app.worker();
+    let chat = app.chat();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         store,
         worker,
+        chat,
         client: reqwest::Client::new(),
         _dir: dir,
     }

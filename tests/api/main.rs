@@ -8,6 +8,7 @@ mod fake_selftest;
 mod gitlab_client;
 mod helpers;
 mod intake;
+mod notify;
 mod operations;
 mod processing;
 mod recognition;
