@@ -227,14 +227,30 @@ async fn recognise_status(
             reason: format!("pipeline #{} is {status}", subject.pipeline_id),
         });
     }
-    let bridges = gitlab
-        .trigger_jobs(subject.project_id, subject.pipeline_id)
-        .await?;
-    let (mut failures, downstream) = classify_bridges(bridges);
+    // While the trigger jobs are listed: the configuration, which tells the failed builds
+    // that call the trigger API; or, when no failed build explains the failure (so most
+    // likely a trigger job failed), the first look-ups of the diagnosis, kept in the
+    // session's memo for it.
+    let (bridges, callers) = tokio::join!(
+        gitlab.trigger_jobs(subject.project_id, subject.pipeline_id),
+        async {
+            if failed_builds.is_empty() {
+                let upstream = ProjectRef::Id(subject.project_id);
+                let _ = tokio::join!(
+                    gitlab.project(&upstream),
+                    gitlab.version(),
+                    gitlab.ci_lint(subject.project_id, &subject.sha.0, None),
+                );
+                Ok(Vec::new())
+            } else {
+                trigger_calling_jobs(gitlab, subject.project_id, config_path, &subject.sha).await
+            }
+        }
+    );
+    let (mut failures, downstream) = classify_bridges(bridges?);
     // Failed builds whose script calls the trigger API (curl-style triggers).
     if !failed_builds.is_empty() {
-        let callers =
-            trigger_calling_jobs(gitlab, subject.project_id, config_path, &subject.sha).await?;
+        let callers = callers?;
         for build in failed_builds
             .into_iter()
             .filter(|b| callers.contains(&b.name))

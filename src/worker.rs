@@ -195,7 +195,21 @@ impl Stages {
                 _ => None,
             },
         );
-        let diagnoses = self.diagnose(&session, &ctx, &recognition).await;
+        // Posting has its own call budget (a diagnosis that used all of its own must still be
+        // delivered); its look-ups run while the diagnosis does.
+        let post = self.gitlab.session(delivery.event_uuid.clone(), false);
+        let subject = match &recognition {
+            Recognition::TriggerFailed { subject, .. }
+            | Recognition::DownstreamFailed { subject, .. } => Some(subject),
+            _ => None,
+        };
+        let (diagnoses, prepared) =
+            tokio::join!(self.diagnose(&session, &ctx, &recognition), async {
+                match (&self.notifier, subject) {
+                    (Some(n), Some(s)) => n.prepare(&post, s).await,
+                    _ => Ok(None),
+                }
+            });
         if !diagnoses.is_empty() {
             let causes: Vec<&str> = diagnoses
                 .iter()
@@ -230,9 +244,6 @@ impl Stages {
         }
         let mut notified = None;
         if let Some(notifier) = &self.notifier {
-            // Posting has its own call budget: a diagnosis that used all of its own must still
-            // be delivered.
-            let post = self.gitlab.session(delivery.event_uuid.clone(), false);
             notified = match (&report, diagnoses.first(), &recognition) {
                 (Some((body, marker)), Some(first), _) => Some(
                     notifier
@@ -242,7 +253,7 @@ impl Stages {
                             &diagnoses,
                             (body, marker),
                             Mode::Webhook,
-                            None,
+                            prepared.map_err(from_post)?,
                         )
                         .await
                         .map_err(from_post)?,

@@ -292,7 +292,10 @@ pub async fn run(
             &diagnoses,
             (&body, &marker),
             Mode::Forced,
-            Some(target.clone()),
+            Some(super::comment::Prepared {
+                target: target.clone(),
+                own: None,
+            }),
         )
         .await
         .map_err(super::super::worker::from_post)?;

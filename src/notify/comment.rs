@@ -83,9 +83,15 @@ pub async fn target_for(session: &Session, subject: &Subject) -> Result<Target, 
         });
     }
     if !subject.tag {
-        let mrs = session
+        let mrs = match session
             .commit_merge_requests(subject.project_id, &subject.sha)
-            .await?;
+            .await
+        {
+            Ok(mrs) => mrs,
+            // The bot may not list them: the commit is still a place to comment.
+            Err(GitlabError::NotFound { .. } | GitlabError::Forbidden { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let open = mrs.iter().filter(|mr| mr.state == "opened");
         let chosen = open
             .clone()
@@ -104,6 +110,32 @@ pub async fn target_for(session: &Session, subject: &Subject) -> Result<Target, 
         sha: subject.sha.clone(),
         web_url: project_url.map(|u| format!("{u}/-/commit/{}", subject.sha)),
     })
+}
+
+/// Look-ups for posting made while the diagnosis runs, so posting adds one call at most.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub target: Target,
+    /// The bot's own marked note on the target, looked up when the store knew none.
+    pub own: Option<OwnNote>,
+}
+
+/// The bot's note found on the target (`None`: there is none), with its discussion.
+pub type OwnNote = Option<(NoteId, Option<String>)>;
+
+/// Finds the target and, when the store has no note for it, the bot's own note there.
+pub async fn prepare(
+    session: &Session,
+    store: &Store,
+    subject: &Subject,
+) -> Result<Prepared, PostError> {
+    let target = target_for(session, subject).await?;
+    let known = store.comment(&target.key()).await?;
+    let own = match known.and_then(|c| c.note_id) {
+        Some(_) => None,
+        None => Some(find_own(session, &target).await?),
+    };
+    Ok(Prepared { target, own })
 }
 
 /// Why the comment could not be written now.
@@ -190,6 +222,7 @@ pub async fn upsert(
     body: &str,
     marker: &Marker,
     mode: Mode,
+    own: Option<OwnNote>,
 ) -> Result<Upserted, PostError> {
     let key = target.key();
     let record = lock(store, &key, scope, owner).await?;
@@ -213,7 +246,9 @@ pub async fn upsert(
                 }
             }
         }
-        let (posted, discussion) = write(session, target, &record, body).await?;
+        // A look-up made before the lock is good unless a worker died holding it.
+        let own = own.filter(|_| !record.taken_over);
+        let (posted, discussion) = write(session, target, &record, body, own).await?;
         let update = CommentUpdate {
             note_id: posted.note().unwrap_or_default(),
             discussion_id: discussion,
@@ -275,6 +310,7 @@ pub(crate) async fn write(
     target: &Target,
     record: &CommentRecord,
     body: &str,
+    own: Option<OwnNote>,
 ) -> Result<(Posted, Option<String>), GitlabError> {
     let known = record
         .note_id
@@ -294,7 +330,11 @@ pub(crate) async fn write(
             Err(e) => return Err(e),
         }
     }
-    if let Some((note, discussion)) = find_own(session, target).await? {
+    let own = match own {
+        Some(found) => found,
+        None => find_own(session, target).await?,
+    };
+    if let Some((note, discussion)) = own {
         edit(session, target, note, discussion.as_deref(), body).await?;
         return Ok((
             Posted::Updated {
@@ -349,10 +389,7 @@ async fn edit(
 }
 
 /// The bot's own note carrying the marker, if the target has one.
-async fn find_own(
-    session: &Session,
-    target: &Target,
-) -> Result<Option<(NoteId, Option<String>)>, GitlabError> {
+async fn find_own(session: &Session, target: &Target) -> Result<OwnNote, GitlabError> {
     let me = session.current_user().await?;
     let ours =
         |author: crate::ids::UserId, body: &str| author == me.id && Marker::find(body).is_some();

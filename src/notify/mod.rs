@@ -73,8 +73,12 @@ impl Notifier {
         diagnoses: &[Diagnosis],
         (body, marker): (&str, &Marker),
         mode: Mode,
-        target: Option<Target>,
+        prepared: Option<comment::Prepared>,
     ) -> Result<Notified, PostError> {
+        let (target, own) = match prepared {
+            Some(p) => (Some(p.target), p.own),
+            None => (None, None),
+        };
         if !self.settings.gitlab_comments {
             // No comment to find or post: chat alone, without asking GitLab anything.
             let target = target.unwrap_or_else(|| Target::Commit {
@@ -103,6 +107,7 @@ impl Notifier {
             body,
             marker,
             mode,
+            own,
         )
         .await?;
         self.count(&target, up.posted.label());
@@ -168,6 +173,20 @@ impl Notifier {
 
     /// A pipeline passed: if an open comment exists for its project and ref, about an
     /// earlier pipeline, edit it to "resolved" and tell chat once. No GitLab call otherwise.
+    /// The look-ups posting needs, made while the diagnosis runs (`None`: comments are off).
+    pub async fn prepare(
+        &self,
+        session: &Session,
+        subject: &Subject,
+    ) -> Result<Option<comment::Prepared>, PostError> {
+        if !self.settings.gitlab_comments {
+            return Ok(None);
+        }
+        comment::prepare(session, &self.store, subject)
+            .await
+            .map(Some)
+    }
+
     pub async fn pipeline_passed(
         &self,
         session: &Session,
@@ -217,7 +236,7 @@ impl Notifier {
             subject.pipeline_url.as_deref(),
             &marker,
         );
-        let written = comment::write(session, &target, &record, &body).await;
+        let written = comment::write(session, &target, &record, &body, None).await;
         let (posted, discussion) = match written {
             Ok(w) => w,
             Err(e) => {

@@ -159,6 +159,10 @@ pub struct CommentRecord {
     /// The comment's body as last posted.
     #[serde(skip)]
     pub body: Option<String>,
+    /// The lock was taken over from a worker that never released it (it may have posted
+    /// without recording the note).
+    #[serde(skip)]
+    pub taken_over: bool,
 }
 
 /// What the bot posted, to remember with the comment.

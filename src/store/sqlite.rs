@@ -620,6 +620,7 @@ fn comment_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommentRecord> {
         status: r.get(7)?,
         updated_at: Timestamp(r.get(8)?),
         body: r.get(9)?,
+        taken_over: false,
     })
 }
 
@@ -862,6 +863,10 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
                  ON CONFLICT (target) DO NOTHING",
             )?
             .execute(params![target, project_id, git_ref, now])?;
+            let previous: Option<String> = tx
+                .prepare_cached("SELECT lock_owner FROM comments WHERE target = ?1")?
+                .query_row([target], |r| r.get(0))?;
+            let taken_over = previous.is_some_and(|p| &p != owner);
             tx.prepare_cached(&format!(
                 "UPDATE comments SET lock_owner = ?2, lock_until = ?3
                   WHERE target = ?1 AND (lock_until <= ?4 OR lock_owner = ?2)
@@ -869,7 +874,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
             ))?
             .query_row(params![target, owner, until, now], comment_record)
             .optional()
-            .map(Written::Comment)
+            .map(|c| Written::Comment(c.map(|c| CommentRecord { taken_over, ..c })))
         }
         Write::UnlockComment {
             target,
@@ -1228,17 +1233,19 @@ mod tests {
             "mr:1:7"
         );
         assert!(s.comment_for_ref(1, "main").await.unwrap().is_none());
-        // An expired lock can be taken over.
+        assert!(!again.taken_over);
+        // An expired lock can be taken over, and says so.
         assert!(s
             .lock_comment("mr:1:8", 1, None, "w1", Duration::ZERO)
             .await
             .unwrap()
             .is_some());
-        assert!(s
+        let taken = s
             .lock_comment("mr:1:8", 1, None, "w2", LEASE)
             .await
             .unwrap()
-            .is_some());
+            .unwrap();
+        assert!(taken.taken_over);
     }
 
     #[tokio::test]
