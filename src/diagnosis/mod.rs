@@ -65,7 +65,7 @@ impl<T> Gathered<T> {
     pub fn unknown_reason(&self, what: &str) -> Option<String> {
         match self {
             Gathered::Found(_) | Gathered::NotFound => None,
-            Gathered::NotNeeded => Some(format!("{what} was not looked up")),
+            Gathered::NotNeeded => Some(format!("the bot did not look up {what}")),
             Gathered::Forbidden { needs } => Some(format!("could not read {what}: {needs}")),
             Gathered::Failed { reason } => Some(format!("could not read {what}: {reason}")),
         }
