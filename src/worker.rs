@@ -47,7 +47,7 @@ pub enum ProcessError {
     /// May succeed later (the store unavailable, rate limits): retry with back-off.
     #[error("{0}")]
     Transient(String),
-    /// GitLab cannot be reached: retry with back-off (chat is told once).
+    /// GitLab cannot be reached: retry with back-off, never park (chat is told once).
     #[error("{0}")]
     Unavailable(String),
 }
@@ -455,9 +455,8 @@ impl Worker {
                 warn!(%error, "delivery parked: it cannot succeed");
                 self.park(&claim, &error, label).await?
             }
-            Err(ProcessError::Transient(error) | ProcessError::Unavailable(error))
-                if claim.attempts >= self.settings.max_attempts =>
-            {
+            // A GitLab outage is waited out, however long: those deliveries are never parked.
+            Err(ProcessError::Transient(error)) if claim.attempts >= self.settings.max_attempts => {
                 warn!(%error, attempts = claim.attempts, "delivery parked after its last attempt");
                 self.park(&claim, &error, label).await?
             }

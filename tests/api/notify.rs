@@ -458,7 +458,11 @@ async fn gitlab_502_while_posting_is_retried_and_posted_later_and_chat_hears_onc
     let app = app_with(
         &gitlab,
         &chat,
-        &[("TRIGGER_DOCTOR__WORKER__RETRY_BASE_SECONDS", "1")],
+        &[
+            ("TRIGGER_DOCTOR__WORKER__RETRY_BASE_SECONDS", "1"),
+            // An outage is waited out: not parked even past the last attempt.
+            ("TRIGGER_DOCTOR__WORKER__MAX_ATTEMPTS", "1"),
+        ],
     )
     .await;
     gitlab.with(|s| s.write_outage = 2);
@@ -610,4 +614,68 @@ async fn twenty_failures_with_one_cause_in_the_window_make_one_chat_message() {
         text.contains("19"),
         "the message counts the repeats: {text}"
     );
+}
+
+#[tokio::test]
+async fn diagnose_on_a_passing_pipeline_says_plainly_there_is_no_trigger_failure() {
+    let gitlab = instance().await;
+    let chat = FakeChat::start().await;
+    gitlab.add_pipeline(1, 40, "success", "master", SHA);
+    gitlab.add_mr_pipeline(1, 1, 40);
+    let app = app_with(&gitlab, &chat, &[]).await;
+    let (note, _) = diagnose_note(&gitlab, DEV_USER, "/diagnose");
+    let (_, outcome) = process(&app, "Note Hook", note, "n").await;
+    assert_eq!(outcome["notified"]["comment"], "created", "{outcome}");
+    let ours: Vec<Value> = gitlab
+        .mr_notes(1, 1)
+        .into_iter()
+        .filter(|n| n["author"]["id"] == 99)
+        .collect();
+    assert_eq!(ours.len(), 1);
+    let text = body(&ours[0]);
+    assert!(
+        text.starts_with("### No trigger failure in pipeline #40"),
+        "{text}"
+    );
+    assert!(text.contains(r#""status":"clear""#), "{text}");
+    assert_eq!(flush_chat(&app).await, 0, "nothing to announce");
+}
+
+#[tokio::test]
+async fn diagnose_on_a_commit_updates_the_commit_discussion_without_awards() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab.add_project(1, "gitlab-org/gitlab-test");
+    gitlab.with(|s| {
+        s.members.insert((1, DEV_USER), DEVELOPER);
+    });
+    let chat = FakeChat::start().await;
+    failing_pipeline(&gitlab, 31);
+    let app = app_with(&gitlab, &chat, &[]).await;
+    let (human_discussion, _) =
+        gitlab.add_human_discussion_on_commit(1, SHA, DEV_USER, "/diagnose");
+    let note = fixture_with("webhook-note-commit.json", |v| {
+        v["project_id"] = 1.into();
+        v["project"]["id"] = 1.into();
+        v["user"]["id"] = DEV_USER.into();
+        v["object_attributes"]["author_id"] = DEV_USER.into();
+        v["object_attributes"]["project_id"] = 1.into();
+        v["object_attributes"]["commit_id"] = SHA.into();
+        v["object_attributes"]["note"] = "/diagnose".into();
+        v["commit"]["id"] = SHA.into();
+    });
+    let (settled, outcome) = process(&app, "Note Hook", note, "c").await;
+    assert!(matches!(settled, Settled::Done(_)), "{settled:?}");
+    assert_eq!(
+        outcome["notified"]["target"],
+        format!("commit:1:{SHA}"),
+        "{outcome}"
+    );
+    assert_eq!(gitlab.calls_with("POST", "/award_emoji"), 0);
+    let discussions = gitlab.commit_discussions(1, SHA);
+    assert_eq!(discussions.len(), 2, "the command's and the bot's");
+    let ours = discussions
+        .iter()
+        .find(|d| d["id"] != human_discussion.as_str())
+        .unwrap();
+    assert!(body(&ours["notes"][0]).contains("project.not_found"));
 }
