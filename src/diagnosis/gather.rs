@@ -2,10 +2,11 @@
 //! and calls that cannot matter for this failure are not made.
 //!
 //! Phase 1: the upstream project, its CI configuration and the instance version. From those,
-//! the target (downstream project, ref, token, URL). Phase 2: the downstream project and the
-//! variables the trigger depends on. Phase 3 (needs the downstream project): membership,
-//! protected branches, the target ref, trigger tokens or the job-token allowlist, and a CI
-//! lint dry run where the failure points at the downstream configuration.
+//! the target (downstream project, ref, token, URL). Phase 2: the downstream project (already
+//! fetched in phase 1 when the log names it). Phase 3 (needs the downstream project):
+//! membership, protected branches, the target ref, trigger tokens or the job-token allowlist,
+//! and a CI lint dry run where the failure points at the downstream configuration; beside it,
+//! the variables the trigger depends on.
 
 use std::collections::BTreeMap;
 
@@ -322,11 +323,26 @@ pub async fn gather(
         .clone()
         .unwrap_or_else(|| subject.project_id.to_string());
 
-    // Phase 1.
-    let (upstream, version, config) = tokio::join!(
+    // Phase 1. A downstream project written out in the log's trigger call is looked up
+    // already (the answer waits in the session's memo for phase 2).
+    let literal_downstream = scan
+        .as_ref()
+        .and_then(|s| {
+            s.signals.iter().find_map(|sig| match &sig.kind {
+                SignalKind::TriggerCall(call) => call.project.clone(),
+                _ => None,
+            })
+        })
+        .filter(|p| !p.is_empty() && !p.contains('$'));
+    let (upstream, version, config, _) = tokio::join!(
         gitlab.project(&upstream_ref),
         gitlab.version(),
         ci_source::load(gitlab, subject.project_id, None, &subject.sha),
+        async {
+            if let Some(p) = &literal_downstream {
+                let _ = gitlab.project(&ProjectRef::parse(p)).await;
+            }
+        },
     );
     let upstream = gathered(upstream, &upstream_name);
     let version = gathered(version, "the instance");
@@ -388,50 +404,46 @@ pub async fn gather(
         })
         .unwrap_or_default();
     let downstream_ref = target.project.as_deref().map(ProjectRef::parse);
-    let (downstream, project_variables, group_variables, upstream_branch) = tokio::join!(
-        async {
-            match &downstream_ref {
-                Some(r) => Some(gitlab.project(r).await),
-                None => None,
-            }
-        },
-        async {
-            if needs_variables {
-                Some(gitlab.project_variables(subject.project_id).await)
-            } else {
-                None
-            }
-        },
-        async {
-            let mut out = Vec::new();
-            if needs_variables {
-                for g in &groups {
-                    out.push((
-                        g.clone(),
-                        gathered(gitlab.group_variables(g).await, &format!("group {g}")),
-                    ));
+    let downstream = match &downstream_ref {
+        Some(r) => Some(gitlab.project(r).await),
+        None => None,
+    };
+    // The variables are not needed by phase 3: they are read beside it.
+    let variables = async {
+        tokio::join!(
+            async {
+                if needs_variables {
+                    Some(gitlab.project_variables(subject.project_id).await)
+                } else {
+                    None
                 }
-            }
-            out
-        },
-        async {
-            if needs_variables && ctx.upstream_ref_protected.is_none() && !subject.tag {
-                Some(gitlab.branch(subject.project_id, &subject.git_ref).await)
-            } else {
-                None
-            }
-        },
-    );
+            },
+            async {
+                let mut out = Vec::new();
+                if needs_variables {
+                    for g in &groups {
+                        out.push((
+                            g.clone(),
+                            gathered(gitlab.group_variables(g).await, &format!("group {g}")),
+                        ));
+                    }
+                }
+                out
+            },
+            async {
+                if needs_variables && ctx.upstream_ref_protected.is_none() && !subject.tag {
+                    Some(gitlab.branch(subject.project_id, &subject.git_ref).await)
+                } else {
+                    None
+                }
+            },
+        )
+    };
     let downstream_name = target.project.clone().unwrap_or_default();
     let downstream = match downstream {
         Some(r) => gathered(r, &downstream_name),
         None => Gathered::NotNeeded,
     };
-    let project_variables =
-        project_variables.map_or(Gathered::NotNeeded, |r| gathered(r, &upstream_name));
-    let upstream_ref_protected = ctx
-        .upstream_ref_protected
-        .or_else(|| upstream_branch.and_then(|b| b.ok()).map(|b| b.protected));
 
     // The bot's own view of the host the runner could not reach (runs beside phase 3).
     let probe_target = probe_target(&failed, scan.as_ref(), &target, &external_url);
@@ -454,9 +466,11 @@ pub async fn gather(
         .filter(|p| p.parse::<u64>().is_err())
         .map(str::to_string);
     let (
+        (project_variables, group_variables, upstream_branch),
         probe_result,
         (member, protected, branch, triggers, scope, allowlist, groups_allowlist, lint, similar),
     ) = tokio::join!(
+        variables,
         async {
             match (&ctx.probes, &probe_target) {
                 (Some(policy), Some((host, port))) => Some(probe::probe(policy, host, *port).await),
@@ -489,7 +503,11 @@ pub async fn gather(
                 },
                 async {
                     match down_id {
-                        Some(d) if curl_trigger_token => Some(gitlab.triggers(d).await),
+                        // The members beside the tokens: the owner's role is then known
+                        // without another round trip.
+                        Some(d) if curl_trigger_token => {
+                            Some(tokio::join!(gitlab.triggers(d), gitlab.project_members(d)))
+                        }
                         _ => None,
                     }
                 },
@@ -533,6 +551,15 @@ pub async fn gather(
             )
         }
     );
+    let project_variables =
+        project_variables.map_or(Gathered::NotNeeded, |r| gathered(r, &upstream_name));
+    let upstream_ref_protected = ctx
+        .upstream_ref_protected
+        .or_else(|| upstream_branch.and_then(|b| b.ok()).map(|b| b.protected));
+    let (triggers, members) = match triggers {
+        Some((t, m)) => (Some(t), m.ok()),
+        None => (None, None),
+    };
     let triggers = triggers.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name));
     // With a trigger token the pipeline runs as the token's owner: when every token of the
     // downstream project has the same owner, that owner's role is the one that counts.
@@ -545,7 +572,17 @@ pub async fn gather(
         (owners.len() == 1).then(|| owners[0])
     });
     let member = match (member, owner, down_id) {
-        (None, Some(owner), Some(d)) => Some(gitlab.member(d, owner).await),
+        (None, Some(owner), Some(d)) => {
+            let listed = members.as_ref().and_then(|list| {
+                let found = list.iter().find(|m| m.id == owner).cloned();
+                // A short list is complete: not in it, not a member.
+                (found.is_some() || list.len() < 100).then_some(found)
+            });
+            match listed {
+                Some(found) => Some(Ok(found)),
+                None => Some(gitlab.member(d, owner).await),
+            }
+        }
         (member, _, _) => member,
     };
     let branch = branch.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name));

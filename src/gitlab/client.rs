@@ -873,6 +873,16 @@ impl Session {
         }
     }
 
+    /// The first 100 members of a project, inherited ones included
+    /// (`GET /projects/:id/members/all`): one call that answers for several users at once.
+    pub async fn project_members(&self, project: ProjectId) -> Result<Vec<Member>, GitlabError> {
+        self.get(
+            &format!("/projects/{project}/members/all?per_page=100"),
+            Reuse::Cached,
+        )
+        .await
+    }
+
     /// `GET /projects/:id/protected_branches` (rules, possibly wildcards).
     pub async fn protected_branches(
         &self,

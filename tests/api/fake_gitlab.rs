@@ -352,6 +352,15 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                     .get(&(pid, sha.to_string()))
                     .cloned()
                     .unwrap_or_default())),
+                ("GET", ["members", "all"]) => {
+                    let members: Vec<Value> = state
+                        .members
+                        .iter()
+                        .filter(|((p, _), _)| *p == pid)
+                        .map(|((_, uid), level)| json!({"id": uid, "username": format!("user{uid}"), "state": "active", "access_level": level}))
+                        .collect();
+                    ok(json!(members))
+                }
                 ("GET", ["members", "all", user]) => {
                     let uid: u64 = user.parse().unwrap_or(0);
                     match state.members.get(&(pid, uid)) {
