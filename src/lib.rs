@@ -4,6 +4,7 @@
 //! A delivery travels: `server` → `webhook` (verify, store) → `store` (durable queue) →
 //! `worker` (recognise → gather → check → report → notify).
 
+pub mod check_config;
 pub mod classify;
 pub mod config;
 pub mod diagnosis;

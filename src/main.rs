@@ -1,4 +1,4 @@
-//! Command line: `serve` and `replay`.
+//! Command line: `serve`, `classify`, `diagnose`, `check-config` and `replay`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use trigger_doctor::server::Application;
 use trigger_doctor::telemetry;
 use trigger_doctor::webhook::event::{self, EventKind};
 use trigger_doctor::worker::{Delivery, Stages};
-use trigger_doctor::{recognise, report};
+use trigger_doctor::{check_config, recognise, report};
 
 /// Diagnoses failed GitLab pipeline triggers and explains the fix on the merge request or commit.
 #[derive(Parser)]
@@ -58,6 +58,22 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Check the configuration, the bot's token and each project's webhook against GitLab.
+    ///
+    /// Validates the configuration, then asks GitLab about the bot's token (scopes, expiry), its
+    /// user, the instance version and whether each --project has a webhook pointing at this
+    /// service. Prints one ok/warning/error line per check and a summary. Exit code: 0 without
+    /// errors (warnings allowed), 1 with errors, 2 when the configuration is invalid.
+    CheckConfig {
+        /// A project (full path such as group/app, or id) whose webhooks must point at this
+        /// service. Repeat for several projects. Listing hooks needs the Maintainer role.
+        #[arg(long = "project", value_name = "PATH_OR_ID")]
+        projects: Vec<String>,
+        /// Where GitLab reaches this service, e.g. https://td.example.com: a hook counts only
+        /// when its URL starts with this (and ends with /webhooks/gitlab).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Feed saved webhook payloads (JSON files) through the processing stages, against the
     /// configured GitLab, and print what each one produced, one JSON line per file. The event
     /// kind is read from the payload's object_kind. Nothing is stored.
@@ -78,6 +94,9 @@ async fn main() -> ExitCode {
     {
         return classify(failure_reason.as_deref(), *json);
     }
+    if let Command::CheckConfig { projects, url } = &cli.command {
+        return check_config(cli.config.as_deref(), projects, url.as_deref()).await;
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -88,7 +107,9 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Replay { files } => replay(settings, &files).await,
-        Command::Classify { .. } => unreachable!("handled before the configuration is read"),
+        Command::Classify { .. } | Command::CheckConfig { .. } => {
+            unreachable!("handled before the configuration is read")
+        }
         Command::Diagnose {
             target,
             pipeline,
@@ -232,6 +253,43 @@ async fn diagnose(
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `check-config`: an invalid configuration is reported like any other check, with exit code 2.
+async fn check_config(
+    file: Option<&std::path::Path>,
+    projects: &[String],
+    url: Option<&str>,
+) -> ExitCode {
+    let settings = match Settings::load(file) {
+        Ok(s) => s,
+        Err(e) => {
+            print!(
+                "{}",
+                check_config::Report::invalid_configuration(&e).render()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(url) = url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            eprintln!("trigger-doctor: --url must be the http(s) URL GitLab reaches this service at, e.g. https://td.example.com");
+            return ExitCode::from(2);
+        }
+    }
+    let _ = telemetry::init(
+        &settings.log,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    );
+    let options = check_config::Options {
+        config_file: file.map(PathBuf::from),
+        projects: projects.iter().map(|p| ProjectRef::parse(p)).collect(),
+        service_url: url.map(str::to_string),
+    };
+    let report = check_config::run(&settings, &options).await;
+    print!("{}", report.render());
+    ExitCode::from(report.exit_code())
 }
 
 /// Most bytes of standard input `classify` reads.

@@ -57,7 +57,7 @@ fn help_lists_every_command() {
     let out = binary().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for word in ["serve", "replay", "classify", "--config"] {
+    for word in ["serve", "replay", "classify", "check-config", "--config"] {
         assert!(text.contains(word), "{word} missing from:\n{text}");
     }
 }
@@ -139,6 +139,40 @@ fn a_bad_config_file_key_stops_start_up_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("worker.concurency"), "{err}");
+}
+
+#[test]
+fn check_config_with_a_bad_key_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("td.toml");
+    std::fs::write(&path, "[gitlab]\ntokn = \"glpat-not-printed\"\n").unwrap();
+    let out = binary()
+        .args(["check-config", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("error   configuration: config key `gitlab.tokn`"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("summary: 0 ok, 0 warnings, 1 error\n"),
+        "{text}"
+    );
+    assert!(!text.contains("glpat-not-printed"), "{text}");
+}
+
+#[test]
+fn check_config_with_a_bad_environment_value_exits_2_naming_the_key() {
+    let out = binary()
+        .arg("check-config")
+        .env("TRIGGER_DOCTOR__GITLAB__TIMEOUT_SECONDS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("gitlab.timeout_seconds"), "{text}");
 }
 
 #[test]

@@ -957,6 +957,18 @@ impl Session {
         .await
     }
 
+    /// `GET /projects/:id/hooks` (Maintainer): the project's webhooks, by id or full path.
+    pub async fn project_hooks(
+        &self,
+        project: &ProjectRef,
+    ) -> Result<Vec<ProjectHook>, GitlabError> {
+        self.get_all(
+            &format!("/projects/{}/hooks", project.segment()),
+            Reuse::Cached,
+        )
+        .await
+    }
+
     /// `GET /personal_access_tokens/self`: the token in use (the bot's own).
     pub async fn token_self(&self) -> Result<TokenInfo, GitlabError> {
         self.get("/personal_access_tokens/self", Reuse::Cached)

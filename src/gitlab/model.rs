@@ -367,6 +367,39 @@ pub struct TokenInfo {
     pub last_used_at: Option<Timestamp>,
 }
 
+/// An entry of `GET /projects/:id/hooks` (Maintainer):
+/// <https://docs.gitlab.com/api/project_webhooks/>. GitLab never returns the hook's secret
+/// token (newer versions say whether one is set); the URL may carry credentials, so show it
+/// only through a redacting helper.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ProjectHook {
+    pub id: u64,
+    pub url: String,
+    /// 17.1+.
+    pub name: Option<String>,
+    pub project_id: Option<ProjectId>,
+    #[serde(default)]
+    pub pipeline_events: bool,
+    #[serde(default)]
+    pub job_events: bool,
+    #[serde(default)]
+    pub note_events: bool,
+    #[serde(default)]
+    pub confidential_note_events: bool,
+    /// `None` on versions that do not report it (GitLab's default is `true`).
+    pub enable_ssl_verification: Option<bool>,
+    /// `executable`, `temporarily_disabled` or `disabled` (auto-disabling after failures,
+    /// gitlab-facts §1.4).
+    pub alert_status: Option<String>,
+    /// End of a temporary disabling; may lie in the past once the hook is executable again.
+    pub disabled_until: Option<Timestamp>,
+    /// Whether a secret token (`X-Gitlab-Token`) is set (19.0+).
+    pub token_present: Option<bool>,
+    /// Whether an HMAC signing token is set (19.0+).
+    pub signing_token_present: Option<bool>,
+    pub created_at: Option<Timestamp>,
+}
+
 /// `GET /version` or `GET /metadata`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Version {
@@ -445,6 +478,10 @@ mod tests {
         assert!(!lint.valid);
         let mrs: Vec<MergeRequest> = fixture("api-commit-merge-requests-go-gitlab.json");
         assert!(!mrs.is_empty());
+        let hook: ProjectHook = fixture("api-project-hook.json");
+        assert!(hook.pipeline_events && hook.job_events && hook.confidential_note_events);
+        assert_eq!(hook.alert_status.as_deref(), Some("executable"));
+        assert_eq!(hook.enable_ssl_verification, Some(true));
     }
 
     #[test]

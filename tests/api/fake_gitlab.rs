@@ -75,6 +75,10 @@ pub struct State {
     /// Every write received: (method, path, body as JSON; a form body becomes an object of
     /// strings, an empty body `null`). Recorded even when the answer is an error or an outage.
     pub writes: Vec<(String, String, Value)>,
+    /// Project id → its webhooks as `GET /projects/:id/hooks` returns them (Maintainer only).
+    pub hooks: HashMap<u64, Vec<Value>>,
+    /// What `GET /personal_access_tokens/self` answers: the bot's token.
+    pub token_self: Value,
 }
 
 impl Default for State {
@@ -114,6 +118,11 @@ impl Default for State {
             merge_requests: HashMap::new(),
             write_outage: 0,
             writes: Vec::new(),
+            hooks: HashMap::new(),
+            token_self: json!({
+                "id": 1, "name": "trigger-doctor", "revoked": false, "active": true,
+                "scopes": ["api"], "user_id": 99, "expires_at": null
+            }),
         }
     }
 }
@@ -269,10 +278,7 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
         ["metadata"] => {
             ok(json!({"version": "18.5.1-ee", "revision": "abc123", "enterprise": true}))
         }
-        ["personal_access_tokens", "self"] => ok(json!({
-            "id": 1, "name": "trigger-doctor", "revoked": false, "active": true,
-            "scopes": ["api"], "user_id": 99, "expires_at": null
-        })),
+        ["personal_access_tokens", "self"] => ok(state.token_self.clone()),
         ["groups", group, "variables"] => match state.group_variables.get(&decode(group)) {
             Some(vars) => ok(json!(vars)),
             None => not_found("Group"),
@@ -394,6 +400,10 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                     .cloned()
                     .unwrap_or_default())),
                 ("GET", ["job_token_scope", "groups_allowlist"]) if maintainer => ok(json!([])),
+                ("GET", ["hooks"]) if maintainer => {
+                    ok(json!(state.hooks.get(&pid).cloned().unwrap_or_default()))
+                }
+                ("GET", ["hooks"]) => forbidden(),
                 ("GET", ["variables" | "triggers" | "job_token_scope", ..]) => forbidden(),
                 ("GET", ["ci", "lint"]) => {
                     let git_ref = query("dry_run_ref").unwrap_or_default();

@@ -1,5 +1,6 @@
 //! Integration tests through the real HTTP server on port 0 and a real SQLite file.
 
+mod check_config;
 mod diagnose_cli;
 mod diagnosis;
 mod fake_chat;
