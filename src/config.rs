@@ -22,6 +22,8 @@ const SECRET_KEYS: &[&str] = &[
     "webhook.secret_tokens",
     "webhook.signing_tokens",
     "notify.slack.routes",
+    // It may hold the database password.
+    "store.url",
 ];
 
 /// A configuration problem, always naming the key it is about.
@@ -266,10 +268,19 @@ pub struct WebhookSettings {
     pub timestamp_tolerance: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreSettings {
-    /// `store.url`, for example `sqlite://trigger-doctor.db`.
+    /// `store.url`: `sqlite://trigger-doctor.db`, or `postgres://user:password@host/database`.
+    /// Show it only through [`redact_url`]: it may hold a password.
     pub url: String,
+}
+
+impl fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -625,12 +636,7 @@ impl RawSettings {
         }
 
         let store_url = self.store.url.trim().to_string();
-        if !store_url.starts_with("sqlite:") {
-            return Err(key_error(
-                "store.url",
-                format!("expected sqlite://PATH, got {:?}", redact_url(&store_url)),
-            ));
-        }
+        crate::store::check_url(&store_url).map_err(|reason| key_error("store.url", reason))?;
 
         let format = match self.log.format.as_str() {
             "auto" => LogFormat::Auto,
@@ -807,9 +813,10 @@ fn parse_route(text: &str) -> Result<ChatRoute, String> {
     })
 }
 
-/// Hides a password in a `scheme://user:password@host` URL, for error messages.
+/// Hides a password in a `scheme://user:password@host` URL, or in a `password=` query
+/// parameter, for error messages and logs.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let mut shown = match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
             match creds.find(':') {
@@ -818,7 +825,18 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    };
+    let mut from = 0;
+    while let Some(found) = shown[from..].find("password=") {
+        let start = from + found;
+        let after = start + "password=".len();
+        if start > 0 && matches!(shown.as_bytes()[start - 1], b'?' | b'&') {
+            let end = shown[after..].find('&').map_or(shown.len(), |e| after + e);
+            shown.replace_range(after..end, "***");
+        }
+        from = after;
     }
+    shown
 }
 
 #[cfg(test)]
@@ -984,19 +1002,75 @@ mod tests {
                 "TRIGGER_DOCTOR__GITLAB__TOKEN",
                 "glpat-abcdefghijklmnopqrst", // a fake test token
             ),
+            (
+                "TRIGGER_DOCTOR__STORE__URL",
+                "postgres://td:db-password-value@db/td",
+            ),
         ]);
         let s = Settings::load_from(None, &e).unwrap();
         let shown = format!("{s:?}");
+        assert!(!shown.contains("db-password-value"), "{shown}");
+        assert!(shown.contains("postgres://td:***@db/td"), "{shown}");
         assert!(!shown.contains("hook-secret-value"), "{shown}");
         assert!(!shown.contains("glpat-abcdefghijklmnopqrst"), "{shown}"); // a fake test token
     }
 
     #[test]
-    fn store_url_must_be_sqlite_and_errors_hide_passwords() {
+    fn redact_url_hides_passwords_in_credentials_and_parameters() {
+        assert_eq!(
+            redact_url("postgres://td:s3cr@t@db:5432/td"),
+            "postgres://td:***@db:5432/td"
+        );
+        assert_eq!(
+            redact_url("postgresql://td@db/td?sslmode=disable&password=s3cret&application_name=x"),
+            "postgresql://td@db/td?sslmode=disable&password=***&application_name=x"
+        );
+        assert_eq!(
+            redact_url("postgres://db/td?password=s3cret"),
+            "postgres://db/td?password=***"
+        );
+        assert_eq!(
+            redact_url("sqlite://trigger-doctor.db"),
+            "sqlite://trigger-doctor.db"
+        );
+    }
+
+    #[test]
+    fn store_url_must_be_sqlite_or_postgres_and_errors_hide_passwords() {
         let mut e = with_token();
         e.extend(env(&[(
             "TRIGGER_DOCTOR__STORE__URL",
             "mysql://u:hunter2@db/x",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("store.url"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+
+        for url in [
+            "postgres://td:hunter2@db.internal:5432/td",
+            "postgresql://td@127.0.0.1/td?sslmode=disable",
+        ] {
+            let mut e = with_token();
+            e.extend(env(&[("TRIGGER_DOCTOR__STORE__URL", url)]));
+            let s = Settings::load_from(None, &e).unwrap();
+            assert_eq!(s.store.url, url);
+        }
+
+        // The URL, password and all, may come from a file.
+        let url_file = file("postgres://td:hunter2@db/td\n");
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__STORE__URL_FILE",
+            url_file.path().to_str().unwrap(),
+        )]));
+        let s = Settings::load_from(None, &e).unwrap();
+        assert_eq!(s.store.url, "postgres://td:hunter2@db/td");
+
+        // A PostgreSQL URL that does not parse names the key and hides the password.
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__STORE__URL",
+            "postgres://td:hunter2@db/td?no_such_option=1",
         )]));
         let err = Settings::load_from(None, &e).unwrap_err().to_string();
         assert!(err.contains("store.url"), "{err}");

@@ -1,5 +1,6 @@
 //! The durable store: the delivery queue (dedup, leases, retries, dead letters) and what the
-//! worker recorded for each delivery. One interface over the backends; SQLite is embedded.
+//! worker recorded for each delivery. One interface over the backends: SQLite is embedded,
+//! PostgreSQL lets several replicas share one queue.
 //!
 //! A delivery moves `queued → running → done`, or back to `queued` with a later
 //! `next_attempt_at` after a failed attempt, or to `parked` (dead letter) when it cannot
@@ -7,7 +8,10 @@
 //! work is picked up by another. Completion is conditional on still holding the lease, so a
 //! delivery's outcome is recorded once.
 
+mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::timestamp::Timestamp;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A stored delivery's id.
@@ -241,6 +246,23 @@ pub enum StoreError {
     Config(String),
 }
 
+/// Checks `store.url` without connecting: a known scheme and, for PostgreSQL, a connection
+/// string that parses. The message never shows a password.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if url.starts_with("sqlite:") {
+        Ok(())
+    } else if postgres::is_postgres_url(url) {
+        postgres::parse_url(url).map(|_| ()).map_err(|e| match e {
+            StoreError::Config(reason) | StoreError::Unavailable(reason) => reason,
+        })
+    } else {
+        Err(format!(
+            "expected sqlite://PATH or postgres://USER@HOST/DATABASE, got {:?}",
+            crate::config::redact_url(url)
+        ))
+    }
+}
+
 /// The store, whichever backend holds it. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -252,6 +274,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 impl Store {
@@ -260,6 +283,9 @@ impl Store {
         let arrivals = Arc::new(Notify::new());
         if url.starts_with("sqlite:") {
             let backend = Backend::Sqlite(SqliteStore::open(url, arrivals.clone()).await?);
+            Ok(Store { backend, arrivals })
+        } else if postgres::is_postgres_url(url) {
+            let backend = Backend::Postgres(PostgresStore::open(url, arrivals.clone()).await?);
             Ok(Store { backend, arrivals })
         } else {
             Err(StoreError::Config(format!(
@@ -273,6 +299,7 @@ impl Store {
     pub async fn enqueue(&self, delivery: NewDelivery) -> Result<Enqueued, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.enqueue(delivery).await,
+            Backend::Postgres(s) => s.enqueue(delivery).await,
         }
     }
 
@@ -280,6 +307,7 @@ impl Store {
     pub async fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Claimed>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.claim(owner, lease, Timestamp::now()).await,
+            Backend::Postgres(s) => s.claim(owner, lease, Timestamp::now()).await,
         }
     }
 
@@ -287,6 +315,7 @@ impl Store {
     pub async fn complete(&self, claim: &Claimed, outcome: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.complete(claim, outcome, Timestamp::now()).await,
+            Backend::Postgres(s) => s.complete(claim, outcome, Timestamp::now()).await,
         }
     }
 
@@ -299,6 +328,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.retry_at(claim, error, at).await,
+            Backend::Postgres(s) => s.retry_at(claim, error, at).await,
         }
     }
 
@@ -306,6 +336,7 @@ impl Store {
     pub async fn park(&self, claim: &Claimed, error: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.park(claim, error, Timestamp::now()).await,
+            Backend::Postgres(s) => s.park(claim, error, Timestamp::now()).await,
         }
     }
 
@@ -313,6 +344,7 @@ impl Store {
     pub async fn release(&self, claim: &Claimed) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.release(claim, Timestamp::now()).await,
+            Backend::Postgres(s) => s.release(claim, Timestamp::now()).await,
         }
     }
 
@@ -320,12 +352,14 @@ impl Store {
     pub async fn requeue(&self, id: DeliveryId) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.requeue(id, Timestamp::now()).await,
+            Backend::Postgres(s) => s.requeue(id, Timestamp::now()).await,
         }
     }
 
     pub async fn get(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.get(id).await,
+            Backend::Postgres(s) => s.get(id).await,
         }
     }
 
@@ -333,6 +367,7 @@ impl Store {
     pub async fn find_by_dedup_key(&self, key: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.find_by_dedup_key(key).await,
+            Backend::Postgres(s) => s.find_by_dedup_key(key).await,
         }
     }
 
@@ -340,12 +375,14 @@ impl Store {
     pub async fn count(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.count().await,
+            Backend::Postgres(s) => s.count().await,
         }
     }
 
     pub async fn stats(&self) -> Result<QueueStats, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.stats().await,
+            Backend::Postgres(s) => s.stats().await,
         }
     }
 
@@ -364,6 +401,10 @@ impl Store {
                 s.lock_comment(target, project_id, git_ref, owner, lease, Timestamp::now())
                     .await
             }
+            Backend::Postgres(s) => {
+                s.lock_comment(target, project_id, git_ref, owner, lease, Timestamp::now())
+                    .await
+            }
         }
     }
 
@@ -379,12 +420,17 @@ impl Store {
                 s.unlock_comment(target, owner, update, Timestamp::now())
                     .await
             }
+            Backend::Postgres(s) => {
+                s.unlock_comment(target, owner, update, Timestamp::now())
+                    .await
+            }
         }
     }
 
     pub async fn comment(&self, target: &str) -> Result<Option<CommentRecord>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.comment(target).await,
+            Backend::Postgres(s) => s.comment(target).await,
         }
     }
 
@@ -396,6 +442,7 @@ impl Store {
     ) -> Result<Option<CommentRecord>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.comment_for_ref(project_id, git_ref).await,
+            Backend::Postgres(s) => s.comment_for_ref(project_id, git_ref).await,
         }
     }
 
@@ -407,6 +454,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.command_allowed(target, throttle, Timestamp::now()).await,
+            Backend::Postgres(s) => s.command_allowed(target, throttle, Timestamp::now()).await,
         }
     }
 
@@ -414,6 +462,7 @@ impl Store {
     pub async fn enqueue_chat(&self, chat: NewChat) -> Result<ChatQueued, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.enqueue_chat(chat, Timestamp::now()).await,
+            Backend::Postgres(s) => s.enqueue_chat(chat, Timestamp::now()).await,
         }
     }
 
@@ -425,6 +474,7 @@ impl Store {
     ) -> Result<Option<ChatJob>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.claim_chat(owner, lease, Timestamp::now()).await,
+            Backend::Postgres(s) => s.claim_chat(owner, lease, Timestamp::now()).await,
         }
     }
 
@@ -432,6 +482,7 @@ impl Store {
     pub async fn settle_chat(&self, job: &ChatJob, result: ChatResult) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.settle_chat(job, result, Timestamp::now()).await,
+            Backend::Postgres(s) => s.settle_chat(job, result, Timestamp::now()).await,
         }
     }
 
@@ -439,6 +490,7 @@ impl Store {
     pub async fn chat_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.chat_counts().await,
+            Backend::Postgres(s) => s.chat_counts().await,
         }
     }
 
@@ -446,6 +498,7 @@ impl Store {
     pub async fn next_chat_due(&self) -> Result<Option<Timestamp>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.next_chat_due().await,
+            Backend::Postgres(s) => s.next_chat_due().await,
         }
     }
 
@@ -453,6 +506,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.ping().await,
+            Backend::Postgres(s) => s.ping().await,
         }
     }
 
@@ -460,6 +514,7 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
         }
     }
 }
