@@ -113,6 +113,7 @@ impl Application {
             settings: Arc::new(settings.notify.clone()),
             commands: settings.commands.clone(),
             owner: owner_prefix(),
+            lock_lease: settings.worker.lease,
             gitlab_url: settings.gitlab.url.clone(),
             metrics: Some(metrics.clone()),
         });

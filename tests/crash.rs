@@ -1,9 +1,8 @@
 //! Crash safety with the real binary: deliveries are sent while the process is killed with
 //! SIGKILL and restarted; every acknowledged delivery must be stored once and processed once.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,28 +11,9 @@ use trigger_doctor::store::{DeliveryState, Store};
 
 const TOKEN: &str = "crash-test-secret";
 
-/// The service's process, killed when the test ends however it ends.
-struct Service(Child);
+mod common;
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Service {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Service {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
+use common::Service;
 
 /// Starts `trigger-doctor serve` on a free port over `db`; returns the child and its port.
 fn start(db: &Path) -> (Service, u16) {
@@ -43,46 +23,14 @@ fn start(db: &Path) -> (Service, u16) {
 
 /// Like [`start`], also collecting the service's JSON log lines.
 fn start_logged(db: &Path) -> (Service, u16, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trigger-doctor"))
-        .arg("serve")
-        .env("TRIGGER_DOCTOR__SERVER__LISTEN", "127.0.0.1:0")
-        .env(
-            "TRIGGER_DOCTOR__STORE__URL",
-            format!("sqlite://{}", db.display()),
-        )
-        .env("TRIGGER_DOCTOR__WEBHOOK__SECRET_TOKENS", TOKEN)
+    common::spawn(&[
+        ("STORE__URL", format!("sqlite://{}", db.display())),
+        ("WEBHOOK__SECRET_TOKENS", TOKEN.to_string()),
         // Nothing listens there, and the deliveries below need no GitLab call.
-        .env("TRIGGER_DOCTOR__GITLAB__URL", "http://127.0.0.1:9")
-        .env("TRIGGER_DOCTOR__WORKER__LEASE_SECONDS", "2")
-        .env("TRIGGER_DOCTOR__WORKER__POLL_INTERVAL_SECONDS", "1")
-        .env("TRIGGER_DOCTOR__LOG__FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let lines = log.clone();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            lines.lock().unwrap().push(line.clone());
-            if !sent {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["message"] == "listening" {
-                        let _ = tx.send(v["port"].as_u64().unwrap() as u16);
-                        sent = true;
-                    }
-                }
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the service reports its port");
-    (Service(child), port, log)
+        ("GITLAB__URL", "http://127.0.0.1:9".to_string()),
+        ("WORKER__LEASE_SECONDS", "2".to_string()),
+        ("WORKER__POLL_INTERVAL_SECONDS", "1".to_string()),
+    ])
 }
 
 fn body(i: usize) -> Vec<u8> {

@@ -206,17 +206,22 @@ pub enum Mode {
     Forced,
 }
 
-/// How long one worker may hold a target's lock.
-const LOCK_LEASE: Duration = Duration::from_secs(120);
 /// How long a worker waits for another worker's lock before giving the delivery back.
 const LOCK_WAIT: Duration = Duration::from_secs(20);
+
+/// Who takes a target's lock, and for how long at most (a crashed holder's lock expires).
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub owner: String,
+    pub lease: Duration,
+}
 
 /// Writes the diagnosis comment of `target` (creating or editing it) under the target's lock.
 #[allow(clippy::too_many_arguments)]
 pub async fn upsert(
     session: &Session,
     store: &Store,
-    owner: &str,
+    holder: &Holder,
     target: &Target,
     scope: (ProjectId, &str),
     body: &str,
@@ -225,7 +230,8 @@ pub async fn upsert(
     own: Option<OwnNote>,
 ) -> Result<Upserted, PostError> {
     let key = target.key();
-    let record = lock(store, &key, scope, owner).await?;
+    let record = lock(store, &key, scope, holder).await?;
+    let owner = holder.owner.as_str();
     let causes = serde_json::to_string(&marker.causes).expect("causes serialise");
     let result = async {
         if mode == Mode::Webhook {
@@ -284,18 +290,24 @@ pub async fn lock(
     store: &Store,
     key: &str,
     scope: (ProjectId, &str),
-    owner: &str,
+    holder: &Holder,
 ) -> Result<CommentRecord, PostError> {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
         if let Some(record) = store
-            .lock_comment(key, scope.0 .0 as i64, Some(scope.1), owner, LOCK_LEASE)
+            .lock_comment(
+                key,
+                scope.0 .0 as i64,
+                Some(scope.1),
+                &holder.owner,
+                holder.lease,
+            )
             .await?
         {
             return Ok(record);
         }
-        if started.elapsed() >= LOCK_WAIT {
+        if started.elapsed() >= LOCK_WAIT.max(holder.lease) {
             return Err(PostError::Busy(key.to_string()));
         }
         tokio::time::sleep(pause).await;

@@ -30,6 +30,9 @@ pub struct Notifier {
     pub commands: CommandSettings,
     /// Names this process in comment locks and chat claims.
     pub owner: String,
+    /// How long a comment lock is held at most: `worker.lease_seconds`, so a crashed worker's
+    /// lock expires with its delivery's lease.
+    pub lock_lease: std::time::Duration,
     /// `gitlab.url`, named in the outage message.
     pub gitlab_url: String,
     pub metrics: Option<Arc<Metrics>>,
@@ -52,10 +55,13 @@ pub struct Notified {
 static LOCK_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Notifier {
-    /// A lock owner unique to one unit of work (two workers of one process must not share one).
-    fn lock_owner(&self) -> String {
+    /// A lock holder unique to one unit of work (two workers of one process must not share one).
+    fn holder(&self) -> comment::Holder {
         let n = LOCK_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{}/{n}", self.owner)
+        comment::Holder {
+            owner: format!("{}/{n}", self.owner),
+            lease: self.lock_lease,
+        }
     }
 
     fn count(&self, target: &Target, action: &'static str) {
@@ -101,7 +107,7 @@ impl Notifier {
         let up = comment::upsert(
             session,
             &self.store,
-            &self.lock_owner(),
+            &self.holder(),
             &target,
             (subject.project_id, &subject.git_ref),
             body,
@@ -208,18 +214,19 @@ impl Notifier {
         let Some(target) = Target::from_key(&found.target, subject.project_url.as_deref()) else {
             return Ok(None);
         };
-        let owner = self.lock_owner();
+        let holder = self.holder();
+        let owner = holder.owner.as_str();
         let record = comment::lock(
             &self.store,
             &found.target,
             (subject.project_id, &subject.git_ref),
-            &owner,
+            &holder,
         )
         .await?;
         // Checked again under the lock: another worker may have got here first.
         if record.status != "open" || record.pipeline_id >= subject.pipeline_id.0 as i64 {
             self.store
-                .unlock_comment(&found.target, &owner, None)
+                .unlock_comment(&found.target, owner, None)
                 .await?;
             return Ok(None);
         }
@@ -241,7 +248,7 @@ impl Notifier {
             Ok(w) => w,
             Err(e) => {
                 self.store
-                    .unlock_comment(&found.target, &owner, None)
+                    .unlock_comment(&found.target, owner, None)
                     .await?;
                 return Err(e.into());
             }
@@ -250,7 +257,7 @@ impl Notifier {
         self.store
             .unlock_comment(
                 &found.target,
-                &owner,
+                owner,
                 Some(CommentUpdate {
                     note_id: note,
                     discussion_id: discussion,

@@ -172,15 +172,35 @@ pub enum BridgeOutcome {
 pub struct FakeGitlab {
     pub server: MockServer,
     pub state: Arc<Mutex<State>>,
+    delay: Duration,
+}
+
+/// A second address of a [`FakeGitlab`].
+pub struct Front {
+    pub server: MockServer,
+    pub hits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Front {
+    pub fn url(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 struct Responder {
     state: Arc<Mutex<State>>,
     delay: Duration,
+    /// Requests that reached this front (see [`FakeGitlab::front`]).
+    hits: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut guard = self.state.lock().unwrap();
         let state = &mut *guard;
         let path = request.url.path().to_string();
@@ -1140,10 +1160,31 @@ impl FakeGitlab {
             .respond_with(Responder {
                 state: state.clone(),
                 delay,
+                hits: Arc::default(),
             })
             .mount(&server)
             .await;
-        FakeGitlab { server, state }
+        FakeGitlab {
+            server,
+            state,
+            delay,
+        }
+    }
+
+    /// Another address for the same instance (same state, same delay), counting the requests
+    /// that arrive through it: tells which client is calling.
+    pub async fn front(&self) -> Front {
+        let server = MockServer::start().await;
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Responder {
+                state: self.state.clone(),
+                delay: self.delay,
+                hits: hits.clone(),
+            })
+            .mount(&server)
+            .await;
+        Front { server, hits }
     }
 
     pub async fn start() -> FakeGitlab {
