@@ -22,6 +22,7 @@ const SECRET_KEYS: &[&str] = &[
     "webhook.secret_tokens",
     "webhook.signing_tokens",
     "notify.slack.routes",
+    "api.admin_token",
     // It may hold the database password.
     "store.url",
 ];
@@ -126,8 +127,19 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub notify: NotifySettings,
     pub commands: CommandSettings,
+    pub api: ApiSettings,
     pub log: LogSettings,
 }
+
+/// The history API (`/api/v1/...`).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// `api.admin_token`: the bearer token the API asks for; empty = the API is disabled.
+    pub admin_token: Secret,
+}
+
+/// Shortest `api.admin_token` accepted.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// Where diagnoses are delivered.
 #[derive(Debug, Clone)]
@@ -311,7 +323,14 @@ struct RawSettings {
     worker: RawWorker,
     notify: RawNotify,
     commands: RawCommands,
+    api: RawApi,
     log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    admin_token: String,
 }
 
 #[derive(Deserialize)]
@@ -667,6 +686,23 @@ impl RawSettings {
                 parse_route(r).map_err(|e| key_error(format!("notify.slack.routes[{i}]"), e))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let admin_token = self.api.admin_token.trim();
+        if !admin_token.is_empty() {
+            if admin_token.chars().count() < MIN_ADMIN_TOKEN_LEN {
+                return Err(key_error(
+                    "api.admin_token",
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_LEN} characters (or empty to disable the API)"
+                    ),
+                ));
+            }
+            if !admin_token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(key_error(
+                    "api.admin_token",
+                    "must be printable ASCII without spaces (it is sent in an Authorization header)",
+                ));
+            }
+        }
         let level = self.commands.min_access_level.trim().to_ascii_lowercase();
         let min_access_level = ACCESS_LEVELS
             .iter()
@@ -699,6 +735,9 @@ impl RawSettings {
             commands: CommandSettings {
                 min_access_level,
                 throttle: Duration::from_secs(self.commands.throttle_seconds),
+            },
+            api: ApiSettings {
+                admin_token: Secret::new(admin_token),
             },
             server: ServerSettings {
                 listen,
@@ -1119,6 +1158,28 @@ mod tests {
         let err = Settings::load_from(None, &e).unwrap_err().to_string();
         assert!(err.contains("notify.slack.routes[0]"), "{err}");
         assert!(!err.contains("secret-hook-value"), "{err}");
+    }
+
+    #[test]
+    fn admin_token_is_a_secret_from_a_file_and_must_be_long_enough() {
+        let s = Settings::load_from(None, &with_token()).unwrap();
+        assert!(s.api.admin_token.is_empty(), "the API is off by default");
+        let token_file = file("an-admin-token-of-some-length\n");
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__API__ADMIN_TOKEN_FILE",
+            token_file.path().to_str().unwrap(),
+        )]));
+        let s = Settings::load_from(None, &e).unwrap();
+        assert_eq!(s.api.admin_token.expose(), "an-admin-token-of-some-length");
+        assert!(!format!("{s:?}").contains("an-admin-token"));
+        for bad in ["short", "has a space in it, long enough"] {
+            let mut e = with_token();
+            e.extend(env(&[("TRIGGER_DOCTOR__API__ADMIN_TOKEN", bad)]));
+            let err = Settings::load_from(None, &e).unwrap_err().to_string();
+            assert!(err.contains("api.admin_token"), "{err}");
+            assert!(!err.contains(bad), "{err}");
+        }
     }
 
     #[test]

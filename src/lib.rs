@@ -2,8 +2,10 @@
 //! known cause live against the GitLab API and reports one diagnosis where people look.
 //!
 //! A delivery travels: `server` → `webhook` (verify, store) → `store` (durable queue) →
-//! `worker` (recognise → gather → check → report → notify).
+//! `worker` (recognise → gather → check → report → notify), which records each diagnosis;
+//! `api` serves that history.
 
+pub mod api;
 pub mod check_config;
 pub mod classify;
 pub mod config;

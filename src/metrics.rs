@@ -28,6 +28,7 @@ pub struct Metrics {
     gitlab_calls: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
     comments: Mutex<BTreeMap<(String, &'static str), u64>>,
     chat: Mutex<BTreeMap<(String, &'static str), u64>>,
+    diagnoses: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
@@ -62,6 +63,12 @@ impl Metrics {
     /// Counts a chat message by kind (`message`, `follow_up`) and outcome (`sent`, `retried`, `failed`).
     pub fn chat_message(&self, kind: &str, outcome: &'static str) {
         bump(&self.chat, kind, outcome);
+    }
+
+    /// Counts a recorded diagnosis by its top cause (`undetermined` when none was found).
+    pub fn diagnosis_recorded(&self, cause: &str) {
+        let mut m = self.diagnoses.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(cause.to_string()).or_default() += 1;
     }
 
     /// Counts a GitLab API call by endpoint template and HTTP status (0: no answer).
@@ -101,6 +108,15 @@ impl Metrics {
             ("kind", "outcome"),
             &self.chat,
         );
+        {
+            let name = "trigger_doctor_diagnoses_total";
+            let _ = writeln!(out, "# HELP {name} Recorded diagnoses by top cause.");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let m = self.diagnoses.lock().unwrap_or_else(|p| p.into_inner());
+            for (cause, n) in m.iter() {
+                let _ = writeln!(out, "{name}{{cause=\"{}\"}} {n}", label_value(cause));
+            }
+        }
         {
             let h = self.ack.lock().unwrap_or_else(|p| p.into_inner());
             let name = "trigger_doctor_webhook_ack_seconds";
@@ -204,6 +220,9 @@ mod tests {
         m.delivery_received("unknown \"x\"", "unauthorized");
         m.delivery_processed("job", "done");
         m.ack_latency(Duration::from_micros(1500));
+        m.diagnosis_recorded("token.expired");
+        m.diagnosis_recorded("token.expired");
+        m.diagnosis_recorded("project.not_found");
         let q = QueueStats {
             queued: 3,
             running: 1,
@@ -223,6 +242,8 @@ mod tests {
         assert!(text.contains("trigger_doctor_queue_depth{state=\"queued\"} 3"));
         assert!(text.contains("trigger_doctor_queue_oldest_age_seconds 10.5"));
         assert!(text.contains("trigger_doctor_store_up 1"));
+        assert!(text.contains("trigger_doctor_diagnoses_total{cause=\"token.expired\"} 2"));
+        assert!(text.contains("trigger_doctor_diagnoses_total{cause=\"project.not_found\"} 1"));
         assert!(m
             .render(None, Timestamp(0))
             .contains("trigger_doctor_store_up 0"));

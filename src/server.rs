@@ -1,4 +1,5 @@
-//! The HTTP side: routes (webhook intake, health, readiness, metrics) and the application
+//! The HTTP side: routes (webhook intake, health, readiness, metrics, the history API under
+//! `/api/v1`, see [`crate::api`]) and the application
 //! that ties the server, the store and the background workers together.
 
 use std::net::TcpListener;
@@ -83,14 +84,23 @@ impl Application {
             store: store.clone(),
             metrics: metrics.clone(),
         });
+        if settings.api.admin_token.is_empty() {
+            info!("history API disabled: api.admin_token is not set");
+        }
+        let api = web::Data::new(crate::api::Api {
+            store: store.clone(),
+            admin_token: settings.api.admin_token.clone(),
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(intake.clone())
                 .app_data(ops.clone())
+                .app_data(api.clone())
                 .route("/webhooks/gitlab", web::post().to(webhook::receive))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_text))
+                .service(crate::api::scope())
         })
         .shutdown_timeout(settings.server.shutdown_grace.as_secs())
         .listen(listener)?

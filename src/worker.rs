@@ -20,7 +20,9 @@ use crate::notify::comment::{Mode, PostError};
 use crate::notify::{command, Notified, Notifier};
 use crate::recognise::{recognise, RecogniseOptions, Recognition};
 use crate::report::markdown::{render_comment, Marker};
-use crate::store::{Claimed, DeliveryId, Store, StoreError};
+use crate::store::{
+    CauseVerdict, Claimed, DeliveryId, History, NewDiagnosis, Resolution, Store, StoreError,
+};
 use crate::timestamp::Timestamp;
 use crate::webhook::event::{self, Event, EventKind};
 
@@ -76,6 +78,85 @@ pub struct Outcome {
     pub stages: Vec<StageRecord>,
     /// GitLab API calls made for this delivery.
     pub gitlab_calls: u32,
+}
+
+impl Outcome {
+    /// What this outcome adds to the diagnosis history: one row per diagnosis (with the
+    /// comment it went into), and the comment it resolved, if any.
+    pub fn history(&self) -> History {
+        let notified = self.notified.as_ref();
+        let diagnoses = self
+            .diagnoses
+            .iter()
+            .map(|d| {
+                let subject = &d.facts.subject;
+                let (job_name, job_url) = match &d.facts.failed {
+                    diagnosis::FailedJob::Bridge { name, web_url, .. }
+                    | diagnosis::FailedJob::Job { name, web_url, .. } => {
+                        (name.clone(), web_url.clone())
+                    }
+                };
+                let target = &d.facts.target;
+                // Names from the webhook or a log are kept as they are shown elsewhere:
+                // with anything that looks like a secret taken out.
+                let clean = |text: &str| crate::redact::redact(text).into_owned();
+                NewDiagnosis {
+                    project_id: subject.project_id.0 as i64,
+                    project_path: subject.project_path.clone(),
+                    pipeline_id: subject.pipeline_id.0 as i64,
+                    pipeline_url: subject.pipeline_url.clone(),
+                    job_name: clean(&job_name),
+                    job_url,
+                    git_ref: clean(&subject.git_ref),
+                    top_cause: d.top().map_or("undetermined", |f| f.cause).to_string(),
+                    causes: d.causes().into_iter().map(str::to_string).collect(),
+                    findings: d
+                        .findings
+                        .iter()
+                        .map(|f| CauseVerdict {
+                            cause: f.cause.to_string(),
+                            verdict: verdict_label(f.verdict).to_string(),
+                        })
+                        .collect(),
+                    downstream_project: d
+                        .facts
+                        .downstream
+                        .found()
+                        .map(|p| p.path_with_namespace.clone())
+                        .or_else(|| target.project.clone())
+                        .or_else(|| target.project_written.clone())
+                        .map(|p| clean(&p)),
+                    target: notified.map(|n| n.target.clone()),
+                    note_url: notified.and_then(|n| n.note_url.clone()),
+                    gitlab_calls: d.gitlab_calls,
+                }
+            })
+            .collect();
+        let resolved = match (notified, &self.recognition) {
+            (Some(n), Recognition::PipelineSucceeded { subject }) if n.comment == "resolved" => {
+                Some(Resolution {
+                    target: n.target.clone(),
+                    pipeline_id: subject.pipeline_id.0 as i64,
+                })
+            }
+            _ => None,
+        };
+        History {
+            diagnoses,
+            resolved,
+        }
+    }
+}
+
+/// A verdict as it is serialised (`ruled_out`, ...).
+fn verdict_label(verdict: diagnosis::Verdict) -> &'static str {
+    match verdict {
+        diagnosis::Verdict::Confirmed => "confirmed",
+        diagnosis::Verdict::Likely => "likely",
+        diagnosis::Verdict::Unknown => "unknown",
+        diagnosis::Verdict::RuledOut => "ruled_out",
+        diagnosis::Verdict::NotApplicable => "not_applicable",
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -438,7 +519,20 @@ impl Worker {
         let settled = match result {
             Ok(outcome) => {
                 let json = serde_json::to_string(&outcome).expect("outcomes serialise");
-                if self.store.complete(&claim, &json).await? {
+                let history = outcome.history();
+                let causes: Vec<String> = history
+                    .diagnoses
+                    .iter()
+                    .map(|d| d.top_cause.clone())
+                    .collect();
+                if self
+                    .store
+                    .complete_with_history(&claim, &json, history)
+                    .await?
+                {
+                    for cause in &causes {
+                        self.metrics.diagnosis_recorded(cause);
+                    }
                     info!(
                         recognition = outcome.recognition.label(),
                         gitlab_calls = outcome.gitlab_calls,

@@ -15,6 +15,7 @@ const SECRET_KEYS: &[&str] = &[
     "webhook.secret_tokens",
     "webhook.signing_tokens",
     "notify.slack.routes",
+    "api.admin_token",
 ];
 
 /// The generic form used in prose, not a real variable.

@@ -47,6 +47,9 @@ pub struct Notified {
     pub comment: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note_id: Option<i64>,
+    /// A link to the note, when its page is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note_url: Option<String>,
     /// Whether a chat message was queued (`false`: a repeat, or no route).
     pub chat: bool,
 }
@@ -97,6 +100,7 @@ impl Notifier {
                 target: target.key(),
                 comment: "disabled",
                 note_id: None,
+                note_url: None,
                 chat,
             });
         }
@@ -133,6 +137,7 @@ impl Notifier {
             target: target.key(),
             comment: up.posted.label(),
             note_id: note,
+            note_url: note.and_then(|n| target.note_url(n)),
             chat,
         })
     }
@@ -295,6 +300,7 @@ impl Notifier {
             target: found.target,
             comment: "resolved",
             note_id: Some(note),
+            note_url: url,
             chat,
         }))
     }

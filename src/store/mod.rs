@@ -7,17 +7,25 @@
 //! succeed. A `running` delivery whose lease has expired is due again, so a crashed worker's
 //! work is picked up by another. Completion is conditional on still holding the lease, so a
 //! delivery's outcome is recorded once.
+//!
+//! Completing a delivery also records, in the same transaction, its diagnoses (the history
+//! behind `GET /api/v1/diagnoses`) and marks the diagnoses of a comment resolved when the
+//! delivery resolved that comment, so a crash can neither lose nor double them. A diagnosis is
+//! `open` until a later pipeline passes and resolves the comment of its target (merge request
+//! or commit); its status then becomes `resolved`, with the resolving pipeline. A diagnosis
+//! without a comment target (comments off) stays `open`.
 
 mod postgres;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::timestamp::Timestamp;
@@ -236,6 +244,225 @@ pub enum ChatResult {
     },
 }
 
+/// One cause of a diagnosis and how sure the check was (`confirmed`, `likely`, `unknown`,
+/// `ruled_out`, `not_applicable`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CauseVerdict {
+    pub cause: String,
+    pub verdict: String,
+}
+
+/// A diagnosis to record with the completion of its delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDiagnosis {
+    pub project_id: i64,
+    pub project_path: Option<String>,
+    pub pipeline_id: i64,
+    pub pipeline_url: Option<String>,
+    pub job_name: String,
+    pub job_url: Option<String>,
+    pub git_ref: String,
+    /// The best confirmed or likely cause, else `undetermined`.
+    pub top_cause: String,
+    /// Every confirmed or likely cause, best first (the comment marker's causes).
+    pub causes: Vec<String>,
+    /// Every check's cause and verdict, ranked.
+    pub findings: Vec<CauseVerdict>,
+    /// The downstream project the trigger named (resolved path, else as written).
+    pub downstream_project: Option<String>,
+    /// The comment target key (`mr:<project>:<iid>`, `commit:<project>:<sha>`), if any.
+    pub target: Option<String>,
+    /// A link to the comment, when it was posted and its page is known.
+    pub note_url: Option<String>,
+    pub gitlab_calls: u32,
+}
+
+/// A comment the completing delivery resolved: its open diagnoses of earlier pipelines
+/// become `resolved`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub target: String,
+    /// The pipeline that passed.
+    pub pipeline_id: i64,
+}
+
+/// What a completed delivery adds to the diagnosis history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub diagnoses: Vec<NewDiagnosis>,
+    pub resolved: Option<Resolution>,
+}
+
+impl History {
+    /// The distinct comment targets of the new diagnoses.
+    fn targets(&self) -> Vec<&str> {
+        let mut targets: Vec<&str> = self
+            .diagnoses
+            .iter()
+            .filter_map(|d| d.target.as_deref())
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        targets
+    }
+}
+
+/// Whether a recorded diagnosis still stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiagnosisStatus {
+    Open,
+    Resolved,
+}
+
+impl DiagnosisStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiagnosisStatus::Open => "open",
+            DiagnosisStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DiagnosisStatus> {
+        match text {
+            "open" => Some(DiagnosisStatus::Open),
+            "resolved" => Some(DiagnosisStatus::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// A recorded diagnosis, as the history API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiagnosisRecord {
+    pub id: i64,
+    pub delivery_id: DeliveryId,
+    pub recorded_at: Timestamp,
+    pub project_id: i64,
+    pub project_path: Option<String>,
+    pub pipeline_id: i64,
+    pub pipeline_url: Option<String>,
+    pub job_name: String,
+    pub job_url: Option<String>,
+    pub git_ref: String,
+    pub top_cause: String,
+    pub causes: Vec<String>,
+    pub findings: Vec<CauseVerdict>,
+    pub downstream_project: Option<String>,
+    pub status: DiagnosisStatus,
+    pub resolved_at: Option<Timestamp>,
+    /// The pipeline whose success resolved it.
+    pub resolved_in_pipeline: Option<i64>,
+    pub target: Option<String>,
+    pub note_url: Option<String>,
+    pub gitlab_calls: u32,
+}
+
+/// A project, by id or by full path (compared case-insensitively).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectFilter {
+    Id(i64),
+    Path(String),
+}
+
+/// Which diagnoses to list; every filter given must match. Newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagnosisFilter {
+    pub project: Option<ProjectFilter>,
+    pub pipeline: Option<i64>,
+    /// Matches the top cause or any confirmed or likely cause.
+    pub cause: Option<String>,
+    pub status: Option<DiagnosisStatus>,
+    /// Recorded at or after.
+    pub since: Option<Timestamp>,
+    /// Only diagnoses with a smaller id (the cursor of the previous page).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+impl Default for DiagnosisFilter {
+    fn default() -> Self {
+        DiagnosisFilter {
+            project: None,
+            pipeline: None,
+            cause: None,
+            status: None,
+            since: None,
+            before_id: None,
+            limit: 50,
+        }
+    }
+}
+
+impl DiagnosisFilter {
+    fn project_id(&self) -> Option<i64> {
+        match &self.project {
+            Some(ProjectFilter::Id(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    fn project_path(&self) -> Option<String> {
+        match &self.project {
+            Some(ProjectFilter::Path(path)) => Some(path.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// One page of diagnoses; `next_cursor` is set when more may follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagnosisPage {
+    pub diagnoses: Vec<DiagnosisRecord>,
+    /// The `before_id` of the next page.
+    pub next_cursor: Option<i64>,
+}
+
+impl DiagnosisPage {
+    /// Cuts a result fetched with `limit + 1` rows to `limit`, noting whether more follow.
+    fn from_rows(mut rows: Vec<DiagnosisRecord>, limit: u32) -> DiagnosisPage {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|d| d.id)
+        } else {
+            None
+        };
+        DiagnosisPage {
+            diagnoses: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// Diagnosis counts since a time: by top cause and by project (path, else id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DiagnosisStats {
+    pub total: u64,
+    pub by_cause: BTreeMap<String, u64>,
+    pub by_project: BTreeMap<String, u64>,
+}
+
+impl DiagnosisStats {
+    fn add_project(&mut self, id: i64, path: Option<String>, n: u64) {
+        *self
+            .by_project
+            .entry(path.unwrap_or_else(|| id.to_string()))
+            .or_default() += n;
+    }
+}
+
+/// A parked delivery (dead letter), as the API shows it: never its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedDelivery {
+    pub id: DeliveryId,
+    pub event: String,
+    pub received_at: Timestamp,
+    pub parked_at: Option<Timestamp>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
 /// Store failures callers branch on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -313,9 +540,52 @@ impl Store {
 
     /// Marks a claimed delivery done and records its outcome; `false` if the lease was lost.
     pub async fn complete(&self, claim: &Claimed, outcome: &str) -> Result<bool, StoreError> {
+        self.complete_with_history(claim, outcome, History::default())
+            .await
+    }
+
+    /// Like [`Store::complete`], and records the delivery's diagnoses and the resolution it
+    /// made in the same transaction: all of it, once, or nothing (lease lost).
+    pub async fn complete_with_history(
+        &self,
+        claim: &Claimed,
+        outcome: &str,
+        history: History,
+    ) -> Result<bool, StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.complete(claim, outcome, Timestamp::now()).await,
-            Backend::Postgres(s) => s.complete(claim, outcome, Timestamp::now()).await,
+            Backend::Sqlite(s) => s.complete(claim, outcome, history, Timestamp::now()).await,
+            Backend::Postgres(s) => s.complete(claim, outcome, history, Timestamp::now()).await,
+        }
+    }
+
+    /// Recorded diagnoses matching `filter`, newest first, one page.
+    pub async fn list_diagnoses(
+        &self,
+        filter: &DiagnosisFilter,
+    ) -> Result<DiagnosisPage, StoreError> {
+        let rows = match &self.backend {
+            Backend::Sqlite(s) => s.list_diagnoses(filter).await?,
+            Backend::Postgres(s) => s.list_diagnoses(filter).await?,
+        };
+        Ok(DiagnosisPage::from_rows(rows, filter.limit))
+    }
+
+    /// Diagnoses recorded since `since` (all when `None`), counted by top cause and project.
+    pub async fn diagnosis_stats(
+        &self,
+        since: Option<Timestamp>,
+    ) -> Result<DiagnosisStats, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.diagnosis_stats(since).await,
+            Backend::Postgres(s) => s.diagnosis_stats(since).await,
+        }
+    }
+
+    /// Parked deliveries, most recent first.
+    pub async fn list_parked(&self, limit: u32) -> Result<Vec<ParkedDelivery>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.list_parked(limit).await,
+            Backend::Postgres(s) => s.list_parked(limit).await,
         }
     }
 

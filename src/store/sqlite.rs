@@ -15,8 +15,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::{
-    ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord, CommentUpdate, DeliveryId,
-    DeliveryRecord, DeliveryState, Enqueued, NewChat, NewDelivery, QueueStats, StoreError,
+    CauseVerdict, ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord, CommentUpdate,
+    DeliveryId, DeliveryRecord, DeliveryState, DiagnosisFilter, DiagnosisRecord, DiagnosisStats,
+    DiagnosisStatus, Enqueued, History, NewChat, NewDelivery, ParkedDelivery, QueueStats,
+    StoreError,
 };
 use crate::timestamp::Timestamp;
 
@@ -98,6 +100,37 @@ CREATE TABLE command_runs (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE TABLE diagnoses (
+    id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id          INTEGER NOT NULL REFERENCES deliveries (id),
+    recorded_at          INTEGER NOT NULL,
+    project_id           INTEGER NOT NULL,
+    project_path         TEXT,
+    pipeline_id          INTEGER NOT NULL,
+    pipeline_url         TEXT,
+    job_name             TEXT    NOT NULL,
+    job_url              TEXT,
+    git_ref              TEXT    NOT NULL,
+    top_cause            TEXT    NOT NULL,
+    causes               TEXT    NOT NULL DEFAULT '[]',
+    findings             TEXT    NOT NULL DEFAULT '[]',
+    downstream_project   TEXT,
+    status               TEXT    NOT NULL DEFAULT 'open',
+    resolved_at          INTEGER,
+    resolved_pipeline_id INTEGER,
+    target               TEXT,
+    note_url             TEXT,
+    gitlab_calls         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX diagnoses_recorded ON diagnoses (recorded_at);
+CREATE INDEX diagnoses_project ON diagnoses (project_id);
+CREATE INDEX diagnoses_pipeline ON diagnoses (pipeline_id);
+CREATE INDEX diagnoses_open_target ON diagnoses (target, pipeline_id) WHERE status = 'open';
+"#,
+    ),
 ];
 
 /// Most jobs applied in one transaction.
@@ -116,6 +149,7 @@ enum Write {
         id: i64,
         owner: String,
         outcome: String,
+        history: History,
         now: i64,
     },
     Retry {
@@ -306,12 +340,14 @@ impl SqliteStore {
         &self,
         claim: &Claimed,
         outcome: &str,
+        history: History,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         self.updated(Write::Complete {
             id: claim.id.0,
             owner: claim.owner.clone(),
             outcome: outcome.to_string(),
+            history,
             now: now.0,
         })
         .await
@@ -590,6 +626,111 @@ impl SqliteStore {
         .await
     }
 
+    /// The diagnoses matching `filter`, newest first: up to `limit + 1` rows (the extra one
+    /// tells that another page follows).
+    pub async fn list_diagnoses(
+        &self,
+        filter: &DiagnosisFilter,
+    ) -> Result<Vec<DiagnosisRecord>, StoreError> {
+        let (project_id, project_path) = (filter.project_id(), filter.project_path());
+        let (pipeline, cause) = (filter.pipeline, filter.cause.clone());
+        let status = filter.status.map(DiagnosisStatus::as_str);
+        let since = filter.since.map(|t| t.0);
+        let before = filter.before_id;
+        let limit = i64::from(filter.limit) + 1;
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {DIAGNOSIS_COLUMNS} FROM diagnoses d
+                  WHERE (?1 IS NULL OR d.project_id = ?1)
+                    AND (?2 IS NULL OR lower(d.project_path) = lower(?2))
+                    AND (?3 IS NULL OR d.pipeline_id = ?3)
+                    AND (?4 IS NULL OR d.top_cause = ?4
+                         OR EXISTS (SELECT 1 FROM json_each(d.causes) c WHERE c.value = ?4))
+                    AND (?5 IS NULL OR d.status = ?5)
+                    AND (?6 IS NULL OR d.recorded_at >= ?6)
+                    AND (?7 IS NULL OR d.id < ?7)
+                  ORDER BY d.id DESC LIMIT ?8"
+            ))?
+            .query_map(
+                params![
+                    project_id,
+                    project_path,
+                    pipeline,
+                    cause,
+                    status,
+                    since,
+                    before,
+                    limit
+                ],
+                diagnosis_record,
+            )?
+            .collect()
+        })
+        .await
+    }
+
+    pub async fn diagnosis_stats(
+        &self,
+        since: Option<Timestamp>,
+    ) -> Result<DiagnosisStats, StoreError> {
+        let since = since.map_or(i64::MIN, |t| t.0);
+        self.read(move |c| {
+            let mut stats = DiagnosisStats::default();
+            let by_cause = c
+                .prepare_cached(
+                    "SELECT top_cause, COUNT(*) FROM diagnoses WHERE recorded_at >= ?1
+                      GROUP BY top_cause",
+                )?
+                .query_map([since], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for (cause, n) in by_cause {
+                stats.total += n as u64;
+                stats.by_cause.insert(cause, n as u64);
+            }
+            let by_project = c
+                .prepare_cached(
+                    "SELECT project_id, MAX(project_path), COUNT(*) FROM diagnoses
+                      WHERE recorded_at >= ?1 GROUP BY project_id",
+                )?
+                .query_map([since], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for (id, path, n) in by_project {
+                stats.add_project(id, path, n as u64);
+            }
+            Ok(stats)
+        })
+        .await
+    }
+
+    pub async fn list_parked(&self, limit: u32) -> Result<Vec<ParkedDelivery>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, event, received_at, finished_at, attempts, last_error FROM deliveries
+                  WHERE state = 'parked' ORDER BY id DESC LIMIT ?1",
+            )?
+            .query_map([i64::from(limit)], |r| {
+                Ok(ParkedDelivery {
+                    id: DeliveryId(r.get(0)?),
+                    event: r.get(1)?,
+                    received_at: Timestamp(r.get(2)?),
+                    parked_at: r.get::<_, Option<i64>>(3)?.map(Timestamp),
+                    attempts: r.get::<_, i64>(4)? as u32,
+                    last_error: r.get(5)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
@@ -623,6 +764,95 @@ fn comment_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommentRecord> {
         body: r.get(9)?,
         taken_over: false,
     })
+}
+
+/// The columns read into a [`DiagnosisRecord`], in order.
+const DIAGNOSIS_COLUMNS: &str = "d.id, d.delivery_id, d.recorded_at, d.project_id, d.project_path,
+    d.pipeline_id, d.pipeline_url, d.job_name, d.job_url, d.git_ref, d.top_cause, d.causes, d.findings,
+    d.downstream_project, d.status, d.resolved_at, d.resolved_pipeline_id, d.target, d.note_url,
+    d.gitlab_calls";
+
+fn diagnosis_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DiagnosisRecord> {
+    let causes: String = r.get(11)?;
+    let findings: String = r.get(12)?;
+    let status: String = r.get(14)?;
+    Ok(DiagnosisRecord {
+        id: r.get(0)?,
+        delivery_id: DeliveryId(r.get(1)?),
+        recorded_at: Timestamp(r.get(2)?),
+        project_id: r.get(3)?,
+        project_path: r.get(4)?,
+        pipeline_id: r.get(5)?,
+        pipeline_url: r.get(6)?,
+        job_name: r.get(7)?,
+        job_url: r.get(8)?,
+        git_ref: r.get(9)?,
+        top_cause: r.get(10)?,
+        causes: serde_json::from_str(&causes).unwrap_or_default(),
+        findings: serde_json::from_str::<Vec<CauseVerdict>>(&findings).unwrap_or_default(),
+        downstream_project: r.get(13)?,
+        status: DiagnosisStatus::parse(&status).unwrap_or(DiagnosisStatus::Open),
+        resolved_at: r.get::<_, Option<i64>>(15)?.map(Timestamp),
+        resolved_in_pipeline: r.get(16)?,
+        target: r.get(17)?,
+        note_url: r.get(18)?,
+        gitlab_calls: r.get::<_, i64>(19)? as u32,
+    })
+}
+
+/// Records a completed delivery's diagnoses and the resolution it made, inside its transaction.
+fn record_history(
+    tx: &Transaction<'_>,
+    delivery: i64,
+    history: &History,
+    now: i64,
+) -> rusqlite::Result<()> {
+    for d in &history.diagnoses {
+        tx.prepare_cached(
+            "INSERT INTO diagnoses (delivery_id, recorded_at, project_id, project_path, pipeline_id,
+                                    pipeline_url, job_name, job_url, git_ref, top_cause, causes,
+                                    findings, downstream_project, target, note_url, gitlab_calls)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        )?
+        .execute(params![
+            delivery,
+            now,
+            d.project_id,
+            d.project_path,
+            d.pipeline_id,
+            d.pipeline_url,
+            d.job_name,
+            d.job_url,
+            d.git_ref,
+            d.top_cause,
+            serde_json::to_string(&d.causes).expect("causes serialise"),
+            serde_json::to_string(&d.findings).expect("findings serialise"),
+            d.downstream_project,
+            d.target,
+            d.note_url,
+            d.gitlab_calls,
+        ])?;
+    }
+    if let Some(r) = &history.resolved {
+        tx.prepare_cached(
+            "UPDATE diagnoses SET status = 'resolved', resolved_at = ?1, resolved_pipeline_id = ?2
+              WHERE target = ?3 AND status = 'open' AND pipeline_id < ?2",
+        )?
+        .execute(params![now, r.pipeline_id, r.target])?;
+    }
+    // A late diagnosis of a pipeline older than the one that already resolved its comment
+    // (the comment was left as it was) is resolved from the start.
+    for target in history.targets() {
+        tx.prepare_cached(
+            "UPDATE diagnoses SET status = 'resolved', resolved_at = ?1,
+                    resolved_pipeline_id = (SELECT pipeline_id FROM comments WHERE target = ?2)
+              WHERE delivery_id = ?3 AND target = ?2 AND status = 'open'
+                AND pipeline_id < (SELECT pipeline_id FROM comments
+                                    WHERE target = ?2 AND status = 'resolved')",
+        )?
+        .execute(params![now, target, delivery])?;
+    }
+    Ok(())
 }
 
 fn records(
@@ -806,6 +1036,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
             id,
             owner,
             outcome,
+            history,
             now,
         } => {
             let updated = tx
@@ -819,6 +1050,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
                     "INSERT INTO delivery_outcomes (delivery_id, recorded_at, outcome) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![id, now, outcome])?;
+                record_history(tx, *id, history, *now)?;
             }
             Ok(Written::Updated(updated == 1))
         }

@@ -154,6 +154,12 @@ backend_tests![
     repeats_inside_the_window_fold_into_one_message_and_one_follow_up,
     concurrent_repeats_fold_into_one_message,
     a_failed_chat_message_is_retried_then_given_up,
+    completion_records_its_diagnoses_once,
+    diagnoses_are_filtered_and_paged_newest_first,
+    a_resolution_resolves_the_open_diagnoses_of_its_comment,
+    a_late_diagnosis_of_a_resolved_comment_is_resolved_at_once,
+    diagnosis_stats_count_by_top_cause_and_project,
+    parked_deliveries_are_listed_and_can_be_replayed,
 ];
 
 postgres_tests![
@@ -661,4 +667,458 @@ async fn a_connection_the_server_closed_is_replaced(db: TestDb) {
     assert!(failures < 3, "the store connects again");
     s.ping().await.unwrap();
     assert_eq!(s.count().await.unwrap(), 1);
+}
+
+fn diagnosis(project: i64, pipeline: i64, top: &str, target: Option<&str>) -> NewDiagnosis {
+    let causes: Vec<String> = if top == "undetermined" {
+        Vec::new()
+    } else {
+        vec![top.to_string(), "project.no_access".to_string()]
+    };
+    NewDiagnosis {
+        project_id: project,
+        project_path: Some(format!("Grp/Project-{project}")),
+        pipeline_id: pipeline,
+        pipeline_url: Some(format!(
+            "https://gitlab.example.com/grp/p/-/pipelines/{pipeline}"
+        )),
+        job_name: "deploy".into(),
+        job_url: Some("https://gitlab.example.com/grp/p/-/jobs/9".into()),
+        git_ref: "main".into(),
+        top_cause: top.into(),
+        causes: causes.clone(),
+        findings: causes
+            .iter()
+            .map(|c| CauseVerdict {
+                cause: c.clone(),
+                verdict: "likely".into(),
+            })
+            .chain([CauseVerdict {
+                cause: "token.expired".into(),
+                verdict: "ruled_out".into(),
+            }])
+            .collect(),
+        downstream_project: Some("grp/app".into()),
+        target: target.map(str::to_string),
+        note_url: target
+            .map(|_| "https://gitlab.example.com/grp/p/-/merge_requests/7#note_5".into()),
+        gitlab_calls: 6,
+    }
+}
+
+/// Stores, claims and completes one delivery with `history`; returns its id.
+async fn complete_with(s: &Store, key: &str, history: History) -> DeliveryId {
+    let id = s.enqueue(delivery(Some(key))).await.unwrap().id();
+    let claim = s.claim("w", LEASE).await.unwrap().unwrap();
+    assert_eq!(claim.id, id);
+    assert!(s
+        .complete_with_history(&claim, "{}", history)
+        .await
+        .unwrap());
+    id
+}
+
+fn recorded(history: Vec<NewDiagnosis>) -> History {
+    History {
+        diagnoses: history,
+        resolved: None,
+    }
+}
+
+fn all() -> DiagnosisFilter {
+    DiagnosisFilter {
+        limit: 500,
+        ..DiagnosisFilter::default()
+    }
+}
+
+async fn list(s: &Store, filter: DiagnosisFilter) -> Vec<i64> {
+    s.list_diagnoses(&filter)
+        .await
+        .unwrap()
+        .diagnoses
+        .iter()
+        .map(|d| d.pipeline_id)
+        .collect()
+}
+
+async fn completion_records_its_diagnoses_once(db: TestDb) {
+    let s = db.open().await;
+    s.enqueue(delivery(Some("k"))).await.unwrap();
+    let stale = s.claim("crashed", Duration::ZERO).await.unwrap().unwrap();
+    let fresh = s.claim("w2", LEASE).await.unwrap().unwrap();
+    let history = recorded(vec![
+        diagnosis(1, 31, "project.not_found", Some("mr:1:7")),
+        diagnosis(1, 31, "undetermined", Some("mr:1:7")),
+    ]);
+    assert!(!s
+        .complete_with_history(&stale, "late", history.clone())
+        .await
+        .unwrap());
+    assert!(
+        s.list_diagnoses(&all()).await.unwrap().diagnoses.is_empty(),
+        "a lost lease records nothing"
+    );
+    let before = Timestamp::now();
+    assert!(s
+        .complete_with_history(&fresh, "ok", history.clone())
+        .await
+        .unwrap());
+    assert!(!s
+        .complete_with_history(&fresh, "ok", history)
+        .await
+        .unwrap());
+    let page = s.list_diagnoses(&all()).await.unwrap();
+    assert_eq!(page.diagnoses.len(), 2, "recorded once");
+    assert_eq!(page.next_cursor, None);
+    let newest = &page.diagnoses[0];
+    assert_eq!(newest.top_cause, "undetermined");
+    assert!(newest.causes.is_empty());
+    let d = &page.diagnoses[1];
+    assert!(d.id < newest.id);
+    assert_eq!(d.delivery_id, fresh.id);
+    assert!(d.recorded_at >= before);
+    assert_eq!(
+        (d.project_id, d.project_path.as_deref(), d.pipeline_id),
+        (1, Some("Grp/Project-1"), 31)
+    );
+    assert_eq!(d.top_cause, "project.not_found");
+    assert_eq!(d.causes, vec!["project.not_found", "project.no_access"]);
+    assert_eq!(d.findings.len(), 3);
+    assert_eq!(d.findings[2].verdict, "ruled_out");
+    assert_eq!(d.status, DiagnosisStatus::Open);
+    assert_eq!((d.resolved_at, d.resolved_in_pipeline), (None, None));
+    assert_eq!(d.target.as_deref(), Some("mr:1:7"));
+    assert!(d.note_url.as_deref().unwrap().ends_with("#note_5"));
+    assert_eq!(d.job_name, "deploy");
+    assert_eq!(d.downstream_project.as_deref(), Some("grp/app"));
+    assert_eq!(d.gitlab_calls, 6);
+    // The delivery's outcome went in with them.
+    assert_eq!(
+        s.get(fresh.id).await.unwrap().unwrap().outcomes,
+        vec!["ok".to_string()]
+    );
+}
+
+async fn diagnoses_are_filtered_and_paged_newest_first(db: TestDb) {
+    let s = db.open().await;
+    complete_with(
+        &s,
+        "a",
+        recorded(vec![
+            diagnosis(1, 31, "project.not_found", Some("mr:1:7")),
+            diagnosis(2, 41, "token.expired", Some("mr:2:1")),
+        ]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let later = Timestamp::now();
+    complete_with(
+        &s,
+        "b",
+        recorded(vec![
+            diagnosis(1, 32, "undetermined", None),
+            diagnosis(2, 42, "network.dns", None),
+            diagnosis(3, 51, "api_url.host", None),
+        ]),
+    )
+    .await;
+    assert_eq!(list(&s, all()).await, vec![51, 42, 32, 41, 31]);
+    let project = |p: ProjectFilter| DiagnosisFilter {
+        project: Some(p),
+        ..all()
+    };
+    assert_eq!(list(&s, project(ProjectFilter::Id(1))).await, vec![32, 31]);
+    assert_eq!(
+        list(&s, project(ProjectFilter::Path("grp/project-2".into()))).await,
+        vec![42, 41],
+        "paths compare case-insensitively"
+    );
+    assert!(list(&s, project(ProjectFilter::Path("grp/other".into())))
+        .await
+        .is_empty());
+    let pipeline = DiagnosisFilter {
+        pipeline: Some(41),
+        ..all()
+    };
+    assert_eq!(list(&s, pipeline).await, vec![41]);
+    let cause = |c: &str| DiagnosisFilter {
+        cause: Some(c.into()),
+        ..all()
+    };
+    assert_eq!(list(&s, cause("token.expired")).await, vec![41]);
+    assert_eq!(list(&s, cause("undetermined")).await, vec![32]);
+    assert_eq!(
+        list(&s, cause("project.no_access")).await,
+        vec![51, 42, 41, 31],
+        "any confirmed or likely cause matches"
+    );
+    assert!(list(&s, cause("token.revoked")).await.is_empty());
+    let since = DiagnosisFilter {
+        since: Some(later),
+        ..all()
+    };
+    assert_eq!(list(&s, since).await, vec![51, 42, 32]);
+    let open = DiagnosisFilter {
+        status: Some(DiagnosisStatus::Open),
+        ..all()
+    };
+    assert_eq!(list(&s, open).await.len(), 5);
+    let resolved = DiagnosisFilter {
+        status: Some(DiagnosisStatus::Resolved),
+        ..all()
+    };
+    assert!(list(&s, resolved).await.is_empty());
+    // Pages of two: the cursor of each page leads to the next, the last has none.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s
+            .list_diagnoses(&DiagnosisFilter {
+                limit: 2,
+                before_id: cursor,
+                ..DiagnosisFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.diagnoses.len() <= 2);
+        seen.extend(page.diagnoses.iter().map(|d| d.pipeline_id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![51, 42, 32, 41, 31]);
+    // Filters and the cursor combine.
+    let page = s
+        .list_diagnoses(&DiagnosisFilter {
+            limit: 1,
+            cause: Some("project.no_access".into()),
+            ..DiagnosisFilter::default()
+        })
+        .await
+        .unwrap();
+    let next = s
+        .list_diagnoses(&DiagnosisFilter {
+            limit: 10,
+            cause: Some("project.no_access".into()),
+            before_id: page.next_cursor,
+            ..DiagnosisFilter::default()
+        })
+        .await
+        .unwrap();
+    let pipelines: Vec<i64> = next.diagnoses.iter().map(|d| d.pipeline_id).collect();
+    assert_eq!(pipelines, vec![42, 41, 31]);
+    assert_eq!(next.next_cursor, None);
+}
+
+async fn a_resolution_resolves_the_open_diagnoses_of_its_comment(db: TestDb) {
+    let s = db.open().await;
+    complete_with(
+        &s,
+        "a",
+        recorded(vec![
+            diagnosis(1, 31, "project.not_found", Some("mr:1:7")),
+            diagnosis(1, 33, "project.not_found", Some("mr:1:8")),
+        ]),
+    )
+    .await;
+    complete_with(
+        &s,
+        "b",
+        recorded(vec![diagnosis(1, 32, "token.expired", Some("mr:1:7"))]),
+    )
+    .await;
+    let resolution = History {
+        diagnoses: Vec::new(),
+        resolved: Some(Resolution {
+            target: "mr:1:7".into(),
+            pipeline_id: 34,
+        }),
+    };
+    let before = Timestamp::now();
+    complete_with(&s, "c", resolution).await;
+    let resolved = s
+        .list_diagnoses(&DiagnosisFilter {
+            status: Some(DiagnosisStatus::Resolved),
+            ..all()
+        })
+        .await
+        .unwrap()
+        .diagnoses;
+    let pipelines: Vec<i64> = resolved.iter().map(|d| d.pipeline_id).collect();
+    assert_eq!(pipelines, vec![32, 31]);
+    for d in &resolved {
+        assert_eq!(d.resolved_in_pipeline, Some(34));
+        assert!(d.resolved_at.unwrap() >= before);
+    }
+    let open = DiagnosisFilter {
+        status: Some(DiagnosisStatus::Open),
+        ..all()
+    };
+    assert_eq!(list(&s, open.clone()).await, vec![33], "another comment");
+    // A new failure on the same merge request is open again; the resolved ones stay resolved.
+    complete_with(
+        &s,
+        "d",
+        recorded(vec![diagnosis(1, 35, "token.expired", Some("mr:1:7"))]),
+    )
+    .await;
+    assert_eq!(list(&s, open).await, vec![35, 33]);
+}
+
+async fn a_late_diagnosis_of_a_resolved_comment_is_resolved_at_once(db: TestDb) {
+    let s = db.open().await;
+    // Pipeline 50 passed and resolved the comment of mr:1:9 ...
+    s.lock_comment("mr:1:9", 1, Some("main"), "w", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    let update = CommentUpdate {
+        note_id: 5001,
+        discussion_id: None,
+        pipeline_id: 50,
+        causes: "[\"token.expired\"]".into(),
+        status: "resolved".into(),
+        body: "resolved".into(),
+    };
+    assert!(s.unlock_comment("mr:1:9", "w", Some(update)).await.unwrap());
+    // ... when the failure of pipeline 45 is processed late: that comment was left alone.
+    complete_with(
+        &s,
+        "late",
+        recorded(vec![
+            diagnosis(1, 45, "token.expired", Some("mr:1:9")),
+            diagnosis(1, 55, "token.expired", Some("mr:1:9")),
+            diagnosis(1, 46, "token.expired", Some("mr:1:10")),
+        ]),
+    )
+    .await;
+    let all = s.list_diagnoses(&all()).await.unwrap().diagnoses;
+    let status: Vec<(i64, DiagnosisStatus, Option<i64>)> = all
+        .iter()
+        .map(|d| (d.pipeline_id, d.status, d.resolved_in_pipeline))
+        .collect();
+    assert_eq!(
+        status,
+        vec![
+            (46, DiagnosisStatus::Open, None),
+            (55, DiagnosisStatus::Open, None),
+            (45, DiagnosisStatus::Resolved, Some(50)),
+        ]
+    );
+}
+
+async fn diagnosis_stats_count_by_top_cause_and_project(db: TestDb) {
+    let s = db.open().await;
+    assert_eq!(
+        s.diagnosis_stats(None).await.unwrap(),
+        DiagnosisStats::default()
+    );
+    let mut unnamed = diagnosis(9, 91, "network.dns", None);
+    unnamed.project_path = None;
+    complete_with(
+        &s,
+        "a",
+        recorded(vec![
+            diagnosis(1, 31, "project.not_found", None),
+            diagnosis(1, 32, "project.not_found", None),
+            unnamed,
+        ]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let later = Timestamp::now();
+    complete_with(
+        &s,
+        "b",
+        recorded(vec![
+            diagnosis(2, 41, "token.expired", None),
+            diagnosis(1, 33, "undetermined", None),
+        ]),
+    )
+    .await;
+    let stats = s.diagnosis_stats(None).await.unwrap();
+    assert_eq!(stats.total, 5);
+    let counts = |m: &BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect::<Vec<(String, u64)>>()
+    };
+    let pairs = |p: &[(&str, u64)]| {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect::<Vec<(String, u64)>>()
+    };
+    assert_eq!(
+        counts(&stats.by_cause),
+        pairs(&[
+            ("network.dns", 1),
+            ("project.not_found", 2),
+            ("token.expired", 1),
+            ("undetermined", 1),
+        ])
+    );
+    assert_eq!(
+        counts(&stats.by_project),
+        pairs(&[("9", 1), ("Grp/Project-1", 3), ("Grp/Project-2", 1)])
+    );
+    let recent = s.diagnosis_stats(Some(later)).await.unwrap();
+    assert_eq!(recent.total, 2);
+    assert_eq!(
+        counts(&recent.by_cause),
+        pairs(&[("token.expired", 1), ("undetermined", 1)])
+    );
+    assert_eq!(
+        counts(&recent.by_project),
+        pairs(&[("Grp/Project-1", 1), ("Grp/Project-2", 1)])
+    );
+    let future = Timestamp(Timestamp::now().0 + 60_000);
+    assert_eq!(s.diagnosis_stats(Some(future)).await.unwrap().total, 0);
+}
+
+async fn parked_deliveries_are_listed_and_can_be_replayed(db: TestDb) {
+    let s = db.open().await;
+    assert!(s.list_parked(10).await.unwrap().is_empty());
+    let mut parked = Vec::new();
+    for key in ["p1", "p2", "p3"] {
+        let id = s.enqueue(delivery(Some(key))).await.unwrap().id();
+        let claim = s.claim("w", LEASE).await.unwrap().unwrap();
+        assert!(s
+            .park(&claim, &format!("cannot decode {key}"))
+            .await
+            .unwrap());
+        parked.push(id);
+    }
+    let done = complete_with(&s, "done", History::default()).await;
+    s.enqueue(delivery(Some("queued"))).await.unwrap();
+    let listed = s.list_parked(10).await.unwrap();
+    let ids: Vec<DeliveryId> = listed.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![parked[2], parked[1], parked[0]], "newest first");
+    let first = &listed[0];
+    assert_eq!(first.event, "Pipeline Hook");
+    assert_eq!(first.attempts, 1);
+    assert_eq!(first.last_error.as_deref(), Some("cannot decode p3"));
+    assert!(first.parked_at.unwrap() >= first.received_at);
+    assert_eq!(s.list_parked(2).await.unwrap().len(), 2);
+    // Replay puts it back in the queue; it is no longer listed.
+    assert!(s.requeue(parked[1]).await.unwrap());
+    assert!(!s.requeue(parked[1]).await.unwrap(), "queued: not again");
+    let ids: Vec<DeliveryId> = s
+        .list_parked(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, vec![parked[2], parked[0]]);
+    assert_eq!(
+        s.get(parked[1]).await.unwrap().unwrap().state,
+        DeliveryState::Queued
+    );
+    assert!(
+        s.requeue(done).await.unwrap(),
+        "a done delivery may be replayed"
+    );
+    assert!(!s.requeue(DeliveryId(999_999)).await.unwrap());
 }

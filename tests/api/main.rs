@@ -8,6 +8,7 @@ mod fake_gitlab;
 mod fake_selftest;
 mod gitlab_client;
 mod helpers;
+mod history;
 mod intake;
 mod notify;
 mod operations;
