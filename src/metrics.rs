@@ -11,12 +11,46 @@ use crate::timestamp::Timestamp;
 
 /// Upper bounds, in seconds, of the acknowledgement latency histogram.
 const ACK_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.5, 1.0];
+/// Upper bounds, in seconds, of the GitLab call latency histograms.
+const GITLAB_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-#[derive(Default)]
+/// A latency histogram over fixed bucket bounds (ten of them).
+#[derive(Default, Clone)]
 struct Histogram {
-    counts: [u64; ACK_BUCKETS.len()],
+    counts: [u64; 10],
     total: u64,
     sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64; 10], elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in bounds.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.total += 1;
+        self.sum += secs;
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines, with `labels` (`key="value",` or empty).
+    fn render(&self, out: &mut String, name: &str, bounds: &[f64; 10], labels: &str) {
+        for (bound, count) in bounds.iter().zip(self.counts.iter()) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", self.total);
+        let labels = labels.trim_end_matches(',');
+        let braces = |l: &str| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{l}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum);
+        let _ = writeln!(out, "{name}_count{} {}", braces(labels), self.total);
+    }
 }
 
 /// Counters shared by the HTTP handlers and the workers.
@@ -25,7 +59,8 @@ pub struct Metrics {
     received: Mutex<BTreeMap<(String, &'static str), u64>>,
     processed: Mutex<BTreeMap<(String, &'static str), u64>>,
     ack: Mutex<Histogram>,
-    gitlab_calls: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
+    gitlab_calls: Mutex<BTreeMap<(String, u16), u64>>,
+    gitlab_latency: Mutex<BTreeMap<String, Histogram>>,
     comments: Mutex<BTreeMap<(String, &'static str), u64>>,
     chat: Mutex<BTreeMap<(String, &'static str), u64>>,
     diagnoses: Mutex<BTreeMap<String, u64>>,
@@ -44,15 +79,8 @@ impl Metrics {
 
     /// Records the time from request start to the durable acknowledgement.
     pub fn ack_latency(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
         let mut h = self.ack.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, bound) in ACK_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
-        }
-        h.total += 1;
-        h.sum += secs;
+        h.observe(&ACK_BUCKETS, elapsed);
     }
 
     /// Counts what happened to a diagnosis comment (`created`, `updated`, `unchanged`, `resolved`, ...).
@@ -73,10 +101,17 @@ impl Metrics {
 
     /// Counts a GitLab API call by endpoint template and HTTP status (0: no answer).
     pub fn gitlab_call(&self, endpoint: &str, status: u16, elapsed: Duration) {
-        let mut m = self.gitlab_calls.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = m.entry((endpoint.to_string(), status)).or_default();
-        entry.0 += 1;
-        entry.1 += elapsed.as_secs_f64();
+        {
+            let mut m = self.gitlab_calls.lock().unwrap_or_else(|p| p.into_inner());
+            *m.entry((endpoint.to_string(), status)).or_default() += 1;
+        }
+        let mut h = self
+            .gitlab_latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        h.entry(endpoint.to_string())
+            .or_default()
+            .observe(&GITLAB_BUCKETS, elapsed);
     }
 
     /// Renders every metric; `queue` is `None` when the store could not be read.
@@ -125,12 +160,39 @@ impl Metrics {
                 "# HELP {name} Time from request to durable acknowledgement."
             );
             let _ = writeln!(out, "# TYPE {name} histogram");
-            for (bound, count) in ACK_BUCKETS.iter().zip(h.counts.iter()) {
-                let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+            h.render(&mut out, name, &ACK_BUCKETS, "");
+        }
+        {
+            let name = "trigger_doctor_gitlab_calls_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} GitLab API calls by endpoint template and HTTP status (0: no answer)."
+            );
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let m = self.gitlab_calls.lock().unwrap_or_else(|p| p.into_inner());
+            for ((endpoint, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{endpoint=\"{}\",status=\"{status}\"}} {n}",
+                    label_value(endpoint)
+                );
             }
-            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.total);
-            let _ = writeln!(out, "{name}_sum {}", h.sum);
-            let _ = writeln!(out, "{name}_count {}", h.total);
+        }
+        {
+            let name = "trigger_doctor_gitlab_call_seconds";
+            let _ = writeln!(
+                out,
+                "# HELP {name} GitLab API call latency by endpoint template."
+            );
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            let m = self
+                .gitlab_latency
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (endpoint, h) in m.iter() {
+                let labels = format!("endpoint=\"{}\",", label_value(endpoint));
+                h.render(&mut out, name, &GITLAB_BUCKETS, &labels);
+            }
         }
         let _ = writeln!(
             out,

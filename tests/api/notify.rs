@@ -679,3 +679,42 @@ async fn diagnose_on_a_commit_updates_the_commit_discussion_without_awards() {
         .unwrap();
     assert!(body(&ours["notes"][0]).contains("project.not_found"));
 }
+
+#[tokio::test]
+async fn metrics_cover_deliveries_queue_diagnoses_gitlab_calls_comments_and_chat() {
+    let gitlab = instance().await;
+    let chat = FakeChat::start().await;
+    failing_pipeline(&gitlab, 31);
+    let app = app_with(&gitlab, &chat, &[]).await;
+    process(
+        &app,
+        "Pipeline Hook",
+        pipeline_hook(31, "failed", true),
+        "a",
+    )
+    .await;
+    assert_eq!(flush_chat(&app).await, 1);
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        r#"trigger_doctor_webhook_deliveries_total{event="pipeline",outcome="accepted"} 1"#,
+        r#"trigger_doctor_deliveries_processed_total{event="pipeline",outcome="done"} 1"#,
+        r#"trigger_doctor_queue_depth{state="queued"} 0"#,
+        "trigger_doctor_queue_oldest_age_seconds 0",
+        r#"trigger_doctor_diagnoses_total{cause="project.not_found"} 1"#,
+        // This GitLab has no /trigger_jobs: 404, then /bridges.
+        r#"trigger_doctor_gitlab_calls_total{endpoint="/projects/:id/pipelines/:id/trigger_jobs",status="404"} 1"#,
+        r#"trigger_doctor_gitlab_calls_total{endpoint="/projects/:id/pipelines/:id/bridges",status="200"} 1"#,
+        r#"trigger_doctor_gitlab_calls_total{endpoint="/projects/:id/merge_requests/:id/notes",status="201"} 1"#,
+        r#"trigger_doctor_gitlab_call_seconds_count{endpoint="/projects/:id/merge_requests/:id/notes"} 2"#,
+        r#"trigger_doctor_gitlab_call_seconds_bucket{endpoint="/projects/:id/merge_requests/:id/notes",le="+Inf"} 2"#,
+        r#"trigger_doctor_comments_total{target="merge_request",action="created"} 1"#,
+        r#"trigger_doctor_chat_messages_total{kind="message",outcome="sent"} 1"#,
+        "trigger_doctor_webhook_ack_seconds_count 1",
+        "trigger_doctor_store_up 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+}
