@@ -17,7 +17,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 pub const ENV_PREFIX: &str = "TRIGGER_DOCTOR__";
 
 /// Keys whose values are secrets: never printed, and readable from `..._FILE`.
-const SECRET_KEYS: &[&str] = &[
+pub const SECRET_KEYS: &[&str] = &[
     "gitlab.token",
     "webhook.secret_tokens",
     "webhook.signing_tokens",

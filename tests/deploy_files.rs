@@ -10,13 +10,7 @@ use saphyr_parser::{Event, Parser};
 use trigger_doctor::config::{Settings, ENV_PREFIX};
 
 /// Keys that may be read from a file named by `..._FILE`.
-const SECRET_KEYS: &[&str] = &[
-    "gitlab.token",
-    "webhook.secret_tokens",
-    "webhook.signing_tokens",
-    "notify.slack.routes",
-    "api.admin_token",
-];
+use trigger_doctor::config::SECRET_KEYS;
 
 /// The generic form used in prose, not a real variable.
 const PLACEHOLDER: &str = "TRIGGER_DOCTOR__SECTION__KEY";
