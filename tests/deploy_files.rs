@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use saphyr_parser::{Event, Parser};
 use trigger_doctor::config::{Settings, ENV_PREFIX};
 
-/// Keys that may be read from a file named by `..._FILE`.
+// Keys that may be read from a file named by `..._FILE`.
 use trigger_doctor::config::SECRET_KEYS;
 
 /// The generic form used in prose, not a real variable.
