@@ -57,6 +57,10 @@ enum Command {
         /// Print the GitLab comment (Markdown, with its hidden marker) the diagnosis makes.
         #[arg(long)]
         markdown: bool,
+        /// Also post the diagnosis: create or update the one comment on the pipeline's merge
+        /// request or commit (through the configured store, as the service would).
+        #[arg(long)]
+        post: bool,
     },
     /// Check the configuration, the bot's token and each project's webhook against GitLab.
     ///
@@ -115,7 +119,8 @@ async fn main() -> ExitCode {
             pipeline,
             json,
             markdown,
-        } => diagnose(settings, &target, pipeline, json, markdown).await,
+            post,
+        } => diagnose(settings, &target, pipeline, json, markdown, post).await,
     }
 }
 
@@ -182,6 +187,7 @@ async fn diagnose(
     pipeline: Option<u64>,
     json: bool,
     markdown: bool,
+    post: bool,
 ) -> ExitCode {
     let terminal = std::io::stderr().is_terminal();
     let _ = telemetry::init(&settings.log, std::io::stderr, terminal);
@@ -231,21 +237,37 @@ async fn diagnose(
         read_variable_values: stages.read_variable_values,
     };
     let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
+    let marker = report::markdown::Marker {
+        pipeline,
+        causes: diagnoses
+            .iter()
+            .flat_map(|d| d.causes())
+            .map(str::to_string)
+            .collect(),
+        status: "open".into(),
+    };
+    if post {
+        match diagnoses.first() {
+            None => progress("No trigger failure: nothing to post."),
+            Some(first) => {
+                progress("Posting the comment…");
+                let body = report::markdown::render_comment(&diagnoses, &marker);
+                match post_comment(&settings, &gitlab, first, &diagnoses, (&body, &marker)).await {
+                    Ok(line) => eprintln!("{line}"),
+                    Err(e) => {
+                        eprintln!("trigger-doctor: cannot post the comment: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        }
+    }
     if json {
         let out = serde_json::json!({"recognition": recognition, "diagnoses": diagnoses, "gitlab_calls": session.calls()});
         println!("{out}");
     } else if diagnoses.is_empty() {
         print!("{}", report::render_no_failure(&recognition));
     } else if markdown {
-        let marker = report::markdown::Marker {
-            pipeline,
-            causes: diagnoses
-                .iter()
-                .flat_map(|d| d.causes())
-                .map(str::to_string)
-                .collect(),
-            status: "open".into(),
-        };
         print!("{}", report::markdown::render_comment(&diagnoses, &marker));
     } else {
         for d in &diagnoses {
@@ -364,4 +386,53 @@ async fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Posts the comment of `diagnoses` as the service would (one comment per merge request or
+/// commit, edited in place); chat is told when it is news. Returns a line saying where.
+async fn post_comment(
+    settings: &Settings,
+    gitlab: &GitlabClient,
+    first: &trigger_doctor::diagnosis::Diagnosis,
+    diagnoses: &[trigger_doctor::diagnosis::Diagnosis],
+    report: (&str, &report::markdown::Marker),
+) -> anyhow::Result<String> {
+    use std::sync::Arc;
+    use trigger_doctor::notify::{chat::Chat, comment::Mode, Notifier};
+    let store = trigger_doctor::store::Store::open(&settings.store.url).await?;
+    let chat = Chat::new(store.clone(), settings.notify.clone(), None)?;
+    let notifier = Notifier {
+        store: store.clone(),
+        chat: chat.clone(),
+        settings: Arc::new(settings.notify.clone()),
+        commands: settings.commands.clone(),
+        owner: format!("cli-{}", std::process::id()),
+        lock_lease: settings.worker.lease,
+        gitlab_url: settings.gitlab.url.clone(),
+        metrics: None,
+    };
+    let session = gitlab.session(None, true);
+    let notified = notifier
+        .diagnosis(
+            &session,
+            &first.facts.subject,
+            diagnoses,
+            report,
+            Mode::Forced,
+            None,
+        )
+        .await?;
+    // A queued chat message is sent now rather than left for the service.
+    while chat.send_due(&notifier.owner).await?.is_some() {}
+    store.close().await;
+    Ok(format!(
+        "comment {} on {}{}",
+        notified.comment,
+        notified.target,
+        notified
+            .note_url
+            .as_deref()
+            .map(|u| format!(": {u}"))
+            .unwrap_or_default()
+    ))
 }

@@ -27,6 +27,14 @@ fn fake_with_missing_downstream(gitlab: &FakeGitlab) {
 }
 
 async fn run(gitlab: &FakeGitlab, args: &[&str]) -> std::process::Output {
+    run_with(gitlab, &[], args).await
+}
+
+async fn run_with(
+    gitlab: &FakeGitlab,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trigger-doctor"));
     for (key, _) in std::env::vars() {
         if key.starts_with("TRIGGER_DOCTOR__") {
@@ -37,6 +45,9 @@ async fn run(gitlab: &FakeGitlab, args: &[&str]) -> std::process::Output {
         .env("TRIGGER_DOCTOR__GITLAB__TOKEN", "glpat-bot-token-for-tests")
         .arg("diagnose")
         .args(args);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
     // The fake answers on this runtime while the command runs on another thread.
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -120,4 +131,35 @@ async fn diagnose_prints_the_comment_it_would_post_with_its_marker() {
     assert!(text.starts_with("### `project.not_found`"), "{text}");
     assert!(text.contains("<details><summary>Every check"), "{text}");
     assert!(text.trim_end().ends_with(r#"<!-- trigger-doctor {"pipeline":500,"causes":["project.not_found"],"status":"open"} -->"#), "{text}");
+}
+
+#[tokio::test]
+async fn diagnose_with_post_creates_then_edits_the_one_comment() {
+    let gitlab = FakeGitlab::start().await;
+    fake_with_missing_downstream(&gitlab);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [(
+        "TRIGGER_DOCTOR__STORE__URL",
+        format!("sqlite://{}", dir.path().join("cli.db").display()),
+    )];
+    let args = ["grp/upstream", "500", "--post"];
+    let out = run_with(&gitlab, &env, &args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("comment created on commit:1:{SHA}")),
+        "{stderr}"
+    );
+    let out = run_with(&gitlab, &env, &args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("comment updated"), "{stderr}");
+    let notes = gitlab.commit_notes(1, SHA);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("project.not_found"));
+    // Without --post nothing is written.
+    run(&gitlab, &["grp/upstream", "500"]).await;
+    assert_eq!(gitlab.with(|s| s.writes.len()), 2);
 }
