@@ -237,15 +237,7 @@ async fn diagnose(
         read_variable_values: stages.read_variable_values,
     };
     let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
-    let marker = report::markdown::Marker {
-        pipeline,
-        causes: diagnoses
-            .iter()
-            .flat_map(|d| d.causes())
-            .map(str::to_string)
-            .collect(),
-        status: "open".into(),
-    };
+    let marker = report::markdown::Marker::open(pipeline, &diagnoses);
     if post {
         match diagnoses.first() {
             None => progress("No trigger failure: nothing to post."),

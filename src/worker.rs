@@ -306,15 +306,7 @@ impl Stages {
             });
         }
         let report = diagnoses.first().map(|first| {
-            let marker = Marker {
-                pipeline: first.facts.subject.pipeline_id,
-                causes: diagnoses
-                    .iter()
-                    .flat_map(|d| d.causes())
-                    .map(str::to_string)
-                    .collect(),
-                status: "open".into(),
-            };
+            let marker = Marker::open(first.facts.subject.pipeline_id, &diagnoses);
             (render_comment(&diagnoses, &marker), marker)
         });
         if let Some((c, _)) = &report {

@@ -980,19 +980,6 @@ impl Session {
         self.get("/user", Reuse::Cached).await
     }
 
-    /// `GET /projects/:id/merge_requests/:iid`.
-    pub async fn merge_request(
-        &self,
-        project: ProjectId,
-        iid: MergeRequestIid,
-    ) -> Result<MergeRequest, GitlabError> {
-        self.get(
-            &format!("/projects/{project}/merge_requests/{iid}"),
-            Reuse::Session,
-        )
-        .await
-    }
-
     /// Pipelines of a merge request, newest first (first page only).
     pub async fn merge_request_pipelines(
         &self,

@@ -234,15 +234,7 @@ pub async fn run(
     let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
     let (body, marker, subject) = match (&recognition, diagnoses.first()) {
         (_, Some(first)) => {
-            let marker = Marker {
-                pipeline,
-                causes: diagnoses
-                    .iter()
-                    .flat_map(|d| d.causes())
-                    .map(str::to_string)
-                    .collect(),
-                status: "open".into(),
-            };
+            let marker = Marker::open(pipeline, &diagnoses);
             (
                 render_comment(&diagnoses, &marker),
                 marker,

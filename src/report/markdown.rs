@@ -22,6 +22,19 @@ pub struct Marker {
 }
 
 impl Marker {
+    /// The marker of an open comment about `pipeline` with these diagnoses' causes.
+    pub fn open(pipeline: PipelineId, diagnoses: &[Diagnosis]) -> Marker {
+        Marker {
+            pipeline,
+            causes: diagnoses
+                .iter()
+                .flat_map(|d| d.causes())
+                .map(str::to_string)
+                .collect(),
+            status: "open".into(),
+        }
+    }
+
     pub fn render(&self) -> String {
         // serde_json escapes nothing that could close the comment except `>`: escape it.
         let json = serde_json::to_string(self)
@@ -291,11 +304,7 @@ mod tests {
     }
 
     fn marker(d: &Diagnosis) -> Marker {
-        Marker {
-            pipeline: d.facts.subject.pipeline_id,
-            causes: d.causes().iter().map(|c| c.to_string()).collect(),
-            status: "open".into(),
-        }
+        Marker::open(d.facts.subject.pipeline_id, std::slice::from_ref(d))
     }
 
     #[test]
