@@ -1,4 +1,4 @@
-//! Webhook intake benchmark (SPEC 9: P1, P2, P6, P7, P9), with its baseline in the same run.
+//! Webhook intake benchmark (SPEC 9: P1, P2, P6 idle, P7), with its baseline in the same run.
 //!
 //! Starts the real `trigger-doctor serve` (SQLite, durable acknowledgements) and a bare
 //! actix-web handler that only reads the body and answers 202, each in its own process, and
@@ -6,25 +6,25 @@
 //! - throughput: 32 connections sending as fast as they are answered, for a few seconds;
 //! - latency: an open-loop schedule of 500 requests/s (measured from the scheduled send time,
 //!   so a slow answer is not hidden by a delayed next send), p50 and p99;
-//! - start-up to ready (`/readyz` answering 200) and resident memory when idle;
-//! - size of the binary.
+//! - start-up to ready (`/readyz` answering 200) and resident memory when idle.
 //!
-//! Run: `cargo bench --bench intake` (optional: `BENCH_SECONDS=10`).
+//! The binary's size (P9) is measured by `bench/run` on the `cargo build --release` binary;
+//! memory with 100,000 queued deliveries (P6) by `cargo bench --bench memory`.
+//!
+//! Run: `cargo bench --bench intake` (optional: `BENCH_SECONDS=10`), or every benchmark with
+//! `bench/run`.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
-use tokio::net::TcpStream;
+use support::{mib, ms, row, thousands, Conn, TABLE_HEADER};
 
 const BARE_ENV: &str = "TRIGGER_DOCTOR_BENCH_BARE_PORT_FILE";
-const TOKEN: &str = "bench-secret";
 const CONNECTIONS: usize = 32;
 const RATE: u64 = 500;
-const PAYLOAD_BYTES: usize = 14 * 1024;
 
 fn main() {
     if let Ok(port_file) = std::env::var(BARE_ENV) {
@@ -39,116 +39,104 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let body = payload();
+    let body = support::payload("success");
     let dir = tempfile::tempdir().unwrap();
 
     println!(
         "intake benchmark: {} byte payloads, {CONNECTIONS} connections, {seconds} s per phase",
         body.len()
     );
-    let binary = env!("CARGO_BIN_EXE_trigger-doctor");
+    let binary = support::binary();
 
-    let (mut real, real_port, startup) = start_real(binary, dir.path());
+    // Intake only: successful pipelines need no diagnosis.
+    let (mut real, real_port, startup) = support::start_real(&binary, dir.path(), &[]);
     std::thread::sleep(Duration::from_millis(500));
-    let idle_kib = rss_kib(real.id());
+    let idle_kib = support::rss_kib(real.id());
     let (mut bare, bare_port) = start_bare(dir.path());
+    std::thread::sleep(Duration::from_millis(500));
+    let bare_idle_kib = support::rss_kib(bare.id());
 
     let bare_tp = runtime.block_on(throughput(bare_port, &body, seconds, "bare"));
     let real_tp = runtime.block_on(throughput(real_port, &body, seconds, "real"));
     let bare_lat = runtime.block_on(open_loop(bare_port, &body, seconds, "bare-lat"));
     let real_lat = runtime.block_on(open_loop(real_port, &body, seconds, "real-lat"));
-    let loaded_kib = rss_kib(real.id());
-    let stored = count_rows(dir.path());
+    let loaded_kib = support::rss_kib(real.id());
 
     let _ = real.kill();
     let _ = bare.kill();
     let _ = real.wait();
     let _ = bare.wait();
+    let (store_runtime, store) = support::open_store(dir.path());
+    let stored = store_runtime.block_on(store.count()).unwrap();
 
-    let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
+    let bare_ms = |d: Duration, r: Duration| {
+        format!(
+            "bare actix-web 202: {} ({:.1}×)",
+            ms(d),
+            r.as_secs_f64() / d.as_secs_f64()
+        )
+    };
     println!();
-    println!("| id | figure | measured | bare actix-web 202 | ratio | target | result |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("{TABLE_HEADER}");
     row(
         "P2",
-        "durable deliveries/s (32 conn.)",
-        format!("{:.0}", real_tp.per_second),
-        format!("{:.0}", bare_tp.per_second),
-        format!("{:.2}", real_tp.per_second / bare_tp.per_second),
+        "durable deliveries/s, 14 KiB payloads, 32 connections",
+        &format!("{}/s", thousands(real_tp.per_second as u64)),
+        &format!(
+            "bare actix-web 202: {}/s ({:.2}×)",
+            thousands(bare_tp.per_second as u64),
+            real_tp.per_second / bare_tp.per_second
+        ),
         "≥ 5000/s",
-        real_tp.per_second >= 5000.0,
+        Some(real_tp.per_second >= 5000.0),
     );
     row(
         "P1",
-        "ack p50 at 500/s",
-        ms(real_lat.p50),
-        ms(bare_lat.p50),
-        format!(
-            "{:.2}",
-            real_lat.p50.as_secs_f64() / bare_lat.p50.as_secs_f64()
-        ),
+        "acknowledgement p50 at 500 deliveries/s",
+        &ms(real_lat.p50),
+        &bare_ms(bare_lat.p50, real_lat.p50),
         "≤ 2 ms",
-        real_lat.p50 <= Duration::from_millis(2),
+        Some(real_lat.p50 <= Duration::from_millis(2)),
     );
     row(
         "P1",
-        "ack p99 at 500/s",
-        ms(real_lat.p99),
-        ms(bare_lat.p99),
-        format!(
-            "{:.2}",
-            real_lat.p99.as_secs_f64() / bare_lat.p99.as_secs_f64()
-        ),
+        "acknowledgement p99 at 500 deliveries/s",
+        &ms(real_lat.p99),
+        &bare_ms(bare_lat.p99, real_lat.p99),
         "≤ 15 ms",
-        real_lat.p99 <= Duration::from_millis(15),
+        Some(real_lat.p99 <= Duration::from_millis(15)),
     );
     row(
-        "P1",
-        "ack p99 under full load (32 conn.)",
-        ms(real_tp.p99),
-        ms(bare_tp.p99),
-        format!(
-            "{:.2}",
-            real_tp.p99.as_secs_f64() / bare_tp.p99.as_secs_f64()
-        ),
-        "(info)",
-        true,
+        "info",
+        "acknowledgement p99 under full load (32 connections)",
+        &ms(real_tp.p99),
+        &bare_ms(bare_tp.p99, real_tp.p99),
+        "-",
+        None,
     );
     row(
         "P6",
         "idle memory (RSS)",
-        format!("{:.1} MiB", idle_kib as f64 / 1024.0),
-        "-".into(),
-        "-".into(),
+        &mib(idle_kib),
+        &format!("bare actix-web 202: {}", mib(bare_idle_kib)),
         "≤ 20 MB",
-        idle_kib as f64 * 1024.0 <= 20e6,
+        Some(idle_kib as f64 * 1024.0 <= 20e6),
     );
     row(
-        "P6",
+        "info",
         "memory after the load (RSS)",
-        format!("{:.1} MiB", loaded_kib as f64 / 1024.0),
-        "-".into(),
-        "-".into(),
-        "(info)",
-        true,
+        &mib(loaded_kib),
+        "-",
+        "-",
+        None,
     );
     row(
         "P7",
-        "start-up to ready",
-        ms(startup),
-        "-".into(),
-        "-".into(),
+        "start-up to ready (spawn to /readyz 200)",
+        &ms(startup),
+        "-",
         "≤ 50 ms",
-        startup <= Duration::from_millis(50),
-    );
-    row(
-        "P9",
-        "binary size",
-        format!("{:.1} MiB", size as f64 / 1048576.0),
-        "-".into(),
-        "-".into(),
-        "≤ 12 MB",
-        size as f64 <= 12e6,
+        Some(startup <= Duration::from_millis(50)),
     );
     let acked = real_tp.ok + real_lat.ok;
     println!();
@@ -163,89 +151,6 @@ fn main() {
     );
 }
 
-fn row(
-    id: &str,
-    what: &str,
-    measured: String,
-    base: String,
-    ratio: String,
-    target: &str,
-    pass: bool,
-) {
-    let verdict = if pass { "pass" } else { "FAIL" };
-    println!("| {id} | {what} | {measured} | {base} | {ratio} | {target} | {verdict} |");
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// A Pipeline Hook of about 14 KiB: the documentation example with more builds.
-fn payload() -> Vec<u8> {
-    let raw = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/gitlab/webhook-pipeline.json"
-    ))
-    .unwrap();
-    let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    let template = v["builds"][0].clone();
-    let mut n = 0;
-    while serde_json::to_vec(&v).unwrap().len() < PAYLOAD_BYTES {
-        let mut b = template.clone();
-        b["id"] = (10_000 + n).into();
-        v["builds"].as_array_mut().unwrap().push(b);
-        n += 1;
-    }
-    v["object_attributes"]["status"] = "success".into();
-    serde_json::to_vec(&v).unwrap()
-}
-
-fn start_real(binary: &str, dir: &std::path::Path) -> (Child, u16, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(binary)
-        .arg("serve")
-        .env("TRIGGER_DOCTOR__SERVER__LISTEN", "127.0.0.1:0")
-        .env(
-            "TRIGGER_DOCTOR__STORE__URL",
-            format!("sqlite://{}", dir.join("bench.db").display()),
-        )
-        .env("TRIGGER_DOCTOR__WEBHOOK__SECRET_TOKENS", TOKEN)
-        // Intake only: the deliveries need no GitLab call, and nothing listens there.
-        .env("TRIGGER_DOCTOR__GITLAB__URL", "http://127.0.0.1:9")
-        .env("TRIGGER_DOCTOR__LOG__FORMAT", "json")
-        .env(
-            "TRIGGER_DOCTOR__LOG__LEVEL",
-            "warn,trigger_doctor::server=info",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the service starts");
-    let port = read_port(&mut child, |line| {
-        let v: serde_json::Value = serde_json::from_str(line).ok()?;
-        (v["message"] == "listening").then(|| v["port"].as_u64().unwrap() as u16)
-    });
-    // Ready means /readyz answers 200.
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut answer = String::new();
-            let _ = s.read_to_string(&mut answer);
-            if answer.starts_with("HTTP/1.1 200") {
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the service did not become ready"
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let startup = started.elapsed();
-    (child, port, startup)
-}
-
 fn start_bare(dir: &std::path::Path) -> (Child, u16) {
     let port_file = dir.join("bare.port");
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -254,29 +159,10 @@ fn start_bare(dir: &std::path::Path) -> (Child, u16) {
         .stderr(Stdio::null())
         .spawn()
         .expect("the baseline starts");
-    let port = read_port(&mut child, |line| {
+    let port = support::read_port(&mut child, |line| {
         line.strip_prefix("port ")?.trim().parse().ok()
     });
     (child, port)
-}
-
-/// Reads the child's stdout until `parse` finds the port, then keeps draining it.
-fn read_port(child: &mut Child, parse: fn(&str) -> Option<u16>) -> u16 {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut found = false;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !found {
-                if let Some(port) = parse(&line) {
-                    let _ = tx.send(port);
-                    found = true;
-                }
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("the server reports its port")
 }
 
 /// The baseline: actix-web reading the body and answering 202, nothing stored.
@@ -298,93 +184,6 @@ fn bare_server(_port_file: &str) {
         println!("port {}", server.addrs()[0].port());
         server.run().await.unwrap();
     });
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn count_rows(dir: &std::path::Path) -> u64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let url = format!("sqlite://{}", dir.join("bench.db").display());
-        let store = trigger_doctor::store::Store::open(&url).await.unwrap();
-        store.count().await.unwrap()
-    })
-}
-
-static KEY: AtomicU64 = AtomicU64::new(0);
-
-/// One keep-alive HTTP/1.1 connection.
-struct Conn {
-    reader: AsyncBufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-    head: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(port: u16) -> Conn {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let (r, w) = stream.into_split();
-        Conn {
-            reader: AsyncBufReader::new(r),
-            writer: w,
-            head: Vec::with_capacity(512),
-        }
-    }
-
-    /// Sends one delivery with a fresh idempotency key; true on 202.
-    async fn post(&mut self, body: &[u8]) -> bool {
-        let key = KEY.fetch_add(1, Ordering::Relaxed);
-        self.head.clear();
-        self.head.extend_from_slice(
-            format!(
-                "POST /webhooks/gitlab HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-                 X-Gitlab-Event: Pipeline Hook\r\nX-Gitlab-Token: {TOKEN}\r\nIdempotency-Key: bench-{key}\r\n\
-                 Content-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        if self.writer.write_all(&self.head).await.is_err()
-            || self.writer.write_all(body).await.is_err()
-        {
-            return false;
-        }
-        let mut line = String::new();
-        if self.reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return false;
-        }
-        let ok = line.starts_with("HTTP/1.1 202");
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return false;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut sink = vec![0u8; length];
-        self.reader.read_exact(&mut sink).await.is_ok() && ok
-    }
 }
 
 struct Run {

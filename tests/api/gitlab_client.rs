@@ -227,6 +227,78 @@ async fn an_exhausted_ratelimit_window_delays_the_next_call_until_its_reset() {
     );
 }
 
+/// Sends `n` calls one after another, each to a project not asked before, and returns when
+/// each reached the fake GitLab.
+async fn timed_calls(
+    gitlab: &GitlabClient,
+    times: &Arc<Mutex<Vec<Instant>>>,
+    n: u64,
+) -> Vec<Instant> {
+    let session = gitlab.session(None, false);
+    for id in 1..=n {
+        session
+            .project(&ProjectRef::Id(ProjectId(id)))
+            .await
+            .unwrap();
+    }
+    times.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_bots_own_budget_paces_its_calls() {
+    let server = MockServer::start().await;
+    let times = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("GET"))
+        .respond_with(Recorder {
+            times: times.clone(),
+            script: vec![ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"id": 1, "path_with_namespace": "g/a", "web_url": "http://x/g/a"}),
+            )],
+        })
+        .mount(&server)
+        .await;
+    // 120 calls a minute: a burst of a tenth of a minute (12), then one every 500 ms.
+    let mut s = settings(&server.uri());
+    s.requests_per_minute = 120;
+    let times = timed_calls(&GitlabClient::new(s, None).unwrap(), &times, 14).await;
+    assert_eq!(times.len(), 14);
+    // The 13th and 14th calls wait for a token each: 14 calls take at least 1 s (600 a
+    // minute, the default before the instance has told its limit, would send all at once).
+    let took = times[13] - times[0];
+    assert!(
+        took >= Duration::from_millis(900),
+        "14 calls within {took:?} at 120 a minute"
+    );
+}
+
+#[tokio::test]
+async fn by_default_the_bot_keeps_to_half_of_the_limit_the_instance_announces() {
+    let server = MockServer::start().await;
+    let times = Arc::new(Mutex::new(Vec::new()));
+    // The instance allows 240 calls a minute (4/s): the bot keeps to 120 (2/s).
+    Mock::given(method("GET"))
+        .respond_with(Recorder {
+            times: times.clone(),
+            script: vec![ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"id": 1, "path_with_namespace": "g/a", "web_url": "http://x/g/a"}))
+                .insert_header("RateLimit-Limit", "240")],
+        })
+        .mount(&server)
+        .await;
+    let mut s = settings(&server.uri());
+    s.requests_per_minute = 0;
+    let times = timed_calls(&GitlabClient::new(s, None).unwrap(), &times, 15).await;
+    assert_eq!(times.len(), 15);
+    // The first answer tells the limit; from then on a burst of 12, then a call every
+    // 500 ms: the 14th call after the first waits 1 s (at the instance's own 240 a minute,
+    // with a burst of 24, none would wait).
+    let took = times[14] - times[1];
+    assert!(
+        took >= Duration::from_millis(900),
+        "14 calls within {took:?} at half of 240 a minute"
+    );
+}
+
 #[tokio::test]
 async fn a_502_is_retried_then_succeeds() {
     let server = MockServer::start().await;
