@@ -113,14 +113,14 @@ async fn two_replicas_share_one_queue_survive_sigkill_and_post_one_comment_per_m
             ("GITLAB__URL", gitlab_url),
             ("GITLAB__MAX_RETRIES", "0".to_string()),
             ("WORKER__CONCURRENCY", "3".to_string()),
-            ("WORKER__LEASE_SECONDS", "3".to_string()),
+            ("WORKER__LEASE_SECONDS", "8".to_string()),
             ("WORKER__RETRY_BASE_SECONDS", "1".to_string()),
             ("WORKER__RETRY_MAX_SECONDS", "2".to_string()),
             ("WORKER__POLL_INTERVAL_SECONDS", "1".to_string()),
         ]
     };
     let (mut first, first_port, _) = common::spawn(&env(first_front.url()));
-    let (_second, second_port, _) = common::spawn(&env(gitlab.url()));
+    let (_second, second_port, second_log) = common::spawn(&env(gitlab.url()));
     let client = reqwest::Client::new();
 
     // Each merge request gets one failed pipeline through each replica (so both race on its
@@ -207,6 +207,13 @@ async fn two_replicas_share_one_queue_survive_sigkill_and_post_one_comment_per_m
             .into_iter()
             .filter(|n| n["author"]["id"] == BOT)
             .collect();
+        if ours.len() != 1 {
+            for line in second_log.lock().unwrap().iter() {
+                if line.contains(&format!("mr:1:{mr}")) || line.contains("WARN") {
+                    eprintln!("{line}");
+                }
+            }
+        }
         assert_eq!(ours.len(), 1, "MR !{mr}: {ours:?}");
         let newest = if mr == MRS / 2 { 300 + mr } else { 200 + mr };
         assert!(

@@ -227,6 +227,9 @@ enum Reuse {
     Session,
     /// Stable for minutes (projects, members, settings, version): shared cache.
     Cached,
+    /// Asked again every time (the notes the bot looks for its own comment in: another
+    /// worker may have posted since the last look).
+    Never,
 }
 
 /// Percent-encodes a path segment (`group/app` → `group%2Fapp`).
@@ -555,6 +558,9 @@ impl Session {
 
     /// A GET answer: from this session's memo, else the shared cache, else GitLab.
     async fn fetch(&self, path: &str, reuse: Reuse) -> Answer {
+        if reuse == Reuse::Never {
+            return self.fetch_now(path).await;
+        }
         if let Some(answer) = self
             .memo
             .lock()
@@ -582,25 +588,7 @@ impl Session {
                 }
             }
         }
-        let answer: Answer = async {
-            let response = self.send(Method::GET, path, None).await?;
-            let next_page = response
-                .headers()
-                .get("x-next-page")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string);
-            let body = response
-                .bytes()
-                .await
-                .map_err(|_| GitlabError::Unavailable {
-                    endpoint: endpoint_label(path),
-                    detail: "the answer was cut off".into(),
-                })?;
-            Ok(Arc::new(Fetched { body, next_page }))
-        }
-        .await;
+        let answer = self.fetch_now(path).await;
         if let (Ok(fetched), Reuse::Cached) = (&answer, reuse) {
             let mut cache = self
                 .client
@@ -620,6 +608,29 @@ impl Session {
                 .insert(path.to_string(), answer.clone());
         }
         answer
+    }
+
+    /// A GET answer straight from GitLab.
+    async fn fetch_now(&self, path: &str) -> Answer {
+        async {
+            let response = self.send(Method::GET, path, None).await?;
+            let next_page = response
+                .headers()
+                .get("x-next-page")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string);
+            let body = response
+                .bytes()
+                .await
+                .map_err(|_| GitlabError::Unavailable {
+                    endpoint: endpoint_label(path),
+                    detail: "the answer was cut off".into(),
+                })?;
+            Ok(Arc::new(Fetched { body, next_page }))
+        }
+        .await
     }
 
     fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, GitlabError> {
@@ -1006,7 +1017,7 @@ impl Session {
         .await
     }
 
-    /// Notes of a merge request, most recently updated first.
+    /// Notes of a merge request, most recently updated first (asked anew each time).
     pub async fn merge_request_notes(
         &self,
         project: ProjectId,
@@ -1016,12 +1027,12 @@ impl Session {
             &format!(
                 "/projects/{project}/merge_requests/{iid}/notes?sort=desc&order_by=updated_at"
             ),
-            Reuse::Session,
+            Reuse::Never,
         )
         .await
     }
 
-    /// Discussions of a commit.
+    /// Discussions of a commit (asked anew each time).
     pub async fn commit_discussions(
         &self,
         project: ProjectId,
@@ -1029,7 +1040,7 @@ impl Session {
     ) -> Result<Vec<Discussion>, GitlabError> {
         self.get_all(
             &format!("/projects/{project}/repository/commits/{sha}/discussions"),
-            Reuse::Session,
+            Reuse::Never,
         )
         .await
     }

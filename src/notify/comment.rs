@@ -254,7 +254,13 @@ pub async fn upsert(
         }
         // A look-up made before the lock is good unless a worker died holding it.
         let own = own.filter(|_| !record.taken_over);
-        let (posted, discussion) = write(session, target, &record, body, own).await?;
+        let guard = Guard {
+            store,
+            key: &key,
+            scope,
+            holder,
+        };
+        let (posted, discussion) = write(session, target, &record, body, own, &guard).await?;
         let update = CommentUpdate {
             note_id: posted.note().unwrap_or_default(),
             discussion_id: discussion,
@@ -263,7 +269,7 @@ pub async fn upsert(
             status: marker.status.clone(),
             body: body.to_string(),
         };
-        Ok::<_, GitlabError>((posted, Some(update)))
+        Ok::<_, PostError>((posted, Some(update)))
     }
     .await;
     match result {
@@ -279,7 +285,7 @@ pub async fn upsert(
             if let Err(unlock) = store.unlock_comment(&key, owner, None).await {
                 warn!(error = %unlock, "cannot release the comment lock; it expires on its own");
             }
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -317,13 +323,43 @@ pub async fn lock(
 
 /// Edits the known note, else the bot's own marked note found on the target, else posts a
 /// new one. Returns what happened and, for commits, the discussion id.
+/// The lock a write is made under, checked again right before anything is posted: a holder
+/// that was slower than its lease must not post beside the worker that took the lock over.
+pub(crate) struct Guard<'a> {
+    pub store: &'a Store,
+    pub key: &'a str,
+    pub scope: (ProjectId, &'a str),
+    pub holder: &'a Holder,
+}
+
+impl Guard<'_> {
+    /// Renews the lock; fails when another worker holds it or wrote the comment meanwhile.
+    async fn confirm(&self, record: &CommentRecord) -> Result<(), PostError> {
+        let now = self
+            .store
+            .lock_comment(
+                self.key,
+                self.scope.0 .0 as i64,
+                Some(self.scope.1),
+                &self.holder.owner,
+                self.holder.lease,
+            )
+            .await?;
+        match now {
+            Some(current) if current.note_id == record.note_id => Ok(()),
+            _ => Err(PostError::Busy(self.key.to_string())),
+        }
+    }
+}
+
 pub(crate) async fn write(
     session: &Session,
     target: &Target,
     record: &CommentRecord,
     body: &str,
     own: Option<OwnNote>,
-) -> Result<(Posted, Option<String>), GitlabError> {
+    guard: &Guard<'_>,
+) -> Result<(Posted, Option<String>), PostError> {
     let known = record
         .note_id
         .map(|n| (NoteId(n as u64), record.discussion_id.clone()));
@@ -339,7 +375,7 @@ pub(crate) async fn write(
             }
             // Deleted by someone, or no longer the bot's: look again, else post anew.
             Err(GitlabError::NotFound { .. } | GitlabError::Forbidden { .. }) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     let own = match own {
@@ -355,6 +391,7 @@ pub(crate) async fn write(
             discussion,
         ));
     }
+    guard.confirm(record).await?;
     match target {
         Target::MergeRequest { project, iid, .. } => {
             let note = session

@@ -248,14 +248,20 @@ impl Notifier {
             subject.pipeline_url.as_deref(),
             &marker,
         );
-        let written = comment::write(session, &target, &record, &body, None).await;
+        let guard = comment::Guard {
+            store: &self.store,
+            key: &found.target,
+            scope: (subject.project_id, &subject.git_ref),
+            holder: &holder,
+        };
+        let written = comment::write(session, &target, &record, &body, None, &guard).await;
         let (posted, discussion) = match written {
             Ok(w) => w,
             Err(e) => {
                 self.store
                     .unlock_comment(&found.target, owner, None)
                     .await?;
-                return Err(e.into());
+                return Err(e);
             }
         };
         let note = posted.note().unwrap_or_default();
