@@ -113,13 +113,13 @@ async fn two_replicas_share_one_queue_survive_sigkill_and_post_one_comment_per_m
             ("GITLAB__URL", gitlab_url),
             ("GITLAB__MAX_RETRIES", "0".to_string()),
             ("WORKER__CONCURRENCY", "3".to_string()),
-            ("WORKER__LEASE_SECONDS", "8".to_string()),
+            ("WORKER__LEASE_SECONDS", "3".to_string()),
             ("WORKER__RETRY_BASE_SECONDS", "1".to_string()),
             ("WORKER__RETRY_MAX_SECONDS", "2".to_string()),
             ("WORKER__POLL_INTERVAL_SECONDS", "1".to_string()),
         ]
     };
-    let (mut first, first_port, _) = common::spawn(&env(first_front.url()));
+    let (mut first, first_port, first_log) = common::spawn(&env(first_front.url()));
     let (_second, second_port, second_log) = common::spawn(&env(gitlab.url()));
     let client = reqwest::Client::new();
 
@@ -208,7 +208,12 @@ async fn two_replicas_share_one_queue_survive_sigkill_and_post_one_comment_per_m
             .filter(|n| n["author"]["id"] == BOT)
             .collect();
         if ours.len() != 1 {
-            for line in second_log.lock().unwrap().iter() {
+            for line in first_log
+                .lock()
+                .unwrap()
+                .iter()
+                .chain(second_log.lock().unwrap().iter())
+            {
                 if line.contains(&format!("mr:1:{mr}")) || line.contains("WARN") {
                     eprintln!("{line}");
                 }
@@ -225,8 +230,22 @@ async fn two_replicas_share_one_queue_survive_sigkill_and_post_one_comment_per_m
             ours[0]["body"]
         );
     }
+    let count = |text: &str| {
+        [&first_log, &second_log]
+            .iter()
+            .map(|log| {
+                log.lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| l.contains(text))
+                    .count()
+            })
+            .sum::<usize>()
+    };
+    let twins = count("second comment deleted");
+    let settled = count("another worker wrote the comment at the same time");
     println!(
-        "{} deliveries acknowledged across two replicas (one killed mid-work, {taken_over} taken over after its lease), all processed once; one comment on each of {MRS} merge requests",
+        "{} deliveries acknowledged across two replicas (one killed mid-work, {taken_over} taken over after its lease), all processed once; one comment on each of {MRS} merge requests ({settled} writes settled after a lost lock, {twins} second comments deleted)",
         acknowledged.len()
     );
     store.close().await;

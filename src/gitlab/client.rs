@@ -1129,6 +1129,43 @@ impl Session {
         .await
     }
 
+    /// `DELETE /projects/:id/merge_requests/:iid/notes/:note_id` (204; only the author or a
+    /// maintainer may).
+    pub async fn delete_merge_request_note(
+        &self,
+        project: ProjectId,
+        iid: MergeRequestIid,
+        note: NoteId,
+    ) -> Result<(), GitlabError> {
+        self.send(
+            Method::DELETE,
+            &format!("/projects/{project}/merge_requests/{iid}/notes/{note}"),
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE /projects/:id/repository/commits/:sha/discussions/:discussion_id/notes/:note_id`.
+    pub async fn delete_commit_discussion_note(
+        &self,
+        project: ProjectId,
+        sha: &CommitSha,
+        discussion: &str,
+        note: NoteId,
+    ) -> Result<(), GitlabError> {
+        self.send(
+            Method::DELETE,
+            &format!(
+                "/projects/{project}/repository/commits/{sha}/discussions/{}/notes/{note}",
+                encode(discussion)
+            ),
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
     /// `POST /projects/:id/merge_requests/:iid/notes/:note_id/award_emoji`.
     pub async fn award_note(
         &self,

@@ -148,6 +148,10 @@ pub enum PostError {
     /// Another worker holds the target's lock for longer than this one waits.
     #[error("the comment on {0} is being written by another worker")]
     Busy(String),
+    /// This worker wrote, but lost the lock meanwhile: another worker may have written too,
+    /// and whichever write landed last is on GitLab. [`repair`] settles it.
+    #[error("the comment on {0} was written by another worker at the same time")]
+    Overtaken(String),
 }
 
 /// What happened to the comment.
@@ -260,7 +264,15 @@ pub async fn upsert(
             scope,
             holder,
         };
-        let (posted, discussion) = write(session, target, &record, body, own, &guard).await?;
+        let (posted, discussion) = match write(session, target, &record, body, own, &guard).await {
+            Err(PostError::Overtaken(_)) => {
+                repair(session, target, &guard, marker.pipeline.0 as i64, body).await?
+            }
+            other => other?,
+        };
+        if let Posted::Stale { .. } = posted {
+            return Ok((posted, None));
+        }
         let update = CommentUpdate {
             note_id: posted.note().unwrap_or_default(),
             discussion_id: discussion,
@@ -346,10 +358,66 @@ impl Guard<'_> {
             )
             .await?;
         match now {
-            Some(current) if current.note_id == record.note_id => Ok(()),
+            Some(current)
+                if current.note_id == record.note_id
+                    && current.pipeline_id == record.pipeline_id
+                    && current.status == record.status
+                    && current.updated_at == record.updated_at =>
+            {
+                Ok(())
+            }
             _ => Err(PostError::Busy(self.key.to_string())),
         }
     }
+
+    /// After a write: still the holder, and nobody else wrote meanwhile.
+    async fn confirm_written(&self, record: &CommentRecord) -> Result<(), PostError> {
+        self.confirm(record).await.map_err(|e| match e {
+            PostError::Busy(key) => PostError::Overtaken(key),
+            other => other,
+        })
+    }
+}
+
+/// Settles a write that raced another worker's (see [`PostError::Overtaken`]): with the lock
+/// taken again, the newer pipeline's comment is written over whatever landed last. Returns
+/// [`Posted::Stale`] when the other worker's recorded comment is the newer one (it is written
+/// back as recorded), else this worker's write, to be recorded.
+pub(crate) async fn repair(
+    session: &Session,
+    target: &Target,
+    guard: &Guard<'_>,
+    pipeline: i64,
+    body: &str,
+) -> Result<(Posted, Option<String>), PostError> {
+    let current = lock(guard.store, guard.key, guard.scope, guard.holder).await?;
+    warn!(target = %guard.key, "another worker wrote the comment at the same time; settling it");
+    let note = match current.note_id {
+        Some(note) => Some((NoteId(note as u64), current.discussion_id.clone())),
+        // The other worker recorded nothing: the comment is the bot's own note on the target.
+        None => find_own(session, target).await?,
+    };
+    let Some((note, discussion)) = note else {
+        return Err(PostError::Busy(guard.key.to_string()));
+    };
+    if current.note_id.is_some() && current.pipeline_id >= pipeline {
+        if let Some(theirs) = current.body.as_deref().filter(|b| !b.is_empty()) {
+            edit(session, target, note, discussion.as_deref(), theirs).await?;
+        }
+        return Ok((
+            Posted::Stale {
+                pipeline: current.pipeline_id,
+            },
+            None,
+        ));
+    }
+    edit(session, target, note, discussion.as_deref(), body).await?;
+    Ok((
+        Posted::Updated {
+            note: note.0 as i64,
+        },
+        discussion,
+    ))
 }
 
 pub(crate) async fn write(
@@ -364,14 +432,16 @@ pub(crate) async fn write(
         .note_id
         .map(|n| (NoteId(n as u64), record.discussion_id.clone()));
     if let Some((note, discussion)) = known {
+        guard.confirm(record).await?;
         match edit(session, target, note, discussion.as_deref(), body).await {
             Ok(()) => {
+                guard.confirm_written(record).await?;
                 return Ok((
                     Posted::Updated {
                         note: note.0 as i64,
                     },
                     discussion,
-                ))
+                ));
             }
             // Deleted by someone, or no longer the bot's: look again, else post anew.
             Err(GitlabError::NotFound { .. } | GitlabError::Forbidden { .. }) => {}
@@ -383,7 +453,9 @@ pub(crate) async fn write(
         None => find_own(session, target).await?,
     };
     if let Some((note, discussion)) = own {
+        guard.confirm(record).await?;
         edit(session, target, note, discussion.as_deref(), body).await?;
+        guard.confirm_written(record).await?;
         return Ok((
             Posted::Updated {
                 note: note.0 as i64,
@@ -392,26 +464,22 @@ pub(crate) async fn write(
         ));
     }
     guard.confirm(record).await?;
-    match target {
+    let created = match target {
         Target::MergeRequest { project, iid, .. } => {
             let note = session
                 .create_merge_request_note(*project, *iid, body)
                 .await?;
-            Ok((
-                Posted::Created {
-                    note: note.id.0 as i64,
-                },
-                None,
-            ))
+            (note.id, None)
         }
         Target::Commit { project, sha, .. } => {
             let discussion = session
                 .create_commit_discussion(*project, sha, body)
                 .await?;
-            let note = discussion.notes.first().map_or(0, |n| n.id.0 as i64);
-            Ok((Posted::Created { note }, Some(discussion.id)))
+            let note = discussion.notes.first().map_or(NoteId(0), |n| n.id);
+            (note, Some(discussion.id))
         }
-    }
+    };
+    settle(session, target, record, body, created, guard).await
 }
 
 async fn edit(
@@ -437,30 +505,122 @@ async fn edit(
     }
 }
 
-/// The bot's own note carrying the marker, if the target has one.
+/// The bot's own note carrying the marker, if the target has one. Should two replicas ever
+/// have posted one each, the oldest is the comment and the others are deleted.
 async fn find_own(session: &Session, target: &Target) -> Result<OwnNote, GitlabError> {
+    let mut notes = own_notes(session, target).await?;
+    if notes.len() > 1 {
+        prune(session, target, &notes[1..]).await;
+        notes.truncate(1);
+    }
+    Ok(notes.pop())
+}
+
+/// Every note of the bot's own user on the target that carries the marker, oldest first.
+async fn own_notes(
+    session: &Session,
+    target: &Target,
+) -> Result<Vec<(NoteId, Option<String>)>, GitlabError> {
     let me = session.current_user().await?;
     let ours =
         |author: crate::ids::UserId, body: &str| author == me.id && Marker::find(body).is_some();
-    match target {
-        Target::MergeRequest { project, iid, .. } => Ok(session
+    let mut notes: Vec<(NoteId, Option<String>)> = match target {
+        Target::MergeRequest { project, iid, .. } => session
             .merge_request_notes(*project, *iid)
             .await?
             .into_iter()
-            .find(|n| !n.system && ours(n.author.id, &n.body))
-            .map(|n| (n.id, None))),
-        Target::Commit { project, sha, .. } => Ok(session
+            .filter(|n| !n.system && ours(n.author.id, &n.body))
+            .map(|n| (n.id, None))
+            .collect(),
+        Target::Commit { project, sha, .. } => session
             .commit_discussions(*project, sha)
             .await?
             .into_iter()
-            .find_map(|d| {
-                let id = d.id.clone();
+            .flat_map(|d| {
+                let id = d.id;
                 d.notes
                     .into_iter()
-                    .find(|n| ours(n.author.id, &n.body))
-                    .map(|n| (n.id, Some(id)))
-            })),
+                    .filter(|n| ours(n.author.id, &n.body))
+                    .map(move |n| (n.id, Some(id.clone())))
+            })
+            .collect(),
+    };
+    notes.sort_by_key(|(id, _)| id.0);
+    Ok(notes)
+}
+
+/// Deletes second comments of the bot's own (never anyone else's); a failure only leaves
+/// the note for the next listing.
+async fn prune(session: &Session, target: &Target, extra: &[(NoteId, Option<String>)]) {
+    for (note, discussion) in extra {
+        let deleted = match (target, discussion) {
+            (Target::MergeRequest { project, iid, .. }, _) => {
+                session
+                    .delete_merge_request_note(*project, *iid, *note)
+                    .await
+            }
+            (Target::Commit { project, sha, .. }, Some(d)) => {
+                session
+                    .delete_commit_discussion_note(*project, sha, d, *note)
+                    .await
+            }
+            (Target::Commit { .. }, None) => continue,
+        };
+        match deleted {
+            Ok(()) => info!(target = %target.key(), note = note.0, "second comment deleted"),
+            Err(e) => {
+                warn!(target = %target.key(), note = note.0, error = %e, "cannot delete a second comment")
+            }
+        }
     }
+}
+
+/// After posting a new note: when another worker's note for the target turns out to be
+/// older (a worker slower than its lock's lease posted beside the one that took the lock
+/// over), the new note is deleted and the older one carries the comment.
+async fn settle(
+    session: &Session,
+    target: &Target,
+    record: &CommentRecord,
+    body: &str,
+    created: (NoteId, Option<String>),
+    guard: &Guard<'_>,
+) -> Result<(Posted, Option<String>), PostError> {
+    let notes = match own_notes(session, target).await {
+        Ok(notes) => notes,
+        Err(e) => {
+            warn!(target = %target.key(), error = %e, "cannot check the comment for a twin");
+            Vec::new()
+        }
+    };
+    let first = match notes.first() {
+        Some(first) if first.0 != created.0 => first.clone(),
+        _ => {
+            guard.confirm_written(record).await?;
+            return Ok((
+                Posted::Created {
+                    note: created.0 .0 as i64,
+                },
+                created.1,
+            ));
+        }
+    };
+    let listed = notes.iter().any(|(id, _)| *id == created.0);
+    let mut extra: Vec<_> = notes.into_iter().skip(1).collect();
+    if !listed {
+        extra.push(created);
+    }
+    prune(session, target, &extra).await;
+    // Written over only while this worker holds the lock and nobody recorded a comment.
+    guard.confirm_written(record).await?;
+    edit(session, target, first.0, first.1.as_deref(), body).await?;
+    guard.confirm_written(record).await?;
+    Ok((
+        Posted::Updated {
+            note: first.0 .0 as i64,
+        },
+        first.1,
+    ))
 }
 
 impl Target {

@@ -254,8 +254,20 @@ impl Notifier {
             scope: (subject.project_id, &subject.git_ref),
             holder: &holder,
         };
-        let written = comment::write(session, &target, &record, &body, None, &guard).await;
+        let written = match comment::write(session, &target, &record, &body, None, &guard).await {
+            Err(PostError::Overtaken(_)) => {
+                let pipeline = subject.pipeline_id.0 as i64;
+                comment::repair(session, &target, &guard, pipeline, &body).await
+            }
+            other => other,
+        };
         let (posted, discussion) = match written {
+            Ok((Posted::Stale { .. }, _)) => {
+                self.store
+                    .unlock_comment(&found.target, owner, None)
+                    .await?;
+                return Ok(None);
+            }
             Ok(w) => w,
             Err(e) => {
                 self.store

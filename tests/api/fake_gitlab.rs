@@ -79,6 +79,40 @@ pub struct State {
     pub hooks: HashMap<u64, Vec<Value>>,
     /// What `GET /personal_access_tokens/self` answers: the bot's token.
     pub token_self: Value,
+    /// A bot note with this body is stored just before the next note the bot posts (on an
+    /// MR, or as a new commit discussion): another replica's post that arrived first.
+    pub twin_before_post: Option<String>,
+    /// The next request whose method and path end match is held before it is handled (it
+    /// lands later than it was sent) until [`Hold::release`]; see [`FakeGitlab::hold_next`].
+    pub hold: Option<(String, String, Arc<Hold>)>,
+}
+
+/// A request held by the fake: `arrived` once it is in, handled once released.
+#[derive(Default)]
+pub struct Hold {
+    arrived: std::sync::atomic::AtomicBool,
+    released: Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl Hold {
+    pub fn arrived(&self) -> bool {
+        self.arrived.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn release(&self) {
+        *self.released.lock().unwrap() = true;
+        self.wake.notify_all();
+    }
+
+    fn wait(&self) {
+        self.arrived
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut released = self.released.lock().unwrap();
+        while !*released {
+            released = self.wake.wait(released).unwrap();
+        }
+    }
 }
 
 impl Default for State {
@@ -123,6 +157,8 @@ impl Default for State {
                 "id": 1, "name": "trigger-doctor", "revoked": false, "active": true,
                 "scopes": ["api"], "user_id": 99, "expires_at": null
             }),
+            hold: None,
+            twin_before_post: None,
         }
     }
 }
@@ -201,6 +237,16 @@ struct Responder {
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         self.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let held = {
+            let mut state = self.state.lock().unwrap();
+            let matches = state.hold.as_ref().is_some_and(|(method, suffix, _)| {
+                request.method.as_str() == method && request.url.path().ends_with(suffix.as_str())
+            });
+            matches.then(|| state.hold.take().unwrap().2)
+        };
+        if let Some(hold) = held {
+            hold.wait();
+        }
         let mut guard = self.state.lock().unwrap();
         let state = &mut *guard;
         let path = request.url.path().to_string();
@@ -856,6 +902,19 @@ impl State {
     /// system note, or someone else's note without Maintainer, since GitLab's `admin_note`
     /// comes from being the author or a Maintainer), and the new text must be valid (400).
     /// `updated_at` moves only when the text changes.
+    /// `DELETE` of a note: 204 for its author or a maintainer, 403 for a system note or
+    /// anyone else.
+    fn delete_note(&mut self, index: Option<usize>) -> Answer {
+        let index = index.ok_or_else(record_not_found)?;
+        let note = &self.notes[index];
+        let maintainer = bot_access(self, note.project) >= MAINTAINER;
+        if note.system || !(self.is_bot(&note.author) || maintainer) {
+            return Err(refuse_forbidden());
+        }
+        self.notes.remove(index);
+        Ok(ResponseTemplate::new(204))
+    }
+
     fn update_note(&mut self, index: Option<usize>, body: Option<String>) -> Answer {
         let index = index.ok_or_else(record_not_found)?;
         let note = &self.notes[index];
@@ -929,6 +988,15 @@ fn conversation_route(state: &mut State, request: &Request) -> Option<ResponseTe
                 let body = required(&params(request), "body")?;
                 valid_note_text(&body)?;
                 let author = state.bot_author();
+                if let Some(twin) = state.twin_before_post.take() {
+                    state.push_note(
+                        pid,
+                        Noteable::MergeRequest(iid),
+                        author.clone(),
+                        &twin,
+                        false,
+                    );
+                }
                 let index = state.push_note(pid, Noteable::MergeRequest(iid), author, &body, false);
                 Ok(created(state.note_entity(&state.notes[index])))
             }
@@ -949,6 +1017,27 @@ fn conversation_route(state: &mut State, request: &Request) -> Option<ResponseTe
             }
             state.update_note(index, body)
         })(),
+        ("DELETE", ["merge_requests", iid, "notes", note]) => (|| {
+            let iid = int_segment("noteable_id", iid)?;
+            let note = int_segment("note_id", note)?;
+            state.merge_request(pid, iid).ok_or_else(record_not_found)?;
+            let index = state.mr_note_index(pid, iid, note);
+            state.delete_note(index)
+        })(),
+        ("DELETE", ["repository", "commits", sha, "discussions", discussion, "notes", note]) => {
+            (|| {
+                let sha = decode(sha);
+                let discussion = decode(discussion);
+                let note = int_segment("note_id", note)?;
+                let index = state.notes.iter().position(|n| {
+                    n.id == note
+                        && n.project == pid
+                        && matches!(&n.noteable, Noteable::Commit { sha: s, discussion: d, .. }
+                            if *s == sha && *d == discussion)
+                });
+                state.delete_note(index)
+            })()
+        }
         (_, ["merge_requests", iid, "notes", note, "award_emoji", award @ ..])
             if award.len() <= 1 =>
         {
@@ -962,8 +1051,12 @@ fn conversation_route(state: &mut State, request: &Request) -> Option<ResponseTe
             let sha = decode(sha);
             let body = required(&params(request), "body")?;
             valid_note_text(&body)?;
-            let thread = state.new_commit_thread(false, &sha);
             let author = state.bot_author();
+            if let Some(twin) = state.twin_before_post.take() {
+                let thread = state.new_commit_thread(false, &sha);
+                state.push_note(pid, thread, author.clone(), &twin, false);
+            }
+            let thread = state.new_commit_thread(false, &sha);
             let index = state.push_note(pid, thread, author, &body, false);
             let Noteable::Commit { discussion, .. } = &state.notes[index].noteable else {
                 unreachable!("a commit note");
@@ -1197,6 +1290,13 @@ impl FakeGitlab {
 
     pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.state.lock().unwrap())
+    }
+
+    /// Holds the next `method` request whose path ends with `suffix` (see [`State::hold`]).
+    pub fn hold_next(&self, method: &str, suffix: &str) -> Arc<Hold> {
+        let hold = Arc::new(Hold::default());
+        self.with(|s| s.hold = Some((method.into(), suffix.into(), hold.clone())));
+        hold
     }
 
     /// Adds a project `{id, path_with_namespace, web_url, default_branch}` and its default branch.

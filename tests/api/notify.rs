@@ -293,6 +293,207 @@ async fn concurrent_workers_on_one_mr_post_one_comment() {
     );
 }
 
+/// The bot's comment about `pipeline` as another replica would have written it.
+fn marked(pipeline: u64) -> String {
+    format!(
+        "### `project.not_found`: written by another replica\n\n<!-- trigger-doctor {{\"pipeline\":{pipeline},\"causes\":[\"project.not_found\"],\"status\":\"open\"}} -->\n"
+    )
+}
+
+#[tokio::test]
+async fn a_note_posted_beside_another_replicas_note_is_deleted_and_the_older_one_carries_the_comment(
+) {
+    let gitlab = instance().await;
+    let chat = FakeChat::start().await;
+    failing_pipeline(&gitlab, 31);
+    failing_pipeline(&gitlab, 32);
+    let human = gitlab.add_human_note_on_mr(1, 1, DEV_USER, "dev", "Looks good to me");
+    let app = app_with(&gitlab, &chat, &[]).await;
+    // The other replica's post reaches GitLab between this worker's listing and its post.
+    gitlab.with(|s| s.twin_before_post = Some(marked(30)));
+
+    let (settled, outcome) = process(
+        &app,
+        "Pipeline Hook",
+        pipeline_hook(31, "failed", true),
+        "a",
+    )
+    .await;
+    assert!(matches!(settled, Settled::Done(_)), "{settled:?}");
+    let notes = gitlab.mr_notes(1, 1);
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(body(&notes[0]), "Looks good to me");
+    let kept = &notes[1];
+    assert_eq!(
+        kept["id"].as_u64().unwrap(),
+        human + 1,
+        "the older note is kept"
+    );
+    assert!(body(kept).contains(r#""pipeline":31"#), "{}", body(kept));
+    assert_eq!(outcome["notified"]["comment"], "updated", "{outcome}");
+    let deleted = gitlab.writes_to(&format!("/merge_requests/1/notes/{}", human + 2));
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0].0, "DELETE");
+
+    // The kept note is the one recorded: the next failure edits it, posting nothing.
+    let (_, outcome) = process(
+        &app,
+        "Pipeline Hook",
+        pipeline_hook(32, "failed", true),
+        "b",
+    )
+    .await;
+    assert_eq!(outcome["notified"]["comment"], "updated", "{outcome}");
+    let notes = gitlab.mr_notes(1, 1);
+    assert_eq!(notes.len(), 2);
+    assert_eq!(notes[1]["id"], kept["id"]);
+    assert!(body(&notes[1]).contains(r#""pipeline":32"#));
+    assert_eq!(gitlab.calls_with("POST", "/merge_requests/1/notes"), 1);
+    assert!(gitlab.writes_to(&format!("/notes/{human}")).is_empty());
+    assert_eq!(flush_chat(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_commit_discussion_posted_beside_another_replicas_is_deleted() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab.add_project(1, "gitlab-org/gitlab-test");
+    let chat = FakeChat::start().await;
+    failing_pipeline(&gitlab, 31);
+    let app = app_with(&gitlab, &chat, &[]).await;
+    gitlab.with(|s| s.twin_before_post = Some(marked(30)));
+    let (_, outcome) = process(
+        &app,
+        "Pipeline Hook",
+        pipeline_hook(31, "failed", false),
+        "a",
+    )
+    .await;
+    assert_eq!(outcome["notified"]["comment"], "updated", "{outcome}");
+    let notes = gitlab.commit_notes(1, SHA);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(body(&notes[0]).contains(r#""pipeline":31"#));
+    let deletes = gitlab.with(|s| s.writes.iter().filter(|w| w.0 == "DELETE").count());
+    assert_eq!(deletes, 1);
+}
+
+#[tokio::test]
+async fn second_comments_left_by_a_crash_are_deleted_and_others_notes_kept() {
+    let gitlab = instance().await;
+    let chat = FakeChat::start().await;
+    failing_pipeline(&gitlab, 31);
+    let first = gitlab.add_bot_note_on_mr(1, 1, &marked(29));
+    // A human quoting the marker is not the bot: never edited, never deleted.
+    let quoted = gitlab.add_human_note_on_mr(1, 1, DEV_USER, "dev", &marked(29));
+    let second = gitlab.add_bot_note_on_mr(1, 1, &marked(30));
+    let app = app_with(&gitlab, &chat, &[]).await;
+    let (_, outcome) = process(
+        &app,
+        "Pipeline Hook",
+        pipeline_hook(31, "failed", true),
+        "a",
+    )
+    .await;
+    assert_eq!(outcome["notified"]["comment"], "updated", "{outcome}");
+    let notes = gitlab.mr_notes(1, 1);
+    let ids: Vec<u64> = notes.iter().map(|n| n["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [first, quoted], "{notes:?}");
+    assert!(body(&notes[0]).contains(r#""pipeline":31"#));
+    assert_eq!(body(&notes[1]), marked(29));
+    assert_eq!(gitlab.calls_with("DELETE", &format!("/notes/{second}")), 1);
+    assert_eq!(gitlab.calls_with("POST", "/merge_requests/1/notes"), 0);
+}
+
+/// A worker's edit of the comment reaches GitLab only after its lock expired and another
+/// worker wrote the comment about pipeline `other`: the newer pipeline's comment must be what
+/// GitLab shows in the end, and what the store records.
+async fn overtaken_while_editing(other: u64) -> (String, i64) {
+    let gitlab = instance().await;
+    let chat = FakeChat::start().await;
+    failing_pipeline(&gitlab, 31);
+    failing_pipeline(&gitlab, 32);
+    let app = app_with(
+        &gitlab,
+        &chat,
+        &[("TRIGGER_DOCTOR__WORKER__LEASE_SECONDS", "1")],
+    )
+    .await;
+    process(
+        &app,
+        "Pipeline Hook",
+        pipeline_hook(31, "failed", true),
+        "a",
+    )
+    .await;
+    let note = gitlab.mr_notes(1, 1)[0]["id"].as_u64().unwrap();
+    let path = format!("/merge_requests/1/notes/{note}");
+    let hold = gitlab.hold_next("PUT", &path);
+    assert_eq!(
+        app.deliver("Pipeline Hook", pipeline_hook(32, "failed", true), "b")
+            .await
+            .status(),
+        202
+    );
+    let worker = app.worker.clone();
+    let slow = tokio::spawn(async move { worker.run_once("slow").await });
+    while !hold.arrived() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // The slow worker's lock runs out; another worker takes it and writes its comment.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let taken = app
+        .store
+        .lock_comment(
+            "mr:1:1",
+            1,
+            Some("master"),
+            "other",
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert!(taken.is_some_and(|r| r.taken_over));
+    gitlab.with(|s| {
+        let n = s.notes.iter_mut().find(|n| n.id == note).unwrap();
+        n.body = marked(other);
+    });
+    let update = trigger_doctor::store::CommentUpdate {
+        note_id: note as i64,
+        discussion_id: None,
+        pipeline_id: other as i64,
+        causes: r#"["project.not_found"]"#.into(),
+        status: "open".into(),
+        body: marked(other),
+    };
+    assert!(app
+        .store
+        .unlock_comment("mr:1:1", "other", Some(update))
+        .await
+        .unwrap());
+    // Now the slow worker's edit lands, after the other one.
+    hold.release();
+    slow.await.unwrap().unwrap();
+    let notes = gitlab.mr_notes(1, 1);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(gitlab.calls_with("POST", "/merge_requests/1/notes"), 1);
+    let recorded = app.store.comment("mr:1:1").await.unwrap().unwrap();
+    assert_eq!(recorded.note_id, Some(note as i64));
+    (body(&notes[0]).to_string(), recorded.pipeline_id)
+}
+
+#[tokio::test]
+async fn an_edit_that_lands_after_a_newer_one_is_written_over_with_the_newer_comment() {
+    let (shown, recorded) = overtaken_while_editing(33).await;
+    assert_eq!(shown, marked(33));
+    assert_eq!(recorded, 33);
+}
+
+#[tokio::test]
+async fn an_edit_that_lands_after_an_older_one_is_kept_and_recorded() {
+    let (shown, recorded) = overtaken_while_editing(30).await;
+    assert!(shown.contains(r#""pipeline":32"#), "{shown}");
+    assert_eq!(recorded, 32);
+}
+
 /// A `/diagnose` note by `author` on MR !1, registered in the fake; returns (body, note id).
 fn diagnose_note(gitlab: &FakeGitlab, author: u64, text: &str) -> (Vec<u8>, u64) {
     let note = gitlab.add_human_note_on_mr(1, 1, author, "someone", text);
@@ -705,8 +906,8 @@ async fn metrics_cover_deliveries_queue_diagnoses_gitlab_calls_comments_and_chat
         r#"trigger_doctor_gitlab_calls_total{endpoint="/projects/:id/pipelines/:id/trigger_jobs",status="404"} 1"#,
         r#"trigger_doctor_gitlab_calls_total{endpoint="/projects/:id/pipelines/:id/bridges",status="200"} 1"#,
         r#"trigger_doctor_gitlab_calls_total{endpoint="/projects/:id/merge_requests/:id/notes",status="201"} 1"#,
-        r#"trigger_doctor_gitlab_call_seconds_count{endpoint="/projects/:id/merge_requests/:id/notes"} 2"#,
-        r#"trigger_doctor_gitlab_call_seconds_bucket{endpoint="/projects/:id/merge_requests/:id/notes",le="+Inf"} 2"#,
+        r#"trigger_doctor_gitlab_call_seconds_count{endpoint="/projects/:id/merge_requests/:id/notes"} 3"#,
+        r#"trigger_doctor_gitlab_call_seconds_bucket{endpoint="/projects/:id/merge_requests/:id/notes",le="+Inf"} 3"#,
         r#"trigger_doctor_comments_total{target="merge_request",action="created"} 1"#,
         r#"trigger_doctor_chat_messages_total{kind="message",outcome="sent"} 1"#,
         "trigger_doctor_webhook_ack_seconds_count 1",
