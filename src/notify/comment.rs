@@ -266,7 +266,8 @@ pub async fn upsert(
         };
         let (posted, discussion) = match write(session, target, &record, body, own, &guard).await {
             Err(PostError::Overtaken(_)) => {
-                repair(session, target, &guard, marker.pipeline.0 as i64, body).await?
+                let mine = (marker.pipeline.0 as i64, body);
+                repair(session, target, &guard, Some(mine)).await?
             }
             other => other?,
         };
@@ -379,45 +380,68 @@ impl Guard<'_> {
     }
 }
 
+/// How many times [`repair`] settles a comment that keeps being written by others meanwhile.
+const REPAIR_ROUNDS: usize = 3;
+
 /// Settles a write that raced another worker's (see [`PostError::Overtaken`]): with the lock
-/// taken again, the newer pipeline's comment is written over whatever landed last. Returns
-/// [`Posted::Stale`] when the other worker's recorded comment is the newer one (it is written
-/// back as recorded), else this worker's write, to be recorded.
+/// taken again, the newer pipeline's comment is written over whatever landed last, and any
+/// second note of the bot's is deleted (the recorded note, else the oldest, stays). `mine` is
+/// this worker's pipeline and comment; `None` writes back what the store records.
+/// Returns [`Posted::Stale`] when the recorded comment is the newer one, else this worker's
+/// write, to be recorded.
 pub(crate) async fn repair(
     session: &Session,
     target: &Target,
     guard: &Guard<'_>,
-    pipeline: i64,
-    body: &str,
+    mine: Option<(i64, &str)>,
 ) -> Result<(Posted, Option<String>), PostError> {
-    let current = lock(guard.store, guard.key, guard.scope, guard.holder).await?;
     warn!(target = %guard.key, "another worker wrote the comment at the same time; settling it");
-    let note = match current.note_id {
-        Some(note) => Some((NoteId(note as u64), current.discussion_id.clone())),
-        // The other worker recorded nothing: the comment is the bot's own note on the target.
-        None => find_own(session, target).await?,
-    };
-    let Some((note, discussion)) = note else {
-        return Err(PostError::Busy(guard.key.to_string()));
-    };
-    if current.note_id.is_some() && current.pipeline_id >= pipeline {
-        if let Some(theirs) = current.body.as_deref().filter(|b| !b.is_empty()) {
-            edit(session, target, note, discussion.as_deref(), theirs).await?;
+    for _ in 0..REPAIR_ROUNDS {
+        let current = lock(guard.store, guard.key, guard.scope, guard.holder).await?;
+        let recorded = current.note_id.map(|n| NoteId(n as u64));
+        let notes = own_notes(session, target).await?;
+        let keep = recorded
+            .and_then(|r| notes.iter().find(|(id, _)| *id == r).cloned())
+            .or_else(|| notes.first().cloned())
+            .or_else(|| recorded.map(|r| (r, current.discussion_id.clone())));
+        let Some((note, discussion)) = keep else {
+            return Err(PostError::Busy(guard.key.to_string()));
+        };
+        let extra: Vec<_> = notes.into_iter().filter(|(id, _)| *id != note).collect();
+        prune(session, target, &extra).await;
+        let theirs = match mine {
+            _ if recorded.is_none() => false,
+            Some((pipeline, _)) => current.pipeline_id >= pipeline,
+            None => true,
+        };
+        let (text, posted) = match (theirs, mine) {
+            (true, _) => (
+                current.body.as_deref().filter(|b| !b.is_empty()),
+                Posted::Stale {
+                    pipeline: current.pipeline_id,
+                },
+            ),
+            (false, Some((_, body))) => (
+                Some(body),
+                Posted::Updated {
+                    note: note.0 as i64,
+                },
+            ),
+            (false, None) => return Err(PostError::Busy(guard.key.to_string())),
+        };
+        if let Some(text) = text {
+            guard.confirm(&current).await?;
+            edit(session, target, note, discussion.as_deref(), text).await?;
         }
-        return Ok((
-            Posted::Stale {
-                pipeline: current.pipeline_id,
-            },
-            None,
-        ));
+        match guard.confirm_written(&current).await {
+            Ok(()) if theirs => return Ok((posted, None)),
+            Ok(()) => return Ok((posted, discussion)),
+            // Written over again meanwhile: settle once more.
+            Err(PostError::Overtaken(_)) => continue,
+            Err(e) => return Err(e),
+        }
     }
-    edit(session, target, note, discussion.as_deref(), body).await?;
-    Ok((
-        Posted::Updated {
-            note: note.0 as i64,
-        },
-        discussion,
-    ))
+    Err(PostError::Busy(guard.key.to_string()))
 }
 
 pub(crate) async fn write(
@@ -575,9 +599,11 @@ async fn prune(session: &Session, target: &Target, extra: &[(NoteId, Option<Stri
     }
 }
 
-/// After posting a new note: when another worker's note for the target turns out to be
-/// older (a worker slower than its lock's lease posted beside the one that took the lock
-/// over), the new note is deleted and the older one carries the comment.
+/// After posting a new note under a lock taken over from another worker (which may be alive
+/// but slower than its lease, its own post still on the way): when that worker's note turns
+/// out to be older, the new note is deleted and the older one carries the comment. (The slow
+/// worker finds its lock lost after its post and settles it too, see [`repair`]; a lock taken
+/// the ordinary way has no such twin to look for, so no call is spent on it.)
 async fn settle(
     session: &Session,
     target: &Target,
@@ -586,7 +612,12 @@ async fn settle(
     created: (NoteId, Option<String>),
     guard: &Guard<'_>,
 ) -> Result<(Posted, Option<String>), PostError> {
-    let notes = match own_notes(session, target).await {
+    let listed = if record.taken_over {
+        own_notes(session, target).await
+    } else {
+        Ok(Vec::new())
+    };
+    let notes = match listed {
         Ok(notes) => notes,
         Err(e) => {
             warn!(target = %target.key(), error = %e, "cannot check the comment for a twin");

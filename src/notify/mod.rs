@@ -255,19 +255,14 @@ impl Notifier {
             holder: &holder,
         };
         let written = match comment::write(session, &target, &record, &body, None, &guard).await {
-            Err(PostError::Overtaken(_)) => {
-                let pipeline = subject.pipeline_id.0 as i64;
-                comment::repair(session, &target, &guard, pipeline, &body).await
-            }
+            // Another worker wrote meanwhile: its comment is put back, and the resolution is
+            // built again from it when the delivery is retried.
+            Err(PostError::Overtaken(_)) => comment::repair(session, &target, &guard, None)
+                .await
+                .and_then(|_| Err(PostError::Busy(found.target.clone()))),
             other => other,
         };
         let (posted, discussion) = match written {
-            Ok((Posted::Stale { .. }, _)) => {
-                self.store
-                    .unlock_comment(&found.target, owner, None)
-                    .await?;
-                return Ok(None);
-            }
             Ok(w) => w,
             Err(e) => {
                 self.store

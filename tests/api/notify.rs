@@ -300,6 +300,16 @@ fn marked(pipeline: u64) -> String {
     )
 }
 
+/// The comment lock of `key` as a worker slower than its lease leaves it: held, expired.
+async fn abandoned_lock(app: &TestApp, key: &str) {
+    let lease = std::time::Duration::from_millis(1);
+    let held = app
+        .store
+        .lock_comment(key, 1, Some("master"), "slow", lease);
+    assert!(held.await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+}
+
 #[tokio::test]
 async fn a_note_posted_beside_another_replicas_note_is_deleted_and_the_older_one_carries_the_comment(
 ) {
@@ -309,7 +319,9 @@ async fn a_note_posted_beside_another_replicas_note_is_deleted_and_the_older_one
     failing_pipeline(&gitlab, 32);
     let human = gitlab.add_human_note_on_mr(1, 1, DEV_USER, "dev", "Looks good to me");
     let app = app_with(&gitlab, &chat, &[]).await;
-    // The other replica's post reaches GitLab between this worker's listing and its post.
+    // A replica took the lock and stalled past its lease; its post reaches GitLab between
+    // this worker's listing and its post.
+    abandoned_lock(&app, "mr:1:1").await;
     gitlab.with(|s| s.twin_before_post = Some(marked(30)));
 
     let (settled, outcome) = process(
@@ -360,6 +372,7 @@ async fn a_commit_discussion_posted_beside_another_replicas_is_deleted() {
     let chat = FakeChat::start().await;
     failing_pipeline(&gitlab, 31);
     let app = app_with(&gitlab, &chat, &[]).await;
+    abandoned_lock(&app, &format!("commit:1:{SHA}")).await;
     gitlab.with(|s| s.twin_before_post = Some(marked(30)));
     let (_, outcome) = process(
         &app,
@@ -404,9 +417,10 @@ async fn second_comments_left_by_a_crash_are_deleted_and_others_notes_kept() {
 }
 
 /// A worker's edit of the comment reaches GitLab only after its lock expired and another
-/// worker wrote the comment about pipeline `other`: the newer pipeline's comment must be what
-/// GitLab shows in the end, and what the store records.
-async fn overtaken_while_editing(other: u64) -> (String, i64) {
+/// worker wrote the comment about pipeline `other` (and, with `stray`, a third worker's post
+/// landed too): the newer pipeline's comment must be what GitLab shows in the end, on the one
+/// note the store records.
+async fn overtaken_while_editing(other: u64, stray: bool) -> (String, i64) {
     let gitlab = instance().await;
     let chat = FakeChat::start().await;
     failing_pipeline(&gitlab, 31);
@@ -456,6 +470,9 @@ async fn overtaken_while_editing(other: u64) -> (String, i64) {
         let n = s.notes.iter_mut().find(|n| n.id == note).unwrap();
         n.body = marked(other);
     });
+    if stray {
+        gitlab.add_bot_note_on_mr(1, 1, &marked(other - 1));
+    }
     let update = trigger_doctor::store::CommentUpdate {
         note_id: note as i64,
         discussion_id: None,
@@ -482,14 +499,14 @@ async fn overtaken_while_editing(other: u64) -> (String, i64) {
 
 #[tokio::test]
 async fn an_edit_that_lands_after_a_newer_one_is_written_over_with_the_newer_comment() {
-    let (shown, recorded) = overtaken_while_editing(33).await;
+    let (shown, recorded) = overtaken_while_editing(33, true).await;
     assert_eq!(shown, marked(33));
     assert_eq!(recorded, 33);
 }
 
 #[tokio::test]
 async fn an_edit_that_lands_after_an_older_one_is_kept_and_recorded() {
-    let (shown, recorded) = overtaken_while_editing(30).await;
+    let (shown, recorded) = overtaken_while_editing(30, false).await;
     assert!(shown.contains(r#""pipeline":32"#), "{shown}");
     assert_eq!(recorded, 32);
 }
@@ -906,8 +923,8 @@ async fn metrics_cover_deliveries_queue_diagnoses_gitlab_calls_comments_and_chat
         r#"trigger_doctor_gitlab_calls_total{endpoint="/projects/:id/pipelines/:id/trigger_jobs",status="404"} 1"#,
         r#"trigger_doctor_gitlab_calls_total{endpoint="/projects/:id/pipelines/:id/bridges",status="200"} 1"#,
         r#"trigger_doctor_gitlab_calls_total{endpoint="/projects/:id/merge_requests/:id/notes",status="201"} 1"#,
-        r#"trigger_doctor_gitlab_call_seconds_count{endpoint="/projects/:id/merge_requests/:id/notes"} 3"#,
-        r#"trigger_doctor_gitlab_call_seconds_bucket{endpoint="/projects/:id/merge_requests/:id/notes",le="+Inf"} 3"#,
+        r#"trigger_doctor_gitlab_call_seconds_count{endpoint="/projects/:id/merge_requests/:id/notes"} 2"#,
+        r#"trigger_doctor_gitlab_call_seconds_bucket{endpoint="/projects/:id/merge_requests/:id/notes",le="+Inf"} 2"#,
         r#"trigger_doctor_comments_total{target="merge_request",action="created"} 1"#,
         r#"trigger_doctor_chat_messages_total{kind="message",outcome="sent"} 1"#,
         "trigger_doctor_webhook_ack_seconds_count 1",
