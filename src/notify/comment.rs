@@ -627,6 +627,10 @@ async fn settle(
     let first = match notes.first() {
         Some(first) if first.0 != created.0 => first.clone(),
         _ => {
+            // Any later note of the bot's is a slower worker's: the new note is the comment.
+            if notes.len() > 1 {
+                prune(session, target, &notes[1..]).await;
+            }
             guard.confirm_written(record).await?;
             return Ok((
                 Posted::Created {

@@ -82,6 +82,8 @@ pub struct State {
     /// A bot note with this body is stored just before the next note the bot posts (on an
     /// MR, or as a new commit discussion): another replica's post that arrived first.
     pub twin_before_post: Option<String>,
+    /// Like `twin_before_post`, but stored just after the bot's note (a later post).
+    pub twin_after_post: Option<String>,
     /// The next request whose method and path end match is held before it is handled (it
     /// lands later than it was sent) until [`Hold::release`]; see [`FakeGitlab::hold_next`].
     pub hold: Option<(String, String, Arc<Hold>)>,
@@ -159,6 +161,7 @@ impl Default for State {
             }),
             hold: None,
             twin_before_post: None,
+            twin_after_post: None,
         }
     }
 }
@@ -997,8 +1000,18 @@ fn conversation_route(state: &mut State, request: &Request) -> Option<ResponseTe
                         false,
                     );
                 }
-                let index = state.push_note(pid, Noteable::MergeRequest(iid), author, &body, false);
-                Ok(created(state.note_entity(&state.notes[index])))
+                let index = state.push_note(
+                    pid,
+                    Noteable::MergeRequest(iid),
+                    author.clone(),
+                    &body,
+                    false,
+                );
+                let entity = state.note_entity(&state.notes[index]);
+                if let Some(twin) = state.twin_after_post.take() {
+                    state.push_note(pid, Noteable::MergeRequest(iid), author, &twin, false);
+                }
+                Ok(created(entity))
             }
         })(),
         ("GET" | "PUT", ["merge_requests", iid, "notes", note]) => (|| {

@@ -366,6 +366,31 @@ async fn a_note_posted_beside_another_replicas_note_is_deleted_and_the_older_one
 }
 
 #[tokio::test]
+async fn a_slower_replicas_note_landing_after_the_new_one_is_deleted() {
+    let gitlab = instance().await;
+    let chat = FakeChat::start().await;
+    failing_pipeline(&gitlab, 31);
+    let app = app_with(&gitlab, &chat, &[]).await;
+    abandoned_lock(&app, "mr:1:1").await;
+    gitlab.with(|s| s.twin_after_post = Some(marked(30)));
+    let (_, outcome) = process(
+        &app,
+        "Pipeline Hook",
+        pipeline_hook(31, "failed", true),
+        "a",
+    )
+    .await;
+    assert_eq!(outcome["notified"]["comment"], "created", "{outcome}");
+    let notes = gitlab.mr_notes(1, 1);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(body(&notes[0]).contains(r#""pipeline":31"#));
+    let recorded = app.store.comment("mr:1:1").await.unwrap().unwrap();
+    assert_eq!(recorded.note_id, notes[0]["id"].as_i64());
+    let deletes = gitlab.with(|s| s.writes.iter().filter(|w| w.0 == "DELETE").count());
+    assert_eq!(deletes, 1);
+}
+
+#[tokio::test]
 async fn a_commit_discussion_posted_beside_another_replicas_is_deleted() {
     let gitlab = FakeGitlab::start().await;
     gitlab.add_project(1, "gitlab-org/gitlab-test");
