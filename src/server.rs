@@ -26,19 +26,61 @@ use crate::worker::{RunState, Stages, Worker};
 struct Ops {
     store: Store,
     metrics: Arc<Metrics>,
+    gitlab: Arc<GitlabProbe>,
+}
+
+/// Whether GitLab answers, as `/readyz` reports it: checked in the background at most every
+/// [`PROBE_EVERY`], so a probe never waits on GitLab and GitLab never sees more than that.
+struct GitlabProbe {
+    client: GitlabClient,
+    last: std::sync::Mutex<Option<(std::time::Instant, &'static str)>>,
+    running: std::sync::atomic::AtomicBool,
+}
+
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl GitlabProbe {
+    /// The last known state (`ok`, `unreachable`, `refused` or `unknown` before the first
+    /// answer), starting a check when it is older than [`PROBE_EVERY`].
+    fn state(self: &Arc<Self>) -> &'static str {
+        use std::sync::atomic::Ordering;
+        let last = *self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|(at, _)| at.elapsed() >= PROBE_EVERY);
+        if due && !self.running.swap(true, Ordering::SeqCst) {
+            let probe = self.clone();
+            tokio::spawn(async move {
+                let answer = probe.client.session(None, true).version().await;
+                let state = match answer {
+                    Ok(_) => "ok",
+                    Err(e) if e.is_transient() => "unreachable",
+                    Err(_) => "refused",
+                };
+                *probe.last.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((std::time::Instant::now(), state));
+                probe.running.store(false, Ordering::SeqCst);
+            });
+        }
+        last.map_or("unknown", |(_, state)| state)
+    }
 }
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// Ready when the store is: a delivery can then be accepted and kept. GitLab's state is
+/// reported but never makes the service unready, since a load balancer would then refuse
+/// GitLab's webhooks and GitLab disables a hook after four failures in a row.
 async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
+    let gitlab = ops.gitlab.state();
     match ops.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "store": "ok"})),
+        Ok(()) => {
+            HttpResponse::Ok().json(json!({"status": "ready", "store": "ok", "gitlab": gitlab}))
+        }
         Err(e) => {
             warn!(error = %e, "not ready: store unreachable");
             HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "not_ready", "store": "unavailable"}))
+                .json(json!({"status": "not_ready", "store": "unavailable", "gitlab": gitlab}))
         }
     }
 }
@@ -80,9 +122,19 @@ impl Application {
             store: store.clone(),
             metrics: metrics.clone(),
         });
+        let gitlab = GitlabClient::new(
+            ClientSettings::from_settings(&settings.gitlab),
+            Some(metrics.clone()),
+        )
+        .context("cannot set up the GitLab client")?;
         let ops = web::Data::new(Ops {
             store: store.clone(),
             metrics: metrics.clone(),
+            gitlab: Arc::new(GitlabProbe {
+                client: gitlab.clone(),
+                last: std::sync::Mutex::new(None),
+                running: std::sync::atomic::AtomicBool::new(false),
+            }),
         });
         if settings.api.admin_token.is_empty() {
             info!("history API disabled: api.admin_token is not set");
@@ -105,11 +157,6 @@ impl Application {
         .shutdown_timeout(settings.server.shutdown_grace.as_secs())
         .listen(listener)?
         .run();
-        let gitlab = GitlabClient::new(
-            ClientSettings::from_settings(&settings.gitlab),
-            Some(metrics.clone()),
-        )
-        .context("cannot set up the GitLab client")?;
         let chat = Chat::new(
             store.clone(),
             settings.notify.clone(),

@@ -17,6 +17,54 @@ async fn readyz_follows_the_store() {
     assert_eq!(app.get("/readyz").await.status(), 503);
 }
 
+/// What `/readyz` says of GitLab once its background check has answered.
+async fn gitlab_state(app: &TestApp) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = app.get("/readyz").await;
+        assert_eq!(
+            response.status(),
+            200,
+            "GitLab's state never makes it unready"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        let state = body["gitlab"].as_str().unwrap().to_string();
+        if state != "unknown" || std::time::Instant::now() > deadline {
+            return state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn readyz_reports_gitlab_without_becoming_unready() {
+    // Nothing listens at the default test address.
+    let down = spawn_app().await;
+    assert_eq!(gitlab_state(&down).await, "unreachable");
+
+    let gitlab = crate::fake_gitlab::FakeGitlab::start().await;
+    let up = spawn_app_with(&[("TRIGGER_DOCTOR__GITLAB__URL", &gitlab.url())]).await;
+    assert_eq!(gitlab_state(&up).await, "ok");
+    let probes = gitlab.calls_with("GET", "/metadata");
+    assert_eq!(probes, 1);
+    // Checked again at most every 30 s, however often the probe comes.
+    for _ in 0..5 {
+        assert_eq!(gitlab_state(&up).await, "ok");
+    }
+    assert_eq!(gitlab.calls_with("GET", "/metadata"), probes);
+
+    let refusing = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"message": "401 Unauthorized"})),
+        )
+        .mount(&refusing)
+        .await;
+    let refused = spawn_app_with(&[("TRIGGER_DOCTOR__GITLAB__URL", &refusing.uri())]).await;
+    assert_eq!(gitlab_state(&refused).await, "refused");
+}
+
 #[tokio::test]
 async fn metrics_count_deliveries_by_event_and_outcome_and_show_the_queue() {
     let app = spawn_app().await;
