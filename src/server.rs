@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::gitlab::{ClientSettings, GitlabClient};
+use crate::gitlab::{ClientSettings, GitlabClient, GitlabError};
 use crate::metrics::Metrics;
 use crate::notify::chat::Chat;
 use crate::notify::Notifier;
@@ -40,8 +40,9 @@ struct GitlabProbe {
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl GitlabProbe {
-    /// The last known state (`ok`, `unreachable`, `refused` or `unknown` before the first
-    /// answer), starting a check when it is older than [`PROBE_EVERY`].
+    /// The last known state (`ok`, `unreachable`, `rate_limited`, `refused` or `unknown`
+    /// before the first answer), starting a check when it is older than [`PROBE_EVERY`].
+    /// The check asks once, without retries: the next probe asks again.
     fn state(self: &Arc<Self>) -> &'static str {
         use std::sync::atomic::Ordering;
         let last = *self.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -49,9 +50,11 @@ impl GitlabProbe {
         if due && !self.running.swap(true, Ordering::SeqCst) {
             let probe = self.clone();
             tokio::spawn(async move {
-                let answer = probe.client.session(None, true).version().await;
+                let session = probe.client.session(None, true).without_retries();
+                let answer = session.version().await;
                 let state = match answer {
                     Ok(_) => "ok",
+                    Err(GitlabError::RateLimited { .. }) => "rate_limited",
                     Err(e) if e.is_transient() => "unreachable",
                     Err(_) => "refused",
                 };

@@ -199,6 +199,7 @@ impl GitlabClient {
             fresh,
             calls: AtomicU32::new(0),
             memo: Mutex::new(HashMap::new()),
+            max_retries: None,
         }
     }
 }
@@ -218,6 +219,8 @@ pub struct Session {
     fresh: bool,
     calls: AtomicU32,
     memo: Mutex<HashMap<String, Answer>>,
+    /// Overrides `max_retries` (a health check asks once).
+    max_retries: Option<u32>,
 }
 
 /// How long an answer may be reused by later sessions.
@@ -342,6 +345,13 @@ impl Session {
         &self.client.inner.settings
     }
 
+    /// The same session making each call once, with no retry (still paced, and still
+    /// waiting out any `Retry-After`).
+    pub fn without_retries(mut self) -> Session {
+        self.max_retries = Some(0);
+        self
+    }
+
     /// Waits until the instance may be called: after any reset, within the bot's budget.
     async fn pace(&self) {
         loop {
@@ -438,7 +448,7 @@ impl Session {
     ) -> Result<reqwest::Response, GitlabError> {
         let endpoint = endpoint_label(path);
         self.count_call()?;
-        let max_retries = self.settings().max_retries;
+        let max_retries = self.max_retries.unwrap_or(self.settings().max_retries);
         let mut attempt = 0u32;
         loop {
             self.pace().await;

@@ -53,6 +53,17 @@ async fn readyz_reports_gitlab_without_becoming_unready() {
     }
     assert_eq!(gitlab.calls_with("GET", "/metadata"), probes);
 
+    // A health check asks once: no retries, even when the configuration allows them.
+    let failing = crate::fake_gitlab::FakeGitlab::start().await;
+    failing.with(|s| s.outage = 10);
+    let retrying = spawn_app_with(&[
+        ("TRIGGER_DOCTOR__GITLAB__URL", &failing.url()),
+        ("TRIGGER_DOCTOR__GITLAB__MAX_RETRIES", "3"),
+    ])
+    .await;
+    assert_eq!(gitlab_state(&retrying).await, "unreachable");
+    assert_eq!(failing.calls_with("GET", "/metadata"), 1);
+
     let refusing = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::any())
         .respond_with(
