@@ -201,6 +201,28 @@ async fn two_replicas_share_one_queue_survive_sigkill_and_post_one_comment_per_m
         taken_over >= 1,
         "the delivery in flight at the kill was taken over after its lease"
     );
+    // A worker that lost its lease may still be settling a comment after another worker
+    // finished its delivery (its own attempt is then dropped): the comments converge.
+    let bots = |mr: u64| {
+        gitlab
+            .mr_notes(1, mr)
+            .into_iter()
+            .filter(|n| n["author"]["id"] == BOT)
+            .collect::<Vec<_>>()
+    };
+    let newest = |mr: u64| if mr == MRS / 2 { 300 + mr } else { 200 + mr };
+    let is_final = |mr: u64| {
+        let ours = bots(mr);
+        ours.len() == 1
+            && ours[0]["body"]
+                .as_str()
+                .is_some_and(|b| b.contains(&format!("\"pipeline\":{}", newest(mr))))
+    };
+    let converging = Instant::now();
+    while !(1..=MRS).all(is_final) && converging.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let converged_ms = converging.elapsed().as_millis();
     for mr in 1..=MRS {
         let ours: Vec<_> = gitlab
             .mr_notes(1, mr)
@@ -220,7 +242,7 @@ async fn two_replicas_share_one_queue_survive_sigkill_and_post_one_comment_per_m
             }
         }
         assert_eq!(ours.len(), 1, "MR !{mr}: {ours:?}");
-        let newest = if mr == MRS / 2 { 300 + mr } else { 200 + mr };
+        let newest = newest(mr);
         assert!(
             ours[0]["body"]
                 .as_str()
@@ -245,7 +267,7 @@ async fn two_replicas_share_one_queue_survive_sigkill_and_post_one_comment_per_m
     let twins = count("second comment deleted");
     let settled = count("another worker wrote the comment at the same time");
     println!(
-        "{} deliveries acknowledged across two replicas (one killed mid-work, {taken_over} taken over after its lease), all processed once; one comment on each of {MRS} merge requests ({settled} writes settled after a lost lock, {twins} second comments deleted)",
+        "{} deliveries acknowledged across two replicas (one killed mid-work, {taken_over} taken over after its lease), all processed once; one comment on each of {MRS} merge requests ({settled} writes settled after a lost lock, {twins} second comments deleted; comments final {converged_ms} ms after the last delivery was done)",
         acknowledged.len()
     );
     store.close().await;

@@ -288,7 +288,7 @@ pub async fn upsert(
     match result {
         Ok((posted, update)) => {
             store.unlock_comment(&key, owner, update).await?;
-            info!(target = %key, action = posted.label(), "diagnosis comment");
+            info!(comment = %key, action = posted.label(), "diagnosis comment");
             Ok(Upserted {
                 before: record,
                 posted,
@@ -395,7 +395,7 @@ pub(crate) async fn repair(
     guard: &Guard<'_>,
     mine: Option<(i64, &str)>,
 ) -> Result<(Posted, Option<String>), PostError> {
-    warn!(target = %guard.key, "another worker wrote the comment at the same time; settling it");
+    warn!(comment = %guard.key, "another worker wrote the comment at the same time; settling it");
     for _ in 0..REPAIR_ROUNDS {
         let current = lock(guard.store, guard.key, guard.scope, guard.holder).await?;
         let recorded = current.note_id.map(|n| NoteId(n as u64));
@@ -591,9 +591,9 @@ async fn prune(session: &Session, target: &Target, extra: &[(NoteId, Option<Stri
             (Target::Commit { .. }, None) => continue,
         };
         match deleted {
-            Ok(()) => info!(target = %target.key(), note = note.0, "second comment deleted"),
+            Ok(()) => info!(comment = %target.key(), note = note.0, "second comment deleted"),
             Err(e) => {
-                warn!(target = %target.key(), note = note.0, error = %e, "cannot delete a second comment")
+                warn!(comment = %target.key(), note = note.0, error = %e, "cannot delete a second comment")
             }
         }
     }
@@ -620,7 +620,7 @@ async fn settle(
     let notes = match listed {
         Ok(notes) => notes,
         Err(e) => {
-            warn!(target = %target.key(), error = %e, "cannot check the comment for a twin");
+            warn!(comment = %target.key(), error = %e, "cannot check the comment for a twin");
             Vec::new()
         }
     };

@@ -287,7 +287,7 @@ impl Notifier {
             )
             .await?;
         self.count(&target, "resolved");
-        info!(target = %found.target, pipeline = %subject.pipeline_id, "diagnosis comment resolved");
+        info!(comment = %found.target, pipeline = %subject.pipeline_id, "diagnosis comment resolved");
         let path = subject.project_path.as_deref().unwrap_or_default();
         let url = target.note_url(note);
         let message = slack::resolution_message(&slack::Resolution {
