@@ -297,6 +297,17 @@ fn endpoint_label(path: &str) -> String {
         .join("/")
 }
 
+/// An answer's whole body; one cut off on the way counts as GitLab unavailable.
+async fn whole_body(response: reqwest::Response, path: &str) -> Result<bytes::Bytes, GitlabError> {
+    response
+        .bytes()
+        .await
+        .map_err(|_| GitlabError::Unavailable {
+            endpoint: endpoint_label(path),
+            detail: "the answer was cut off".into(),
+        })
+}
+
 fn message_of(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(v) => match (v.get("message"), v.get("error")) {
@@ -631,13 +642,7 @@ impl Session {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(str::to_string);
-            let body = response
-                .bytes()
-                .await
-                .map_err(|_| GitlabError::Unavailable {
-                    endpoint: endpoint_label(path),
-                    detail: "the answer was cut off".into(),
-                })?;
+            let body = whole_body(response, path).await?;
             Ok(Arc::new(Fetched { body, next_page }))
         }
         .await
@@ -1063,13 +1068,7 @@ impl Session {
         body: &serde_json::Value,
     ) -> Result<T, GitlabError> {
         let response = self.send(method, path, Some(body)).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|_| GitlabError::Unavailable {
-                endpoint: endpoint_label(path),
-                detail: "the answer was cut off".into(),
-            })?;
+        let bytes = whole_body(response, path).await?;
         Self::decode(path, &bytes)
     }
 

@@ -80,6 +80,11 @@ async fn process(app: &TestApp, event: &str, body: Vec<u8>, key: &str) -> (Settl
     (settled, outcome)
 }
 
+/// Delivers and processes the Pipeline Hook of project 1's failed pipeline `id` on MR !1.
+async fn mr_pipeline_failed(app: &TestApp, id: u64, key: &str) -> (Settled, Value) {
+    process(app, "Pipeline Hook", pipeline_hook(id, "failed", true), key).await
+}
+
 /// Sends every chat message due now; returns how many were delivered.
 async fn flush_chat(app: &TestApp) -> usize {
     let mut delivered = 0;
@@ -104,13 +109,7 @@ async fn an_mr_pipeline_gets_one_note_that_later_failures_edit_in_place() {
     let human = gitlab.add_human_note_on_mr(1, 1, DEV_USER, "dev", "Looks good to me");
     let app = app_with(&gitlab, &chat, &[]).await;
 
-    let (settled, outcome) = process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "a",
-    )
-    .await;
+    let (settled, outcome) = mr_pipeline_failed(&app, 31, "a").await;
     assert!(matches!(settled, Settled::Done(_)), "{settled:?}");
     assert_eq!(outcome["notified"]["comment"], "created", "{outcome}");
     let notes = gitlab.mr_notes(1, 1);
@@ -122,13 +121,7 @@ async fn an_mr_pipeline_gets_one_note_that_later_failures_edit_in_place() {
     assert_eq!(gitlab.calls_with("POST", "/merge_requests/1/notes"), 1);
     let listings = gitlab.calls_with("GET", "/merge_requests/1/notes");
 
-    let (_, outcome) = process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(32, "failed", true),
-        "b",
-    )
-    .await;
+    let (_, outcome) = mr_pipeline_failed(&app, 32, "b").await;
     assert_eq!(outcome["notified"]["comment"], "updated", "{outcome}");
     let notes = gitlab.mr_notes(1, 1);
     assert_eq!(notes.len(), 2, "edited, not posted again");
@@ -223,13 +216,7 @@ async fn the_same_delivery_twice_and_a_lost_database_still_give_one_comment() {
     let chat = FakeChat::start().await;
     failing_pipeline(&gitlab, 31);
     let app = app_with(&gitlab, &chat, &[]).await;
-    process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "same",
-    )
-    .await;
+    mr_pipeline_failed(&app, 31, "same").await;
     // A resend with the same key is acknowledged and not processed again.
     assert_eq!(
         app.deliver("Pipeline Hook", pipeline_hook(31, "failed", true), "same")
@@ -243,13 +230,7 @@ async fn the_same_delivery_twice_and_a_lost_database_still_give_one_comment() {
     // A fresh store (no note id known): the bot finds its own marked note and edits it.
     let other = app_with(&gitlab, &chat, &[]).await;
     failing_pipeline(&gitlab, 32);
-    let (_, outcome) = process(
-        &other,
-        "Pipeline Hook",
-        pipeline_hook(32, "failed", true),
-        "x",
-    )
-    .await;
+    let (_, outcome) = mr_pipeline_failed(&other, 32, "x").await;
     assert_eq!(outcome["notified"]["comment"], "updated", "{outcome}");
     assert_eq!(gitlab.mr_notes(1, 1).len(), 1);
     assert_eq!(gitlab.calls_with("POST", "/merge_requests/1/notes"), 1);
@@ -324,13 +305,7 @@ async fn a_note_posted_beside_another_replicas_note_is_deleted_and_the_older_one
     abandoned_lock(&app, "mr:1:1").await;
     gitlab.with(|s| s.twin_before_post = Some(marked(30)));
 
-    let (settled, outcome) = process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "a",
-    )
-    .await;
+    let (settled, outcome) = mr_pipeline_failed(&app, 31, "a").await;
     assert!(matches!(settled, Settled::Done(_)), "{settled:?}");
     let notes = gitlab.mr_notes(1, 1);
     assert_eq!(notes.len(), 2, "{notes:?}");
@@ -348,13 +323,7 @@ async fn a_note_posted_beside_another_replicas_note_is_deleted_and_the_older_one
     assert_eq!(deleted[0].0, "DELETE");
 
     // The kept note is the one recorded: the next failure edits it, posting nothing.
-    let (_, outcome) = process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(32, "failed", true),
-        "b",
-    )
-    .await;
+    let (_, outcome) = mr_pipeline_failed(&app, 32, "b").await;
     assert_eq!(outcome["notified"]["comment"], "updated", "{outcome}");
     let notes = gitlab.mr_notes(1, 1);
     assert_eq!(notes.len(), 2);
@@ -373,13 +342,7 @@ async fn a_slower_replicas_note_landing_after_the_new_one_is_deleted() {
     let app = app_with(&gitlab, &chat, &[]).await;
     abandoned_lock(&app, "mr:1:1").await;
     gitlab.with(|s| s.twin_after_post = Some(marked(30)));
-    let (_, outcome) = process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "a",
-    )
-    .await;
+    let (_, outcome) = mr_pipeline_failed(&app, 31, "a").await;
     assert_eq!(outcome["notified"]["comment"], "created", "{outcome}");
     let notes = gitlab.mr_notes(1, 1);
     assert_eq!(notes.len(), 1, "{notes:?}");
@@ -424,13 +387,7 @@ async fn second_comments_left_by_a_crash_are_deleted_and_others_notes_kept() {
     let quoted = gitlab.add_human_note_on_mr(1, 1, DEV_USER, "dev", &marked(29));
     let second = gitlab.add_bot_note_on_mr(1, 1, &marked(30));
     let app = app_with(&gitlab, &chat, &[]).await;
-    let (_, outcome) = process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "a",
-    )
-    .await;
+    let (_, outcome) = mr_pipeline_failed(&app, 31, "a").await;
     assert_eq!(outcome["notified"]["comment"], "updated", "{outcome}");
     let notes = gitlab.mr_notes(1, 1);
     let ids: Vec<u64> = notes.iter().map(|n| n["id"].as_u64().unwrap()).collect();
@@ -456,13 +413,7 @@ async fn overtaken_while_editing(other: u64, stray: bool) -> (String, i64) {
         &[("TRIGGER_DOCTOR__WORKER__LEASE_SECONDS", "1")],
     )
     .await;
-    process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "a",
-    )
-    .await;
+    mr_pipeline_failed(&app, 31, "a").await;
     let note = gitlab.mr_notes(1, 1)[0]["id"].as_u64().unwrap();
     let path = format!("/merge_requests/1/notes/{note}");
     let hold = gitlab.hold_next("PUT", &path);
@@ -562,13 +513,7 @@ async fn diagnose_by_a_developer_rechecks_with_fresh_data_and_updates_the_commen
     failing_pipeline(&gitlab, 31);
     gitlab.add_mr_pipeline(1, 1, 31);
     let app = app_with(&gitlab, &chat, &[]).await;
-    process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "a",
-    )
-    .await;
+    mr_pipeline_failed(&app, 31, "a").await;
     let first = gitlab.mr_notes(1, 1);
     assert_eq!(first.len(), 1);
     let project_reads = gitlab.calls_with("GET", "/projects/1");
@@ -674,13 +619,7 @@ async fn chat_down_does_not_hold_up_the_comment_and_is_retried() {
     chat.set_down(true);
     failing_pipeline(&gitlab, 31);
     let app = app_with(&gitlab, &chat, &[]).await;
-    let (settled, _) = process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "a",
-    )
-    .await;
+    let (settled, _) = mr_pipeline_failed(&app, 31, "a").await;
     assert!(matches!(settled, Settled::Done(_)));
     assert_eq!(gitlab.mr_notes(1, 1).len(), 1, "the comment is posted");
     assert_eq!(app.chat.send_due("c").await.unwrap(), Some(Sent::Retrying));
@@ -709,22 +648,10 @@ async fn gitlab_502_while_posting_is_retried_and_posted_later_and_chat_hears_onc
     )
     .await;
     gitlab.with(|s| s.write_outage = 2);
-    let (first, _) = process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "a",
-    )
-    .await;
+    let (first, _) = mr_pipeline_failed(&app, 31, "a").await;
     assert!(matches!(first, Settled::Retried(..)), "{first:?}");
     assert!(gitlab.mr_notes(1, 1).is_empty());
-    let (second, _) = process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(32, "failed", true),
-        "b",
-    )
-    .await;
+    let (second, _) = mr_pipeline_failed(&app, 32, "b").await;
     assert!(matches!(second, Settled::Retried(..)), "{second:?}");
     // Two failed posts, one outage message.
     assert_eq!(flush_chat(&app).await, 1);
@@ -929,13 +856,7 @@ async fn metrics_cover_deliveries_queue_diagnoses_gitlab_calls_comments_and_chat
     let chat = FakeChat::start().await;
     failing_pipeline(&gitlab, 31);
     let app = app_with(&gitlab, &chat, &[]).await;
-    process(
-        &app,
-        "Pipeline Hook",
-        pipeline_hook(31, "failed", true),
-        "a",
-    )
-    .await;
+    mr_pipeline_failed(&app, 31, "a").await;
     assert_eq!(flush_chat(&app).await, 1);
     let text = app.get("/metrics").await.text().await.unwrap();
     for line in [
