@@ -10,9 +10,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config::{redact_url, ConfigError, Settings};
+use crate::config::{ConfigError, Settings};
 use crate::gitlab::model::{ProjectHook, TokenInfo};
 use crate::gitlab::{ClientSettings, GitlabClient, GitlabError, ProjectRef, Session};
+use crate::redact::redact_url;
 use crate::timestamp::Timestamp;
 
 /// The path GitLab must deliver to (`POST /webhooks/gitlab`).

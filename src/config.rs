@@ -238,6 +238,11 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// `server.max_body_bytes`, default 25 MiB.
     pub max_body_bytes: usize,
+    /// `server.body_timeout_seconds`, default 10 s: longest wait for a webhook body.
+    pub body_timeout: Duration,
+    /// `server.unauthenticated_body_budget_bytes`, default 64 MiB: bytes of bodies held at
+    /// once for deliveries whose signature is not checked yet.
+    pub unauthenticated_body_budget: usize,
     /// `server.shutdown_grace_seconds`, default 30 s.
     pub shutdown_grace: Duration,
 }
@@ -283,14 +288,14 @@ pub struct WebhookSettings {
 #[derive(Clone)]
 pub struct StoreSettings {
     /// `store.url`: `sqlite://trigger-doctor.db`, or `postgres://user:password@host/database`.
-    /// Show it only through [`redact_url`]: it may hold a password.
+    /// Show it only through [`crate::redact::redact_url`]: it may hold a password.
     pub url: String,
 }
 
 impl fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreSettings")
-            .field("url", &redact_url(&self.url))
+            .field("url", &crate::redact::redact_url(&self.url))
             .finish()
     }
 }
@@ -362,6 +367,8 @@ struct RawCommands {
 struct RawServer {
     listen: String,
     max_body_bytes: u64,
+    body_timeout_seconds: u64,
+    unauthenticated_body_budget_bytes: u64,
     shutdown_grace_seconds: u64,
 }
 
@@ -571,11 +578,30 @@ fn parse_like(like: &Value, text: &str, from_file: bool) -> Result<Value, String
     }
 }
 
+/// Longest duration any `*_seconds` key may hold: 30 days. Larger values only overflow the
+/// arithmetic done with them (a timestamp plus a tolerance) and mean nothing useful.
+pub const MAX_SECONDS: u64 = 30 * 24 * 3600;
+
+/// A number that must not be 0 (and, for a `*_seconds` key, at most [`MAX_SECONDS`]).
 fn positive(key: &str, value: u64) -> Result<u64, ConfigError> {
     if value == 0 {
         Err(key_error(key, "must be greater than 0"))
+    } else if key.ends_with("_seconds") {
+        seconds(key, value).map(|_| value)
     } else {
         Ok(value)
+    }
+}
+
+/// A `*_seconds` key as a duration, at most [`MAX_SECONDS`].
+fn seconds(key: &str, value: u64) -> Result<Duration, ConfigError> {
+    if value > MAX_SECONDS {
+        Err(key_error(
+            key,
+            format!("must be at most {MAX_SECONDS} (30 days), got {value}"),
+        ))
+    } else {
+        Ok(Duration::from_secs(value))
     }
 }
 
@@ -587,7 +613,10 @@ fn http_url(key: &str, value: &str) -> Result<String, ConfigError> {
         .ok_or_else(|| {
             key_error(
                 key,
-                format!("must start with http:// or https://, got {trimmed:?}"),
+                format!(
+                    "must start with http:// or https://, got {:?}",
+                    crate::redact::redact_url(trimmed)
+                ),
             )
         })?;
     if rest.is_empty() || rest.starts_with('/') {
@@ -612,6 +641,19 @@ impl RawSettings {
         })?;
         let max_body_bytes =
             positive("server.max_body_bytes", self.server.max_body_bytes)? as usize;
+        let budget = self.server.unauthenticated_body_budget_bytes;
+        if budget < max_body_bytes as u64 {
+            return Err(key_error(
+                "server.unauthenticated_body_budget_bytes",
+                format!(
+                    "must be at least server.max_body_bytes ({max_body_bytes}), or a signed delivery of that size could never be read"
+                ),
+            ));
+        }
+        let log_level = self.log.level.trim().to_string();
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
+            return Err(key_error("log.level", e.to_string()));
+        }
 
         let url = http_url("gitlab.url", &self.gitlab.url)?;
         let external_url = if self.gitlab.external_url.trim().is_empty() {
@@ -721,7 +763,10 @@ impl RawSettings {
             notify: NotifySettings {
                 gitlab_comments: self.notify.gitlab_comments,
                 routes,
-                collapse_window: Duration::from_secs(self.notify.slack.collapse_seconds),
+                collapse_window: seconds(
+                    "notify.slack.collapse_seconds",
+                    self.notify.slack.collapse_seconds,
+                )?,
                 chat_timeout: Duration::from_secs(positive(
                     "notify.slack.timeout_seconds",
                     self.notify.slack.timeout_seconds,
@@ -730,11 +775,14 @@ impl RawSettings {
                     "notify.slack.max_attempts",
                     self.notify.slack.max_attempts.into(),
                 )? as u32,
-                chat_retry_base: Duration::from_secs(self.notify.slack.retry_base_seconds),
+                chat_retry_base: seconds(
+                    "notify.slack.retry_base_seconds",
+                    self.notify.slack.retry_base_seconds,
+                )?,
             },
             commands: CommandSettings {
                 min_access_level,
-                throttle: Duration::from_secs(self.commands.throttle_seconds),
+                throttle: seconds("commands.throttle_seconds", self.commands.throttle_seconds)?,
             },
             api: ApiSettings {
                 admin_token: Secret::new(admin_token),
@@ -742,7 +790,15 @@ impl RawSettings {
             server: ServerSettings {
                 listen,
                 max_body_bytes,
-                shutdown_grace: Duration::from_secs(self.server.shutdown_grace_seconds),
+                body_timeout: Duration::from_secs(positive(
+                    "server.body_timeout_seconds",
+                    self.server.body_timeout_seconds,
+                )?),
+                unauthenticated_body_budget: usize::try_from(budget).unwrap_or(usize::MAX),
+                shutdown_grace: seconds(
+                    "server.shutdown_grace_seconds",
+                    self.server.shutdown_grace_seconds,
+                )?,
             },
             gitlab: GitlabSettings {
                 url,
@@ -758,8 +814,11 @@ impl RawSettings {
                 )? as usize,
                 requests_per_minute: self.gitlab.requests_per_minute,
                 max_retries: self.gitlab.max_retries,
-                max_retry_wait: Duration::from_secs(self.gitlab.max_retry_wait_seconds),
-                cache_ttl: Duration::from_secs(self.gitlab.cache_seconds),
+                max_retry_wait: seconds(
+                    "gitlab.max_retry_wait_seconds",
+                    self.gitlab.max_retry_wait_seconds,
+                )?,
+                cache_ttl: seconds("gitlab.cache_seconds", self.gitlab.cache_seconds)?,
                 max_calls_per_diagnosis: positive(
                     "gitlab.max_calls_per_diagnosis",
                     self.gitlab.max_calls_per_diagnosis.into(),
@@ -770,7 +829,10 @@ impl RawSettings {
                 secret_tokens,
                 signing_keys,
                 require_signature: self.webhook.require_signature,
-                timestamp_tolerance: Duration::from_secs(self.webhook.timestamp_tolerance_seconds),
+                timestamp_tolerance: seconds(
+                    "webhook.timestamp_tolerance_seconds",
+                    self.webhook.timestamp_tolerance_seconds,
+                )?,
             },
             diagnostics: DiagnosticsSettings {
                 include_canceled: self.diagnostics.include_canceled,
@@ -807,7 +869,7 @@ impl RawSettings {
                 )?),
             },
             log: LogSettings {
-                level: self.log.level,
+                level: log_level,
                 format,
             },
         })
@@ -850,32 +912,6 @@ fn parse_route(text: &str) -> Result<ChatRoute, String> {
         pattern: pattern.to_string(),
         url: Secret::new(url),
     })
-}
-
-/// Hides a password in a `scheme://user:password@host` URL, or in a `password=` query
-/// parameter, for error messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let mut shown = match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    };
-    let mut from = 0;
-    while let Some(found) = shown[from..].find("password=") {
-        let start = from + found;
-        let after = start + "password=".len();
-        if start > 0 && matches!(shown.as_bytes()[start - 1], b'?' | b'&') {
-            let end = shown[after..].find('&').map_or(shown.len(), |e| after + e);
-            shown.replace_range(after..end, "***");
-        }
-        from = after;
-    }
-    shown
 }
 
 #[cfg(test)]
@@ -1055,23 +1091,137 @@ mod tests {
     }
 
     #[test]
-    fn redact_url_hides_passwords_in_credentials_and_parameters() {
-        assert_eq!(
-            redact_url("postgres://td:s3cr@t@db:5432/td"),
-            "postgres://td:***@db:5432/td"
+    fn a_malformed_store_or_gitlab_url_is_refused_without_showing_its_password() {
+        for (key, value) in [
+            (
+                "TRIGGER_DOCTOR__STORE__URL",
+                "host=127.0.0.1 password=hunter2",
+            ),
+            ("TRIGGER_DOCTOR__STORE__URL", "postgres:/u:hunter2@h/db"),
+            ("TRIGGER_DOCTOR__STORE__URL", "postgres//u:hunter2@h/db"),
+            (
+                "TRIGGER_DOCTOR__STORE__URL",
+                "postgres://u:hunter2@h/db?sslmode=nonsense",
+            ),
+            (
+                "TRIGGER_DOCTOR__STORE__URL",
+                "postgres://h/db?password=hunter2&port=x",
+            ),
+            ("TRIGGER_DOCTOR__STORE__URL", "mysql://u:hunter2@db/x"),
+            (
+                "TRIGGER_DOCTOR__GITLAB__URL",
+                "gitlab://oauth2:hunter2@gitlab.example.com",
+            ),
+            (
+                "TRIGGER_DOCTOR__GITLAB__URL",
+                "https://oauth2:hunter2@gitlab example.com",
+            ),
+            (
+                "TRIGGER_DOCTOR__GITLAB__URL",
+                "gitlab.example.com/?private_token=hunter2",
+            ),
+        ] {
+            let mut e = with_token();
+            e.extend(env(&[(key, value)]));
+            let err = Settings::load_from(None, &e).unwrap_err().to_string();
+            let named = if key.contains("STORE") {
+                "store.url"
+            } else {
+                "gitlab.url"
+            };
+            assert!(err.contains(named), "{value}: {err}");
+            assert!(!err.contains("hunter2"), "{value}: {err}");
+        }
+        // The same value read from a file.
+        let url_file = file("host=127.0.0.1 password=hunter2\n");
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__STORE__URL_FILE",
+            url_file.path().to_str().unwrap(),
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(
+            err.contains("store.url") && !err.contains("hunter2"),
+            "{err}"
         );
-        assert_eq!(
-            redact_url("postgresql://td@db/td?sslmode=disable&password=s3cret&application_name=x"),
-            "postgresql://td@db/td?sslmode=disable&password=***&application_name=x"
+    }
+
+    #[test]
+    fn every_duration_key_is_range_checked_so_nothing_overflows() {
+        let keys: Vec<String> = DEFAULT_TOML
+            .lines()
+            .scan(String::new(), |section, line| {
+                let line = line.trim();
+                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    *section = name.to_string();
+                    return Some(None);
+                }
+                let key = line.split('=').next().unwrap_or("").trim();
+                Some(
+                    (!line.starts_with('#') && key.ends_with("_seconds"))
+                        .then(|| format!("{section}.{key}")),
+                )
+            })
+            .flatten()
+            .collect();
+        assert!(keys.len() >= 12, "{keys:?}");
+        for key in keys {
+            let var = format!(
+                "{ENV_PREFIX}{}",
+                key.replace('.', "__").to_ascii_uppercase()
+            );
+            let mut e = with_token();
+            e.extend(env(&[(var.as_str(), "9223372036854775807")]));
+            let err = Settings::load_from(None, &e).unwrap_err().to_string();
+            assert!(
+                err.contains(&key) && err.contains("at most"),
+                "{key}: {err}"
+            );
+            let mut e = with_token();
+            e.extend(env(&[(var.as_str(), "2592000")]));
+            if let Err(err) = Settings::load_from(None, &e) {
+                // Only a relation between two keys may refuse the largest value.
+                assert!(
+                    err.to_string().contains("retry_base_seconds"),
+                    "{key}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_invalid_log_level_is_refused_by_the_configuration_itself() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__LOG__LEVEL",
+            "info,trigger_doctor=loud",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(err.contains("log.level"), "{err}");
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__LOG__LEVEL",
+            " warn,trigger_doctor=debug ",
+        )]));
+        let s = Settings::load_from(None, &e).unwrap();
+        assert_eq!(s.log.level, "warn,trigger_doctor=debug");
+    }
+
+    #[test]
+    fn the_unauthenticated_body_budget_must_hold_one_largest_body() {
+        let mut e = with_token();
+        e.extend(env(&[(
+            "TRIGGER_DOCTOR__SERVER__UNAUTHENTICATED_BODY_BUDGET_BYTES",
+            "1000",
+        )]));
+        let err = Settings::load_from(None, &e).unwrap_err().to_string();
+        assert!(
+            err.contains("server.unauthenticated_body_budget_bytes"),
+            "{err}"
         );
-        assert_eq!(
-            redact_url("postgres://db/td?password=s3cret"),
-            "postgres://db/td?password=***"
-        );
-        assert_eq!(
-            redact_url("sqlite://trigger-doctor.db"),
-            "sqlite://trigger-doctor.db"
-        );
+        let s = Settings::load_from(None, &with_token()).unwrap();
+        assert_eq!(s.server.unauthenticated_body_budget, 64 << 20);
+        assert_eq!(s.server.body_timeout, Duration::from_secs(10));
     }
 
     #[test]

@@ -90,6 +90,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    telemetry::install_panic_hook();
     let cli = Cli::parse();
     if let Command::Classify {
         failure_reason,

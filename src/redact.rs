@@ -261,7 +261,10 @@ impl regex::Replacer for Replacer {
             caps.name("kv_val"),
         ) {
             let (key, sep, value) = (key.as_str(), sep.as_str(), value.as_str());
-            let header = key.len() > 6 && key[key.len() - 6..].eq_ignore_ascii_case("-token");
+            // Compared as bytes: the key pattern is case-insensitive in Unicode, so `ſ`
+            // (U+017F) or `K` (U+212A) may stand in it for an ASCII letter.
+            let header =
+                key.len() > 6 && key.as_bytes()[key.len() - 6..].eq_ignore_ascii_case(b"-token");
             let colon = !sep.contains('=');
             if colon && !header && !looks_secret(value) {
                 keep(dst);
@@ -331,6 +334,141 @@ fn is_reference(value: &str) -> bool {
         || value.contains("[REDACTED")
         || (value.len() > 2 && value.starts_with('%') && value.ends_with('%'))
         || value.starts_with('<')
+}
+
+/// Longest panic message kept with a parked delivery.
+const MAX_PANIC_MESSAGE: usize = 500;
+
+/// A panic's message, with secrets taken out and cut to [`MAX_PANIC_MESSAGE`] bytes (at a
+/// character boundary).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    let mut shown = redact(text).into_owned();
+    if shown.len() > MAX_PANIC_MESSAGE {
+        let mut cut = MAX_PANIC_MESSAGE;
+        while !shown.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        shown.truncate(cut);
+        shown.push('…');
+    }
+    shown
+}
+
+/// Keys whose value is a secret in a URL query or a connection string, compared without
+/// ASCII case and also as the end of a longer key (`sslpassword`, `private_token`).
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "token",
+    "secret",
+    "apikey",
+    "api_key",
+    "api-key",
+    "signature",
+];
+
+/// What replaces a credential in a URL or a connection string.
+const HIDDEN: &str = "***";
+
+/// Hides every credential in a URL or a database connection string, well-formed or not, for
+/// error messages and logs: the password of `user:password@host` (also in `postgres:/u:p@h`
+/// or `postgres//u:p@h`), `password=`-style values in queries and in libpq's
+/// `key=value` form (quoted values too), query tokens, and any secret [`redact`] knows.
+pub fn redact_url(text: &str) -> String {
+    let general = redact(text);
+    let without_userinfo = hide_userinfo(&general);
+    hide_key_values(&without_userinfo)
+}
+
+/// `user:password@` → `user:***@`, in every whitespace-separated piece that has an `@`.
+fn hide_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (piece, tail) = rest.split_at(end);
+        match piece.rfind('@') {
+            Some(at) => {
+                let head = &piece[..at];
+                // The user starts after the scheme's separator, however it was mistyped.
+                let start = ["://", "//", ":/"]
+                    .iter()
+                    .find_map(|sep| head.find(sep).map(|i| i + sep.len()))
+                    .unwrap_or(0);
+                match head[start..].find(':') {
+                    Some(colon) => {
+                        out.push_str(&head[..start + colon + 1]);
+                        out.push_str(HIDDEN);
+                        out.push_str(&piece[at..]);
+                    }
+                    None => out.push_str(piece),
+                }
+            }
+            None => out.push_str(piece),
+        }
+        let spaces = tail
+            .find(|ch: char| !ch.is_whitespace())
+            .unwrap_or(tail.len());
+        out.push_str(&tail[..spaces]);
+        rest = &tail[spaces..];
+    }
+    out
+}
+
+/// `password=value`, `password = 'a b'`, `?private_token=value&…` → the value hidden.
+fn hide_key_values(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(found) = memchr::memchr(b'=', &bytes[i..]) {
+        let eq = i + found;
+        i = eq + 1;
+        let key_end = text[..eq].trim_end().len();
+        let key_start = bytes[..key_end]
+            .iter()
+            .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+            .map_or(0, |p| p + 1);
+        let key = &bytes[key_start..key_end];
+        let secret = SECRET_KEYS.iter().any(|k| {
+            key.len() >= k.len() && key[key.len() - k.len()..].eq_ignore_ascii_case(k.as_bytes())
+        });
+        if !secret {
+            continue;
+        }
+        let value_start = eq + 1 + (text[eq + 1..].len() - text[eq + 1..].trim_start().len());
+        let (start, end) = match bytes.get(value_start) {
+            Some(&quote @ (b'\'' | b'"')) => {
+                let mut j = value_start + 1;
+                while j < bytes.len() && bytes[j] != quote {
+                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                }
+                (value_start + 1, j.min(bytes.len()))
+            }
+            _ => {
+                let len = bytes[value_start..]
+                    .iter()
+                    .position(|b| b.is_ascii_whitespace() || matches!(b, b'&' | b';' | b'#'))
+                    .unwrap_or(bytes.len() - value_start);
+                (value_start, value_start + len)
+            }
+        };
+        if end > start {
+            out.push_str(&text[copied..start]);
+            out.push_str(HIDDEN);
+            copied = end;
+        }
+        i = i.max(end);
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 #[cfg(test)]
@@ -545,5 +683,98 @@ mod tests {
         assert_ne!(fp, fingerprint(PAT));
         assert!(fingerprint(JWT_TOKEN).starts_with("jwt…"));
         assert!(fingerprint(HEX).starts_with("…(sha256:"));
+    }
+    #[test]
+    fn a_url_or_connection_string_loses_every_credential_whatever_its_form() {
+        for (input, shown) in [
+            (
+                "postgres://td:s3cr@t@db:5432/td",
+                "postgres://td:***@db:5432/td",
+            ),
+            (
+                "postgresql://td@db/td?sslmode=disable&password=s3cret&application_name=x",
+                "postgresql://td@db/td?sslmode=disable&password=***&application_name=x",
+            ),
+            (
+                "postgres://db/td?password=s3cret",
+                "postgres://db/td?password=***",
+            ),
+            ("postgres:/u:PASS@h/db", "postgres:/u:***@h/db"),
+            ("postgres//u:PASS@h/db", "postgres//u:***@h/db"),
+            ("postgres:u:PASS@h/db", "postgres:***@h/db"),
+            ("u:PASS@h/db", "u:***@h/db"),
+            (
+                "host=127.0.0.1 password=hunter2 dbname=td",
+                "host=127.0.0.1 password=*** dbname=td",
+            ),
+            (
+                "host=h password = 'a b c' user=u",
+                "host=h password = '***' user=u",
+            ),
+            ("host=h sslpassword=\"x y\"", "host=h sslpassword=\"***\""),
+            ("PASSWORD=hunter2", "PASSWORD=***"),
+            (
+                "https://oauth2:hunter2hunter2@gitlab.example.com/",
+                "https://oauth2:***@gitlab.example.com/",
+            ),
+            (
+                "https://gitlab.example.com/api/v4?private_token=abc123&x=1",
+                "https://gitlab.example.com/api/v4?private_token=***&x=1",
+            ),
+            (
+                "htps://gitlab.example.com?access_token=abc",
+                "htps://gitlab.example.com?access_token=***",
+            ),
+            ("sqlite://trigger-doctor.db", "sqlite://trigger-doctor.db"),
+            (
+                "postgres://postgres@127.0.0.1:5432/test",
+                "postgres://postgres@127.0.0.1:5432/test",
+            ),
+        ] {
+            assert_eq!(redact_url(input), shown, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_url_with_a_known_token_anywhere_loses_it() {
+        let text = format!("https://gitlab.example.com/{PAT}/x");
+        assert_eq!(
+            redact_url(&text),
+            "https://gitlab.example.com/glpat-[REDACTED]/x"
+        );
+    }
+
+    #[test]
+    fn hiding_url_credentials_never_panics_on_multibyte_text() {
+        for text in [
+            "pässwörd=ünïcode host=é",
+            "é@ü:ß@x",
+            "password='unterminated é",
+            "password=\\",
+            "ſecret=x paſsword=y",
+            "=",
+            "@",
+            "é=é",
+        ] {
+            let shown = redact_url(text);
+            assert!(!shown.is_empty());
+        }
+        // Not an ASCII key: the fast path keeps the text as it is.
+        assert_eq!(redact_url("paſsword=hunter2"), "paſsword=hunter2");
+    }
+
+    #[test]
+    fn a_header_key_with_a_unicode_case_fold_does_not_panic() {
+        // `ſ` (U+017F) folds to `s`, `K` (U+212A) to `k`: the key pattern matches them.
+        assert_eq!(
+            redact("HTTP/1.1 403 ſecret= token"),
+            "HTTP/1.1 403 ſecret= token"
+        );
+        assert_eq!(redact("x-toKen: abcdefgh12345678"), "x-toKen: [REDACTED]");
+        // With a candidate elsewhere on the line the patterns run, and fold `ſ` to `s`.
+        assert_eq!(
+            redact("ſecret=hunter2 token=abc"),
+            "ſecret=[REDACTED] token=[REDACTED]"
+        );
     }
 }

@@ -27,6 +27,23 @@ struct Ops {
     store: Store,
     metrics: Arc<Metrics>,
     gitlab: Arc<GitlabProbe>,
+    /// Tells whether the worker loops make progress.
+    worker: Worker,
+}
+
+impl Ops {
+    /// `stalled` when every worker loop has been stuck for longer than the lease while
+    /// deliveries wait, else `ok` (also when this process runs no workers, or the store
+    /// cannot say).
+    async fn workers(&self) -> &'static str {
+        if !self.worker.idle_too_long() {
+            return "ok";
+        }
+        match self.store.stats().await {
+            Ok(queue) if self.worker.stalled(&queue) => "stalled",
+            _ => "ok",
+        }
+    }
 }
 
 /// Whether GitLab answers, as `/readyz` reports it: checked in the background at most every
@@ -67,23 +84,33 @@ impl GitlabProbe {
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// Alive unless every worker loop has been stuck for longer than the lease while deliveries
+/// wait: then 503, so an orchestrator's liveness probe restarts the process (the deliveries
+/// stay in the store).
+async fn healthz(ops: web::Data<Ops>) -> HttpResponse {
+    match ops.workers().await {
+        "stalled" => {
+            warn!("workers made no progress for longer than the lease");
+            HttpResponse::ServiceUnavailable().json(json!({"status": "stalled"}))
+        }
+        _ => HttpResponse::Ok().json(json!({"status": "ok"})),
+    }
 }
 
-/// Ready when the store is: a delivery can then be accepted and kept. GitLab's state is
-/// reported but never makes the service unready, since a load balancer would then refuse
-/// GitLab's webhooks and GitLab disables a hook after four failures in a row.
+/// Ready when the store is: a delivery can then be accepted and kept. GitLab's state and the
+/// workers' are reported but never make the service unready, since a load balancer would
+/// then refuse GitLab's webhooks and GitLab disables a hook after four failures in a row.
 async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
     let gitlab = ops.gitlab.state();
+    let workers = ops.workers().await;
     match ops.store.ping().await {
-        Ok(()) => {
-            HttpResponse::Ok().json(json!({"status": "ready", "store": "ok", "gitlab": gitlab}))
-        }
+        Ok(()) => HttpResponse::Ok()
+            .json(json!({"status": "ready", "store": "ok", "gitlab": gitlab, "workers": workers})),
         Err(e) => {
             warn!(error = %e, "not ready: store unreachable");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "not_ready", "store": "unavailable", "gitlab": gitlab}))
+            HttpResponse::ServiceUnavailable().json(json!({
+                "status": "not_ready", "store": "unavailable", "gitlab": gitlab, "workers": workers
+            }))
         }
     }
 }
@@ -112,7 +139,7 @@ impl Application {
         let store = Store::open(&settings.store.url).await.with_context(|| {
             format!(
                 "cannot open the store at {}",
-                crate::config::redact_url(&settings.store.url)
+                crate::redact::redact_url(&settings.store.url)
             )
         })?;
         let metrics = Arc::new(Metrics::default());
@@ -122,6 +149,8 @@ impl Application {
         let intake = web::Data::new(Intake {
             settings: settings.webhook.clone(),
             max_body_bytes: settings.server.max_body_bytes,
+            body_timeout: settings.server.body_timeout,
+            budget: webhook::BodyBudget::new(settings.server.unauthenticated_body_budget),
             store: store.clone(),
             metrics: metrics.clone(),
         });
@@ -130,6 +159,36 @@ impl Application {
             Some(metrics.clone()),
         )
         .context("cannot set up the GitLab client")?;
+        if settings.api.admin_token.is_empty() {
+            info!("history API disabled: api.admin_token is not set");
+        }
+        let api = web::Data::new(crate::api::Api {
+            store: store.clone(),
+            admin_token: settings.api.admin_token.clone(),
+        });
+        let chat = Chat::new(
+            store.clone(),
+            settings.notify.clone(),
+            Some(metrics.clone()),
+        )
+        .context("cannot set up the chat client")?;
+        let mut stages = Stages::from_settings(&settings, gitlab.clone());
+        stages.notifier = Some(Notifier {
+            store: store.clone(),
+            chat: chat.clone(),
+            settings: Arc::new(settings.notify.clone()),
+            commands: settings.commands.clone(),
+            owner: owner_prefix(),
+            lock_lease: settings.worker.lease,
+            gitlab_url: settings.gitlab.url.clone(),
+            metrics: Some(metrics.clone()),
+        });
+        let worker = Worker::new(
+            store.clone(),
+            settings.worker.clone(),
+            metrics.clone(),
+            Arc::new(stages),
+        );
         let ops = web::Data::new(Ops {
             store: store.clone(),
             metrics: metrics.clone(),
@@ -138,13 +197,7 @@ impl Application {
                 last: std::sync::Mutex::new(None),
                 running: std::sync::atomic::AtomicBool::new(false),
             }),
-        });
-        if settings.api.admin_token.is_empty() {
-            info!("history API disabled: api.admin_token is not set");
-        }
-        let api = web::Data::new(crate::api::Api {
-            store: store.clone(),
-            admin_token: settings.api.admin_token.clone(),
+            worker: worker.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -160,29 +213,6 @@ impl Application {
         .shutdown_timeout(settings.server.shutdown_grace.as_secs())
         .listen(listener)?
         .run();
-        let chat = Chat::new(
-            store.clone(),
-            settings.notify.clone(),
-            Some(metrics.clone()),
-        )
-        .context("cannot set up the chat client")?;
-        let mut stages = Stages::from_settings(&settings, gitlab);
-        stages.notifier = Some(Notifier {
-            store: store.clone(),
-            chat: chat.clone(),
-            settings: Arc::new(settings.notify.clone()),
-            commands: settings.commands.clone(),
-            owner: owner_prefix(),
-            lock_lease: settings.worker.lease,
-            gitlab_url: settings.gitlab.url.clone(),
-            metrics: Some(metrics.clone()),
-        });
-        let worker = Worker::new(
-            store.clone(),
-            settings.worker.clone(),
-            metrics,
-            Arc::new(stages),
-        );
         Ok(Application {
             port,
             server,

@@ -3,13 +3,18 @@
 //! its outcome recorded, retried later with exponential back-off and jitter, or parked.
 //! Tests drive it one delivery at a time through [`Worker::run_once`].
 
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
-use tracing::{info, warn, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 use crate::config::WorkerSettings;
 use crate::diagnosis::probe::ProbePolicy;
@@ -21,7 +26,8 @@ use crate::notify::{command, Notified, Notifier};
 use crate::recognise::{recognise, RecogniseOptions, Recognition};
 use crate::report::markdown::{render_comment, Marker};
 use crate::store::{
-    CauseVerdict, Claimed, DeliveryId, History, NewDiagnosis, Resolution, Store, StoreError,
+    CauseVerdict, Claimed, DeliveryId, History, NewDiagnosis, QueueStats, Resolution, Store,
+    StoreError,
 };
 use crate::timestamp::Timestamp;
 use crate::webhook::event::{self, Event, EventKind};
@@ -433,6 +439,33 @@ pub struct Worker {
     settings: WorkerSettings,
     metrics: Arc<Metrics>,
     stages: Arc<Stages>,
+    progress: Arc<Progress>,
+}
+
+/// When the worker loops last got through a round (a delivery settled, or nothing due).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Unix milliseconds of the last round any loop finished.
+    last: AtomicI64,
+    /// Whether the loops of [`Worker::run`] are running.
+    running: AtomicBool,
+}
+
+impl Progress {
+    fn tick(&self) {
+        self.last.fetch_max(Timestamp::now().0, Ordering::Relaxed);
+    }
+
+    /// True when the loops run and none has finished a round for longer than `lease`.
+    pub fn idle_too_long(&self, lease: Duration, now: Timestamp) -> bool {
+        self.running.load(Ordering::Relaxed)
+            && now.0 - self.last.load(Ordering::Relaxed) > lease.as_millis() as i64
+    }
+
+    /// True when, besides, deliveries wait or are being worked on: every loop is stuck.
+    pub fn stalled(&self, queue: &QueueStats, lease: Duration, now: Timestamp) -> bool {
+        self.idle_too_long(lease, now) && queue.queued + queue.running > 0
+    }
 }
 
 /// What the service asks of running workers.
@@ -457,7 +490,22 @@ impl Worker {
             settings,
             metrics,
             stages,
+            progress: Arc::new(Progress::default()),
         }
+    }
+
+    /// Whether every worker loop has been stuck for longer than the lease while deliveries
+    /// wait (reported by `/readyz` and `/healthz`).
+    pub fn stalled(&self, queue: &QueueStats) -> bool {
+        self.progress
+            .stalled(queue, self.settings.lease, Timestamp::now())
+    }
+
+    /// Whether no worker loop has finished a round for longer than the lease (cheap: no store
+    /// query; [`Worker::stalled`] then says whether anything waits).
+    pub fn idle_too_long(&self) -> bool {
+        self.progress
+            .idle_too_long(self.settings.lease, Timestamp::now())
     }
 
     /// Claims one due delivery as `owner` and settles it; `None` when nothing is due.
@@ -489,18 +537,28 @@ impl Worker {
             event = %claim.event,
             attempt = claim.attempts,
         );
-        let settled = self.settle(claim, state.clone()).instrument(span).await?;
+        let work = process(&claim, &self.stages);
+        let settled = self
+            .settle(&claim, state.clone(), work)
+            .instrument(span)
+            .await?;
         Ok(Some(settled))
     }
 
+    /// Awaits `work` for `claim` and records what came of it. A panic inside `work` parks
+    /// the delivery with the panic's message; the worker goes on.
     async fn settle(
         &self,
-        claim: Claimed,
+        claim: &Claimed,
         mut state: watch::Receiver<RunState>,
+        work: impl Future<Output = Result<Outcome, ProcessError>> + Send,
     ) -> Result<Settled, StoreError> {
-        let label = kind_label(&claim);
+        let label = kind_label(claim);
         let result = tokio::select! {
-            result = process(&claim, &self.stages) => result,
+            result = CatchPanic(Box::pin(work)) => result.unwrap_or_else(|message| {
+                error!(panic = %message, "processing panicked; the delivery is parked");
+                Err(ProcessError::Permanent(format!("processing panicked: {message}")))
+            }),
             _ = abort_requested(&mut state) => {
                 self.store.release(&claim).await?;
                 self.metrics.delivery_processed(label, "released");
@@ -570,16 +628,21 @@ impl Worker {
         }
     }
 
-    /// Runs `settings.concurrency` loops until `state` leaves [`RunState::Running`].
+    /// Runs `settings.concurrency` loops until `state` leaves [`RunState::Running`]; a loop
+    /// that dies is replaced.
     pub async fn run(self, owner_prefix: String, state: watch::Receiver<RunState>) {
-        let mut loops = tokio::task::JoinSet::new();
-        for n in 0..self.settings.concurrency {
-            let worker = self.clone();
+        self.progress.tick();
+        self.progress.running.store(true, Ordering::Relaxed);
+        let concurrency = self.settings.concurrency;
+        let worker = self.clone();
+        supervise(concurrency, state.clone(), move |n| {
+            let worker = worker.clone();
             let owner = format!("{owner_prefix}/{n}");
             let state = state.clone();
-            loops.spawn(async move { worker.run_loop(owner, state).await });
-        }
-        while loops.join_next().await.is_some() {}
+            async move { worker.run_loop(owner, state).await }
+        })
+        .await;
+        self.progress.running.store(false, Ordering::Relaxed);
     }
 
     async fn run_loop(&self, owner: String, mut state: watch::Receiver<RunState>) {
@@ -592,10 +655,14 @@ impl Worker {
             notified.as_mut().enable();
             match self.run_one(&owner, &state).await {
                 Ok(Some(_)) => {
+                    self.progress.tick();
                     store_failures = 0;
                     continue;
                 }
-                Ok(None) => store_failures = 0,
+                Ok(None) => {
+                    self.progress.tick();
+                    store_failures = 0;
+                }
                 Err(error) => {
                     store_failures += 1;
                     warn!(%error, "cannot reach the store; waiting before trying again");
@@ -615,6 +682,48 @@ impl Worker {
     }
 }
 
+/// Keeps `count` tasks made by `start(n)` running while `state` is [`RunState::Running`]:
+/// a task that ends by panicking is started again (its panic was logged by the panic hook).
+async fn supervise<F, Fut>(count: usize, state: watch::Receiver<RunState>, start: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut slots = std::collections::HashMap::new();
+    for n in 0..count {
+        slots.insert(tasks.spawn(start(n)).id(), n);
+    }
+    while let Some(ended) = tasks.join_next_with_id().await {
+        let (id, panicked) = match &ended {
+            Ok((id, ())) => (*id, false),
+            Err(e) => (e.id(), e.is_panic()),
+        };
+        let Some(n) = slots.remove(&id) else { continue };
+        if panicked && *state.borrow() == RunState::Running {
+            error!(worker = n, "a worker loop died; starting another");
+            slots.insert(tasks.spawn(start(n)).id(), n);
+        }
+    }
+}
+
+/// Turns a panic inside the wrapped future into `Err(message)`, the message redacted and
+/// shortened. The future is dropped after a panic and never polled again.
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(crate::redact::panic_message(payload.as_ref()))),
+        }
+    }
+}
+
 /// Resolves when the service asks to abort; never when the service has gone away.
 async fn abort_requested(state: &mut watch::Receiver<RunState>) {
     if state.wait_for(|s| *s == RunState::Abort).await.is_err() {
@@ -623,9 +732,7 @@ async fn abort_requested(state: &mut watch::Receiver<RunState>) {
 }
 
 fn kind_label(claim: &Claimed) -> &'static str {
-    EventKind::from_header(&claim.event)
-        .or_else(|| EventKind::sniff(&claim.body))
-        .map_or("unknown", EventKind::label)
+    EventKind::from_header(&claim.event).map_or("ignored", EventKind::label)
 }
 
 /// Delay before attempt `attempts + 1`: `base · 2^(attempts-1)`, capped at `max`, then scaled
@@ -646,16 +753,30 @@ fn random_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Decodes one stored delivery and runs the stages over it.
+/// Decodes one stored delivery and runs the stages over it. A delivery whose event header
+/// is missing or names no event the bot uses is not processed: its outcome says it was
+/// ignored, and why.
 pub async fn process(claim: &Claimed, stages: &Stages) -> Result<Outcome, ProcessError> {
-    let kind = EventKind::from_header(&claim.event)
-        .or_else(|| EventKind::sniff(&claim.body))
-        .ok_or_else(|| {
-            ProcessError::Permanent(format!(
-                "cannot decode: unknown event {:?} and no recognisable object_kind",
+    let Some(kind) = EventKind::from_header(&claim.event) else {
+        let reason = if claim.event.is_empty() {
+            "ignored: the delivery had no X-Gitlab-Event header".to_string()
+        } else {
+            format!(
+                "ignored: X-Gitlab-Event {:?} is not an event trigger-doctor uses",
                 claim.event
-            ))
-        })?;
+            )
+        };
+        info!(%reason, "delivery not processed");
+        return Ok(Outcome {
+            event: "ignored",
+            recognition: Recognition::NotATriggerFailure { reason },
+            diagnoses: Vec::new(),
+            comment: None,
+            notified: None,
+            stages: Vec::new(),
+            gitlab_calls: 0,
+        });
+    };
     let event =
         event::parse(kind, &claim.body).map_err(|e| ProcessError::Permanent(e.to_string()))?;
     let delivery = Delivery {
@@ -689,6 +810,174 @@ mod tests {
         assert_eq!(backoff(&s, 3, 1.0), Duration::from_secs(40));
         assert_eq!(backoff(&s, 20, 1.0), Duration::from_secs(3600));
         assert_eq!(backoff(&s, 200, 0.0), Duration::from_secs(1800));
+    }
+
+    /// A worker over a fresh SQLite store, with GitLab nowhere (no test here calls it).
+    async fn worker_on_disk(dir: &std::path::Path) -> Worker {
+        let env = [(
+            "TRIGGER_DOCTOR__WEBHOOK__SECRET_TOKENS".to_string(),
+            "s".to_string(),
+        )];
+        let config = crate::config::Settings::load_from(None, &env).unwrap();
+        let store = Store::open(&format!("sqlite://{}/queue.db", dir.display()))
+            .await
+            .unwrap();
+        let gitlab = GitlabClient::new(
+            crate::gitlab::ClientSettings::from_settings(&config.gitlab),
+            None,
+        )
+        .unwrap();
+        let stages = Stages::from_settings(&config, gitlab);
+        Worker::new(
+            store,
+            settings(),
+            Arc::new(Metrics::default()),
+            Arc::new(stages),
+        )
+    }
+
+    async fn enqueue_note(store: &Store, n: usize) -> DeliveryId {
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gitlab/webhook-note-mr.json"
+        ))
+        .unwrap();
+        store
+            .enqueue(crate::store::NewDelivery {
+                event: "Note Hook".into(),
+                dedup_key: Some(format!("note-{n}")),
+                event_uuid: None,
+                instance: None,
+                received_at: Timestamp::now(),
+                body,
+            })
+            .await
+            .unwrap()
+            .id()
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_processing_parks_that_delivery_and_the_next_ones_are_processed() {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = worker_on_disk(dir.path()).await;
+        let store = worker.store.clone();
+        let poisoned = enqueue_note(&store, 0).await;
+        let next = [enqueue_note(&store, 1).await, enqueue_note(&store, 2).await];
+
+        let claim = store.claim("w/0", Duration::from_secs(60)).await.unwrap();
+        let claim = claim.expect("the first delivery is due");
+        assert_eq!(claim.id, poisoned);
+        let (_tx, rx) = watch::channel(RunState::Running);
+        let line = "byte index 5 is not a char boundary in `token=glpat-abcdefghijklmnopqrst`";
+        let settled = worker
+            .settle(&claim, rx, async move {
+                tokio::task::yield_now().await;
+                panic!("{line}")
+            })
+            .await
+            .unwrap();
+        assert_eq!(settled, Settled::Parked(poisoned));
+        let record = store.get(poisoned).await.unwrap().unwrap();
+        assert_eq!(record.state, crate::store::DeliveryState::Parked);
+        let error = record.last_error.unwrap();
+        assert!(
+            error.starts_with("processing panicked: byte index 5"),
+            "{error}"
+        );
+        assert!(!error.contains("abcdefghijklmnopqrst"), "{error}");
+
+        let settled = worker.run_until_idle("w/0").await.unwrap();
+        assert_eq!(
+            settled,
+            vec![Settled::Done(next[0]), Settled::Done(next[1])]
+        );
+        let stats = store.stats().await.unwrap();
+        assert_eq!((stats.queued, stats.running, stats.parked), (0, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_delivery_without_a_known_event_header_is_kept_and_marked_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = worker_on_disk(dir.path()).await;
+        let store = worker.store.clone();
+        let mut ids = Vec::new();
+        for (n, event) in ["", "Bogus Event"].into_iter().enumerate() {
+            let body = br#"{"object_kind":"pipeline","object_attributes":{"status":"failed"}}"#;
+            let id = store
+                .enqueue(crate::store::NewDelivery {
+                    event: event.into(),
+                    dedup_key: Some(format!("x-{n}")),
+                    event_uuid: None,
+                    instance: None,
+                    received_at: Timestamp::now(),
+                    body: body.to_vec(),
+                })
+                .await
+                .unwrap()
+                .id();
+            ids.push(id);
+        }
+        let settled = worker.run_until_idle("w/0").await.unwrap();
+        assert_eq!(settled, vec![Settled::Done(ids[0]), Settled::Done(ids[1])]);
+        for id in ids {
+            let record = store.get(id).await.unwrap().unwrap();
+            let outcome: serde_json::Value = serde_json::from_str(&record.outcomes[0]).unwrap();
+            assert_eq!(outcome["event"], "ignored");
+            assert_eq!(outcome["gitlab_calls"], 0);
+            let reason = outcome["recognition"]["reason"].as_str().unwrap();
+            assert!(reason.starts_with("ignored: "), "{reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_loop_that_dies_is_replaced() {
+        use std::sync::atomic::AtomicUsize;
+        let starts = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = watch::channel(RunState::Running);
+        let counted = starts.clone();
+        let pool = tokio::spawn(supervise(2, rx.clone(), move |n| {
+            let started = counted.fetch_add(1, Ordering::SeqCst);
+            let mut rx = rx.clone();
+            async move {
+                if n == 0 && started == 0 {
+                    panic!("the first loop dies");
+                }
+                let _ = rx.wait_for(|s| *s != RunState::Running).await;
+            }
+        }));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while starts.load(Ordering::SeqCst) < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no loop was restarted"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tx.send(RunState::Draining).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), pool)
+            .await
+            .expect("the pool stops when asked")
+            .unwrap();
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn workers_are_stalled_only_when_every_loop_is_stuck_past_the_lease_with_work_waiting() {
+        let progress = Progress::default();
+        let lease = Duration::from_secs(300);
+        let waiting = QueueStats {
+            queued: 3,
+            ..QueueStats::default()
+        };
+        let now = Timestamp::now();
+        progress.last.store(now.0 - 301_000, Ordering::SeqCst);
+        // Not running workers (an intake-only process): never stalled.
+        assert!(!progress.stalled(&waiting, lease, now));
+        progress.running.store(true, Ordering::SeqCst);
+        assert!(progress.stalled(&waiting, lease, now));
+        assert!(!progress.stalled(&QueueStats::default(), lease, now));
+        progress.tick();
+        assert!(!progress.stalled(&waiting, lease, Timestamp::now()));
     }
 
     #[test]

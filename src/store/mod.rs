@@ -485,7 +485,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "expected sqlite://PATH or postgres://USER@HOST/DATABASE, got {:?}",
-            crate::config::redact_url(url)
+            crate::redact::redact_url(url)
         ))
     }
 }
@@ -517,7 +517,7 @@ impl Store {
         } else {
             Err(StoreError::Config(format!(
                 "unsupported store url scheme in {:?}",
-                crate::config::redact_url(url)
+                crate::redact::redact_url(url)
             )))
         }
     }

@@ -161,8 +161,8 @@ pub fn parse_url(url: &str) -> Result<Config, StoreError> {
     let mut config = Config::from_str(url).map_err(|e| {
         StoreError::Config(format!(
             "{:?}: {}",
-            crate::config::redact_url(url),
-            error_text(&e)
+            crate::redact::redact_url(url),
+            crate::redact::redact_url(&error_text(&e))
         ))
     })?;
     if config.get_connect_timeout().is_none() {

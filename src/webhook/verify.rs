@@ -33,8 +33,9 @@ pub enum Authenticated {
 pub enum HeaderCheck {
     /// Authenticated by token; the body is not needed for authentication.
     Accepted(Authenticated),
-    /// A signature must be checked over the body.
-    NeedsBody,
+    /// A well-formed signature must be checked over the body. `token_accepted` says whether
+    /// an accepted `X-Gitlab-Token` came with it (the request is then authenticated already).
+    NeedsBody { token_accepted: bool },
 }
 
 /// Why a delivery was refused. The text is for logs; the HTTP answer is a bare 401.
@@ -60,39 +61,51 @@ pub enum VerifyError {
     BadSignature,
 }
 
-/// Decides from the headers alone: token accepted, refused, or a signature to check over the body.
+/// Decides from the headers alone, before any of the body is read: token accepted, refused,
+/// or a signature to check over the body. A present but wrong `X-Gitlab-Token` is refused
+/// even when a signature comes with it, and so is a signature whose headers are malformed or
+/// whose timestamp is out of tolerance: only a request that may be genuine costs a body read.
 pub fn verify_headers(
     cfg: &WebhookSettings,
     headers: &AuthHeaders<'_>,
+    now_unix: i64,
 ) -> Result<HeaderCheck, VerifyError> {
-    let signed = headers.webhook_signature.is_some() && !cfg.signing_keys.is_empty();
-    if signed {
-        return Ok(HeaderCheck::NeedsBody);
+    let token_accepted = match headers.gitlab_token {
+        Some(token) if !cfg.secret_tokens.is_empty() => {
+            // Check every accepted token, so the time taken does not tell which one matched.
+            let matched = cfg.secret_tokens.iter().fold(false, |any, accepted| {
+                any | constant_time_eq(token, accepted.expose())
+            });
+            if !matched {
+                return Err(VerifyError::WrongToken);
+            }
+            true
+        }
+        _ => false,
+    };
+    if headers.webhook_signature.is_some() && !cfg.signing_keys.is_empty() {
+        signature_parts(cfg, headers, now_unix)?;
+        return Ok(HeaderCheck::NeedsBody { token_accepted });
     }
     if cfg.require_signature {
         return Err(VerifyError::SignatureRequired);
     }
-    let token = headers.gitlab_token.ok_or(VerifyError::MissingToken)?;
-    // Check every accepted token, so the time taken does not tell which one matched.
-    let matched = cfg.secret_tokens.iter().fold(false, |any, accepted| {
-        any | constant_time_eq(token, accepted.expose())
-    });
-    if matched {
+    if token_accepted {
         Ok(HeaderCheck::Accepted(Authenticated::Token))
     } else if cfg.secret_tokens.is_empty() {
         Err(VerifyError::SignatureRequired)
     } else {
-        Err(VerifyError::WrongToken)
+        Err(VerifyError::MissingToken)
     }
 }
 
-/// Checks the Standard Webhooks signature over `{webhook-id}.{webhook-timestamp}.{body}`.
-pub fn verify_signature(
+/// The parts of a signed delivery's headers, checked for shape and time: its id, its
+/// timestamp as sent, and the decoded `v1` signatures.
+fn signature_parts<'a>(
     cfg: &WebhookSettings,
-    headers: &AuthHeaders<'_>,
-    body: &[u8],
+    headers: &AuthHeaders<'a>,
     now_unix: i64,
-) -> Result<Authenticated, VerifyError> {
+) -> Result<(&'a str, &'a str, Vec<Vec<u8>>), VerifyError> {
     let (Some(id), Some(timestamp), Some(signature)) = (
         headers.webhook_id,
         headers.webhook_timestamp,
@@ -100,15 +113,15 @@ pub fn verify_signature(
     ) else {
         return Err(VerifyError::MissingSignatureHeaders);
     };
+    let timestamp = timestamp.trim();
     let sent_at: i64 = timestamp
-        .trim()
         .parse()
         .map_err(|_| VerifyError::MalformedTimestamp)?;
-    let tolerance = cfg.timestamp_tolerance.as_secs() as i64;
-    if sent_at < now_unix - tolerance {
+    let tolerance = i64::try_from(cfg.timestamp_tolerance.as_secs()).unwrap_or(i64::MAX);
+    if sent_at < now_unix.saturating_sub(tolerance) {
         return Err(VerifyError::StaleTimestamp);
     }
-    if sent_at > now_unix + tolerance {
+    if sent_at > now_unix.saturating_add(tolerance) {
         return Err(VerifyError::FutureTimestamp);
     }
     let candidates: Vec<Vec<u8>> = signature
@@ -119,9 +132,20 @@ pub fn verify_signature(
     if candidates.is_empty() {
         return Err(VerifyError::MalformedSignature);
     }
+    Ok((id, timestamp, candidates))
+}
+
+/// Checks the Standard Webhooks signature over `{webhook-id}.{webhook-timestamp}.{body}`.
+pub fn verify_signature(
+    cfg: &WebhookSettings,
+    headers: &AuthHeaders<'_>,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<Authenticated, VerifyError> {
+    let (id, timestamp, candidates) = signature_parts(cfg, headers, now_unix)?;
     let mut matched = false;
     for key in &cfg.signing_keys {
-        let mac = signed_mac(key.bytes(), id, timestamp.trim(), body);
+        let mac = signed_mac(key.bytes(), id, timestamp, body);
         for candidate in &candidates {
             matched |= mac.clone().verify_slice(candidate).is_ok();
         }
@@ -140,9 +164,9 @@ pub fn verify(
     body: &[u8],
     now_unix: i64,
 ) -> Result<Authenticated, VerifyError> {
-    match verify_headers(cfg, headers)? {
+    match verify_headers(cfg, headers, now_unix)? {
         HeaderCheck::Accepted(how) => Ok(how),
-        HeaderCheck::NeedsBody => verify_signature(cfg, headers, body, now_unix),
+        HeaderCheck::NeedsBody { .. } => verify_signature(cfg, headers, body, now_unix),
     }
 }
 
@@ -437,13 +461,73 @@ mod tests {
     fn header_check_needs_no_body_for_tokens() {
         let cfg = settings(&["s3cret"], &[KEY_A], false);
         assert_eq!(
-            verify_headers(&cfg, &token("s3cret")),
+            verify_headers(&cfg, &token("s3cret"), NOW),
             Ok(HeaderCheck::Accepted(Authenticated::Token))
         );
         let ts = NOW.to_string();
+        let sig = sign(&key(KEY_A), "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", NOW, BODY);
         assert_eq!(
-            verify_headers(&cfg, &signed(&ts, "v1,x")),
-            Ok(HeaderCheck::NeedsBody)
+            verify_headers(&cfg, &signed(&ts, &sig), NOW),
+            Ok(HeaderCheck::NeedsBody {
+                token_accepted: false
+            })
+        );
+    }
+
+    #[test]
+    fn requests_that_cannot_be_genuine_are_refused_from_their_headers_alone() {
+        let cfg = settings(&["s3cret"], &[KEY_A], false);
+        let ts = NOW.to_string();
+        let sig = sign(&key(KEY_A), "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", NOW, BODY);
+        // A wrong token, even with a signature that would need the body.
+        let headers = AuthHeaders {
+            gitlab_token: Some("wrong"),
+            ..signed(&ts, &sig)
+        };
+        assert_eq!(
+            verify_headers(&cfg, &headers, NOW),
+            Err(VerifyError::WrongToken)
+        );
+        // Neither a token nor a well-formed signature header.
+        for bad in ["v1,x", "v1,%%%", "v2,abc", "", "v1 Zm9vYmFy"] {
+            assert_eq!(
+                verify_headers(&cfg, &signed(&ts, bad), NOW),
+                Err(VerifyError::MalformedSignature),
+                "{bad}"
+            );
+        }
+        let old = (NOW - 301).to_string();
+        assert_eq!(
+            verify_headers(&cfg, &signed(&old, &sig), NOW),
+            Err(VerifyError::StaleTimestamp)
+        );
+        assert_eq!(
+            verify_headers(&cfg, &AuthHeaders::default(), NOW),
+            Err(VerifyError::MissingToken)
+        );
+        // A right token with a signature: the signature is still checked, the request is
+        // authenticated already.
+        let headers = AuthHeaders {
+            gitlab_token: Some("s3cret"),
+            ..signed(&ts, &sig)
+        };
+        assert_eq!(
+            verify_headers(&cfg, &headers, NOW),
+            Ok(HeaderCheck::NeedsBody {
+                token_accepted: true
+            })
+        );
+    }
+
+    #[test]
+    fn the_largest_tolerance_does_not_overflow() {
+        let mut cfg = settings(&[], &[KEY_A], false);
+        cfg.timestamp_tolerance = Duration::from_secs(u64::MAX);
+        let ts = NOW.to_string();
+        let sig = sign(&key(KEY_A), "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", NOW, BODY);
+        assert_eq!(
+            verify(&cfg, &signed(&ts, &sig), BODY, NOW),
+            Ok(Authenticated::Signature)
         );
     }
 
