@@ -440,6 +440,18 @@ mod tests {
     }
 
     #[test]
+    fn a_since_value_with_a_multibyte_character_at_a_sliced_position_is_refused_without_panic() {
+        for bad in [
+            "2024-05-01T02:00:0é",
+            "2024-05-01T02:00:0\u{212A}Z",
+            "2024-05-01T02:00:00+0\u{17F}1",
+            "2024-05-01T02:00:00+\u{200F}0",
+        ] {
+            assert_eq!(parse_since(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn cause_ids_are_checked() {
         assert!(is_cause_id("token.expired"));
         assert!(is_cause_id("api_url.host"));

@@ -543,7 +543,8 @@ pub fn display_url(url: &str) -> String {
         }
         None => base.to_string(),
     };
-    format!("{shown}{query}")
+    // And what the one redaction of URLs finds (a malformed URL's credentials).
+    format!("{}{query}", redact_url(&shown))
 }
 
 /// The hooks of one project: is there one pointing at this service, and is it fit to deliver?

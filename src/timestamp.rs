@@ -31,7 +31,14 @@ impl Timestamp {
     pub fn parse(text: &str) -> Option<Timestamp> {
         let s = text.trim();
         let b = s.as_bytes();
-        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        // The fixed-width head is sliced by byte position below: it must be ASCII.
+        if b.len() < 19
+            || !b[..19].is_ascii()
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         if b[10] != b'T' && b[10] != b' ' && b[10] != b't' {
@@ -69,7 +76,7 @@ impl Timestamp {
                     _ => return None,
                 };
                 let hm = tz[1..].replace(':', "");
-                if hm.len() != 4 {
+                if hm.len() != 4 || !hm.is_ascii() {
                     return None;
                 }
                 let h = digits(&hm[..2])?;
@@ -244,6 +251,39 @@ mod tests {
         ] {
             assert_eq!(Timestamp::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_multibyte_character_straddling_the_seconds_is_refused_without_panic() {
+        // 'é' occupies bytes 18..20, so byte 19 is inside it.
+        for bad in [
+            "2021-02-23T02:41:3é",
+            "2021-02-23T02:41:3éZ",
+            "2021-02-23T02:41:3\u{17F}Z",
+            "2021-02-23T02:41:3\u{212A}Z",
+            "2021-02-23T02:41:3\u{1F600}",
+            "2021-02-23T02:41:3日Z",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_multibyte_character_in_the_offset_is_refused_without_panic() {
+        // The offset without ':' is four bytes, but not four ASCII digits.
+        for bad in [
+            "2021-02-23T02:41:37+0é1",
+            "2021-02-23T02:41:37+é:01",
+            "2021-02-23T02:41:37-0\u{301}1",
+            "2021-02-23T02:41:37+\u{200F}0",
+            "2021-02-23T02:41:37+\u{212A}1",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            Timestamp::parse("2021-02-23T02:41:37+0000").map(Timestamp::unix_millis),
+            Some(1_614_048_097_000)
+        );
     }
 
     #[test]

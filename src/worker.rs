@@ -560,7 +560,7 @@ impl Worker {
                 Err(ProcessError::Permanent(format!("processing panicked: {message}")))
             }),
             _ = abort_requested(&mut state) => {
-                self.store.release(&claim).await?;
+                self.store.release(claim).await?;
                 self.metrics.delivery_processed(label, "released");
                 info!("released unfinished delivery for another worker");
                 return Ok(Settled::Released(claim.id));
@@ -577,7 +577,7 @@ impl Worker {
                     .collect();
                 if self
                     .store
-                    .complete_with_history(&claim, &json, history)
+                    .complete_with_history(claim, &json, history)
                     .await?
                 {
                     for cause in &causes {
@@ -597,18 +597,18 @@ impl Worker {
             }
             Err(ProcessError::Permanent(error)) => {
                 warn!(%error, "delivery parked: it cannot succeed");
-                self.park(&claim, &error, label).await?
+                self.park(claim, &error, label).await?
             }
             // A GitLab outage is waited out, however long: those deliveries are never parked.
             Err(ProcessError::Transient(error)) if claim.attempts >= self.settings.max_attempts => {
                 warn!(%error, attempts = claim.attempts, "delivery parked after its last attempt");
-                self.park(&claim, &error, label).await?
+                self.park(claim, &error, label).await?
             }
             Err(ProcessError::Transient(error) | ProcessError::Unavailable(error)) => {
                 let delay = backoff(&self.settings, claim.attempts, random_unit());
                 let at = Timestamp(Timestamp::now().0 + delay.as_millis() as i64);
                 warn!(%error, retry_in_seconds = delay.as_secs(), "attempt failed, will retry");
-                if self.store.retry_at(&claim, &error, at).await? {
+                if self.store.retry_at(claim, &error, at).await? {
                     self.metrics.delivery_processed(label, "retried");
                     Settled::Retried(claim.id, at)
                 } else {

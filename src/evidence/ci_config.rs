@@ -1647,6 +1647,7 @@ fn read_powershell_call(call: &mut TriggerCall, words: &[String]) {
         let Some(at) = lower.find(option) else {
             continue;
         };
+        // ASCII lowercasing keeps every byte offset, and `option` is ASCII: a boundary of `text`.
         let rest = text[at + option.len()..].trim_start();
         if let Some(table) = rest.strip_prefix("@{") {
             let table = table.split('}').next().unwrap_or_default();

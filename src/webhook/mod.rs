@@ -125,25 +125,37 @@ enum BodyError {
     Broken(String),
 }
 
-/// Reads the body, at most `limit` bytes, holding `reservation` (when the request is not yet
-/// authenticated) for every byte kept.
+/// Reads the body, at most `limit` bytes, into a buffer of `expected` bytes to begin with
+/// (the declared length). With a `reservation` (a request not yet authenticated) every byte
+/// of the buffer's capacity is held against the shared budget before it is allocated.
 async fn read_body(
     payload: &mut web::Payload,
     limit: usize,
+    expected: usize,
     mut reservation: Option<&mut Reservation>,
 ) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
+    let mut grow = |body: &mut Vec<u8>, needed: usize| -> Result<(), BodyError> {
+        if needed <= body.capacity() {
+            return Ok(());
+        }
+        let capacity = needed.max(body.capacity() * 2).min(limit);
+        if let Some(r) = reservation.as_deref_mut() {
+            if !r.grow_to(capacity) {
+                return Err(BodyError::OverBudget);
+            }
+        }
+        body.reserve_exact(capacity - body.len());
+        Ok(())
+    };
+    grow(&mut body, expected.min(limit))?;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
         let total = body.len() + chunk.len();
         if total > limit {
             return Err(BodyError::TooLarge);
         }
-        if let Some(r) = reservation.as_deref_mut() {
-            if !r.grow_to(total) {
-                return Err(BodyError::OverBudget);
-            }
-        }
+        grow(&mut body, total)?;
         body.extend_from_slice(&chunk);
     }
     Ok(body)
@@ -252,20 +264,20 @@ pub async fn receive(
         return too_large();
     }
     // A body read before the request is authenticated is held against the shared budget:
-    // all of its declared length at once, else chunk by chunk.
+    // its declared length at once, else as its buffer grows.
     let mut reservation = match check {
         HeaderCheck::NeedsBody {
             token_accepted: false,
-        } => {
-            let mut r = Reservation::new(intake.budget.clone());
-            if !r.grow_to(declared.unwrap_or(0) as usize) {
-                return over_budget();
-            }
-            Some(r)
-        }
+        } => Some(Reservation::new(intake.budget.clone())),
         _ => None,
     };
-    let read = read_body(&mut payload, intake.max_body_bytes, reservation.as_mut());
+    let expected = declared.unwrap_or(0) as usize;
+    let read = read_body(
+        &mut payload,
+        intake.max_body_bytes,
+        expected,
+        reservation.as_mut(),
+    );
     let body = match tokio::time::timeout(intake.body_timeout, read).await {
         Ok(Ok(body)) => body,
         Ok(Err(BodyError::TooLarge)) => return too_large(),

@@ -801,3 +801,31 @@ async fn a_trigger_token_owner_who_is_only_reporter_downstream_is_found() {
         d["findings"][0]
     );
 }
+
+#[tokio::test]
+async fn a_job_log_with_hostile_unicode_lines_is_diagnosed_without_stalling_the_worker() {
+    let gitlab = instance().await;
+    // `ſ` (U+017F) and `K` (U+212A) match ASCII letters case-insensitively; the other lines
+    // put multi-byte characters, combining and right-to-left marks and NUL next to what the
+    // scanner and the redactor cut.
+    let hostile = "HTTP/1.1 403 ſecret= token\n\
+                   paſsword=x X-TOKEN: é\n\
+                   curl /trigger/pipeline é\n\
+                   $ curl -F token=é -F ref=mé\u{301} \"https://gitlab.example.com/api/v4/projects/é/trigger/pipeline\"\n\
+                   \u{200f}https://ü:ö@gitlab.example.com/api/v4/projects/42/ref/ß/trigger/pipeline\u{0}\n\
+                   curl: (6) Could not resolve host: gitläb.example.com";
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$TRIGGER_TOKEN", hostile),
+    );
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    assert!(
+        !d["findings"].as_array().unwrap().is_empty(),
+        "{:#}",
+        d["findings"]
+    );
+}

@@ -238,3 +238,166 @@ async fn a_store_that_is_down_gets_503_so_gitlab_tries_again() {
         "no internal error text in the answer: {text}"
     );
 }
+
+/// Opens a connection and sends a webhook request's head (with the given headers and a
+/// `Content-Length` of `length`), then `part` of its body, and no more.
+async fn hold_back(
+    app: &TestApp,
+    headers: &[(&str, String)],
+    length: usize,
+    part: &[u8],
+) -> tokio::net::TcpStream {
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut head = format!(
+        "POST /webhooks/gitlab HTTP/1.1\r\nHost: {addr}\r\nX-Gitlab-Event: Pipeline Hook\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(part).await.unwrap();
+    stream
+}
+
+/// Everything the server sends until it closes the connection (at most 15 s).
+async fn answer_and_close(stream: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answers and closes the connection")
+    .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_replayed_signed_delivery_with_a_new_idempotency_key_is_stored_once() {
+    let app = spawn_app().await;
+    let body = fixture("webhook-pipeline.json");
+    let long_id = format!("msg_{}", "x".repeat(246));
+    for id in ["msg_replayed", long_id.as_str()] {
+        for key in ["first-key", "second-key", "third-key"] {
+            let mut headers = signed_headers(id, now(), &body);
+            headers.push(("Idempotency-Key", format!("{id}-{key}")));
+            let response = app.post("Pipeline Hook", body.clone(), &headers).await;
+            assert_eq!(response.status(), 202);
+        }
+    }
+    assert_eq!(app.store.count().await.unwrap(), 2);
+    assert_eq!(
+        app.store
+            .find_by_dedup_key("msg_replayed")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_token_or_a_malformed_signature_is_refused_before_the_body_is_read() {
+    let app = spawn_app().await;
+    let body = fixture("webhook-pipeline.json");
+    let mut wrong_token = signed_headers("msg_w", now(), &body);
+    wrong_token.push(("X-Gitlab-Token", "guess".to_string()));
+    let malformed = vec![
+        ("webhook-id", "msg_m".to_string()),
+        ("webhook-timestamp", now().to_string()),
+        ("webhook-signature", "v1,not base64!".to_string()),
+    ];
+    let stale = signed_headers("msg_s", now() - 3600, &body);
+    for headers in [wrong_token, malformed, stale] {
+        // The body is announced but never sent: only an answer from the headers can come.
+        let mut stream = hold_back(&app, &headers, 1 << 20, b"{").await;
+        let answer = answer_and_close(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    assert_eq!(app.store.count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_closed() {
+    let app = spawn_app_with(&[("TRIGGER_DOCTOR__SERVER__BODY_TIMEOUT_SECONDS", "1")]).await;
+    let started = std::time::Instant::now();
+    let token = [("X-Gitlab-Token", TOKEN.to_string())];
+    let mut stream = hold_back(&app, &token, 100, b"{\"object_kind\"").await;
+    let answer = answer_and_close(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(app.store.count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn unauthenticated_bodies_beyond_the_budget_get_503_with_retry_after() {
+    let app = spawn_app_with(&[
+        ("TRIGGER_DOCTOR__SERVER__MAX_BODY_BYTES", "40000"),
+        (
+            "TRIGGER_DOCTOR__SERVER__UNAUTHENTICATED_BODY_BUDGET_BYTES",
+            "80000",
+        ),
+        ("TRIGGER_DOCTOR__SERVER__BODY_TIMEOUT_SECONDS", "2"),
+    ])
+    .await;
+    let body = fixture("webhook-pipeline.json");
+    assert!(body.len() < 40000);
+    let headers = signed_headers("msg_budget", now(), &body);
+    // Two signed requests that announce 40,000 bytes each and hold them back fill the budget.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(hold_back(&app, &headers, 40000, b"{").await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut third = hold_back(&app, &headers, 40000, b"{").await;
+    let answer = answer_and_close(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 5"),
+        "{answer}"
+    );
+    // A delivery authenticated by its token does not count against the budget.
+    let by_token = app
+        .deliver("Pipeline Hook", body.clone(), "token-while-full")
+        .await;
+    assert_eq!(by_token.status(), 202);
+    // Once the held requests time out, their bytes are given back.
+    for mut stream in held {
+        let answer = answer_and_close(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let signed = app.post("Pipeline Hook", body.clone(), &headers).await;
+    assert_eq!(signed.status(), 202);
+    assert_eq!(app.store.count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_delivery_without_an_event_header_is_kept_and_marked_ignored() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/webhooks/gitlab", app.address))
+        .header("X-Gitlab-Token", TOKEN)
+        .header("Idempotency-Key", "no-event")
+        .body(fixture("webhook-pipeline.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let not_gitlab = app
+        .deliver("Something Else", fixture("webhook-pipeline.json"), "odd")
+        .await;
+    assert_eq!(not_gitlab.status(), 202);
+    assert_eq!(app.store.count().await.unwrap(), 2);
+    app.worker.run_until_idle("test").await.unwrap();
+    for key in ["no-event", "odd"] {
+        let kept = &app.store.find_by_dedup_key(key).await.unwrap()[0];
+        assert_eq!(kept.state, DeliveryState::Done);
+        let outcome: Value = serde_json::from_str(&kept.outcomes[0]).unwrap();
+        assert_eq!(outcome["event"], "ignored", "{outcome}");
+        assert_eq!(outcome["gitlab_calls"], 0);
+    }
+}

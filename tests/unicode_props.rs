@@ -1,0 +1,337 @@
+//! Property tests: no text makes the redactor, the log scanner, the trigger-call parser, the
+//! CI YAML reader or `classify` panic, and redaction keeps its promises on any text.
+//!
+//! Inputs are drawn from a fixed-seed generator that mixes trigger-like fragments (curl calls,
+//! trigger URLs, token shapes, GitLab answers) with characters that break byte-index code:
+//! `ſ` (U+017F) and `K` (U+212A), which case-insensitive patterns read as `s` and `k`,
+//! combining marks, right-to-left marks, NUL, CJK, emoji, and arbitrary Unicode scalar values.
+//! Logs are also fed as raw bytes with invalid UTF-8, read lossily by the scanner.
+//!
+//! `TRIGGER_DOCTOR_PROP_CASES` raises the number of cases per entry point (default 1,500);
+//! `TRIGGER_DOCTOR_PROP_SEED` picks another seed.
+
+use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use trigger_doctor::classify::classify;
+use trigger_doctor::evidence::{ci_config, log_scan};
+use trigger_doctor::redact;
+
+/// Fragments that steer inputs towards the code paths that slice text.
+const FRAGMENTS: &[&str] = &[
+    "curl ",
+    "curl --request POST --form token=",
+    "-F token=",
+    "-F ref=",
+    "--form \"variables[X]=",
+    "$CI_API_V4_URL",
+    "${CI_SERVER_URL}",
+    "$env:CI_API_V4_URL",
+    "https://",
+    "http://",
+    "gitlab.example.com",
+    "/api/v4",
+    "/projects/",
+    "42",
+    "group%2Fapp",
+    "/ref/",
+    "/trigger/pipeline",
+    "/pipeline",
+    "?token=",
+    "glptt-",
+    "glpat-",
+    "glcbt-",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.",
+    "whsec_",
+    "PRIVATE-TOKEN: ",
+    "JOB-TOKEN: ",
+    "-token: ",
+    "Authorization: Bearer ",
+    "password=",
+    "secret=",
+    "api_key\": \"",
+    "token\": \"",
+    "[MASKED]",
+    "user:pass@",
+    "-u admin:",
+    "HTTP/1.1 403 Forbidden",
+    "HTTP/2 404",
+    "{\"message\":\"404 Not Found\"}",
+    "{\"error\":\"token is missing\"}",
+    "{\"message\":{\"base\":[\"Reference not found\"]}}",
+    "curl: (6) Could not resolve host: ",
+    "curl: (7) Failed to connect to ",
+    "curl: (28) Operation timed out",
+    "curl: (60) SSL certificate problem",
+    "x509: certificate signed by unknown authority",
+    "dial tcp: lookup ",
+    "wget ",
+    "Invoke-RestMethod -Method Post -Uri ",
+    "glab ci run",
+    ".trigger_pipeline(",
+    "GitlabCreateError: 404: 404 Project Not Found",
+    "(ref is ",
+    "Running with gitlab-runner 17.5.0",
+    "$ ",
+    "+ ",
+    "ERROR: Job failed: exit code 22",
+    "TRIGGER_TOKEN",
+    "TRIGGER_TOKN",
+    "trigger:\n  project: ",
+    "script:\n  - ",
+    "variables:\n  ",
+    "&anchor ",
+    "*anchor",
+    "<<: ",
+    "!reference [",
+    "ſ",
+    "K",
+    "İ",
+    "ß",
+    "é",
+    "e\u{301}",
+    "\u{301}",
+    "\u{200f}",
+    "\u{202e}",
+    "\u{feff}",
+    "\0",
+    "日本語",
+    "🙂",
+    "\n",
+    "\r\n",
+    "\t",
+    " ",
+    "\"",
+    "'",
+    "`",
+    "\\",
+    "@",
+    ":",
+    "=",
+    "&",
+    "%",
+    "%C3%A9",
+    "%",
+    "}",
+    "{",
+    "[",
+    "]",
+    "(",
+    ")",
+    "#",
+    "-",
+    "/",
+];
+
+/// xorshift64*: small, fast, deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Any Unicode scalar value, biased towards the first planes.
+    fn char(&mut self) -> char {
+        let limit = match self.below(4) {
+            0 => 0x80,
+            1 => 0x800,
+            2 => 0x1_0000,
+            _ => 0x11_0000,
+        };
+        loop {
+            if let Some(c) = char::from_u32(self.below(limit) as u32) {
+                return c;
+            }
+        }
+    }
+
+    fn text(&mut self, max_parts: usize) -> String {
+        let mut out = String::new();
+        for _ in 0..=self.below(max_parts) {
+            match self.below(10) {
+                0..=5 => out.push_str(FRAGMENTS[self.below(FRAGMENTS.len())]),
+                6 | 7 => {
+                    for _ in 0..=self.below(6) {
+                        out.push(self.char());
+                    }
+                }
+                _ => {
+                    for _ in 0..=self.below(12) {
+                        out.push((b'a' + self.below(26) as u8) as char);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `text` as bytes with some of them replaced by bytes that are not UTF-8.
+    fn bytes(&mut self, max_parts: usize) -> Vec<u8> {
+        let mut bytes = self.text(max_parts).into_bytes();
+        for _ in 0..self.below(4) {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = self.below(bytes.len());
+            bytes[at] = [0x80, 0xbf, 0xc3, 0xe2, 0xf0, 0xff][self.below(6)];
+        }
+        bytes
+    }
+}
+
+fn cases() -> usize {
+    std::env::var("TRIGGER_DOCTOR_PROP_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_500)
+}
+
+fn rng(salt: u64) -> Rng {
+    let seed = std::env::var("TRIGGER_DOCTOR_PROP_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0x5eed_1234_abcd_0001_u64);
+    Rng((seed ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1)
+}
+
+/// Runs `check` on every input, and reports the first one that panics, escaped.
+fn for_each_input<T: std::fmt::Debug>(
+    name: &str,
+    inputs: impl Iterator<Item = T>,
+    check: impl Fn(&T),
+) {
+    let mut count = 0;
+    for input in inputs {
+        count += 1;
+        if catch_unwind(AssertUnwindSafe(|| check(&input))).is_err() {
+            panic!("{name} panicked on input {count}: {input:?}");
+        }
+    }
+    assert!(count > 0);
+}
+
+#[test]
+fn redaction_never_panics_and_leaves_no_known_token_or_url_password() {
+    let mut r = rng(1);
+    let inputs = (0..cases()).map(|_| r.text(24));
+    for_each_input("redact", inputs, |text| {
+        let once = redact::redact(text).into_owned();
+        // Redacting again finds nothing new to take out.
+        assert_eq!(redact::redact(&once), once, "not stable");
+        let url = redact::redact_url(text);
+        // The credential of a well-formed URL never survives.
+        if text.contains("://user:pass@") {
+            assert!(!url.contains("user:pass@"), "{url:?}");
+        }
+        let _ = redact::token_kind(text);
+        let _ = redact::fingerprint(text);
+    });
+    // A known-shape token placed anywhere is gone.
+    let mut r = rng(2);
+    let inputs = (0..cases()).map(|_| {
+        let (a, b) = (r.text(8), r.text(8));
+        format!("{a} glptt-0123456789abcdef0123 {b}")
+    });
+    for_each_input("redact with a token", inputs, |text| {
+        assert!(
+            !redact::redact(text).contains("0123456789abcdef0123"),
+            "{text:?}"
+        );
+    });
+}
+
+#[test]
+fn the_log_scanner_never_panics_on_text_or_on_bytes_read_lossily() {
+    let mut r = rng(3);
+    let inputs = (0..cases()).map(|_| r.text(40));
+    for_each_input("scan_str", inputs, |text| {
+        let scan = log_scan::scan_str(text);
+        for s in &scan.signals {
+            assert!(s.line_no >= 1);
+        }
+    });
+    let mut r = rng(4);
+    let inputs = (0..cases() / 2).map(|_| {
+        // Long enough to cross the smallest chunk several times.
+        let mut log = Vec::new();
+        while log.len() < 5_000 {
+            log.extend(r.bytes(30));
+        }
+        log
+    });
+    let opts = log_scan::ScanOptions {
+        chunk_bytes: 1024,
+        max_signals: 50,
+    };
+    for_each_input("scan_reader", inputs, |bytes| {
+        let scan = log_scan::scan_reader(Cursor::new(bytes), &opts).unwrap();
+        assert!(scan.signals.len() <= 50);
+    });
+}
+
+#[test]
+fn trigger_call_parsing_never_panics() {
+    let mut r = rng(5);
+    let inputs = (0..cases() * 2).map(|_| r.text(16));
+    for_each_input("parse_trigger_command", inputs, |line| {
+        if let Some(call) = log_scan::parse_trigger_command(line) {
+            // Whatever was parsed came from the line.
+            if let Some(host) = &call.host {
+                assert!(!host.is_empty());
+            }
+        }
+        let _ = log_scan::token_use(line);
+    });
+}
+
+#[test]
+fn the_ci_yaml_reader_never_panics() {
+    let mut r = rng(6);
+    let inputs = (0..cases()).map(|_| {
+        let script = r.text(10).replace('\n', " ");
+        let project = r.text(3).replace('\n', " ");
+        let extra = r.text(12);
+        format!(
+            "variables:\n  TOKEN: \"{project}\"\ntrigger-job:\n  trigger:\n    project: {project}\n    branch: main\ncurl-job:\n  script:\n    - {script}\n    - |\n      {script}\n{extra}\n"
+        )
+    });
+    for_each_input("ci_config::parse", inputs, |yaml| {
+        let _ = ci_config::parse(yaml);
+    });
+}
+
+#[test]
+fn classify_never_panics_and_keeps_its_contract() {
+    let mut r = rng(7);
+    let inputs = (0..cases()).map(|_| r.text(40));
+    for_each_input("classify", inputs, |text| {
+        let verdict = classify(text, None);
+        if !verdict.trigger_failure {
+            assert!(verdict.causes.is_empty(), "{verdict:?}");
+        }
+        for cause in &verdict.causes {
+            assert!(cause.id.contains('.'), "{}", cause.id);
+        }
+        let json = serde_json::to_value(&verdict).unwrap();
+        assert!(json["trigger_failure"].is_boolean());
+    });
+    let mut r = rng(8);
+    let reasons = [
+        "downstream_pipeline_creation_failed",
+        "script_failure",
+        "é",
+        "",
+    ];
+    let inputs = (0..cases() / 3).map(|_| (r.text(20), reasons[r.below(reasons.len())]));
+    for_each_input("classify --failure-reason", inputs, |(text, reason)| {
+        let _ = classify(text, Some(reason));
+    });
+}
