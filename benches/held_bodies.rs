@@ -32,10 +32,7 @@ fn main() {
     let (mut real, port, _) = support::start_real(
         &support::binary(),
         dir.path(),
-        &[
-            ("TRIGGER_DOCTOR__WEBHOOK__SIGNING_TOKENS", SIGNING_KEY),
-            ("TRIGGER_DOCTOR__LOG__LEVEL", "error"),
-        ],
+        &[("TRIGGER_DOCTOR__WEBHOOK__SIGNING_TOKENS", SIGNING_KEY)],
     );
     let pid = real.id();
     std::thread::sleep(Duration::from_millis(500));

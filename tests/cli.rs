@@ -184,3 +184,65 @@ fn the_shipped_config_files_are_valid() {
         assert!(settings.is_ok(), "{file}: {:?}", settings.err());
     }
 }
+
+/// Runs `classify` (text verdict) over `input` and returns its exit status and output.
+fn classify_text(input: &[u8]) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut child = binary()
+        .arg("classify")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[test]
+fn classify_reads_multibyte_and_invalid_text_without_panicking() {
+    for input in [
+        "HTTP/1.1 403 ſecret= token".as_bytes(),
+        "curl /trigger/pipeline é".as_bytes(),
+        "$ curl -F token=$TRIGGER_TOKN https://gitlab.example.com/api/v4/projects/é/trigger/pipeline\n{\"error\":\"token is missing\"}".as_bytes(),
+        b"curl \xff\xfe /trigger/pipeline \xc3",
+    ] {
+        let (code, text) = classify_text(input);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}
+
+#[test]
+fn check_config_never_prints_a_password_from_a_malformed_store_url() {
+    for url in [
+        "host=127.0.0.1 password=hunter2-db",
+        "postgres:/u:hunter2-db@h/db",
+        "postgres//u:hunter2-db@h/db",
+    ] {
+        let out = binary()
+            .arg("check-config")
+            .env("TRIGGER_DOCTOR__STORE__URL", url)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("store.url"), "{text}");
+        assert!(!text.contains("hunter2-db"), "{text}");
+    }
+    // The same value read from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("url");
+    std::fs::write(&path, "host=db password=hunter2-db\n").unwrap();
+    let out = binary()
+        .arg("check-config")
+        .env("TRIGGER_DOCTOR__STORE__URL_FILE", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2-db"));
+}

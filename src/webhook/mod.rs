@@ -16,7 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{debug, error, warn};
 
-use crate::config::WebhookSettings;
+use crate::config::{WebhookSettings, REQUEST_ALLOWANCE};
 use crate::metrics::Metrics;
 use crate::store::{Enqueued, NewDelivery, Store};
 use crate::timestamp::Timestamp;
@@ -42,7 +42,7 @@ pub struct Intake {
 }
 
 /// Bytes of request bodies held at once for requests not yet authenticated
-/// (`server.unauthenticated_body_budget_bytes`).
+/// (`server.unauthenticated_body_budget_bytes`), with [`REQUEST_ALLOWANCE`] for each.
 #[derive(Debug)]
 pub struct BodyBudget {
     limit: usize,
@@ -141,7 +141,7 @@ async fn read_body(
         }
         let capacity = needed.max(body.capacity() * 2).min(limit);
         if let Some(r) = reservation.as_deref_mut() {
-            if !r.grow_to(capacity) {
+            if !r.grow_to(REQUEST_ALLOWANCE + capacity) {
                 return Err(BodyError::OverBudget);
             }
         }
@@ -271,6 +271,11 @@ pub async fn receive(
         } => Some(Reservation::new(intake.budget.clone())),
         _ => None,
     };
+    if let Some(r) = reservation.as_mut() {
+        if !r.grow_to(REQUEST_ALLOWANCE) {
+            return over_budget();
+        }
+    }
     let expected = declared.unwrap_or(0) as usize;
     let read = read_body(
         &mut payload,
