@@ -347,16 +347,22 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a panic without a message");
-    let mut shown = redact(text).into_owned();
-    if shown.len() > MAX_PANIC_MESSAGE {
-        let mut cut = MAX_PANIC_MESSAGE;
-        while !shown.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        shown.truncate(cut);
-        shown.push('…');
+    let shown = redact(text);
+    let cut = cut_to(&shown, MAX_PANIC_MESSAGE);
+    if cut.len() < shown.len() {
+        format!("{cut}…")
+    } else {
+        cut.to_string()
     }
-    shown
+}
+
+/// The longest start of `text` of at most `max` bytes that ends at a character boundary.
+pub fn cut_to(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Keys whose value is a secret in a URL query or a connection string, compared without
@@ -761,6 +767,14 @@ mod tests {
         }
         // Not an ASCII key: the fast path keeps the text as it is.
         assert_eq!(redact_url("paſsword=hunter2"), "paſsword=hunter2");
+    }
+
+    #[test]
+    fn text_is_cut_at_a_character_boundary() {
+        assert_eq!(cut_to("abcé", 4), "abc");
+        assert_eq!(cut_to("abcé", 5), "abcé");
+        assert_eq!(cut_to("日本", 2), "");
+        assert_eq!(cut_to("ab", 10), "ab");
     }
 
     #[test]

@@ -195,12 +195,7 @@ fn event_name(headers: &HeaderMap) -> String {
         return String::new();
     };
     let text = String::from_utf8_lossy(value.as_bytes());
-    let text = text.trim();
-    let mut end = text.len().min(MAX_EVENT_NAME);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
+    crate::redact::cut_to(text.trim(), MAX_EVENT_NAME).to_string()
 }
 
 /// `POST /webhooks/gitlab`.
