@@ -4,7 +4,8 @@
 //! `server.unauthenticated_body_budget_bytes` (64 MiB by default), answers 503 with
 //! `Retry-After` beyond it, and 408 once `server.body_timeout_seconds` (10 s) has passed.
 //!
-//! Half the connections declare their length (`Content-Length`), half send chunks. The
+//! Half the connections declare their length (`Content-Length`), half send chunks (those are
+//! refused with 411 from their headers: GitLab always declares a hook body's length). The
 //! resident memory of the real `trigger-doctor serve` is sampled every 20 ms while they hold
 //! on; its peak growth over the idle process is compared with the budget. The baseline beside
 //! it is what the same connections would make an unbounded reader hold (300 × 2 MiB).
@@ -70,8 +71,12 @@ fn main() {
     let _ = real.wait();
 
     let count = |prefix: &str| answers.iter().filter(|a| a.starts_with(prefix)).count();
-    let (busy, timed_out) = (count("HTTP/1.1 503"), count("HTTP/1.1 408"));
-    let other = CONNECTIONS - busy - timed_out;
+    let (busy, timed_out, chunked) = (
+        count("HTTP/1.1 503"),
+        count("HTTP/1.1 408"),
+        count("HTTP/1.1 411"),
+    );
+    let other = CONNECTIONS - busy - timed_out - chunked;
     let growth_kib = peak_kib.saturating_sub(idle_kib);
     println!();
     println!("{TABLE_HEADER}");
@@ -95,8 +100,8 @@ fn main() {
     );
     row(
         "info",
-        "answers: 503 + Retry-After (over the budget) / 408 (body timeout) / other",
-        &format!("{busy} / {timed_out} / {other}"),
+        "answers: 503 + Retry-After (over the budget) / 408 (body timeout) / 411 (chunked) / other",
+        &format!("{busy} / {timed_out} / {chunked} / {other}"),
         "-",
         "-",
         None,

@@ -266,6 +266,17 @@ pub async fn receive(
         } => Some(Reservation::new(intake.budget.clone())),
         _ => None,
     };
+    if reservation.is_some() && declared.is_none() {
+        // GitLab always declares the length of a hook's body; a body that must be read
+        // before it can be authenticated is read only when its size is known up front, so
+        // its whole buffer is held against the budget once and never grows.
+        intake.metrics.delivery_received(label, "length_required");
+        warn!(event = %label, "signed webhook without Content-Length refused with 411");
+        return answer_and_close(
+            StatusCode::LENGTH_REQUIRED,
+            json!({"status": "length_required"}),
+        );
+    }
     if let Some(r) = reservation.as_mut() {
         if !r.grow_to(REQUEST_ALLOWANCE) {
             return over_budget();
