@@ -243,6 +243,9 @@ pub struct ServerSettings {
     /// `server.unauthenticated_body_budget_bytes`, default 64 MiB: bytes of bodies held at
     /// once for deliveries whose signature is not checked yet.
     pub unauthenticated_body_budget: usize,
+    /// `server.max_connections`, default 128: connections served at once (more wait in the
+    /// listen backlog). Each open connection holds [`CONNECTION_ALLOWANCE`] of the budget.
+    pub max_connections: usize,
     /// `server.shutdown_grace_seconds`, default 30 s.
     pub shutdown_grace: Duration,
 }
@@ -369,6 +372,7 @@ struct RawServer {
     max_body_bytes: u64,
     body_timeout_seconds: u64,
     unauthenticated_body_budget_bytes: u64,
+    max_connections: u64,
     shutdown_grace_seconds: u64,
 }
 
@@ -582,7 +586,17 @@ fn parse_like(like: &Value, text: &str, from_file: bool) -> Result<Value, String
 /// payload buffers; about 330 KiB per connection measured with 2 MiB bodies). Each webhook
 /// request not yet authenticated holds this much of `server.unauthenticated_body_budget_bytes`
 /// on top of its body.
-pub const REQUEST_ALLOWANCE: usize = 256 * 1024;
+pub const REQUEST_ALLOWANCE: usize = 512 * 1024;
+
+/// Memory an open connection may hold before any request on it is authenticated: the HTTP
+/// server reads up to 128 KiB of a request ahead into its buffer, plus its write buffer and
+/// state. Every connection counts, since a client may send a body it was never asked for, so
+/// `server.max_connections` of these are set aside from
+/// `server.unauthenticated_body_budget_bytes` before any body is admitted.
+pub const CONNECTION_ALLOWANCE: usize = 192 * 1024;
+
+/// Fewest and most connections `server.max_connections` may allow.
+const CONNECTIONS: std::ops::RangeInclusive<u64> = 8..=65_536;
 
 /// Longest duration any `*_seconds` key may hold: 30 days. Larger values only overflow the
 /// arithmetic done with them (a timestamp plus a tolerance) and mean nothing useful.
@@ -647,13 +661,26 @@ impl RawSettings {
         })?;
         let max_body_bytes =
             positive("server.max_body_bytes", self.server.max_body_bytes)? as usize;
+        let max_connections = self.server.max_connections;
+        if !CONNECTIONS.contains(&max_connections) {
+            return Err(key_error(
+                "server.max_connections",
+                format!(
+                    "must be between {} and {}, got {max_connections}",
+                    CONNECTIONS.start(),
+                    CONNECTIONS.end()
+                ),
+            ));
+        }
         let budget = self.server.unauthenticated_body_budget_bytes;
-        let least = max_body_bytes as u64 + REQUEST_ALLOWANCE as u64;
+        let least = max_body_bytes as u64
+            + REQUEST_ALLOWANCE as u64
+            + max_connections * CONNECTION_ALLOWANCE as u64;
         if budget < least {
             return Err(key_error(
                 "server.unauthenticated_body_budget_bytes",
                 format!(
-                    "must be at least server.max_body_bytes + 256 KiB ({least}), or a signed delivery of the largest size could never be read"
+                    "must be at least server.max_body_bytes + 512 KiB + server.max_connections × 192 KiB ({least}), or a signed delivery of the largest size could never be read"
                 ),
             ));
         }
@@ -802,6 +829,7 @@ impl RawSettings {
                     self.server.body_timeout_seconds,
                 )?),
                 unauthenticated_body_budget: usize::try_from(budget).unwrap_or(usize::MAX),
+                max_connections: max_connections as usize,
                 shutdown_grace: seconds(
                     "server.shutdown_grace_seconds",
                     self.server.shutdown_grace_seconds,
@@ -1229,6 +1257,28 @@ mod tests {
         let s = Settings::load_from(None, &with_token()).unwrap();
         assert_eq!(s.server.unauthenticated_body_budget, 64 << 20);
         assert_eq!(s.server.body_timeout, Duration::from_secs(10));
+        assert_eq!(s.server.max_connections, 128);
+    }
+
+    #[test]
+    fn the_budget_sets_aside_every_connections_buffers() {
+        // 25 MiB + 512 KiB + 128 × 192 KiB = 49.5 MiB: one byte less is refused.
+        let least = (25 << 20) + (512 << 10) + 128 * (192 << 10);
+        for (budget, ok) in [(least - 1, false), (least, true)] {
+            let mut e = with_token();
+            e.extend(env(&[(
+                "TRIGGER_DOCTOR__SERVER__UNAUTHENTICATED_BODY_BUDGET_BYTES",
+                &budget.to_string(),
+            )]));
+            let loaded = Settings::load_from(None, &e);
+            assert_eq!(loaded.is_ok(), ok, "{budget}");
+        }
+        for bad in ["0", "7", "65537", "many"] {
+            let mut e = with_token();
+            e.extend(env(&[("TRIGGER_DOCTOR__SERVER__MAX_CONNECTIONS", bad)]));
+            let err = Settings::load_from(None, &e).unwrap_err().to_string();
+            assert!(err.contains("server.max_connections"), "{bad}: {err}");
+        }
     }
 
     #[test]

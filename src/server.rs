@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::config::Settings;
+use crate::config::{Settings, CONNECTION_ALLOWANCE};
 use crate::gitlab::{ClientSettings, GitlabClient, GitlabError};
 use crate::metrics::Metrics;
 use crate::notify::chat::Chat;
@@ -150,7 +150,11 @@ impl Application {
             settings: settings.webhook.clone(),
             max_body_bytes: settings.server.max_body_bytes,
             body_timeout: settings.server.body_timeout,
-            budget: webhook::BodyBudget::new(settings.server.unauthenticated_body_budget),
+            // Every connection's read-ahead buffers are set aside before any body is admitted.
+            budget: webhook::BodyBudget::new(
+                settings.server.unauthenticated_body_budget
+                    - settings.server.max_connections * CONNECTION_ALLOWANCE,
+            ),
             store: store.clone(),
             metrics: metrics.clone(),
         });
@@ -199,6 +203,10 @@ impl Application {
             }),
             worker: worker.clone(),
         });
+        // `server.max_connections` split between the HTTP workers, never more in all.
+        let http_workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(settings.server.max_connections);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(intake.clone())
@@ -210,6 +218,8 @@ impl Application {
                 .route("/metrics", web::get().to(metrics_text))
                 .service(crate::api::scope())
         })
+        .workers(http_workers)
+        .max_connections(settings.server.max_connections / http_workers)
         .shutdown_timeout(settings.server.shutdown_grace.as_secs())
         .listen(listener)?
         .run();
