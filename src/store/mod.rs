@@ -30,8 +30,8 @@ use tokio::sync::Notify;
 
 use crate::timestamp::Timestamp;
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+use postgres::PostgresStore;
+use sqlite::SqliteStore;
 
 /// A stored delivery's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -63,6 +63,11 @@ impl DeliveryState {
             DeliveryState::Done => "done",
             DeliveryState::Parked => "parked",
         }
+    }
+
+    /// A stored state; an unknown one reads as parked (kept for inspection, never run).
+    fn stored(text: &str) -> DeliveryState {
+        DeliveryState::parse(text).unwrap_or(DeliveryState::Parked)
     }
 
     pub fn parse(text: &str) -> Option<DeliveryState> {
@@ -147,6 +152,25 @@ pub struct QueueStats {
     pub parked: u64,
     /// When the oldest delivery still waiting (queued or running) was received.
     pub oldest_pending: Option<Timestamp>,
+}
+
+impl QueueStats {
+    /// Counts `n` deliveries in `state`, the oldest received at `oldest` (done ones are not
+    /// counted; parked ones are not pending).
+    fn add(&mut self, state: &str, n: u64, oldest: Option<Timestamp>) {
+        match state {
+            "queued" => self.queued = n,
+            "running" => self.running = n,
+            "parked" => {
+                self.parked = n;
+                return;
+            }
+            _ => return,
+        }
+        if let Some(t) = oldest {
+            self.oldest_pending = Some(self.oldest_pending.map_or(t, |o| o.min(t)));
+        }
+    }
 }
 
 /// The one diagnosis comment of a merge request or commit, as the bot last left it.
@@ -323,6 +347,11 @@ impl DiagnosisStatus {
         }
     }
 
+    /// A stored status; an unknown one reads as open.
+    fn stored(text: &str) -> DiagnosisStatus {
+        DiagnosisStatus::parse(text).unwrap_or(DiagnosisStatus::Open)
+    }
+
     pub fn parse(text: &str) -> Option<DiagnosisStatus> {
         match text {
             "open" => Some(DiagnosisStatus::Open),
@@ -444,6 +473,12 @@ pub struct DiagnosisStats {
 }
 
 impl DiagnosisStats {
+    /// Counts `n` diagnoses whose top cause is `cause`.
+    fn add_cause(&mut self, cause: String, n: u64) {
+        self.total += n;
+        self.by_cause.insert(cause, n);
+    }
+
     fn add_project(&mut self, id: i64, path: Option<String>, n: u64) {
         *self
             .by_project
@@ -490,52 +525,189 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// What each backend does, every call its own transaction, committed before it returns.
+/// [`Store`] adds what does not depend on the backend: the clock, lease and window deadlines,
+/// paging, and waking idle workers.
+#[async_trait::async_trait]
+trait Backend: Send + Sync {
+    async fn enqueue(&self, delivery: NewDelivery) -> Result<Enqueued, StoreError>;
+    /// Claims the next due delivery (due at `now`) with a lease until `until`.
+    async fn claim(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Claimed>, StoreError>;
+    async fn complete(
+        &self,
+        claim: &Claimed,
+        outcome: &str,
+        history: History,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    async fn retry_at(
+        &self,
+        claim: &Claimed,
+        error: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    async fn park(&self, claim: &Claimed, error: &str, now: Timestamp) -> Result<bool, StoreError>;
+    async fn release(&self, claim: &Claimed, now: Timestamp) -> Result<bool, StoreError>;
+    async fn requeue(&self, id: DeliveryId, now: Timestamp) -> Result<bool, StoreError>;
+    async fn get(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError>;
+    async fn find_by_dedup_key(&self, key: &str) -> Result<Vec<DeliveryRecord>, StoreError>;
+    async fn count(&self) -> Result<u64, StoreError>;
+    async fn stats(&self) -> Result<QueueStats, StoreError>;
+    /// Takes the comment lock of `target` until `until` (creating its row on first use).
+    async fn lock_comment(
+        &self,
+        target: &str,
+        project_id: i64,
+        git_ref: Option<&str>,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<CommentRecord>, StoreError>;
+    async fn unlock_comment(
+        &self,
+        target: &str,
+        owner: &str,
+        update: Option<CommentUpdate>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    async fn comment(&self, target: &str) -> Result<Option<CommentRecord>, StoreError>;
+    async fn comment_for_ref(
+        &self,
+        project_id: i64,
+        git_ref: &str,
+    ) -> Result<Option<CommentRecord>, StoreError>;
+    /// Records a command run at `now` unless the last one ran after `not_before`.
+    async fn command_allowed(
+        &self,
+        target: &str,
+        not_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Queues `chat` with its window closing at `until`, or folds it into the open one.
+    async fn enqueue_chat(
+        &self,
+        chat: NewChat,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<ChatQueued, StoreError>;
+    async fn claim_chat(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<ChatJob>, StoreError>;
+    async fn settle_chat(
+        &self,
+        job: &ChatJob,
+        result: ChatResult,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    async fn chat_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
+    async fn next_chat_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// The diagnoses matching `filter`, newest first: up to `limit + 1` rows (the extra one
+    /// tells that another page follows).
+    async fn list_diagnoses(
+        &self,
+        filter: &DiagnosisFilter,
+    ) -> Result<Vec<DiagnosisRecord>, StoreError>;
+    async fn diagnosis_stats(&self, since: Timestamp) -> Result<DiagnosisStats, StoreError>;
+    async fn list_parked(&self, limit: u32) -> Result<Vec<ParkedDelivery>, StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn close(&self);
+}
+
+/// `now + d` in milliseconds, saturating (a lease or window end).
+fn after(now: Timestamp, d: Duration) -> Timestamp {
+    Timestamp(
+        now.0
+            .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+    )
+}
+
+/// `now - d` in milliseconds, saturating (the start of a throttle window).
+fn before(now: Timestamp, d: Duration) -> Timestamp {
+    Timestamp(
+        now.0
+            .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+    )
+}
+
+/// A comment lock found held by another owner is taken over (that worker never released it,
+/// and may have posted without recording the note).
+fn taken_over(previous: Option<&str>, owner: &str) -> bool {
+    previous.is_some_and(|p| p != owner)
+}
+
+/// A list stored as JSON text (causes, findings); unreadable text reads as empty.
+fn from_json_list<T: serde::de::DeserializeOwned>(text: &str) -> Vec<T> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// A list as stored: JSON text.
+fn to_json_list<T: Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).expect("lists of strings serialise")
+}
+
+/// Where the store reads the time from.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
 /// The store, whichever backend holds it. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    backend: Backend,
+    backend: Arc<dyn Backend>,
+    clock: Clock,
     /// Signalled when new deliveries are committed, so idle workers wake at once.
     pub arrivals: Arc<Notify>,
-}
-
-#[derive(Clone)]
-enum Backend {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
 }
 
 impl Store {
     /// Opens (and creates and migrates, when needed) the store named by `store.url`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let arrivals = Arc::new(Notify::new());
-        if url.starts_with("sqlite:") {
-            let backend = Backend::Sqlite(SqliteStore::open(url, arrivals.clone()).await?);
-            Ok(Store { backend, arrivals })
+        let backend: Arc<dyn Backend> = if url.starts_with("sqlite:") {
+            Arc::new(SqliteStore::open(url).await?)
         } else if postgres::is_postgres_url(url) {
-            let backend = Backend::Postgres(PostgresStore::open(url, arrivals.clone()).await?);
-            Ok(Store { backend, arrivals })
+            Arc::new(PostgresStore::open(url).await?)
         } else {
-            Err(StoreError::Config(format!(
+            return Err(StoreError::Config(format!(
                 "unsupported store url scheme in {:?}",
                 crate::redact::redact_url(url)
-            )))
-        }
+            )));
+        };
+        Ok(Store {
+            backend,
+            clock: Arc::new(Timestamp::now),
+            arrivals: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The same store reading the time from `clock` (tests move time on without waiting).
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
     }
 
     /// Stores a delivery durably (committed before this returns), once per dedup key.
     pub async fn enqueue(&self, delivery: NewDelivery) -> Result<Enqueued, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.enqueue(delivery).await,
-            Backend::Postgres(s) => s.enqueue(delivery).await,
+        let enqueued = self.backend.enqueue(delivery).await?;
+        if let Enqueued::New(_) = enqueued {
+            self.arrivals.notify_waiters();
         }
+        Ok(enqueued)
     }
 
     /// Claims the next due delivery for `owner` for `lease`; `None` when nothing is due.
     pub async fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Claimed>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.claim(owner, lease, Timestamp::now()).await,
-            Backend::Postgres(s) => s.claim(owner, lease, Timestamp::now()).await,
-        }
+        let now = self.now();
+        self.backend.claim(owner, after(now, lease), now).await
     }
 
     /// Marks a claimed delivery done and records its outcome; `false` if the lease was lost.
@@ -552,10 +724,9 @@ impl Store {
         outcome: &str,
         history: History,
     ) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.complete(claim, outcome, history, Timestamp::now()).await,
-            Backend::Postgres(s) => s.complete(claim, outcome, history, Timestamp::now()).await,
-        }
+        self.backend
+            .complete(claim, outcome, history, self.now())
+            .await
     }
 
     /// Recorded diagnoses matching `filter`, newest first, one page.
@@ -563,10 +734,7 @@ impl Store {
         &self,
         filter: &DiagnosisFilter,
     ) -> Result<DiagnosisPage, StoreError> {
-        let rows = match &self.backend {
-            Backend::Sqlite(s) => s.list_diagnoses(filter).await?,
-            Backend::Postgres(s) => s.list_diagnoses(filter).await?,
-        };
+        let rows = self.backend.list_diagnoses(filter).await?;
         Ok(DiagnosisPage::from_rows(rows, filter.limit))
     }
 
@@ -575,18 +743,14 @@ impl Store {
         &self,
         since: Option<Timestamp>,
     ) -> Result<DiagnosisStats, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.diagnosis_stats(since).await,
-            Backend::Postgres(s) => s.diagnosis_stats(since).await,
-        }
+        self.backend
+            .diagnosis_stats(since.unwrap_or(Timestamp(i64::MIN)))
+            .await
     }
 
     /// Parked deliveries, most recent first.
     pub async fn list_parked(&self, limit: u32) -> Result<Vec<ParkedDelivery>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.list_parked(limit).await,
-            Backend::Postgres(s) => s.list_parked(limit).await,
-        }
+        self.backend.list_parked(limit).await
     }
 
     /// Puts a claimed delivery back for another attempt at `at`, keeping `error`.
@@ -596,64 +760,44 @@ impl Store {
         error: &str,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.retry_at(claim, error, at).await,
-            Backend::Postgres(s) => s.retry_at(claim, error, at).await,
-        }
+        self.backend.retry_at(claim, error, at).await
     }
 
     /// Parks a claimed delivery (dead letter) with its error.
     pub async fn park(&self, claim: &Claimed, error: &str) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.park(claim, error, Timestamp::now()).await,
-            Backend::Postgres(s) => s.park(claim, error, Timestamp::now()).await,
-        }
+        self.backend.park(claim, error, self.now()).await
     }
 
     /// Gives a claimed delivery back unprocessed (on shutdown); the attempt is not counted.
     pub async fn release(&self, claim: &Claimed) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.release(claim, Timestamp::now()).await,
-            Backend::Postgres(s) => s.release(claim, Timestamp::now()).await,
-        }
+        self.backend.release(claim, self.now()).await
     }
 
     /// Puts a parked or done delivery back in the queue, due now.
     pub async fn requeue(&self, id: DeliveryId) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.requeue(id, Timestamp::now()).await,
-            Backend::Postgres(s) => s.requeue(id, Timestamp::now()).await,
+        let requeued = self.backend.requeue(id, self.now()).await?;
+        if requeued {
+            self.arrivals.notify_waiters();
         }
+        Ok(requeued)
     }
 
     pub async fn get(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.get(id).await,
-            Backend::Postgres(s) => s.get(id).await,
-        }
+        self.backend.get(id).await
     }
 
     /// The deliveries with this dedup key (at most one).
     pub async fn find_by_dedup_key(&self, key: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.find_by_dedup_key(key).await,
-            Backend::Postgres(s) => s.find_by_dedup_key(key).await,
-        }
+        self.backend.find_by_dedup_key(key).await
     }
 
     /// How many deliveries are stored in all.
     pub async fn count(&self) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.count().await,
-            Backend::Postgres(s) => s.count().await,
-        }
+        self.backend.count().await
     }
 
     pub async fn stats(&self) -> Result<QueueStats, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.stats().await,
-            Backend::Postgres(s) => s.stats().await,
-        }
+        self.backend.stats().await
     }
 
     /// Takes the comment lock of `target` for `lease` (creating its row on first use) and
@@ -666,16 +810,10 @@ impl Store {
         owner: &str,
         lease: Duration,
     ) -> Result<Option<CommentRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => {
-                s.lock_comment(target, project_id, git_ref, owner, lease, Timestamp::now())
-                    .await
-            }
-            Backend::Postgres(s) => {
-                s.lock_comment(target, project_id, git_ref, owner, lease, Timestamp::now())
-                    .await
-            }
-        }
+        let now = self.now();
+        self.backend
+            .lock_comment(target, project_id, git_ref, owner, after(now, lease), now)
+            .await
     }
 
     /// Records what was posted (when `update` is given) and releases the comment lock.
@@ -685,23 +823,13 @@ impl Store {
         owner: &str,
         update: Option<CommentUpdate>,
     ) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => {
-                s.unlock_comment(target, owner, update, Timestamp::now())
-                    .await
-            }
-            Backend::Postgres(s) => {
-                s.unlock_comment(target, owner, update, Timestamp::now())
-                    .await
-            }
-        }
+        self.backend
+            .unlock_comment(target, owner, update, self.now())
+            .await
     }
 
     pub async fn comment(&self, target: &str) -> Result<Option<CommentRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.comment(target).await,
-            Backend::Postgres(s) => s.comment(target).await,
-        }
+        self.backend.comment(target).await
     }
 
     /// The most recently updated comment about pipelines of `project_id` on `git_ref`.
@@ -710,10 +838,7 @@ impl Store {
         project_id: i64,
         git_ref: &str,
     ) -> Result<Option<CommentRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.comment_for_ref(project_id, git_ref).await,
-            Backend::Postgres(s) => s.comment_for_ref(project_id, git_ref).await,
-        }
+        self.backend.comment_for_ref(project_id, git_ref).await
     }
 
     /// Records a command run on `target` unless one ran within `throttle`; `false` when throttled.
@@ -722,18 +847,17 @@ impl Store {
         target: &str,
         throttle: Duration,
     ) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.command_allowed(target, throttle, Timestamp::now()).await,
-            Backend::Postgres(s) => s.command_allowed(target, throttle, Timestamp::now()).await,
-        }
+        let now = self.now();
+        self.backend
+            .command_allowed(target, before(now, throttle), now)
+            .await
     }
 
     /// Queues a chat message, or counts it as a repeat inside its group's window.
     pub async fn enqueue_chat(&self, chat: NewChat) -> Result<ChatQueued, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.enqueue_chat(chat, Timestamp::now()).await,
-            Backend::Postgres(s) => s.enqueue_chat(chat, Timestamp::now()).await,
-        }
+        let now = self.now();
+        let until = after(now, chat.window);
+        self.backend.enqueue_chat(chat, until, now).await
     }
 
     /// Claims the next chat message (or repeats follow-up) due now.
@@ -742,49 +866,32 @@ impl Store {
         owner: &str,
         lease: Duration,
     ) -> Result<Option<ChatJob>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.claim_chat(owner, lease, Timestamp::now()).await,
-            Backend::Postgres(s) => s.claim_chat(owner, lease, Timestamp::now()).await,
-        }
+        let now = self.now();
+        self.backend.claim_chat(owner, after(now, lease), now).await
     }
 
     /// Records how sending a claimed chat message went.
     pub async fn settle_chat(&self, job: &ChatJob, result: ChatResult) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.settle_chat(job, result, Timestamp::now()).await,
-            Backend::Postgres(s) => s.settle_chat(job, result, Timestamp::now()).await,
-        }
+        self.backend.settle_chat(job, result, self.now()).await
     }
 
     /// Chat messages by state (`pending`, `sent`, `failed`), for tests and metrics.
     pub async fn chat_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.chat_counts().await,
-            Backend::Postgres(s) => s.chat_counts().await,
-        }
+        self.backend.chat_counts().await
     }
 
     /// When the next chat message or follow-up is due, if any.
     pub async fn next_chat_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.next_chat_due().await,
-            Backend::Postgres(s) => s.next_chat_due().await,
-        }
+        self.backend.next_chat_due().await
     }
 
     /// Succeeds when the store answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.ping().await,
-            Backend::Postgres(s) => s.ping().await,
-        }
+        self.backend.ping().await
     }
 
     /// Closes the store; later calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite(s) => s.close().await,
-            Backend::Postgres(s) => s.close().await,
-        }
+        self.backend.close().await
     }
 }

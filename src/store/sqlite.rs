@@ -12,125 +12,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    CauseVerdict, ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord, CommentUpdate,
-    DeliveryId, DeliveryRecord, DeliveryState, DiagnosisFilter, DiagnosisRecord, DiagnosisStats,
-    DiagnosisStatus, Enqueued, History, NewChat, NewDelivery, ParkedDelivery, QueueStats,
-    StoreError,
+    from_json_list, taken_over, to_json_list, Backend, ChatJob, ChatQueued, ChatResult, Claimed,
+    CommentRecord, CommentUpdate, DeliveryId, DeliveryRecord, DeliveryState, DiagnosisFilter,
+    DiagnosisRecord, DiagnosisStats, DiagnosisStatus, Enqueued, History, NewChat, NewDelivery,
+    ParkedDelivery, QueueStats, StoreError,
 };
 use crate::timestamp::Timestamp;
 
 /// Schema versions, applied in order once each.
 const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        r#"
-CREATE TABLE deliveries (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    dedup_key       TEXT UNIQUE,
-    event           TEXT    NOT NULL,
-    event_uuid      TEXT,
-    instance        TEXT,
-    received_at     INTEGER NOT NULL,
-    state           TEXT    NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL,
-    lease_owner     TEXT,
-    last_error      TEXT,
-    finished_at     INTEGER
-);
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state IN ('queued', 'running');
-CREATE INDEX deliveries_open ON deliveries (state, received_at) WHERE state <> 'done';
-CREATE TABLE delivery_bodies (
-    delivery_id INTEGER PRIMARY KEY REFERENCES deliveries (id),
-    body        BLOB NOT NULL
-);
-CREATE TABLE delivery_outcomes (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
-    recorded_at INTEGER NOT NULL,
-    outcome     TEXT    NOT NULL
-);
-CREATE INDEX delivery_outcomes_delivery ON delivery_outcomes (delivery_id);
-"#,
-    ),
+    (1, include_str!("migrations/sqlite/0001_deliveries.sql")),
     (
         2,
-        r#"
-CREATE TABLE comments (
-    target        TEXT PRIMARY KEY,
-    project_id    INTEGER NOT NULL,
-    git_ref       TEXT,
-    note_id       INTEGER,
-    discussion_id TEXT,
-    pipeline_id   INTEGER NOT NULL DEFAULT 0,
-    causes        TEXT    NOT NULL DEFAULT '[]',
-    status        TEXT    NOT NULL DEFAULT 'none',
-    body          TEXT,
-    lock_owner    TEXT,
-    lock_until    INTEGER NOT NULL DEFAULT 0,
-    updated_at    INTEGER NOT NULL
-);
-CREATE INDEX comments_by_ref ON comments (project_id, git_ref, updated_at);
-CREATE TABLE chat_messages (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    group_key       TEXT    NOT NULL,
-    route           TEXT    NOT NULL,
-    headline        TEXT    NOT NULL,
-    payload         TEXT    NOT NULL,
-    window_until    INTEGER NOT NULL,
-    repeats         INTEGER NOT NULL DEFAULT 0,
-    repeats_sent    INTEGER NOT NULL DEFAULT 0,
-    state           TEXT    NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL,
-    lease_owner     TEXT,
-    last_error      TEXT,
-    created_at      INTEGER NOT NULL,
-    sent_at         INTEGER
-);
-CREATE INDEX chat_messages_due ON chat_messages (next_attempt_at)
-    WHERE state = 'pending' OR repeats > repeats_sent;
-CREATE INDEX chat_messages_group ON chat_messages (group_key, window_until);
-CREATE TABLE command_runs (
-    target      TEXT PRIMARY KEY,
-    last_run_at INTEGER NOT NULL
-);
-"#,
+        include_str!("migrations/sqlite/0002_comments_chat_commands.sql"),
     ),
-    (
-        3,
-        r#"
-CREATE TABLE diagnoses (
-    id                   INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id          INTEGER NOT NULL REFERENCES deliveries (id),
-    recorded_at          INTEGER NOT NULL,
-    project_id           INTEGER NOT NULL,
-    project_path         TEXT,
-    pipeline_id          INTEGER NOT NULL,
-    pipeline_url         TEXT,
-    job_name             TEXT    NOT NULL,
-    job_url              TEXT,
-    git_ref              TEXT    NOT NULL,
-    top_cause            TEXT    NOT NULL,
-    causes               TEXT    NOT NULL DEFAULT '[]',
-    findings             TEXT    NOT NULL DEFAULT '[]',
-    downstream_project   TEXT,
-    status               TEXT    NOT NULL DEFAULT 'open',
-    resolved_at          INTEGER,
-    resolved_pipeline_id INTEGER,
-    target               TEXT,
-    note_url             TEXT,
-    gitlab_calls         INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX diagnoses_recorded ON diagnoses (recorded_at);
-CREATE INDEX diagnoses_project ON diagnoses (project_id);
-CREATE INDEX diagnoses_pipeline ON diagnoses (pipeline_id);
-CREATE INDEX diagnoses_open_target ON diagnoses (target, pipeline_id) WHERE status = 'open';
-"#,
-    ),
+    (3, include_str!("migrations/sqlite/0003_diagnoses.sql")),
 ];
 
 /// Most jobs applied in one transaction.
@@ -194,6 +93,7 @@ enum Write {
     },
     EnqueueChat {
         chat: NewChat,
+        until: i64,
         now: i64,
     },
     ClaimChat {
@@ -261,7 +161,7 @@ fn open_writer(path: &PathBuf) -> rusqlite::Result<Connection> {
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str, arrivals: Arc<Notify>) -> Result<SqliteStore, StoreError> {
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
         let path = path_of(url)?;
         let (conn, reader) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -284,7 +184,7 @@ impl SqliteStore {
         let (jobs, rx) = mpsc::channel(8192);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_thread(conn, rx, arrivals))
+            .spawn(move || writer_thread(conn, rx))
             .map_err(unavailable)?;
         Ok(SqliteStore {
             jobs,
@@ -312,245 +212,6 @@ impl SqliteStore {
         }
     }
 
-    pub async fn enqueue(&self, delivery: NewDelivery) -> Result<Enqueued, StoreError> {
-        match self.write(Write::Enqueue(delivery)).await? {
-            Written::Enqueued(e) => Ok(e),
-            _ => Err(unavailable("unexpected answer from the writer")),
-        }
-    }
-
-    pub async fn claim(
-        &self,
-        owner: &str,
-        lease: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Claimed>, StoreError> {
-        let write = Write::Claim {
-            owner: owner.to_string(),
-            lease_until: now.0 + lease.as_millis() as i64,
-            now: now.0,
-        };
-        match self.write(write).await? {
-            Written::Claimed(c) => Ok(c),
-            _ => Err(unavailable("unexpected answer from the writer")),
-        }
-    }
-
-    pub async fn complete(
-        &self,
-        claim: &Claimed,
-        outcome: &str,
-        history: History,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.updated(Write::Complete {
-            id: claim.id.0,
-            owner: claim.owner.clone(),
-            outcome: outcome.to_string(),
-            history,
-            now: now.0,
-        })
-        .await
-    }
-
-    pub async fn retry_at(
-        &self,
-        claim: &Claimed,
-        error: &str,
-        at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.updated(Write::Retry {
-            id: claim.id.0,
-            owner: claim.owner.clone(),
-            error: error.to_string(),
-            at: at.0,
-        })
-        .await
-    }
-
-    pub async fn park(
-        &self,
-        claim: &Claimed,
-        error: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.updated(Write::Park {
-            id: claim.id.0,
-            owner: claim.owner.clone(),
-            error: error.to_string(),
-            now: now.0,
-        })
-        .await
-    }
-
-    pub async fn release(&self, claim: &Claimed, now: Timestamp) -> Result<bool, StoreError> {
-        self.updated(Write::Release {
-            id: claim.id.0,
-            owner: claim.owner.clone(),
-            now: now.0,
-        })
-        .await
-    }
-
-    pub async fn requeue(&self, id: DeliveryId, now: Timestamp) -> Result<bool, StoreError> {
-        self.updated(Write::Requeue {
-            id: id.0,
-            now: now.0,
-        })
-        .await
-    }
-
-    pub async fn lock_comment(
-        &self,
-        target: &str,
-        project_id: i64,
-        git_ref: Option<&str>,
-        owner: &str,
-        lease: Duration,
-        now: Timestamp,
-    ) -> Result<Option<CommentRecord>, StoreError> {
-        let write = Write::LockComment {
-            target: target.to_string(),
-            project_id,
-            git_ref: git_ref.map(str::to_string),
-            owner: owner.to_string(),
-            until: now.0 + lease.as_millis() as i64,
-            now: now.0,
-        };
-        match self.write(write).await? {
-            Written::Comment(c) => Ok(c),
-            _ => Err(unavailable("unexpected answer from the writer")),
-        }
-    }
-
-    pub async fn unlock_comment(
-        &self,
-        target: &str,
-        owner: &str,
-        update: Option<CommentUpdate>,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.updated(Write::UnlockComment {
-            target: target.to_string(),
-            owner: owner.to_string(),
-            update,
-            now: now.0,
-        })
-        .await
-    }
-
-    pub async fn comment(&self, target: &str) -> Result<Option<CommentRecord>, StoreError> {
-        let target = target.to_string();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {COMMENT_COLUMNS} FROM comments WHERE target = ?1"
-            ))?
-            .query_row([target], comment_record)
-            .optional()
-        })
-        .await
-    }
-
-    pub async fn comment_for_ref(
-        &self,
-        project_id: i64,
-        git_ref: &str,
-    ) -> Result<Option<CommentRecord>, StoreError> {
-        let git_ref = git_ref.to_string();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {COMMENT_COLUMNS} FROM comments WHERE project_id = ?1 AND git_ref = ?2
-                  AND note_id IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
-            ))?
-            .query_row(params![project_id, git_ref], comment_record)
-            .optional()
-        })
-        .await
-    }
-
-    pub async fn command_allowed(
-        &self,
-        target: &str,
-        throttle: Duration,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.updated(Write::Command {
-            target: target.to_string(),
-            not_before: now.0 - throttle.as_millis() as i64,
-            now: now.0,
-        })
-        .await
-    }
-
-    pub async fn enqueue_chat(
-        &self,
-        chat: NewChat,
-        now: Timestamp,
-    ) -> Result<ChatQueued, StoreError> {
-        match self.write(Write::EnqueueChat { chat, now: now.0 }).await? {
-            Written::Chat(q) => Ok(q),
-            _ => Err(unavailable("unexpected answer from the writer")),
-        }
-    }
-
-    pub async fn claim_chat(
-        &self,
-        owner: &str,
-        lease: Duration,
-        now: Timestamp,
-    ) -> Result<Option<ChatJob>, StoreError> {
-        let write = Write::ClaimChat {
-            owner: owner.to_string(),
-            until: now.0 + lease.as_millis() as i64,
-            now: now.0,
-        };
-        match self.write(write).await? {
-            Written::ChatJob(j) => Ok(j),
-            _ => Err(unavailable("unexpected answer from the writer")),
-        }
-    }
-
-    pub async fn settle_chat(
-        &self,
-        job: &ChatJob,
-        result: ChatResult,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.updated(Write::SettleChat {
-            id: job.id,
-            owner: job.owner.clone(),
-            result,
-            now: now.0,
-        })
-        .await
-    }
-
-    pub async fn chat_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.read(|c| {
-            c.prepare_cached(
-                "SELECT state, COUNT(*) FROM chat_messages GROUP BY state ORDER BY state",
-            )?
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?
-            .collect()
-        })
-        .await
-    }
-
-    pub async fn next_chat_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.read(|c| {
-            c.query_row(
-                "SELECT MIN(MAX(next_attempt_at, CASE WHEN state = 'sent' THEN window_until ELSE 0 END))
-                   FROM chat_messages WHERE state = 'pending' OR repeats > repeats_sent",
-                [],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-        })
-        .await
-        .map(|t| t.map(Timestamp))
-    }
-
     /// Runs `f` on the read-only connection, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
@@ -568,20 +229,263 @@ impl SqliteStore {
         .await
         .map_err(unavailable)?
     }
+}
 
-    pub async fn get(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
+#[async_trait::async_trait]
+impl Backend for SqliteStore {
+    async fn enqueue(&self, delivery: NewDelivery) -> Result<Enqueued, StoreError> {
+        match self.write(Write::Enqueue(delivery)).await? {
+            Written::Enqueued(e) => Ok(e),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let write = Write::Claim {
+            owner: owner.to_string(),
+            lease_until: until.0,
+            now: now.0,
+        };
+        match self.write(write).await? {
+            Written::Claimed(c) => Ok(c),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
+    }
+
+    async fn complete(
+        &self,
+        claim: &Claimed,
+        outcome: &str,
+        history: History,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.updated(Write::Complete {
+            id: claim.id.0,
+            owner: claim.owner.clone(),
+            outcome: outcome.to_string(),
+            history,
+            now: now.0,
+        })
+        .await
+    }
+
+    async fn retry_at(
+        &self,
+        claim: &Claimed,
+        error: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.updated(Write::Retry {
+            id: claim.id.0,
+            owner: claim.owner.clone(),
+            error: error.to_string(),
+            at: at.0,
+        })
+        .await
+    }
+
+    async fn park(&self, claim: &Claimed, error: &str, now: Timestamp) -> Result<bool, StoreError> {
+        self.updated(Write::Park {
+            id: claim.id.0,
+            owner: claim.owner.clone(),
+            error: error.to_string(),
+            now: now.0,
+        })
+        .await
+    }
+
+    async fn release(&self, claim: &Claimed, now: Timestamp) -> Result<bool, StoreError> {
+        self.updated(Write::Release {
+            id: claim.id.0,
+            owner: claim.owner.clone(),
+            now: now.0,
+        })
+        .await
+    }
+
+    async fn requeue(&self, id: DeliveryId, now: Timestamp) -> Result<bool, StoreError> {
+        self.updated(Write::Requeue {
+            id: id.0,
+            now: now.0,
+        })
+        .await
+    }
+
+    async fn lock_comment(
+        &self,
+        target: &str,
+        project_id: i64,
+        git_ref: Option<&str>,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<CommentRecord>, StoreError> {
+        let write = Write::LockComment {
+            target: target.to_string(),
+            project_id,
+            git_ref: git_ref.map(str::to_string),
+            owner: owner.to_string(),
+            until: until.0,
+            now: now.0,
+        };
+        match self.write(write).await? {
+            Written::Comment(c) => Ok(c),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
+    }
+
+    async fn unlock_comment(
+        &self,
+        target: &str,
+        owner: &str,
+        update: Option<CommentUpdate>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.updated(Write::UnlockComment {
+            target: target.to_string(),
+            owner: owner.to_string(),
+            update,
+            now: now.0,
+        })
+        .await
+    }
+
+    async fn comment(&self, target: &str) -> Result<Option<CommentRecord>, StoreError> {
+        let target = target.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {COMMENT_COLUMNS} FROM comments WHERE target = ?1"
+            ))?
+            .query_row([target], comment_record)
+            .optional()
+        })
+        .await
+    }
+
+    async fn comment_for_ref(
+        &self,
+        project_id: i64,
+        git_ref: &str,
+    ) -> Result<Option<CommentRecord>, StoreError> {
+        let git_ref = git_ref.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {COMMENT_COLUMNS} FROM comments WHERE project_id = ?1 AND git_ref = ?2
+                  AND note_id IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
+            ))?
+            .query_row(params![project_id, git_ref], comment_record)
+            .optional()
+        })
+        .await
+    }
+
+    async fn command_allowed(
+        &self,
+        target: &str,
+        not_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.updated(Write::Command {
+            target: target.to_string(),
+            not_before: not_before.0,
+            now: now.0,
+        })
+        .await
+    }
+
+    async fn enqueue_chat(
+        &self,
+        chat: NewChat,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<ChatQueued, StoreError> {
+        let write = Write::EnqueueChat {
+            chat,
+            until: until.0,
+            now: now.0,
+        };
+        match self.write(write).await? {
+            Written::Chat(q) => Ok(q),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
+    }
+
+    async fn claim_chat(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<ChatJob>, StoreError> {
+        let write = Write::ClaimChat {
+            owner: owner.to_string(),
+            until: until.0,
+            now: now.0,
+        };
+        match self.write(write).await? {
+            Written::ChatJob(j) => Ok(j),
+            _ => Err(unavailable("unexpected answer from the writer")),
+        }
+    }
+
+    async fn settle_chat(
+        &self,
+        job: &ChatJob,
+        result: ChatResult,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.updated(Write::SettleChat {
+            id: job.id,
+            owner: job.owner.clone(),
+            result,
+            now: now.0,
+        })
+        .await
+    }
+
+    async fn chat_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT state, COUNT(*) FROM chat_messages GROUP BY state ORDER BY state",
+            )?
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn next_chat_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT MIN(MAX(next_attempt_at, CASE WHEN state = 'sent' THEN window_until ELSE 0 END))
+                   FROM chat_messages WHERE state = 'pending' OR repeats > repeats_sent",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+        })
+        .await
+        .map(|t| t.map(Timestamp))
+    }
+
+    async fn get(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
         let mut found = self
             .read(move |c| records(c, "id = ?1", rusqlite::types::Value::Integer(id.0)))
             .await?;
         Ok(found.pop())
     }
 
-    pub async fn find_by_dedup_key(&self, key: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+    async fn find_by_dedup_key(&self, key: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
         let key = rusqlite::types::Value::Text(key.to_string());
         self.read(move |c| records(c, "dedup_key = ?1", key)).await
     }
 
-    pub async fn count(&self) -> Result<u64, StoreError> {
+    async fn count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| {
                 r.get::<_, i64>(0)
@@ -591,7 +495,7 @@ impl SqliteStore {
         .map(|n| n as u64)
     }
 
-    pub async fn stats(&self) -> Result<QueueStats, StoreError> {
+    async fn stats(&self) -> Result<QueueStats, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT state, COUNT(*), MIN(received_at) FROM deliveries
@@ -607,19 +511,7 @@ impl SqliteStore {
             })?;
             for row in rows {
                 let (state, n, oldest) = row?;
-                let n = n as u64;
-                match state.as_str() {
-                    "queued" => stats.queued = n,
-                    "running" => stats.running = n,
-                    "parked" => {
-                        stats.parked = n;
-                        continue;
-                    }
-                    _ => continue,
-                }
-                if let Some(t) = oldest.map(Timestamp) {
-                    stats.oldest_pending = Some(stats.oldest_pending.map_or(t, |o| o.min(t)));
-                }
+                stats.add(&state, n as u64, oldest.map(Timestamp));
             }
             Ok(stats)
         })
@@ -628,7 +520,7 @@ impl SqliteStore {
 
     /// The diagnoses matching `filter`, newest first: up to `limit + 1` rows (the extra one
     /// tells that another page follows).
-    pub async fn list_diagnoses(
+    async fn list_diagnoses(
         &self,
         filter: &DiagnosisFilter,
     ) -> Result<Vec<DiagnosisRecord>, StoreError> {
@@ -669,11 +561,8 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn diagnosis_stats(
-        &self,
-        since: Option<Timestamp>,
-    ) -> Result<DiagnosisStats, StoreError> {
-        let since = since.map_or(i64::MIN, |t| t.0);
+    async fn diagnosis_stats(&self, since: Timestamp) -> Result<DiagnosisStats, StoreError> {
+        let since = since.0;
         self.read(move |c| {
             let mut stats = DiagnosisStats::default();
             let by_cause = c
@@ -686,8 +575,7 @@ impl SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             for (cause, n) in by_cause {
-                stats.total += n as u64;
-                stats.by_cause.insert(cause, n as u64);
+                stats.add_cause(cause, n as u64);
             }
             let by_project = c
                 .prepare_cached(
@@ -710,7 +598,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn list_parked(&self, limit: u32) -> Result<Vec<ParkedDelivery>, StoreError> {
+    async fn list_parked(&self, limit: u32) -> Result<Vec<ParkedDelivery>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT id, event, received_at, finished_at, attempts, last_error FROM deliveries
@@ -731,13 +619,13 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
     /// Refuses every later call and closes the read connection; the writer thread ends with
     /// the last handle to the store.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let reader = self.reader.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -788,10 +676,10 @@ fn diagnosis_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DiagnosisRecord> 
         job_url: r.get(8)?,
         git_ref: r.get(9)?,
         top_cause: r.get(10)?,
-        causes: serde_json::from_str(&causes).unwrap_or_default(),
-        findings: serde_json::from_str::<Vec<CauseVerdict>>(&findings).unwrap_or_default(),
+        causes: from_json_list(&causes),
+        findings: from_json_list(&findings),
         downstream_project: r.get(13)?,
-        status: DiagnosisStatus::parse(&status).unwrap_or(DiagnosisStatus::Open),
+        status: DiagnosisStatus::stored(&status),
         resolved_at: r.get::<_, Option<i64>>(15)?.map(Timestamp),
         resolved_in_pipeline: r.get(16)?,
         target: r.get(17)?,
@@ -825,8 +713,8 @@ fn record_history(
             d.job_url,
             d.git_ref,
             d.top_cause,
-            serde_json::to_string(&d.causes).expect("causes serialise"),
-            serde_json::to_string(&d.findings).expect("findings serialise"),
+            to_json_list(&d.causes),
+            to_json_list(&d.findings),
             d.downstream_project,
             d.target,
             d.note_url,
@@ -870,7 +758,7 @@ fn records(
             id: DeliveryId(r.get(0)?),
             event: r.get(1)?,
             dedup_key: r.get(2)?,
-            state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Parked),
+            state: DeliveryState::stored(&state),
             attempts: r.get::<_, i64>(4)? as u32,
             received_at: Timestamp(r.get(5)?),
             next_attempt_at: Timestamp(r.get(6)?),
@@ -892,9 +780,7 @@ fn records(
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    )?;
+    conn.execute_batch(include_str!("migrations/sqlite/schema_migrations.sql"))?;
     for (version, sql) in MIGRATIONS {
         let applied: Option<i64> = conn
             .query_row(
@@ -919,7 +805,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 
 /// The writer: waits for jobs, applies every waiting job in one transaction, commits once.
 /// When a batch fails, its jobs are applied again one by one, so one bad job fails alone.
-fn writer_thread(mut conn: Connection, mut rx: mpsc::Receiver<Job>, arrivals: Arc<Notify>) {
+fn writer_thread(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -940,14 +826,8 @@ fn writer_thread(mut conn: Connection, mut rx: mpsc::Receiver<Job>, arrivals: Ar
                 })
                 .collect::<Vec<_>>(),
         };
-        let mut arrived = false;
         for (job, result) in batch.drain(..).zip(results) {
-            arrived |= matches!(result, Ok(Written::Enqueued(Enqueued::New(_))))
-                || matches!(job.write, Write::Requeue { .. });
             let _ = job.reply.send(result);
-        }
-        if arrived {
-            arrivals.notify_waiters();
         }
     }
 }
@@ -1099,7 +979,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
             let previous: Option<String> = tx
                 .prepare_cached("SELECT lock_owner FROM comments WHERE target = ?1")?
                 .query_row([target], |r| r.get(0))?;
-            let taken_over = previous.is_some_and(|p| &p != owner);
+            let taken_over = taken_over(previous.as_deref(), owner);
             tx.prepare_cached(&format!(
                 "UPDATE comments SET lock_owner = ?2, lock_until = ?3
                   WHERE target = ?1 AND (lock_until <= ?4 OR lock_owner = ?2)
@@ -1153,8 +1033,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
             )?
             .execute(params![target, now, not_before])
             .map(|n| Written::Updated(n == 1)),
-        Write::EnqueueChat { chat, now } => {
-            let window = chat.window.as_millis() as i64;
+        Write::EnqueueChat { chat, until, now } => {
             let open: Option<i64> = tx
                 .prepare_cached(
                     "SELECT id FROM chat_messages WHERE group_key = ?1 AND window_until > ?2
@@ -1168,7 +1047,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
                             window_until = CASE WHEN ?2 THEN MAX(window_until, ?3) ELSE window_until END
                       WHERE id = ?1",
                 )?
-                .execute(params![id, chat.sliding, now + window])?;
+                .execute(params![id, chat.sliding, until])?;
                 return Ok(Written::Chat(ChatQueued::Folded(id)));
             }
             let id: i64 = tx
@@ -1178,7 +1057,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
                      VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6) RETURNING id",
                 )?
                 .query_row(
-                    params![chat.group_key, chat.route, chat.headline, chat.payload, now + window, now],
+                    params![chat.group_key, chat.route, chat.headline, chat.payload, until, now],
                     |r| r.get(0),
                 )?;
             Ok(Written::Chat(ChatQueued::New(id)))
