@@ -139,13 +139,6 @@ pub struct PostgresStore {
     pool: Pool,
 }
 
-/// The columns read into a [`CommentRecord`], in order.
-macro_rules! comment_columns {
-    () => {
-        "target, project_id, git_ref, note_id, discussion_id, pipeline_id, causes, status, updated_at, body"
-    };
-}
-
 fn comment_record(r: &Row) -> CommentRecord {
     CommentRecord {
         target: r.get(0),
@@ -191,16 +184,6 @@ fn delivery_record(r: &Row) -> DeliveryRecord {
         finished_at: r.get::<_, Option<i64>>(8).map(Timestamp),
         outcomes: r.get(9),
     }
-}
-
-/// The columns read into a [`DiagnosisRecord`], in order.
-macro_rules! diagnosis_columns {
-    () => {
-        "d.id, d.delivery_id, d.recorded_at, d.project_id, d.project_path, d.pipeline_id,
-         d.pipeline_url, d.job_name, d.job_url, d.git_ref, d.top_cause, d.causes, d.findings,
-         d.downstream_project, d.status, d.resolved_at, d.resolved_pipeline_id, d.target,
-         d.note_url, d.gitlab_calls"
-    };
 }
 
 fn diagnosis_record(r: &Row) -> DiagnosisRecord {

@@ -3,6 +3,7 @@
 //! names a server (each test then gets a schema of its own, dropped afterwards). Without the
 //! variable the PostgreSQL variants say they were skipped and pass.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
