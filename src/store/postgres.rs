@@ -7,9 +7,9 @@
 //! an advisory lock on the group key. Every write is its own transaction, committed before the
 //! call returns (PostgreSQL groups concurrent commits into one WAL flush by itself).
 //!
-//! Connections come from a deadpool-postgres pool of at most ten, each with its prepared
-//! statements; a closed connection is dropped and a new one made on next use. No TLS: the
-//! server is expected on a trusted network or the same host.
+//! Connections come from a deadpool-postgres pool of at most [`POOL_SIZE`], each with its
+//! prepared statements; a closed connection is dropped and a new one made on next use. No TLS:
+//! the server is expected on a trusted network or the same host.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -95,20 +95,16 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the store is closed".into())
 }
 
+/// Opening one connection: its client and the task that drives it.
+type Connecting<'a> = Pin<
+    Box<dyn Future<Output = Result<(Client, JoinHandle<()>), tokio_postgres::Error>> + Send + 'a>,
+>;
+
 /// Opens connections with the URL's settings; a connection's end is logged with its cause.
 struct Connector;
 
 impl deadpool_postgres::Connect for Connector {
-    fn connect(
-        &self,
-        config: &Config,
-    ) -> Pin<
-        Box<
-            dyn Future<Output = Result<(Client, JoinHandle<()>), tokio_postgres::Error>>
-                + Send
-                + '_,
-        >,
-    > {
+    fn connect(&self, config: &Config) -> Connecting<'_> {
         let config = config.clone();
         Box::pin(async move {
             let (client, connection) = config.connect(NoTls).await?;
