@@ -1,6 +1,9 @@
 //! The durable store: the delivery queue (dedup, leases, retries, dead letters) and what the
 //! worker recorded for each delivery. One interface over the backends: SQLite is embedded,
-//! PostgreSQL lets several replicas share one queue.
+//! PostgreSQL lets several replicas share one queue. Each implements the private `Backend`
+//! trait; [`Store`] holds one behind an `Arc` and adds what is the same for both (the clock,
+//! deadlines, paging, waking idle workers). Their schemas are the `.sql` files under
+//! `migrations/`, the values they keep are in `model.rs`.
 //!
 //! A delivery moves `queued → running → done`, or back to `queued` with a later
 //! `next_attempt_at` after a failed attempt, or to `parked` (dead letter) when it cannot
