@@ -1,6 +1,9 @@
-//! GitLab REST API: the client and the types it returns.
+//! GitLab REST API: the transport (pacing, retries, memo, cache, typed errors), the typed calls
+//! made over it, and the types they return. Knows nothing of webhook payloads.
 
-pub mod client;
+mod endpoints;
 pub mod model;
+mod transport;
 
-pub use client::{ClientSettings, GitlabClient, GitlabError, JobTrace, ProjectRef, Session};
+pub use endpoints::{encode, JobTrace, ProjectRef};
+pub use transport::{ClientSettings, GitlabClient, GitlabError, Session};

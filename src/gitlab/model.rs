@@ -1,13 +1,97 @@
 //! GitLab REST API types, as the endpoints return them. Fields GitLab adds or drops across
 //! versions are optional; unknown fields are ignored.
 //!
+//! The values GitLab uses alike in its REST answers and its webhook payloads (a pipeline's or
+//! job's [`Status`], a job's [`FailureReason`]) are defined here; `webhook::event` re-exports them.
+//!
 //! Reference: <https://docs.gitlab.com/api/rest/>
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CommitSha, JobId, MergeRequestIid, NoteId, PipelineId, ProjectId, UserId};
 use crate::timestamp::Timestamp;
-use crate::webhook::event::{FailureReason, Status};
+
+/// Defines a string enum that keeps unknown values as `Other(text)` (also used for the webhook
+/// payloads' enums).
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant,)*
+            /// A value this version does not know.
+            Other(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)*
+                    $name::Other(text) => text,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                match text {
+                    $($text => $name::$variant,)*
+                    other => $name::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <String as ::serde::Deserialize>::deserialize(d)?;
+                Ok($name::from(text.as_str()))
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
+string_enum!(
+    /// Status of a pipeline or a job.
+    Status {
+        Created = "created",
+        WaitingForResource = "waiting_for_resource",
+        Preparing = "preparing",
+        Pending = "pending",
+        Running = "running",
+        Success = "success",
+        Failed = "failed",
+        Canceling = "canceling",
+        Canceled = "canceled",
+        Skipped = "skipped",
+        Manual = "manual",
+        Scheduled = "scheduled",
+    }
+);
+
+/// A job's `failure_reason` (`script_failure`, `downstream_bridge_project_not_found`, ...);
+/// the list grows with every GitLab release, so it is kept as text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FailureReason(pub String);
+
+impl FailureReason {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Access levels: <https://docs.gitlab.com/api/members/#roles>.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -3,7 +3,9 @@
 //! names a server (each test then gets a schema of its own, dropped afterwards). Without the
 //! variable the PostgreSQL variants say they were skipped and pass.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
@@ -65,6 +67,35 @@ impl TestDb {
 
     pub(crate) async fn open(&self) -> Store {
         Store::open(self.url()).await.unwrap()
+    }
+
+    /// The store reading the time from `clock`.
+    async fn open_with(&self, clock: &TestClock) -> Store {
+        self.open().await.with_clock(clock.clock())
+    }
+}
+
+/// A clock the test moves on by hand, so no test waits for time to pass.
+struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    /// Starts a second ahead of the wall clock, so deliveries made with the wall clock's
+    /// time (see [`delivery`]) are due.
+    fn new() -> TestClock {
+        TestClock(Arc::new(AtomicI64::new(Timestamp::now().0 + 1_000)))
+    }
+
+    fn clock(&self) -> Clock {
+        let now = self.0.clone();
+        Arc::new(move || Timestamp(now.load(Ordering::SeqCst)))
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+
+    fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
     }
 }
 
@@ -387,7 +418,8 @@ async fn commands_are_throttled_per_target(db: TestDb) {
 }
 
 async fn repeats_inside_the_window_fold_into_one_message_and_one_follow_up(db: TestDb) {
-    let s = db.open().await;
+    let clock = TestClock::new();
+    let s = db.open_with(&clock).await;
     let window = Duration::from_millis(300);
     let first = s
         .enqueue_chat(chat("token.expired|grp/down", window))
@@ -430,7 +462,7 @@ async fn repeats_inside_the_window_fold_into_one_message_and_one_follow_up(db: T
         .unwrap();
     assert!(matches!(third, ChatQueued::Folded(_)));
     assert!(s.claim_chat("sender", LEASE).await.unwrap().is_none());
-    tokio::time::sleep(window).await;
+    clock.advance(window);
     let job = s.claim_chat("sender", LEASE).await.unwrap().unwrap();
     assert!(!job.first);
     assert_eq!((job.repeats, job.repeats_sent), (20, 19));
@@ -801,7 +833,8 @@ async fn completion_records_its_diagnoses_once(db: TestDb) {
 }
 
 async fn diagnoses_are_filtered_and_paged_newest_first(db: TestDb) {
-    let s = db.open().await;
+    let clock = TestClock::new();
+    let s = db.open_with(&clock).await;
     complete_with(
         &s,
         "a",
@@ -811,8 +844,8 @@ async fn diagnoses_are_filtered_and_paged_newest_first(db: TestDb) {
         ]),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let later = Timestamp::now();
+    clock.advance(Duration::from_millis(5));
+    let later = clock.now();
     complete_with(
         &s,
         "b",
@@ -1010,7 +1043,8 @@ async fn a_late_diagnosis_of_a_resolved_comment_is_resolved_at_once(db: TestDb) 
 }
 
 async fn diagnosis_stats_count_by_top_cause_and_project(db: TestDb) {
-    let s = db.open().await;
+    let clock = TestClock::new();
+    let s = db.open_with(&clock).await;
     assert_eq!(
         s.diagnosis_stats(None).await.unwrap(),
         DiagnosisStats::default()
@@ -1027,8 +1061,8 @@ async fn diagnosis_stats_count_by_top_cause_and_project(db: TestDb) {
         ]),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let later = Timestamp::now();
+    clock.advance(Duration::from_millis(5));
+    let later = clock.now();
     complete_with(
         &s,
         "b",

@@ -7,8 +7,10 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::Deserialize;
 
+use crate::gitlab::model::string_enum;
+pub use crate::gitlab::model::{FailureReason, Status};
 use crate::ids::{
     optional_sha, CommitSha, JobId, MergeRequestId, MergeRequestIid, NoteId, PipelineId, ProjectId,
     RunnerId, UserId,
@@ -144,73 +146,6 @@ pub fn parse(kind: EventKind, body: &[u8]) -> Result<Event, DecodeError> {
     }
 }
 
-/// Defines a string enum that keeps unknown values as `Other(text)`.
-macro_rules! string_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($variant,)*
-            /// A value this version does not know.
-            Other(String),
-        }
-
-        impl $name {
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $($name::$variant => $text,)*
-                    $name::Other(text) => text,
-                }
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(text: &str) -> Self {
-                match text {
-                    $($text => $name::$variant,)*
-                    other => $name::Other(other.to_string()),
-                }
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok($name::from(String::deserialize(d)?.as_str()))
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-string_enum!(
-    /// Status of a pipeline or a job.
-    Status {
-        Created = "created",
-        WaitingForResource = "waiting_for_resource",
-        Preparing = "preparing",
-        Pending = "pending",
-        Running = "running",
-        Success = "success",
-        Failed = "failed",
-        Canceling = "canceling",
-        Canceled = "canceled",
-        Skipped = "skipped",
-        Manual = "manual",
-        Scheduled = "scheduled",
-    }
-);
-
 string_enum!(
     /// What started a pipeline (`object_attributes.source`).
     PipelineSource {
@@ -247,18 +182,6 @@ string_enum!(
         Update = "update",
     }
 );
-
-/// A job's `failure_reason` (`script_failure`, `downstream_bridge_project_not_found`, ...);
-/// the list grows with every GitLab release, so it is kept as text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct FailureReason(pub String);
-
-impl FailureReason {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// A user as embedded in payloads.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,0 +1,2 @@
+-- Which versions of the schema are applied (the files beside this one, by number).
+CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);

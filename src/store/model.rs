@@ -1,0 +1,475 @@
+//! What the store keeps and returns: deliveries and their states, comments, chat messages,
+//! diagnoses and their filters, as plain values both backends read and write.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::timestamp::Timestamp;
+
+/// A stored delivery's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct DeliveryId(pub i64);
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Queued,
+    Running,
+    Done,
+    /// Dead letter: kept with its last error, for inspection and replay.
+    Parked,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Running => "running",
+            DeliveryState::Done => "done",
+            DeliveryState::Parked => "parked",
+        }
+    }
+
+    /// A stored state; an unknown one reads as parked (kept for inspection, never run).
+    pub(super) fn stored(text: &str) -> DeliveryState {
+        DeliveryState::parse(text).unwrap_or(DeliveryState::Parked)
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Queued,
+            DeliveryState::Running,
+            DeliveryState::Done,
+            DeliveryState::Parked,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// A delivery as received, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// The `X-Gitlab-Event` header.
+    pub event: String,
+    /// `Idempotency-Key`, else `webhook-id`: the same value on a manual resend.
+    pub dedup_key: Option<String>,
+    /// `X-Gitlab-Event-UUID`, echoed on API calls made for this delivery.
+    pub event_uuid: Option<String>,
+    /// `X-Gitlab-Instance`: the instance's external URL.
+    pub instance: Option<String>,
+    pub received_at: Timestamp,
+    /// The raw body, byte for byte.
+    pub body: Vec<u8>,
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    New(DeliveryId),
+    /// A delivery with the same dedup key was already stored; nothing was added.
+    Duplicate(DeliveryId),
+}
+
+impl Enqueued {
+    pub fn id(self) -> DeliveryId {
+        match self {
+            Enqueued::New(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+}
+
+/// A delivery claimed by a worker, with its lease.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: DeliveryId,
+    pub event: String,
+    pub event_uuid: Option<String>,
+    pub instance: Option<String>,
+    pub received_at: Timestamp,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub body: Vec<u8>,
+    pub owner: String,
+}
+
+/// A stored delivery as seen from outside the queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    pub event: String,
+    pub dedup_key: Option<String>,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub received_at: Timestamp,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub finished_at: Option<Timestamp>,
+    /// Outcomes recorded by completed attempts (exactly one once done).
+    pub outcomes: Vec<String>,
+}
+
+/// Queue figures for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queued: u64,
+    pub running: u64,
+    pub parked: u64,
+    /// When the oldest delivery still waiting (queued or running) was received.
+    pub oldest_pending: Option<Timestamp>,
+}
+
+impl QueueStats {
+    /// Counts `n` deliveries in `state`, the oldest received at `oldest` (done ones are not
+    /// counted; parked ones are not pending).
+    pub(super) fn add(&mut self, state: &str, n: u64, oldest: Option<Timestamp>) {
+        match state {
+            "queued" => self.queued = n,
+            "running" => self.running = n,
+            "parked" => {
+                self.parked = n;
+                return;
+            }
+            _ => return,
+        }
+        if let Some(t) = oldest {
+            self.oldest_pending = Some(self.oldest_pending.map_or(t, |o| o.min(t)));
+        }
+    }
+}
+
+/// The one diagnosis comment of a merge request or commit, as the bot last left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommentRecord {
+    /// `mr:<project>:<iid>` or `commit:<project>:<sha>`.
+    pub target: String,
+    /// The project whose pipelines the comment is about.
+    pub project_id: i64,
+    /// The ref those pipelines ran for.
+    pub git_ref: Option<String>,
+    /// The note, once posted.
+    pub note_id: Option<i64>,
+    /// For a commit: the discussion holding the note.
+    pub discussion_id: Option<String>,
+    /// The pipeline the comment is about now (0 before the first post).
+    pub pipeline_id: i64,
+    /// The causes in the comment's marker, as JSON.
+    pub causes: String,
+    /// `open`, `resolved`, `clear` (no trigger failure) or `none` (not posted yet).
+    pub status: String,
+    pub updated_at: Timestamp,
+    /// The comment's body as last posted.
+    #[serde(skip)]
+    pub body: Option<String>,
+    /// The lock was taken over from a worker that never released it (it may have posted
+    /// without recording the note).
+    #[serde(skip)]
+    pub taken_over: bool,
+}
+
+/// What the bot posted, to remember with the comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentUpdate {
+    pub note_id: i64,
+    pub discussion_id: Option<String>,
+    pub pipeline_id: i64,
+    pub causes: String,
+    pub status: String,
+    pub body: String,
+}
+
+/// A chat message to send, unless it repeats one inside its collapse window.
+#[derive(Debug, Clone)]
+pub struct NewChat {
+    /// Messages with the same key inside the window are folded into the first.
+    pub group_key: String,
+    /// The project path that picks the chat route.
+    pub route: String,
+    /// A plain one-line label, for the follow-up that counts repeats.
+    pub headline: String,
+    /// The message as JSON.
+    pub payload: String,
+    pub window: Duration,
+    /// Extend the window with every repeat (an outage stays one message while it lasts).
+    pub sliding: bool,
+}
+
+/// What storing a chat message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatQueued {
+    New(i64),
+    /// Counted as a repeat of this message.
+    Folded(i64),
+}
+
+/// A chat message due to be sent, claimed by one sender.
+#[derive(Debug, Clone)]
+pub struct ChatJob {
+    pub id: i64,
+    pub route: String,
+    pub headline: String,
+    pub payload: String,
+    /// The message itself is still unsent (else: a follow-up counting repeats).
+    pub first: bool,
+    /// Repeats folded in so far, and how many of them were announced already.
+    pub repeats: i64,
+    pub repeats_sent: i64,
+    /// When the collapse window closes.
+    pub window_until: Timestamp,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub owner: String,
+}
+
+/// How sending a chat message went.
+#[derive(Debug, Clone)]
+pub enum ChatResult {
+    /// Sent, announcing repeats up to this count.
+    Sent { repeats: i64 },
+    /// Failed; try again at the time given, or give up (`None`).
+    Failed {
+        error: String,
+        retry_at: Option<Timestamp>,
+    },
+}
+
+/// One cause of a diagnosis and how sure the check was (`confirmed`, `likely`, `unknown`,
+/// `ruled_out`, `not_applicable`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CauseVerdict {
+    pub cause: String,
+    pub verdict: String,
+}
+
+/// A diagnosis to record with the completion of its delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDiagnosis {
+    pub project_id: i64,
+    pub project_path: Option<String>,
+    pub pipeline_id: i64,
+    pub pipeline_url: Option<String>,
+    pub job_name: String,
+    pub job_url: Option<String>,
+    pub git_ref: String,
+    /// The best confirmed or likely cause, else `undetermined`.
+    pub top_cause: String,
+    /// Every confirmed or likely cause, best first (the comment marker's causes).
+    pub causes: Vec<String>,
+    /// Every check's cause and verdict, ranked.
+    pub findings: Vec<CauseVerdict>,
+    /// The downstream project the trigger named (resolved path, else as written).
+    pub downstream_project: Option<String>,
+    /// The comment target key (`mr:<project>:<iid>`, `commit:<project>:<sha>`), if any.
+    pub target: Option<String>,
+    /// A link to the comment, when it was posted and its page is known.
+    pub note_url: Option<String>,
+    pub gitlab_calls: u32,
+}
+
+/// A comment the completing delivery resolved: its open diagnoses of earlier pipelines
+/// become `resolved`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub target: String,
+    /// The pipeline that passed.
+    pub pipeline_id: i64,
+}
+
+/// What a completed delivery adds to the diagnosis history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub diagnoses: Vec<NewDiagnosis>,
+    pub resolved: Option<Resolution>,
+}
+
+impl History {
+    /// The distinct comment targets of the new diagnoses.
+    pub(super) fn targets(&self) -> Vec<&str> {
+        let mut targets: Vec<&str> = self
+            .diagnoses
+            .iter()
+            .filter_map(|d| d.target.as_deref())
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        targets
+    }
+}
+
+/// Whether a recorded diagnosis still stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiagnosisStatus {
+    Open,
+    Resolved,
+}
+
+impl DiagnosisStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiagnosisStatus::Open => "open",
+            DiagnosisStatus::Resolved => "resolved",
+        }
+    }
+
+    /// A stored status; an unknown one reads as open.
+    pub(super) fn stored(text: &str) -> DiagnosisStatus {
+        DiagnosisStatus::parse(text).unwrap_or(DiagnosisStatus::Open)
+    }
+
+    pub fn parse(text: &str) -> Option<DiagnosisStatus> {
+        match text {
+            "open" => Some(DiagnosisStatus::Open),
+            "resolved" => Some(DiagnosisStatus::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// A recorded diagnosis, as the history API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiagnosisRecord {
+    pub id: i64,
+    pub delivery_id: DeliveryId,
+    pub recorded_at: Timestamp,
+    pub project_id: i64,
+    pub project_path: Option<String>,
+    pub pipeline_id: i64,
+    pub pipeline_url: Option<String>,
+    pub job_name: String,
+    pub job_url: Option<String>,
+    pub git_ref: String,
+    pub top_cause: String,
+    pub causes: Vec<String>,
+    pub findings: Vec<CauseVerdict>,
+    pub downstream_project: Option<String>,
+    pub status: DiagnosisStatus,
+    pub resolved_at: Option<Timestamp>,
+    /// The pipeline whose success resolved it.
+    pub resolved_in_pipeline: Option<i64>,
+    pub target: Option<String>,
+    pub note_url: Option<String>,
+    pub gitlab_calls: u32,
+}
+
+/// A project, by id or by full path (compared case-insensitively).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectFilter {
+    Id(i64),
+    Path(String),
+}
+
+/// Which diagnoses to list; every filter given must match. Newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagnosisFilter {
+    pub project: Option<ProjectFilter>,
+    pub pipeline: Option<i64>,
+    /// Matches the top cause or any confirmed or likely cause.
+    pub cause: Option<String>,
+    pub status: Option<DiagnosisStatus>,
+    /// Recorded at or after.
+    pub since: Option<Timestamp>,
+    /// Only diagnoses with a smaller id (the cursor of the previous page).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+impl Default for DiagnosisFilter {
+    fn default() -> Self {
+        DiagnosisFilter {
+            project: None,
+            pipeline: None,
+            cause: None,
+            status: None,
+            since: None,
+            before_id: None,
+            limit: 50,
+        }
+    }
+}
+
+impl DiagnosisFilter {
+    pub(super) fn project_id(&self) -> Option<i64> {
+        match &self.project {
+            Some(ProjectFilter::Id(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    pub(super) fn project_path(&self) -> Option<String> {
+        match &self.project {
+            Some(ProjectFilter::Path(path)) => Some(path.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// One page of diagnoses; `next_cursor` is set when more may follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagnosisPage {
+    pub diagnoses: Vec<DiagnosisRecord>,
+    /// The `before_id` of the next page.
+    pub next_cursor: Option<i64>,
+}
+
+impl DiagnosisPage {
+    /// Cuts a result fetched with `limit + 1` rows to `limit`, noting whether more follow.
+    pub(super) fn from_rows(mut rows: Vec<DiagnosisRecord>, limit: u32) -> DiagnosisPage {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|d| d.id)
+        } else {
+            None
+        };
+        DiagnosisPage {
+            diagnoses: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// Diagnosis counts since a time: by top cause and by project (path, else id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DiagnosisStats {
+    pub total: u64,
+    pub by_cause: BTreeMap<String, u64>,
+    pub by_project: BTreeMap<String, u64>,
+}
+
+impl DiagnosisStats {
+    /// Counts `n` diagnoses whose top cause is `cause`.
+    pub(super) fn add_cause(&mut self, cause: String, n: u64) {
+        self.total += n;
+        self.by_cause.insert(cause, n);
+    }
+
+    pub(super) fn add_project(&mut self, id: i64, path: Option<String>, n: u64) {
+        *self
+            .by_project
+            .entry(path.unwrap_or_else(|| id.to_string()))
+            .or_default() += n;
+    }
+}
+
+/// A parked delivery (dead letter), as the API shows it: never its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedDelivery {
+    pub id: DeliveryId,
+    pub event: String,
+    pub received_at: Timestamp,
+    pub parked_at: Option<Timestamp>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
