@@ -1,20 +1,18 @@
 //! `/diagnose` in a comment on a merge request or commit: re-runs every check with fresh
 //! data on the latest pipeline (or the one named) and updates the diagnosis comment.
 
-use tracing::{info, warn};
+use tracing::info;
 
-use super::comment::{Mode, Target};
-use super::Notifier;
+use super::{
+    deliver, from_gitlab, render, render_no_failure, Outcome, ProcessError, StageRecord, Stages,
+};
 use crate::gitlab::{GitlabError, ProjectRef, Session};
-use crate::ids::{MergeRequestIid, NoteId, PipelineId, ProjectId};
-use crate::recognise::{recognise_pipeline_by_id, DiagnoseRequest, Recognition};
-use crate::report::markdown::{escape, render_clear, render_comment, Marker};
-use crate::worker::{Outcome, ProcessError, StageRecord, Stages};
-
-/// Award emoji: the command is being worked on, done, or throttled.
-const WORKING: &str = "eyes";
-const DONE: &str = "white_check_mark";
-const THROTTLED: &str = "hourglass_flowing_sand";
+use crate::ids::{PipelineId, ProjectId};
+use crate::notify::comment::{Mode, Prepared, Target};
+use crate::notify::reply::{self, award, clear_award, target_of, DONE, THROTTLED, WORKING};
+use crate::notify::Notifier;
+use crate::recognise::{recognise_pipeline_by_id, DiagnoseRequest, Recognition, Subject};
+use crate::report::markdown::escape;
 
 /// What the command's argument asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,27 +55,6 @@ fn usage(min_level: u32) -> String {
     )
 }
 
-/// Where the command was written.
-fn target_of(request: &DiagnoseRequest) -> Option<Target> {
-    let base = request
-        .project_url
-        .as_deref()
-        .map(|u| u.trim_end_matches('/').to_string());
-    match (request.merge_request_iid, &request.commit_sha) {
-        (Some(iid), _) => Some(Target::MergeRequest {
-            project: request.project_id,
-            iid,
-            web_url: base.map(|u| format!("{u}/-/merge_requests/{iid}")),
-        }),
-        (None, Some(sha)) => Some(Target::Commit {
-            project: request.project_id,
-            sha: sha.clone(),
-            web_url: base.map(|u| format!("{u}/-/commit/{sha}")),
-        }),
-        (None, None) => None,
-    }
-}
-
 /// Runs one `/diagnose` request.
 pub async fn run(
     stages: &Stages,
@@ -103,10 +80,7 @@ pub async fn run(
     let request_recognition = Recognition::DiagnoseRequested {
         request: request.clone(),
     };
-    let me = session
-        .current_user()
-        .await
-        .map_err(crate::worker::from_gitlab)?;
+    let me = session.current_user().await.map_err(from_gitlab)?;
     if me.id == request.author_id {
         record("command", "the bot's own comment: ignored".into());
         return Ok(finish(request_recognition, stages_done, &session));
@@ -129,14 +103,18 @@ pub async fn run(
     let reply = |text: String| {
         let session = &session;
         let target = &target;
-        async move { post_reply(session, target, &text).await }
+        async move {
+            reply::post(session, target, &text)
+                .await
+                .map_err(from_gitlab)
+        }
     };
 
-    let min = notifier.commands.min_access_level;
+    let min = stages.commands.min_access_level;
     let level = session
         .member(request.project_id, request.author_id)
         .await
-        .map_err(crate::worker::from_gitlab)?
+        .map_err(from_gitlab)?
         .map_or(0, |m| m.access_level.0);
     if level < min {
         let have = if level == 0 {
@@ -179,7 +157,7 @@ pub async fn run(
 
     if !notifier
         .store
-        .command_allowed(&target.key(), notifier.commands.throttle)
+        .command_allowed(&target.key(), stages.commands.throttle)
         .await?
     {
         match mr_note {
@@ -190,7 +168,7 @@ pub async fn run(
             None => {
                 reply(format!(
                     "`/diagnose` ran on this commit less than {} seconds ago; try again shortly.",
-                    notifier.commands.throttle.as_secs()
+                    stages.commands.throttle.as_secs()
                 ))
                 .await?;
             }
@@ -227,36 +205,19 @@ pub async fn run(
             record("command", format!("pipeline #{pipeline} not found"));
             return Ok(finish(request_recognition, stages_done, &session));
         }
-        Err(e) => return Err(crate::worker::from_gitlab(e)),
+        Err(e) => return Err(from_gitlab(e)),
     };
     record("recognise", recognition.label().to_string());
     let ctx = stages.context(None, None);
     let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
-    let (body, marker, subject) = match (&recognition, diagnoses.first()) {
-        (_, Some(first)) => {
-            let marker = Marker::open(pipeline, &diagnoses);
-            (
-                render_comment(&diagnoses, &marker),
-                marker,
-                first.facts.subject.clone(),
-            )
-        }
-        (other, None) => {
-            let reason = match other {
-                Recognition::PipelineSucceeded { .. } => "it passed".to_string(),
-                Recognition::NotATriggerFailure { reason } => reason.clone(),
-                other => other.label().replace('_', " "),
-            };
+    let (rendered, subject) = match render(pipeline, &diagnoses) {
+        Some(rendered) => (rendered, diagnoses[0].facts.subject.clone()),
+        None => {
             let p = session
                 .pipeline(project, pipeline)
                 .await
-                .map_err(crate::worker::from_gitlab)?;
-            let marker = Marker {
-                pipeline,
-                causes: Vec::new(),
-                status: "clear".into(),
-            };
-            let subject = crate::recognise::Subject {
+                .map_err(from_gitlab)?;
+            let subject = Subject {
                 project_id: project,
                 project_path: request.project_path.clone(),
                 project_url: request.project_url.clone(),
@@ -271,26 +232,25 @@ pub async fn run(
                 user_id: None,
             };
             (
-                render_clear(pipeline, p.web_url.as_deref(), &reason, &marker),
-                marker,
+                render_no_failure(pipeline, p.web_url.as_deref(), &recognition),
                 subject,
             )
         }
     };
-    let notified = notifier
-        .diagnosis(
-            &session,
-            &subject,
-            &diagnoses,
-            (&body, &marker),
-            Mode::Forced,
-            Some(super::comment::Prepared {
-                target: target.clone(),
-                own: None,
-            }),
-        )
-        .await
-        .map_err(super::super::worker::from_post)?;
+    let prepared = Prepared {
+        target: target.clone(),
+        own: None,
+    };
+    let notified = deliver(
+        notifier,
+        &session,
+        &subject,
+        &diagnoses,
+        &rendered,
+        Mode::Forced,
+        Some(prepared),
+    )
+    .await?;
     if let Some(n) = mr_note {
         clear_award(&session, mr_note, working).await;
         award(&session, n, DONE).await;
@@ -304,7 +264,7 @@ pub async fn run(
         event: "note",
         recognition,
         diagnoses,
-        comment: Some(body),
+        comment: Some(rendered.body),
         notified: Some(notified),
         stages: stages_done,
         gitlab_calls: session.calls(),
@@ -321,50 +281,8 @@ async fn latest_pipeline(
         }
         Target::Commit { project, sha, .. } => session.commit_pipelines(*project, sha).await,
     }
-    .map_err(crate::worker::from_gitlab)?;
+    .map_err(from_gitlab)?;
     Ok(pipelines.first().map(|p| (p.project_id, p.id)))
-}
-
-/// A short reply where the command was written.
-async fn post_reply(session: &Session, target: &Target, text: &str) -> Result<(), ProcessError> {
-    let result = match target {
-        Target::MergeRequest { project, iid, .. } => session
-            .create_merge_request_note(*project, *iid, text)
-            .await
-            .map(|_| ()),
-        Target::Commit { project, sha, .. } => session
-            .create_commit_discussion(*project, sha, text)
-            .await
-            .map(|_| ()),
-    };
-    result.map_err(crate::worker::from_gitlab)
-}
-
-/// Awards an emoji on a merge request note; a failure is logged, never fatal.
-async fn award(
-    session: &Session,
-    (project, iid, note): (ProjectId, MergeRequestIid, NoteId),
-    name: &str,
-) -> Option<u64> {
-    match session.award_note(project, iid, note, name).await {
-        Ok(a) => Some(a.id),
-        Err(error) => {
-            warn!(%error, name, "cannot award emoji on the command's note");
-            None
-        }
-    }
-}
-
-async fn clear_award(
-    session: &Session,
-    note: Option<(ProjectId, MergeRequestIid, NoteId)>,
-    award: Option<u64>,
-) {
-    if let (Some((project, iid, note)), Some(award)) = (note, award) {
-        if let Err(error) = session.remove_note_award(project, iid, note, award).await {
-            warn!(%error, "cannot remove the emoji from the command's note");
-        }
-    }
 }
 
 #[cfg(test)]
