@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::timestamp::Timestamp;
-
 /// What the service asks of running loops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
@@ -48,7 +46,8 @@ impl Backoff {
 /// A random number in `[0, 1)` from the standard library's randomly keyed hasher.
 pub fn random_unit() -> f64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Timestamp::now().0 as u128);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    h.write_u128(now.map_or(0, |d| d.as_millis()));
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -9,7 +9,9 @@ use super::{
 use crate::gitlab::{GitlabError, ProjectRef, Session};
 use crate::ids::{PipelineId, ProjectId};
 use crate::notify::comment::{Mode, Prepared, Target};
-use crate::notify::reply::{self, award, clear_award, target_of, DONE, THROTTLED, WORKING};
+use crate::notify::reply::{
+    self, award, clear_award, target_of, MergeRequestNote, DONE, THROTTLED, WORKING,
+};
 use crate::notify::Notifier;
 use crate::recognise::{recognise_pipeline_by_id, DiagnoseRequest, Recognition, Subject};
 use crate::report::markdown::escape;
@@ -55,7 +57,48 @@ fn usage(min_level: u32) -> String {
     )
 }
 
-/// Runs one `/diagnose` request.
+/// Where the command was written, and the emoji on its note saying it is being worked on.
+struct Place {
+    target: Target,
+    /// The command's note, when on a merge request (emoji can be awarded there).
+    note: Option<MergeRequestNote>,
+    working: Option<u64>,
+}
+
+impl Place {
+    /// A short reply where the command was written.
+    async fn reply(&self, session: &Session, text: String) -> Result<(), ProcessError> {
+        reply::post(session, &self.target, &text)
+            .await
+            .map_err(from_gitlab)
+    }
+
+    /// A reply that ends the command: the working emoji is taken back.
+    async fn answer(&self, session: &Session, text: String) -> Result<(), ProcessError> {
+        self.reply(session, text).await?;
+        self.clear(session).await;
+        Ok(())
+    }
+
+    async fn clear(&self, session: &Session) {
+        clear_award(session, self.note, self.working).await;
+    }
+}
+
+/// What [`admit`] decided.
+enum Admission {
+    /// Ignored or answered without a diagnosis; the detail is recorded.
+    Answered(String),
+    /// Diagnose this pipeline.
+    Diagnose {
+        place: Place,
+        project: ProjectId,
+        pipeline: PipelineId,
+    },
+}
+
+/// Runs one `/diagnose` request: admit (parse, authorise, throttle, find the pipeline), then
+/// the same stages as a webhook, with fresh data, delivered in place of the comment as it was.
 pub async fn run(
     stages: &Stages,
     notifier: &Notifier,
@@ -64,50 +107,116 @@ pub async fn run(
 ) -> Result<Outcome, ProcessError> {
     // Fresh data: no cached look-ups, neither for the role check nor for the checks.
     let session = stages.gitlab.session(event_uuid, true);
-    let mut stages_done = Vec::new();
-    let mut record = |stage: &'static str, detail: String| {
-        stages_done.push(StageRecord { stage, detail });
+    let (place, project, pipeline) = match admit(stages, notifier, request, &session).await? {
+        Admission::Answered(detail) => return Ok(answered(request, detail, &session)),
+        Admission::Diagnose {
+            place,
+            project,
+            pipeline,
+        } => (place, project, pipeline),
     };
-    let finish = |recognition: Recognition, stages: Vec<StageRecord>, session: &Session| Outcome {
+    let recognition = match recognise_pipeline_by_id(
+        &session,
+        &ProjectRef::Id(project),
+        pipeline,
+        &stages.recognise,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(GitlabError::NotFound { .. }) => {
+            let text = format!(
+                "Pipeline #{pipeline} was not found in this project (or the bot cannot see it)."
+            );
+            place.answer(&session, text).await?;
+            let detail = format!("pipeline #{pipeline} not found");
+            return Ok(answered(request, detail, &session));
+        }
+        Err(e) => return Err(from_gitlab(e)),
+    };
+    let mut done = vec![StageRecord {
+        stage: "recognise",
+        detail: recognition.label().to_string(),
+    }];
+    let ctx = stages.context(None, None);
+    let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
+    let (rendered, subject) = match render(pipeline, &diagnoses) {
+        Some(rendered) => (rendered, diagnoses[0].facts.subject.clone()),
+        None => {
+            let p = session
+                .pipeline(project, pipeline)
+                .await
+                .map_err(from_gitlab)?;
+            let rendered = render_no_failure(pipeline, p.web_url.as_deref(), &recognition);
+            (
+                rendered,
+                subject_without_failure(request, (project, pipeline), &p),
+            )
+        }
+    };
+    let prepared = Prepared {
+        target: place.target.clone(),
+        own: None,
+    };
+    let notified = deliver(
+        notifier,
+        &session,
+        &subject,
+        &diagnoses,
+        &rendered,
+        Mode::Forced,
+        Some(prepared),
+    )
+    .await?;
+    if let Some(n) = place.note {
+        place.clear(&session).await;
+        award(&session, n, DONE).await;
+    }
+    done.push(StageRecord {
+        stage: "notify",
+        detail: format!("comment {} on {}", notified.comment, notified.target),
+    });
+    info!(pipeline = %pipeline, "/diagnose done");
+    Ok(Outcome {
         event: "note",
         recognition,
-        diagnoses: Vec::new(),
-        comment: None,
-        notified: None,
-        stages,
+        diagnoses,
+        comment: Some(rendered.body),
+        notified: Some(notified),
+        stages: done,
         gitlab_calls: session.calls(),
-    };
-    let request_recognition = Recognition::DiagnoseRequested {
-        request: request.clone(),
-    };
+    })
+}
+
+/// parse, authorise, throttle: whether the command runs, and on which pipeline. Every refusal
+/// is answered where the command was written.
+async fn admit(
+    stages: &Stages,
+    notifier: &Notifier,
+    request: &DiagnoseRequest,
+    session: &Session,
+) -> Result<Admission, ProcessError> {
     let me = session.current_user().await.map_err(from_gitlab)?;
     if me.id == request.author_id {
-        record("command", "the bot's own comment: ignored".into());
-        return Ok(finish(request_recognition, stages_done, &session));
+        return Ok(Admission::Answered("the bot's own comment: ignored".into()));
     }
     let Some(target) = target_of(request) else {
-        record(
-            "command",
+        return Ok(Admission::Answered(
             "not on a merge request or commit: ignored".into(),
-        );
-        return Ok(finish(request_recognition, stages_done, &session));
+        ));
     };
-    let mr_note = match target {
+    let note = match target {
         Target::MergeRequest { project, iid, .. } => Some((project, iid, request.note_id)),
         Target::Commit { .. } => None,
     };
-    let working = match mr_note {
-        Some(n) => award(&session, n, WORKING).await,
+    let working = match note {
+        Some(n) => award(session, n, WORKING).await,
         None => None,
     };
-    let reply = |text: String| {
-        let session = &session;
-        let target = &target;
-        async move {
-            reply::post(session, target, &text)
-                .await
-                .map_err(from_gitlab)
-        }
+    let place = Place {
+        target,
+        note,
+        working,
     };
 
     let min = stages.commands.min_access_level;
@@ -122,153 +231,110 @@ pub async fn run(
         } else {
             format!("your role here is {}", role_name(level))
         };
-        reply(format!(
+        let text = format!(
             "`/diagnose` needs at least the {} role in this project; {have}. Ask someone with that role to run it.",
             role_name(min)
-        ))
-        .await?;
-        clear_award(&session, mr_note, working).await;
-        record("command", format!("refused: access level {level} < {min}"));
-        return Ok(finish(request_recognition, stages_done, &session));
+        );
+        place.answer(session, text).await?;
+        return Ok(Admission::Answered(format!(
+            "refused: access level {level} < {min}"
+        )));
     }
 
-    let command = Command::parse(&request.argument);
-    let pipeline = match &command {
+    let pipeline = match Command::parse(&request.argument) {
         Command::Help => {
-            reply(usage(min)).await?;
-            clear_award(&session, mr_note, working).await;
-            record("command", "help".into());
-            return Ok(finish(request_recognition, stages_done, &session));
+            place.answer(session, usage(min)).await?;
+            return Ok(Admission::Answered("help".into()));
         }
         Command::Unknown(word) => {
-            reply(format!(
+            let text = format!(
                 "Unknown `/diagnose` sub-command `{}`.\n\n{}",
-                escape(word).replace('`', ""),
+                escape(&word).replace('`', ""),
                 usage(min)
-            ))
-            .await?;
-            clear_award(&session, mr_note, working).await;
-            record("command", "unknown sub-command".into());
-            return Ok(finish(request_recognition, stages_done, &session));
+            );
+            place.answer(session, text).await?;
+            return Ok(Admission::Answered("unknown sub-command".into()));
         }
-        Command::Pipeline(id) => Some((request.project_id, *id)),
+        Command::Pipeline(id) => Some((request.project_id, id)),
         Command::Latest => None,
     };
 
     if !notifier
         .store
-        .command_allowed(&target.key(), stages.commands.throttle)
+        .command_allowed(&place.target.key(), stages.commands.throttle)
         .await?
     {
-        match mr_note {
+        match place.note {
             Some(n) => {
-                clear_award(&session, mr_note, working).await;
-                award(&session, n, THROTTLED).await;
+                place.clear(session).await;
+                award(session, n, THROTTLED).await;
             }
             None => {
-                reply(format!(
+                let text = format!(
                     "`/diagnose` ran on this commit less than {} seconds ago; try again shortly.",
                     stages.commands.throttle.as_secs()
-                ))
-                .await?;
+                );
+                place.reply(session, text).await?;
             }
         }
-        record("command", "throttled".into());
-        return Ok(finish(request_recognition, stages_done, &session));
+        return Ok(Admission::Answered("throttled".into()));
     }
 
     let pipeline = match pipeline {
         Some(p) => Some(p),
-        None => latest_pipeline(&session, &target).await?,
+        None => latest_pipeline(session, &place.target).await?,
     };
     let Some((project, pipeline)) = pipeline else {
-        reply("No pipeline found here to diagnose.".into()).await?;
-        clear_award(&session, mr_note, working).await;
-        record("command", "no pipeline".into());
-        return Ok(finish(request_recognition, stages_done, &session));
-    };
-    let recognition = match recognise_pipeline_by_id(
-        &session,
-        &ProjectRef::Id(project),
-        pipeline,
-        &stages.recognise,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(GitlabError::NotFound { .. }) => {
-            reply(format!(
-                "Pipeline #{pipeline} was not found in this project (or the bot cannot see it)."
-            ))
+        place
+            .answer(session, "No pipeline found here to diagnose.".into())
             .await?;
-            clear_award(&session, mr_note, working).await;
-            record("command", format!("pipeline #{pipeline} not found"));
-            return Ok(finish(request_recognition, stages_done, &session));
-        }
-        Err(e) => return Err(from_gitlab(e)),
+        return Ok(Admission::Answered("no pipeline".into()));
     };
-    record("recognise", recognition.label().to_string());
-    let ctx = stages.context(None, None);
-    let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
-    let (rendered, subject) = match render(pipeline, &diagnoses) {
-        Some(rendered) => (rendered, diagnoses[0].facts.subject.clone()),
-        None => {
-            let p = session
-                .pipeline(project, pipeline)
-                .await
-                .map_err(from_gitlab)?;
-            let subject = Subject {
-                project_id: project,
-                project_path: request.project_path.clone(),
-                project_url: request.project_url.clone(),
-                pipeline_id: pipeline,
-                pipeline_url: p.web_url.clone(),
-                sha: p.sha.clone(),
-                git_ref: p.git_ref.clone().unwrap_or_default(),
-                tag: false,
-                merge_request_iid: request.merge_request_iid,
-                merge_request_project_id: None,
-                merge_request_url: None,
-                user_id: None,
-            };
-            (
-                render_no_failure(pipeline, p.web_url.as_deref(), &recognition),
-                subject,
-            )
-        }
-    };
-    let prepared = Prepared {
-        target: target.clone(),
-        own: None,
-    };
-    let notified = deliver(
-        notifier,
-        &session,
-        &subject,
-        &diagnoses,
-        &rendered,
-        Mode::Forced,
-        Some(prepared),
-    )
-    .await?;
-    if let Some(n) = mr_note {
-        clear_award(&session, mr_note, working).await;
-        award(&session, n, DONE).await;
-    }
-    record(
-        "notify",
-        format!("comment {} on {}", notified.comment, notified.target),
-    );
-    info!(pipeline = %pipeline, "/diagnose done");
-    Ok(Outcome {
-        event: "note",
-        recognition,
-        diagnoses,
-        comment: Some(rendered.body),
-        notified: Some(notified),
-        stages: stages_done,
-        gitlab_calls: session.calls(),
+    Ok(Admission::Diagnose {
+        place,
+        project,
+        pipeline,
     })
+}
+
+/// The outcome of a command that ran no diagnosis.
+fn answered(request: &DiagnoseRequest, detail: String, session: &Session) -> Outcome {
+    Outcome {
+        event: "note",
+        recognition: Recognition::DiagnoseRequested {
+            request: request.clone(),
+        },
+        diagnoses: Vec::new(),
+        comment: None,
+        notified: None,
+        stages: vec![StageRecord {
+            stage: "command",
+            detail,
+        }],
+        gitlab_calls: session.calls(),
+    }
+}
+
+/// What the comment is about when the pipeline has no trigger failure to diagnose.
+fn subject_without_failure(
+    request: &DiagnoseRequest,
+    (project, id): (ProjectId, PipelineId),
+    pipeline: &crate::gitlab::model::Pipeline,
+) -> Subject {
+    Subject {
+        project_id: project,
+        project_path: request.project_path.clone(),
+        project_url: request.project_url.clone(),
+        pipeline_id: id,
+        pipeline_url: pipeline.web_url.clone(),
+        sha: pipeline.sha.clone(),
+        git_ref: pipeline.git_ref.clone().unwrap_or_default(),
+        tag: false,
+        merge_request_iid: request.merge_request_iid,
+        merge_request_project_id: None,
+        merge_request_url: None,
+        user_id: None,
+    }
 }
 
 async fn latest_pipeline(

@@ -1,172 +1,28 @@
 //! The one orchestrator: recognise → gather → check → rank → render → deliver, for a stored
 //! webhook delivery ([`Stages::process`]), a `/diagnose` comment ([`command`]) and the
-//! `diagnose` command line ([`diagnose_on_request`]).
+//! `diagnose` command line ([`diagnose_on_request`]). What a run leaves behind is in
+//! [`Outcome`].
 
 pub mod command;
+mod on_request;
+mod outcome;
 
-use serde::Serialize;
+pub use on_request::{diagnose_on_request, RequestError, Requested};
+pub use outcome::{from_gitlab, from_post, Outcome, ProcessError, StageRecord};
+
 use tracing::info;
 
 use crate::config::{CommandSettings, Settings};
 use crate::diagnosis::probe::ProbePolicy;
 use crate::diagnosis::{self, gather, Diagnosis};
-use crate::gitlab::{ClientSettings, GitlabClient, GitlabError, ProjectRef, Session};
+use crate::gitlab::{ClientSettings, GitlabClient, Session};
 use crate::ids::PipelineId;
-use crate::notify::comment::{Mode, PostError, Prepared};
+use crate::notify::comment::{Mode, Prepared};
 use crate::notify::{Notified, Notifier};
-use crate::recognise::{
-    recognise, recognise_note, recognise_pipeline_by_id, RecogniseOptions, Recognition, Subject,
-};
+use crate::recognise::{recognise, recognise_note, RecogniseOptions, Recognition, Subject};
 use crate::report::markdown::{render_clear, render_comment, Marker};
-use crate::store::{CauseVerdict, Claimed, History, NewDiagnosis, Resolution, Store, StoreError};
+use crate::store::Claimed;
 use crate::webhook::event::{self, Event, EventKind};
-
-/// Why processing a delivery failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    /// Will fail the same way every time (an undecodable payload): park at once.
-    #[error("{0}")]
-    Permanent(String),
-    /// May succeed later (the store unavailable, rate limits): retry with back-off.
-    #[error("{0}")]
-    Transient(String),
-    /// GitLab cannot be reached: retry with back-off, never park (chat is told once).
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl From<StoreError> for ProcessError {
-    fn from(e: StoreError) -> Self {
-        ProcessError::Transient(e.to_string())
-    }
-}
-
-/// GitLab being down, rate limiting or refusing the bot may pass: retry. A missing pipeline
-/// or an answer of the wrong shape will not: park.
-pub fn from_gitlab(e: GitlabError) -> ProcessError {
-    match e {
-        GitlabError::NotFound { .. }
-        | GitlabError::Decode { .. }
-        | GitlabError::Rejected { .. } => ProcessError::Permanent(e.to_string()),
-        GitlabError::Unavailable { .. } => ProcessError::Unavailable(e.to_string()),
-        _ => ProcessError::Transient(e.to_string()),
-    }
-}
-
-/// A comment that could not be written: GitLab's answer decides, the store or another
-/// worker holding the comment are passing troubles.
-pub fn from_post(e: PostError) -> ProcessError {
-    match e {
-        PostError::Gitlab(g) => from_gitlab(g),
-        other => ProcessError::Transient(other.to_string()),
-    }
-}
-
-/// What the stages recorded for a delivery (stored as JSON with the delivery).
-#[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
-    pub event: &'static str,
-    pub recognition: Recognition,
-    /// One diagnosis per failed trigger (at most [`MAX_DIAGNOSES`]).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub diagnoses: Vec<Diagnosis>,
-    /// The comment the diagnoses make (GitLab Markdown with its hidden marker).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    /// What was posted where.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub notified: Option<Notified>,
-    /// One line per stage that ran, in order.
-    pub stages: Vec<StageRecord>,
-    /// GitLab API calls made for this delivery.
-    pub gitlab_calls: u32,
-}
-
-impl Outcome {
-    /// What this outcome adds to the diagnosis history: one row per diagnosis (with the
-    /// comment it went into), and the comment it resolved, if any.
-    pub fn history(&self) -> History {
-        let notified = self.notified.as_ref();
-        let diagnoses = self
-            .diagnoses
-            .iter()
-            .map(|d| {
-                let subject = &d.facts.subject;
-                let (job_name, job_url) = match &d.facts.failed {
-                    diagnosis::FailedJob::Bridge { name, web_url, .. }
-                    | diagnosis::FailedJob::Job { name, web_url, .. } => {
-                        (name.clone(), web_url.clone())
-                    }
-                };
-                let target = &d.facts.target;
-                // Names from the webhook or a log are kept as they are shown elsewhere:
-                // with anything that looks like a secret taken out.
-                let clean = |text: &str| crate::redact::redact(text).into_owned();
-                NewDiagnosis {
-                    project_id: subject.project_id.0 as i64,
-                    project_path: subject.project_path.clone(),
-                    pipeline_id: subject.pipeline_id.0 as i64,
-                    pipeline_url: subject.pipeline_url.clone(),
-                    job_name: clean(&job_name),
-                    job_url,
-                    git_ref: clean(&subject.git_ref),
-                    top_cause: d.top().map_or("undetermined", |f| f.cause).to_string(),
-                    causes: d.causes().into_iter().map(str::to_string).collect(),
-                    findings: d
-                        .findings
-                        .iter()
-                        .map(|f| CauseVerdict {
-                            cause: f.cause.to_string(),
-                            verdict: verdict_label(f.verdict).to_string(),
-                        })
-                        .collect(),
-                    downstream_project: d
-                        .facts
-                        .downstream
-                        .found()
-                        .map(|p| p.path_with_namespace.clone())
-                        .or_else(|| target.project.clone())
-                        .or_else(|| target.project_written.clone())
-                        .map(|p| clean(&p)),
-                    target: notified.map(|n| n.target.clone()),
-                    note_url: notified.and_then(|n| n.note_url.clone()),
-                    gitlab_calls: d.gitlab_calls,
-                }
-            })
-            .collect();
-        let resolved = match (notified, &self.recognition) {
-            (Some(n), Recognition::PipelineSucceeded { subject }) if n.comment == "resolved" => {
-                Some(Resolution {
-                    target: n.target.clone(),
-                    pipeline_id: subject.pipeline_id.0 as i64,
-                })
-            }
-            _ => None,
-        };
-        History {
-            diagnoses,
-            resolved,
-        }
-    }
-}
-
-/// A verdict as it is serialised (`ruled_out`, ...).
-fn verdict_label(verdict: diagnosis::Verdict) -> &'static str {
-    match verdict {
-        diagnosis::Verdict::Confirmed => "confirmed",
-        diagnosis::Verdict::Likely => "likely",
-        diagnosis::Verdict::Unknown => "unknown",
-        diagnosis::Verdict::RuledOut => "ruled_out",
-        diagnosis::Verdict::NotApplicable => "not_applicable",
-    }
-}
-
-/// One stage that ran, and what it did, in an [`Outcome`].
-#[derive(Debug, Clone, Serialize)]
-pub struct StageRecord {
-    pub stage: &'static str,
-    pub detail: String,
-}
 
 /// Most failed triggers diagnosed for one pipeline.
 pub const MAX_DIAGNOSES: usize = 5;
@@ -531,115 +387,4 @@ fn event_project_path(event: &Event) -> &str {
             .map_or("", |p| p.path_with_namespace.as_str()),
         Event::Note(n) => &n.project.path_with_namespace,
     }
-}
-
-/// Why the `diagnose` command line could not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    #[error("cannot set up the GitLab client: {0}")]
-    Client(anyhow::Error),
-    /// Reading the pipeline failed.
-    #[error("{0}")]
-    Gitlab(GitlabError),
-    #[error("cannot post the comment: {0}")]
-    Post(String),
-}
-
-/// What the `diagnose` command line found (and posted).
-#[derive(Debug)]
-pub struct Requested {
-    pub recognition: Recognition,
-    pub diagnoses: Vec<Diagnosis>,
-    /// The comment the diagnoses make; `None` without diagnoses.
-    pub report: Option<Rendered>,
-    /// GitLab calls made to diagnose (posting not counted).
-    pub gitlab_calls: u32,
-    /// What was posted where, with `post`.
-    pub notified: Option<Notified>,
-}
-
-/// The `diagnose` command line: one pipeline named by id, canceled or not, diagnosed with
-/// fresh data. With `post`, the comment is delivered as the service would (through the
-/// configured store, edited in place when it exists) and a chat message it queues is sent at
-/// once. `progress` hears each step.
-pub async fn diagnose_on_request(
-    settings: &Settings,
-    project: &ProjectRef,
-    pipeline: PipelineId,
-    post: bool,
-    progress: &dyn Fn(&str),
-) -> Result<Requested, RequestError> {
-    let mut stages = Stages::standalone(settings)?;
-    let gitlab = stages.gitlab.clone();
-    // Asked for by hand: a canceled pipeline is diagnosed too.
-    stages.recognise.include_canceled = true;
-    let session = gitlab.session(None, true);
-    progress(&format!(
-        "Reading pipeline #{pipeline} and its trigger jobs…"
-    ));
-    let recognition = recognise_pipeline_by_id(&session, project, pipeline, &stages.recognise)
-        .await
-        .map_err(RequestError::Gitlab)?;
-    progress("Checking every cause against GitLab…");
-    let ctx = stages.context(None, None);
-    let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
-    let report = render(pipeline, &diagnoses);
-    let mut notified = None;
-    if post {
-        match (diagnoses.first(), &report) {
-            (Some(first), Some(rendered)) => {
-                progress("Posting the comment…");
-                let posted = post_on_request(
-                    settings,
-                    &gitlab,
-                    &first.facts.subject,
-                    &diagnoses,
-                    rendered,
-                )
-                .await
-                .map_err(|e| RequestError::Post(e.to_string()))?;
-                notified = Some(posted);
-            }
-            _ => progress("No trigger failure: nothing to post."),
-        }
-    }
-    Ok(Requested {
-        recognition,
-        diagnoses,
-        report,
-        gitlab_calls: session.calls(),
-        notified,
-    })
-}
-
-/// deliver, for the command line: a notifier over the configured store, the comment posted
-/// with fresh data, and a chat message it queued sent now rather than left for the service.
-async fn post_on_request(
-    settings: &Settings,
-    gitlab: &GitlabClient,
-    subject: &Subject,
-    diagnoses: &[Diagnosis],
-    rendered: &Rendered,
-) -> anyhow::Result<Notified> {
-    let store = Store::open(&settings.store.url).await?;
-    let notifier = Notifier::new(
-        settings,
-        store.clone(),
-        format!("cli-{}", std::process::id()),
-        None,
-    )?;
-    let session = gitlab.session(None, true);
-    let notified = deliver(
-        &notifier,
-        &session,
-        subject,
-        diagnoses,
-        rendered,
-        Mode::Forced,
-        None,
-    )
-    .await?;
-    while notifier.chat.send_due(&notifier.owner).await?.is_some() {}
-    store.close().await;
-    Ok(notified)
 }
