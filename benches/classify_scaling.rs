@@ -7,7 +7,7 @@
 //! same sizes of an ordinary log in the same run, and prints the time per megabyte: linear
 //! time keeps it flat, so the 10 MB rate is compared with the 100 KB rate.
 //!
-//! Run: `cargo bench --bench classify_scaling`, or every benchmark with `bench/run`.
+//! Run: `cargo bench --bench classify_scaling`, or every benchmark with `benches/run`.
 
 use std::time::{Duration, Instant};
 

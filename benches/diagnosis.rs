@@ -9,7 +9,7 @@
 //!
 //! Beside a cold diagnosis's time, the baseline is its calls made one after another (calls × N).
 //!
-//! Run: `cargo bench --bench diagnosis`, or every benchmark with `bench/run`.
+//! Run: `cargo bench --bench diagnosis`, or every benchmark with `benches/run`.
 
 #[path = "../tests/api/fake_gitlab.rs"]
 mod fake_gitlab;

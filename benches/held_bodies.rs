@@ -10,7 +10,7 @@
 //! on; its peak growth over the idle process is compared with the budget. The baseline beside
 //! it is what the same connections would make an unbounded reader hold (300 × 2 MiB).
 //!
-//! Run: `cargo bench --bench held_bodies`, or every benchmark with `bench/run`.
+//! Run: `cargo bench --bench held_bodies`, or every benchmark with `benches/run`.
 
 mod support;
 

@@ -8,11 +8,11 @@
 //!   so a slow answer is not hidden by a delayed next send), p50 and p99;
 //! - start-up to ready (`/readyz` answering 200) and resident memory when idle.
 //!
-//! The binary's size (P9) is measured by `bench/run` on the `cargo build --release` binary;
+//! The binary's size (P9) is measured by `benches/run` on the `cargo build --release` binary;
 //! memory with 100,000 queued deliveries (P6) by `cargo bench --bench memory`.
 //!
 //! Run: `cargo bench --bench intake` (optional: `BENCH_SECONDS=10`), or every benchmark with
-//! `bench/run`.
+//! `benches/run`.
 
 mod support;
 

@@ -5,7 +5,7 @@
 //! evidence lines spread through it) to a temporary file, then times `scan_reader` and `grep`
 //! over it, best of three each, and prints the contenders, then the results table.
 //!
-//! Run: `cargo bench --bench log_scan`, or every benchmark with `bench/run`.
+//! Run: `cargo bench --bench log_scan`, or every benchmark with `benches/run`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

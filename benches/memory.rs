@@ -9,7 +9,7 @@
 //! measures it again with all of them queued.
 //!
 //! Run: `cargo bench --bench memory` (optional: `BENCH_DELIVERIES=20000`), or every benchmark
-//! with `bench/run`.
+//! with `benches/run`.
 
 mod support;
 

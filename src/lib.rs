@@ -2,8 +2,8 @@
 //! known cause live against the GitLab API and reports one diagnosis where people look.
 //!
 //! A delivery travels: `server` → `webhook` (verify, store) → `store` (durable queue) →
-//! `worker` (recognise → gather → check → report → notify), which records each diagnosis;
-//! `api` serves that history.
+//! `worker` (claims, settles) → `pipeline` (recognise → gather → check → rank → render →
+//! deliver through `notify`), whose outcome the worker records; `api` serves that history.
 
 pub mod api;
 pub mod check_config;
@@ -15,9 +15,11 @@ pub mod gitlab;
 pub mod ids;
 pub mod metrics;
 pub mod notify;
+pub mod pipeline;
 pub mod recognise;
 pub mod redact;
 pub mod report;
+pub mod retry;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -7,14 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use trigger_doctor::config::Settings;
-use trigger_doctor::diagnosis::gather;
-use trigger_doctor::gitlab::{ClientSettings, GitlabClient, ProjectRef};
+use trigger_doctor::gitlab::ProjectRef;
 use trigger_doctor::ids::PipelineId;
+use trigger_doctor::pipeline::{self, Stages};
 use trigger_doctor::server::Application;
-use trigger_doctor::telemetry;
-use trigger_doctor::webhook::event::{self, EventKind};
-use trigger_doctor::worker::{Delivery, Stages};
-use trigger_doctor::{check_config, recognise, report};
+use trigger_doctor::{check_config, report, telemetry};
 
 /// Diagnoses failed GitLab pipeline triggers and explains the fix on the merge request or commit.
 #[derive(Parser)]
@@ -204,66 +201,32 @@ async fn diagnose(
             return ExitCode::from(2);
         }
     };
-    let gitlab = match GitlabClient::new(ClientSettings::from_settings(&settings.gitlab), None) {
-        Ok(client) => client,
-        Err(e) => {
-            eprintln!("trigger-doctor: cannot set up the GitLab client: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut stages = Stages::from_settings(&settings, gitlab.clone());
-    // Asked for by hand: a canceled pipeline is diagnosed too.
-    stages.recognise.include_canceled = true;
-    let session = gitlab.session(None, true);
-    progress(&format!(
-        "Reading pipeline #{pipeline} and its trigger jobs…"
-    ));
-    let recognition =
-        match recognise::recognise_pipeline_by_id(&session, &project, pipeline, &stages.recognise)
-            .await
-        {
-            Ok(r) => r,
+    let found =
+        match pipeline::diagnose_on_request(&settings, &project, pipeline, post, &progress).await {
+            Ok(found) => found,
             Err(e) => {
                 eprintln!("trigger-doctor: {e}");
                 return ExitCode::FAILURE;
             }
         };
-    progress("Checking every cause against GitLab…");
-    let ctx = gather::Context {
-        api_url: settings.gitlab.url.clone(),
-        external_url: settings.gitlab.external_url.clone(),
-        instance_header: None,
-        upstream_ref_protected: None,
-        probes: Some(stages.probes.clone()),
-        read_variable_values: stages.read_variable_values,
-    };
-    let diagnoses = stages.diagnose(&session, &ctx, &recognition).await;
-    let marker = report::markdown::Marker::open(pipeline, &diagnoses);
-    if post {
-        match diagnoses.first() {
-            None => progress("No trigger failure: nothing to post."),
-            Some(first) => {
-                progress("Posting the comment…");
-                let body = report::markdown::render_comment(&diagnoses, &marker);
-                match post_comment(&settings, &gitlab, first, &diagnoses, (&body, &marker)).await {
-                    Ok(line) => eprintln!("{line}"),
-                    Err(e) => {
-                        eprintln!("trigger-doctor: cannot post the comment: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            }
-        }
+    if let Some(n) = &found.notified {
+        let link = n.note_url.as_deref().map(|u| format!(": {u}"));
+        eprintln!(
+            "comment {} on {}{}",
+            n.comment,
+            n.target,
+            link.unwrap_or_default()
+        );
     }
     if json {
-        let out = serde_json::json!({"recognition": recognition, "diagnoses": diagnoses, "gitlab_calls": session.calls()});
+        let out = serde_json::json!({"recognition": found.recognition, "diagnoses": found.diagnoses, "gitlab_calls": found.gitlab_calls});
         println!("{out}");
-    } else if diagnoses.is_empty() {
-        print!("{}", report::render_no_failure(&recognition));
+    } else if found.diagnoses.is_empty() {
+        print!("{}", report::render_no_failure(&found.recognition));
     } else if markdown {
-        print!("{}", report::markdown::render_comment(&diagnoses, &marker));
+        print!("{}", found.report.map(|r| r.body).unwrap_or_default());
     } else {
-        for d in &diagnoses {
+        for d in &found.diagnoses {
             print!("{}", report::render_text(d));
         }
     }
@@ -339,31 +302,19 @@ async fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
         std::io::stderr,
         std::io::stderr().is_terminal(),
     );
-    let gitlab = match GitlabClient::new(ClientSettings::from_settings(&settings.gitlab), None) {
-        Ok(client) => client,
+    let stages = match Stages::standalone(&settings) {
+        Ok(stages) => stages,
         Err(e) => {
-            eprintln!("trigger-doctor: cannot set up the GitLab client: {e}");
+            eprintln!("trigger-doctor: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let stages = Stages::from_settings(&settings, gitlab);
     let mut failed = false;
     for path in files {
         let name = path.display().to_string();
         let line = match std::fs::read(path) {
             Err(e) => Err(format!("cannot read: {e}")),
-            Ok(body) => match EventKind::sniff(&body) {
-                None => {
-                    Err("not a Pipeline, Job or Note webhook payload (no known object_kind)".into())
-                }
-                Some(kind) => match event::parse(kind, &body) {
-                    Err(e) => Err(e.to_string()),
-                    Ok(event) => stages
-                        .run(kind, &event, &Delivery::default())
-                        .await
-                        .map_err(|e| e.to_string()),
-                },
-            },
+            Ok(body) => stages.replay(&body).await.map_err(|e| e.to_string()),
         };
         let json = match line {
             Ok(outcome) => serde_json::json!({"file": name, "outcome": outcome}),
@@ -379,53 +330,4 @@ async fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// Posts the comment of `diagnoses` as the service would (one comment per merge request or
-/// commit, edited in place); chat is told when it is news. Returns a line saying where.
-async fn post_comment(
-    settings: &Settings,
-    gitlab: &GitlabClient,
-    first: &trigger_doctor::diagnosis::Diagnosis,
-    diagnoses: &[trigger_doctor::diagnosis::Diagnosis],
-    report: (&str, &report::markdown::Marker),
-) -> anyhow::Result<String> {
-    use std::sync::Arc;
-    use trigger_doctor::notify::{chat::Chat, comment::Mode, Notifier};
-    let store = trigger_doctor::store::Store::open(&settings.store.url).await?;
-    let chat = Chat::new(store.clone(), settings.notify.clone(), None)?;
-    let notifier = Notifier {
-        store: store.clone(),
-        chat: chat.clone(),
-        settings: Arc::new(settings.notify.clone()),
-        commands: settings.commands.clone(),
-        owner: format!("cli-{}", std::process::id()),
-        lock_lease: settings.worker.lease,
-        gitlab_url: settings.gitlab.url.clone(),
-        metrics: None,
-    };
-    let session = gitlab.session(None, true);
-    let notified = notifier
-        .diagnosis(
-            &session,
-            &first.facts.subject,
-            diagnoses,
-            report,
-            Mode::Forced,
-            None,
-        )
-        .await?;
-    // A queued chat message is sent now rather than left for the service.
-    while chat.send_due(&notifier.owner).await?.is_some() {}
-    store.close().await;
-    Ok(format!(
-        "comment {} on {}{}",
-        notified.comment,
-        notified.target,
-        notified
-            .note_url
-            .as_deref()
-            .map(|u| format!(": {u}"))
-            .unwrap_or_default()
-    ))
 }

@@ -17,10 +17,12 @@ use crate::gitlab::{ClientSettings, GitlabClient, GitlabError};
 use crate::metrics::Metrics;
 use crate::notify::chat::Chat;
 use crate::notify::Notifier;
+use crate::pipeline::Stages;
+use crate::retry::RunState;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 use crate::webhook::{self, Intake};
-use crate::worker::{RunState, Stages, Worker};
+use crate::worker::Worker;
 
 /// Shared state of the operational routes.
 struct Ops {
@@ -170,23 +172,15 @@ impl Application {
             store: store.clone(),
             admin_token: settings.api.admin_token.clone(),
         });
-        let chat = Chat::new(
+        let notifier = Notifier::new(
+            &settings,
             store.clone(),
-            settings.notify.clone(),
+            owner_prefix(),
             Some(metrics.clone()),
         )
         .context("cannot set up the chat client")?;
-        let mut stages = Stages::from_settings(&settings, gitlab.clone());
-        stages.notifier = Some(Notifier {
-            store: store.clone(),
-            chat: chat.clone(),
-            settings: Arc::new(settings.notify.clone()),
-            commands: settings.commands.clone(),
-            owner: owner_prefix(),
-            lock_lease: settings.worker.lease,
-            gitlab_url: settings.gitlab.url.clone(),
-            metrics: Some(metrics.clone()),
-        });
+        let chat = notifier.chat.clone();
+        let stages = Stages::from_settings(&settings, gitlab.clone()).with_notifier(notifier);
         let worker = Worker::new(
             store.clone(),
             settings.worker.clone(),

@@ -40,8 +40,8 @@ where
 
 /// Replaces the standard panic report (which prints the message as it is, and a panic message
 /// may quote a log line) with one whose message is redacted: a `tracing` error event when a
-/// subscriber is installed, else one line on stderr. Processing catches panics per delivery
-/// (see [`crate::worker`]); this only decides how they are reported.
+/// subscriber is installed, else one line on stderr. Processing catches panics per delivery;
+/// this only decides how they are reported.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let message = crate::redact::panic_message(info.payload());

@@ -2,7 +2,7 @@
 //! (`intake`, `memory`): starting the binary, reading its memory, a 14 KiB Pipeline Hook and
 //! a keep-alive HTTP/1.1 client.
 //!
-//! Every benchmark ends with one table in the same shape, which `bench/run` gathers:
+//! Every benchmark ends with one table in the same shape, which `benches/run` gathers:
 //! `| id | figure | measured | baseline | target | result |`, result `pass`, `FAIL` or `info`.
 
 #![allow(dead_code)]
@@ -54,7 +54,7 @@ pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-/// The service binary: `TRIGGER_DOCTOR_BENCH_BINARY` when set (`bench/run` points it at the
+/// The service binary: `TRIGGER_DOCTOR_BENCH_BINARY` when set (`benches/run` points it at the
 /// `cargo build --release` binary), else the one Cargo built for this benchmark.
 pub fn binary() -> PathBuf {
     std::env::var_os("TRIGGER_DOCTOR_BENCH_BINARY")

@@ -1,10 +1,10 @@
 //! Chat notifications through Slack-compatible incoming webhooks.
 //!
-//! Messages are queued in the store (an outbox) by the worker and sent by their own loop, so
-//! a chat outage never holds up a GitLab comment, and a message survives restarts. Messages
-//! with the same group key inside the collapse window are folded into one: the first is
-//! sent at once (counting any repeats that arrived while it waited), the rest are counted and
-//! announced in one follow-up when the window closes.
+//! Messages are queued in the store (an outbox) while a diagnosis is delivered and sent by
+//! their own loop, so a chat outage never holds up a GitLab comment, and a message survives
+//! restarts. Messages with the same group key inside the collapse window are folded into one:
+//! the first is sent at once (counting any repeats that arrived while it waited), the rest are
+//! counted and announced in one follow-up when the window closes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +15,9 @@ use tracing::{info, warn, Instrument};
 use crate::config::NotifySettings;
 use crate::metrics::Metrics;
 use crate::report::slack::{self, ChatMessage};
+use crate::retry::{run_rounds, Backoff, Next, RunState};
 use crate::store::{ChatJob, ChatQueued, ChatResult, NewChat, Store, StoreError};
 use crate::timestamp::Timestamp;
-use crate::worker::RunState;
 
 /// The chat side of notifications. Cheap to clone.
 #[derive(Clone)]
@@ -207,38 +207,34 @@ impl Chat {
     }
 
     /// Sends due messages until `state` leaves [`RunState::Running`].
-    pub async fn run(self, owner: String, mut state: watch::Receiver<RunState>) {
-        while *state.borrow() == RunState::Running {
-            let queued = self.queued.clone();
-            let notified = queued.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let pause = match self.send_due(&owner).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => match self.store.next_chat_due().await {
+    pub async fn run(self, owner: String, state: watch::Receiver<RunState>) {
+        let (chat, owner) = (&self, owner.as_str());
+        run_rounds(state, self.queued.clone(), move || async move {
+            match chat.send_due(owner).await {
+                Ok(Some(_)) => Next::Now,
+                Ok(None) => Next::After(match chat.store.next_chat_due().await {
                     Ok(Some(at)) => {
                         Duration::from_millis((at.0 - Timestamp::now().0).clamp(10, 5_000) as u64)
                     }
                     _ => Duration::from_secs(5),
-                },
+                }),
                 Err(error) => {
                     warn!(%error, "cannot reach the store for chat messages");
-                    Duration::from_secs(5)
+                    Next::After(Duration::from_secs(5))
                 }
-            };
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(pause) => {}
-                _ = state.changed() => {}
             }
-        }
+        })
+        .await
     }
 }
 
 /// `base · 2^(attempts-1)`, at most an hour.
 fn retry_delay(base: Duration, attempts: u32) -> Duration {
-    base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
-        .min(MAX_RETRY_DELAY)
+    Backoff {
+        base,
+        max: MAX_RETRY_DELAY,
+    }
+    .delay(attempts)
 }
 
 #[cfg(test)]

@@ -1,16 +1,17 @@
 //! Delivering diagnoses where people look: the one comment per merge request or commit
-//! ([`comment`]), chat messages ([`chat`]), resolution when a later pipeline passes, and the
-//! `/diagnose` command ([`command`]).
+//! ([`comment`]), chat messages ([`chat`]), resolution when a later pipeline passes, and
+//! replies where a `/diagnose` command was written ([`reply`]). Delivery only: what to
+//! deliver, and when, is decided by the pipeline.
 
 pub mod chat;
-pub mod command;
 pub mod comment;
+pub mod reply;
 
 use std::sync::Arc;
 
 use tracing::info;
 
-use crate::config::{CommandSettings, NotifySettings};
+use crate::config::{NotifySettings, Settings};
 use crate::diagnosis::Diagnosis;
 use crate::gitlab::Session;
 use crate::metrics::Metrics;
@@ -27,7 +28,6 @@ pub struct Notifier {
     pub store: Store,
     pub chat: Chat,
     pub settings: Arc<NotifySettings>,
-    pub commands: CommandSettings,
     /// Names this process in comment locks and chat claims.
     pub owner: String,
     /// How long a comment lock is held at most: `worker.lease_seconds`, so a crashed worker's
@@ -58,6 +58,26 @@ pub struct Notified {
 static LOCK_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Notifier {
+    /// A notifier as the settings describe it, over `store`, with a chat sender of its own;
+    /// `owner` names this process in comment locks and chat claims.
+    pub fn new(
+        settings: &Settings,
+        store: Store,
+        owner: String,
+        metrics: Option<Arc<Metrics>>,
+    ) -> anyhow::Result<Notifier> {
+        let chat = Chat::new(store.clone(), settings.notify.clone(), metrics.clone())?;
+        Ok(Notifier {
+            store,
+            chat,
+            settings: Arc::new(settings.notify.clone()),
+            owner,
+            lock_lease: settings.worker.lease,
+            gitlab_url: settings.gitlab.url.clone(),
+            metrics,
+        })
+    }
+
     /// A lock holder unique to one unit of work (two workers of one process must not share one).
     fn holder(&self) -> comment::Holder {
         let n = LOCK_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -12,6 +12,16 @@ use crate::redact::redact;
 
 const TEMPLATE: &str = include_str!("templates/comment.md.tera");
 
+/// The comment template, compiled once on first use. Tera's HTML autoescaping is off: this
+/// module escapes for Markdown itself.
+static COMMENT: std::sync::LazyLock<tera::Tera> = std::sync::LazyLock::new(|| {
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(Vec::new());
+    tera.add_raw_template("comment.md", TEMPLATE)
+        .expect("the embedded comment template is valid");
+    tera
+});
+
 /// The hidden marker at the end of every comment (a public contract):
 /// `<!-- trigger-doctor {"pipeline":123,"causes":["token.expired"],"status":"open"} -->`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -218,10 +228,6 @@ fn view(d: &Diagnosis) -> DiagnosisView {
 
 /// The comment for the diagnoses of one pipeline.
 pub fn render_comment(diagnoses: &[Diagnosis], marker: &Marker) -> String {
-    let mut tera = tera::Tera::default();
-    tera.autoescape_on(Vec::new());
-    tera.add_raw_template("comment.md", TEMPLATE)
-        .expect("the embedded comment template is valid");
     let mut context = tera::Context::new();
     context.insert("diagnoses", &diagnoses.iter().map(view).collect::<Vec<_>>());
     context.insert(
@@ -229,7 +235,8 @@ pub fn render_comment(diagnoses: &[Diagnosis], marker: &Marker) -> String {
         &diagnoses.iter().map(|d| d.gitlab_calls).sum::<u32>(),
     );
     context.insert("marker", &marker.render());
-    tera.render("comment.md", &context)
+    COMMENT
+        .render("comment.md", &context)
         .expect("the embedded comment template renders")
 }
 

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use crate::fake_chat::FakeChat;
 use crate::fake_gitlab::{BridgeOutcome, FakeGitlab};
 
 const SHA: &str = "bcbb5ec396a2c0f828686f14fac9b80b780504f2";
@@ -162,4 +163,54 @@ async fn diagnose_with_post_creates_then_edits_the_one_comment() {
     // Without --post nothing is written.
     run(&gitlab, &["grp/upstream", "500"]).await;
     assert_eq!(gitlab.with(|s| s.writes.len()), 2);
+}
+
+#[tokio::test]
+async fn diagnose_with_post_and_json_posts_the_comment_and_sends_its_chat_message_at_once() {
+    let gitlab = FakeGitlab::start().await;
+    fake_with_missing_downstream(&gitlab);
+    let chat = FakeChat::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        (
+            "TRIGGER_DOCTOR__STORE__URL",
+            format!("sqlite://{}", dir.path().join("cli.db").display()),
+        ),
+        (
+            "TRIGGER_DOCTOR__NOTIFY__SLACK__ROUTES",
+            format!("grp/**={}", chat.url()),
+        ),
+    ];
+    let out = run_with(&gitlab, &env, &["grp/upstream", "500", "--post", "--json"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("comment created on commit:1:{SHA}")),
+        "{stderr}"
+    );
+    // The printed report is the same as without --post.
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["recognition"]["kind"], "trigger_failed");
+    assert_eq!(
+        report["diagnoses"][0]["facts"]["downstream"]["state"],
+        "not_found"
+    );
+    // The comment reached GitLab, with the marker the service finds it by.
+    let notes = gitlab.commit_notes(1, SHA);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let body = notes[0]["body"].as_str().unwrap();
+    assert!(
+        body.trim_end().ends_with(
+            r#"<!-- trigger-doctor {"pipeline":500,"causes":["project.not_found"],"status":"open"} -->"#
+        ),
+        "{body}"
+    );
+    // The chat message was sent before the command returned, not left for the service.
+    let messages = chat.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].to_string().contains("project.not_found"),
+        "{}",
+        messages[0]
+    );
 }
