@@ -15,7 +15,7 @@ use super::{
     TargetUrl, TokenValue,
 };
 use crate::evidence::ci_config::{CiConfig, TriggerKind};
-use crate::evidence::ci_source;
+use crate::recognise::ci_source;
 use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind, TokenUse};
 use crate::gitlab::model::Project;
 use crate::gitlab::model::Variable;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
-use crate::classify::edit_distance;
+use crate::evidence::names::edit_distance;
 use crate::evidence::log_scan::{SignalKind, TokenUse};
 use crate::gitlab::model::Variable;
 

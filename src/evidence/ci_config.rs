@@ -17,6 +17,8 @@ use std::fmt;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
+use super::names::{push_unique, variable_names};
+
 /// Top-level keys that are never jobs.
 const RESERVED_KEYS: [&str; 12] = [
     "stages",
@@ -1667,72 +1669,6 @@ fn read_powershell_call(call: &mut TriggerCall, words: &[String]) {
                 read_body(call, body);
             }
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Variable names.
-
-/// Appends to `out` the variable names `text` refers to: `$VAR`, `${VAR}` (`${VAR:-x}`),
-/// `$env:VAR`, `os.environ["VAR"]`, `os.environ.get("VAR")`, `os.getenv("VAR")`. `$$` is skipped.
-fn variable_names(text: &str, out: &mut Vec<String>) {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'$' {
-            i += 1;
-            continue;
-        }
-        let start = match bytes.get(i + 1) {
-            Some(b'$') => {
-                i += 2;
-                continue;
-            }
-            Some(b'{') => i + 2,
-            _ if text
-                .get(i + 1..i + 5)
-                .is_some_and(|p| p.eq_ignore_ascii_case("env:")) =>
-            {
-                i + 5
-            }
-            _ => i + 1,
-        };
-        let end = identifier_end(bytes, start);
-        if end > start {
-            push_unique(out, &text[start..end]);
-        }
-        i = end.max(i + 1);
-    }
-    for prefix in ["os.environ[", "os.environ.get(", "os.getenv("] {
-        for (at, _) in text.match_indices(prefix) {
-            let rest = &text[at + prefix.len()..];
-            let Some(name) = rest.strip_prefix(['"', '\'']) else {
-                continue;
-            };
-            let end = identifier_end(name.as_bytes(), 0);
-            if end > 0 {
-                push_unique(out, &name[..end]);
-            }
-        }
-    }
-}
-
-/// The end of an identifier (`[A-Za-z_][A-Za-z0-9_]*`) starting at `start`, or `start`.
-fn identifier_end(bytes: &[u8], start: usize) -> usize {
-    match bytes.get(start) {
-        Some(b) if b.is_ascii_alphabetic() || *b == b'_' => {}
-        _ => return start,
-    }
-    start
-        + bytes[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
-            .count()
-}
-
-fn push_unique(names: &mut Vec<String>, name: &str) {
-    if !names.iter().any(|known| known == name) {
-        names.push(name.to_string());
     }
 }
 

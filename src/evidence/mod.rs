@@ -3,3 +3,4 @@
 pub mod ci_config;
 pub mod ci_source;
 pub mod log_scan;
+pub mod names;
