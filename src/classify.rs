@@ -14,6 +14,7 @@ use crate::evidence::log_scan::{
     TriggerCall, TriggerEndpoint, BRIDGE_REASONS,
 };
 use crate::evidence::names::near_name;
+use crate::evidence::trigger_call::{self, Address};
 use crate::redact::{self, TokenKind};
 
 /// How sure a cause is.
@@ -123,59 +124,7 @@ fn real_calls(signals: &[Signal]) -> Vec<(&Signal, &TriggerCall)> {
 struct Intent {
     line_no: usize,
     line: String,
-    url: Option<UrlParts>,
-}
-
-/// A URL as written in a command.
-#[derive(Debug, Default)]
-struct UrlParts {
-    scheme: Option<String>,
-    host: Option<String>,
-    /// The variable the URL starts with (`CI_API_V4_URL`, `CI_SERVER_URL`).
-    base_variable: Option<String>,
-    path: String,
-}
-
-fn parse_url(line: &str) -> Option<UrlParts> {
-    // The first `http(s)://…`, or `$VAR/…` / `${VAR}/…` / `$env:VAR/…` (a URL held in a variable).
-    let start = line.char_indices().map(|(i, _)| i).find(|&i| {
-        let rest = &line[i..];
-        if rest.starts_with("https://") || rest.starts_with("http://") {
-            return true;
-        }
-        if !rest.starts_with('$') {
-            return false;
-        }
-        let var = rest[1..].trim_start_matches("env:").trim_start_matches('{');
-        let name_end = var
-            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-            .unwrap_or(var.len());
-        name_end > 0 && var[name_end..].trim_start_matches('}').starts_with('/')
-    })?;
-    let rest = &line[start..];
-    let end = rest
-        .find(|ch: char| ch.is_whitespace() || ch == '"' || ch == '\'' || ch == ')')
-        .unwrap_or(rest.len());
-    let url = rest[..end].trim_end_matches([':', ',', ';', '.']);
-    let mut parts = UrlParts::default();
-    let after = if let Some(r) = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-    {
-        parts.scheme = Some(url[..url.find("://")?].to_string());
-        let host_end = r.find('/').unwrap_or(r.len());
-        parts.host = Some(r[..host_end].split(':').next().unwrap_or("").to_string());
-        &r[host_end..]
-    } else {
-        let var = url[1..].trim_start_matches("env:").trim_start_matches('{');
-        let name_end = var
-            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-            .unwrap_or(var.len());
-        parts.base_variable = Some(var[..name_end].to_string());
-        var[name_end..].trim_start_matches('}')
-    };
-    parts.path = after.split('?').next().unwrap_or("").to_string();
-    Some(parts)
+    url: Option<Address>,
 }
 
 /// Lines that try to start a pipeline through the API, whatever the URL looks like.
@@ -207,7 +156,7 @@ fn intents(text: &str) -> Vec<Intent> {
             if !(python_gitlab || commandish && targets) {
                 return None;
             }
-            let url = parse_url(line);
+            let url = trigger_call::address(line);
             if url
                 .as_ref()
                 .and_then(|u| u.host.as_deref())
@@ -228,25 +177,6 @@ fn intents(text: &str) -> Vec<Intent> {
             })
         })
         .collect()
-}
-
-/// Whether a path is one of GitLab's pipeline-creating routes; `prefixed` says whether the
-/// base already ends with `/api/v4` (as `$CI_API_V4_URL` does).
-fn route_ok(path: &str, prefixed: bool) -> bool {
-    let rest = if prefixed {
-        Some(path)
-    } else {
-        path.strip_prefix("/api/v4")
-    };
-    let Some(rest) = rest else { return false };
-    let Some(after) = rest.strip_prefix("/projects/") else {
-        return false;
-    };
-    let segments: Vec<&str> = after.split('/').collect();
-    matches!(
-        segments.as_slice(),
-        [_, "trigger", "pipeline"] | [_, "ref", _, "trigger", "pipeline"] | [_, "pipeline"]
-    ) && !segments[0].is_empty()
 }
 
 /// Classifies a text (a job log, an API error body, a bridge failure message).
@@ -950,7 +880,7 @@ fn url_causes(
             .as_deref()
             .is_some_and(|v| v.starts_with("CI_SERVER"));
         if (url.host.is_some() || prefixed || server_base)
-            && !route_ok(&url.path, prefixed)
+            && !trigger_call::is_pipeline_route(&url.path, prefixed)
             && http_failed
         {
             c.add_line("api_url.path", 12, &line);
@@ -1008,15 +938,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_url_after_multibyte_text_is_found_without_panic() {
-        let url = parse_url("é curl https://gitlab.example.com/api/v4/projects/1/trigger/pipeline")
-            .expect("a URL");
-        assert_eq!(url.host.as_deref(), Some("gitlab.example.com"));
-        assert!(parse_url("curl /trigger/pipeline é").is_none());
+    fn text_with_multibyte_characters_is_classified_without_panic() {
         let verdict = classify("curl /trigger/pipeline é", None);
         assert!(verdict.causes.len() <= 20);
-        let var = parse_url("ſ $CI_API_V4_URL/projects/1/trigger/pipeline").expect("a URL");
-        assert_eq!(var.base_variable.as_deref(), Some("CI_API_V4_URL"));
     }
 
     #[test]

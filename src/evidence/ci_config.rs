@@ -18,6 +18,10 @@ use std::fmt;
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
 use super::names::{push_unique, variable_names};
+use super::shell::join_continued;
+use super::trigger_call::{self, TriggerCall, TriggerEndpoint};
+#[cfg(test)]
+use super::trigger_call::Tool;
 
 /// Top-level keys that are never jobs.
 const RESERVED_KEYS: [&str; 12] = [
@@ -414,39 +418,27 @@ pub enum TriggerKind {
     Empty,
 }
 
-/// The program a trigger call is made with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallTool {
-    Curl,
-    Wget,
-    /// python-gitlab's `project.trigger_pipeline(ref, token, variables=...)`.
-    PythonGitlab,
-    /// `glab ci run`, `glab ci trigger` or `glab api`.
-    Glab,
-    /// `Invoke-RestMethod` / `Invoke-WebRequest`.
-    PowerShell,
-    Other,
-}
-
 /// A script command that calls GitLab's pipeline trigger API (`/trigger/pipeline`, the legacy
-/// `/ref/<ref>/trigger/pipeline`) or creates a pipeline (`POST projects/<id>/pipeline`).
-/// Values are as written: variables are not expanded.
+/// `/ref/<ref>/trigger/pipeline`) or creates a pipeline (`POST projects/<id>/pipeline`), with
+/// curl, wget, python-gitlab, glab or PowerShell: the command and the call read from it
+/// (its fields are reachable directly: `call.token`, `call.git_ref`, …).
 ///
 /// Reference: <https://docs.gitlab.com/ci/triggers/>
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TriggerCall {
+pub struct ScriptCall {
     pub command: Command,
-    pub tool: CallTool,
-    /// The URL (or `glab api` path) called, query included.
+    /// The URL (or `glab api` path, or python-gitlab's server) as written, not redacted:
+    /// [`TriggerCall::target`].
     pub url: Option<String>,
-    /// The token sent: a `token` parameter (form, query, JSON), else a header's value.
-    pub token: Option<String>,
-    /// The header the token came from (`PRIVATE-TOKEN`, `JOB-TOKEN`, `Authorization`), if any.
-    pub token_header: Option<String>,
-    /// The `ref` parameter, or the ref in the legacy URL form.
-    pub git_ref: Option<String>,
-    /// `variables[KEY]=value` (or JSON `variables`) pairs sent, in order.
-    pub variables: Vec<(String, String)>,
+    pub call: TriggerCall,
+}
+
+impl std::ops::Deref for ScriptCall {
+    type Target = TriggerCall;
+
+    fn deref(&self) -> &TriggerCall {
+        &self.call
+    }
 }
 
 impl Job {
@@ -470,7 +462,7 @@ impl Job {
             .script
             .chunk_by(|a, b| a.section == b.section && a.entry == b.entry)
         {
-            for (offset, text) in join_continued(group) {
+            for (offset, text) in join_continued(group.iter().map(|line| line.text.as_str())) {
                 commands.push(Command {
                     section: group[0].section,
                     text,
@@ -484,11 +476,19 @@ impl Job {
 
     /// The commands that call GitLab's pipeline trigger API (or create a pipeline with a POST),
     /// with curl, wget, python-gitlab, glab or PowerShell, and what each sends.
-    pub fn trigger_calls(&self) -> Vec<TriggerCall> {
+    /// A call to `/projects/:id/pipeline` counts only when it sends a POST (a GET there is
+    /// not a creation).
+    pub fn trigger_calls(&self) -> Vec<ScriptCall> {
         self.commands()
             .into_iter()
-            .filter(|command| is_trigger_call(&command.text))
-            .map(read_call)
+            .filter_map(|command| {
+                let call = trigger_call::parse(&command.text)?;
+                (call.endpoint != TriggerEndpoint::CreatePipeline || call.posts).then(|| ScriptCall {
+                    url: call.target.clone(),
+                    command,
+                    call,
+                })
+            })
             .collect()
     }
 
@@ -1109,569 +1109,6 @@ fn flatten_strings(node: &Node, out: &mut Vec<String>) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shell commands.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quote {
-    None,
-    Single,
-    Double,
-}
-
-/// The quote state after `line` (starting in `quote`) and whether the line ends with a
-/// continuation character (a backslash, or an odd PowerShell backtick).
-fn scan_shell_line(line: &str, quote: Quote) -> (Quote, bool) {
-    let mut quote = quote;
-    let mut chars = line.trim_end().chars();
-    let mut after_space = true;
-    let mut backslash_at_end = false;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Quote::Single, '\'') | (Quote::Double, '"') => quote = Quote::None,
-            (Quote::None | Quote::Double, '\\') => backslash_at_end = chars.next().is_none(),
-            (Quote::None, '\'') => quote = Quote::Single,
-            (Quote::None, '"') => quote = Quote::Double,
-            (Quote::None, '#') if after_space => break,
-            _ => {}
-        }
-        after_space = c.is_whitespace();
-    }
-    let backtick = quote == Quote::None
-        && line.trim_end().ends_with('`')
-        && line.matches('`').count() % 2 == 1;
-    (quote, backslash_at_end || backtick)
-}
-
-/// The lines of one script entry joined into logical commands, each with the offset of its
-/// first line.
-fn join_continued(lines: &[ScriptLine]) -> Vec<(usize, String)> {
-    let mut commands = Vec::new();
-    let mut current: Option<(usize, String)> = None;
-    let mut quote = Quote::None;
-    for (offset, line) in lines.iter().enumerate() {
-        let (after, continuation) = scan_shell_line(&line.text, quote);
-        let mut piece = line.text.trim();
-        if continuation {
-            // The continuation character is the last one, `\\` or `` ` ``.
-            piece = piece[..piece.len() - 1].trim_end();
-        }
-        match &mut current {
-            Some((_, text)) => {
-                text.push(' ');
-                text.push_str(piece);
-            }
-            None => current = Some((offset, piece.to_string())),
-        }
-        quote = after;
-        if !continuation && quote == Quote::None {
-            commands.extend(current.take());
-        }
-    }
-    commands.extend(current);
-    commands
-}
-
-/// Splits a command into words as a shell would, quotes removed and nothing expanded.
-fn shell_words(text: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut quote = Quote::None;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Quote::Single, '\'') | (Quote::Double, '"') => quote = Quote::None,
-            (Quote::None, '\'') => (quote, in_word) = (Quote::Single, true),
-            (Quote::None, '"') => (quote, in_word) = (Quote::Double, true),
-            (Quote::None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            (Quote::None, '\\') => {
-                word.extend(chars.next());
-                in_word = true;
-            }
-            (Quote::Double, '\\') => match chars.next() {
-                Some(next @ ('"' | '\\' | '$' | '`')) => word.push(next),
-                Some(next) => {
-                    word.push('\\');
-                    word.push(next);
-                }
-                None => word.push('\\'),
-            },
-            (_, c) => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
-}
-
-fn is_trigger_call(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("/trigger/pipeline") || lower.contains(".trigger_pipeline(") {
-        return true;
-    }
-    let words = shell_words(text);
-    let glab_ci = words
-        .windows(3)
-        .any(|w| w[0] == "glab" && w[1] == "ci" && (w[2] == "run" || w[2] == "trigger"));
-    glab_ci || creates_pipeline(&lower) && sends_post(&words)
-}
-
-/// Whether `lower` names `projects/<id>/pipeline` (not `/pipelines`).
-fn creates_pipeline(lower: &str) -> bool {
-    lower.contains("projects/")
-        && lower.match_indices("/pipeline").any(|(at, found)| {
-            lower[at + found.len()..]
-                .chars()
-                .next()
-                .is_none_or(|next| matches!(next, '?' | '"' | '\'' | ')') || next.is_whitespace())
-        })
-}
-
-fn sends_post(words: &[String]) -> bool {
-    let glab_api = words.windows(2).any(|w| w[0] == "glab" && w[1] == "api");
-    words.iter().enumerate().any(|(i, word)| {
-        let next_is_post = words
-            .get(i + 1)
-            .is_some_and(|next| next.eq_ignore_ascii_case("post"));
-        match word.as_str() {
-            "-X" | "--request" | "--method" => next_is_post,
-            "-XPOST" | "--request=POST" | "--method=POST" | "--method=post" => true,
-            "-d" | "-F" | "--form" | "--form-string" | "--json" | "--post-data" | "--post-file" => {
-                true
-            }
-            "-f" | "--field" | "--raw-field" => glab_api,
-            w if w.starts_with("--data") || w.starts_with("--post-") => true,
-            w if w.eq_ignore_ascii_case("-method") => next_is_post,
-            _ => false,
-        }
-    })
-}
-
-fn read_call(command: Command) -> TriggerCall {
-    let words = shell_words(&command.text);
-    let lower = command.text.to_ascii_lowercase();
-    let has = |name: &str| {
-        words
-            .iter()
-            .any(|w| w == name || w.ends_with(&format!("/{name}")))
-    };
-    let tool = if lower.contains(".trigger_pipeline(") {
-        CallTool::PythonGitlab
-    } else if lower.contains("invoke-restmethod") || lower.contains("invoke-webrequest") {
-        CallTool::PowerShell
-    } else if has("curl") {
-        CallTool::Curl
-    } else if has("wget") {
-        CallTool::Wget
-    } else if has("glab") {
-        CallTool::Glab
-    } else {
-        CallTool::Other
-    };
-    let mut call = TriggerCall {
-        command,
-        tool,
-        url: None,
-        token: None,
-        token_header: None,
-        git_ref: None,
-        variables: Vec::new(),
-    };
-    match tool {
-        CallTool::PythonGitlab => read_python_call(&mut call),
-        CallTool::PowerShell => read_powershell_call(&mut call, &words),
-        _ => read_cli_call(&mut call, &words),
-    }
-    if let Some(url) = call.url.clone() {
-        if let Some((_, query)) = url.split_once('?') {
-            read_form(&mut call, query);
-        }
-        if call.git_ref.is_none() {
-            call.git_ref = legacy_ref(&url);
-        }
-    }
-    call
-}
-
-/// Reads curl, wget, glab and other command-line calls.
-fn read_cli_call(call: &mut TriggerCall, words: &[String]) {
-    let glab = call.tool == CallTool::Glab;
-    let glab_ci = glab && words.iter().any(|w| w == "ci");
-    let mut urls = Vec::new();
-    let mut i = 0;
-    while i < words.len() {
-        let word = words[i].as_str();
-        let (flag, attached) = match word.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
-            _ => match word.get(..2) {
-                Some(short @ ("-F" | "-d" | "-H")) if word.len() > 2 => {
-                    (short, Some(word[2..].to_string()))
-                }
-                _ => (word, None),
-            },
-        };
-        let kind = match flag {
-            "-F" | "--form" | "--form-string" if !glab => Some(Arg::Field),
-            "-f" | "-F" | "--field" | "--raw-field" if glab => Some(Arg::Field),
-            "-d" | "--data" | "--data-raw" | "--data-binary" | "--data-urlencode"
-            | "--data-ascii" | "--json" | "--post-data" | "--body-data" => Some(Arg::Data),
-            "-H" | "--header" => Some(Arg::Header),
-            "--url" => Some(Arg::Url),
-            "-b" | "--branch" if glab_ci => Some(Arg::Ref),
-            "--variables" | "--variables-env" if glab_ci => Some(Arg::GlabVariable),
-            "-X" | "--request" | "--method" | "-o" | "--output" | "-O" | "--output-document"
-            | "-u" | "--user" | "-w" | "--write-out" | "-m" | "--max-time"
-            | "--connect-timeout" | "--retry" | "-x" | "--proxy" | "--cacert" | "--cert"
-            | "--key" | "-A" | "--user-agent" | "-e" | "-R" | "--repo" | "-T" | "--timeout"
-            | "--tries" => Some(Arg::Skip),
-            _ => None,
-        };
-        let Some(kind) = kind else {
-            if !word.starts_with('-') {
-                urls.push(word.to_string());
-            }
-            i += 1;
-            continue;
-        };
-        let value = match attached {
-            Some(value) => value,
-            None => {
-                i += 1;
-                words.get(i).cloned().unwrap_or_default()
-            }
-        };
-        match kind {
-            Arg::Field => {
-                if let Some((key, value)) = value.split_once('=') {
-                    apply_param(call, key, value);
-                }
-            }
-            Arg::Data => read_body(call, &value),
-            Arg::Header => read_header(call, &value),
-            Arg::Url => urls.insert(0, value),
-            Arg::Ref => call.git_ref = Some(value),
-            Arg::GlabVariable => {
-                for pair in value.split(',') {
-                    if let Some((key, value)) = pair.split_once(':') {
-                        call.variables.push((key.to_string(), value.to_string()));
-                    }
-                }
-            }
-            Arg::Skip => {}
-        }
-        i += 1;
-    }
-    call.url = best_url(urls);
-}
-
-/// What a command-line option's value is.
-enum Arg {
-    Field,
-    Data,
-    Header,
-    Url,
-    Ref,
-    GlabVariable,
-    Skip,
-}
-
-/// The word most likely to be the API URL: a trigger path, then a pipeline path, then any URL.
-fn best_url(words: Vec<String>) -> Option<String> {
-    let rank = |word: &str| {
-        let lower = word.to_ascii_lowercase();
-        if lower.contains("trigger/pipeline") {
-            3
-        } else if lower.contains("projects/") && lower.contains("/pipeline") {
-            2
-        } else if lower.contains("://")
-            || lower.contains("api/v4")
-            || lower.contains("ci_api_v4_url")
-        {
-            1
-        } else {
-            0
-        }
-    };
-    words
-        .into_iter()
-        .map(|word| (rank(&word), word))
-        .filter(|(rank, _)| *rank > 0)
-        .max_by_key(|(rank, _)| *rank)
-        .map(|(_, word)| word)
-}
-
-/// `token`, `ref` and `variables[KEY]` parameters.
-fn apply_param(call: &mut TriggerCall, key: &str, value: &str) {
-    let key = key.trim();
-    let value = value.trim().to_string();
-    if key == "token" {
-        call.token = Some(value);
-        call.token_header = None;
-    } else if key == "ref" {
-        call.git_ref = Some(value);
-    } else if let Some(name) = key
-        .strip_prefix("variables[")
-        .and_then(|rest| rest.strip_suffix(']'))
-    {
-        call.variables.push((name.to_string(), value));
-    }
-}
-
-/// A `key=value&...` form.
-fn read_form(call: &mut TriggerCall, form: &str) {
-    for pair in form.split('&') {
-        if let Some((key, value)) = pair.split_once('=') {
-            apply_param(call, key, value);
-        }
-    }
-}
-
-/// A request body: JSON or a form.
-fn read_body(call: &mut TriggerCall, body: &str) {
-    if !body.trim_start().starts_with('{') {
-        return read_form(call, body);
-    }
-    match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(json) => {
-            let text = |value: &serde_json::Value| match value {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            for key in ["token", "ref"] {
-                if let Some(value) = json.get(key) {
-                    apply_param(call, key, &text(value));
-                }
-            }
-            match json.get("variables") {
-                Some(serde_json::Value::Object(vars)) => {
-                    for (key, value) in vars {
-                        call.variables.push((key.clone(), text(value)));
-                    }
-                }
-                Some(serde_json::Value::Array(vars)) => {
-                    for var in vars {
-                        if let (Some(key), Some(value)) = (var.get("key"), var.get("value")) {
-                            call.variables.push((text(key), text(value)));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        // Bodies with unquoted `$VAR`s are not JSON: pick the two fields out by hand.
-        Err(_) => {
-            for key in ["token", "ref"] {
-                if let Some(value) = loose_json_field(body, key) {
-                    apply_param(call, key, &value);
-                }
-            }
-        }
-    }
-}
-
-fn loose_json_field(body: &str, key: &str) -> Option<String> {
-    let (_, rest) = body.split_once(&format!("\"{key}\""))?;
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-    let value = match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next()?,
-        None => rest.split([',', '}', ' ']).next()?,
-    };
-    Some(value.to_string())
-}
-
-/// `PRIVATE-TOKEN: x`, `JOB-TOKEN: x` or `Authorization: Bearer x`.
-fn read_header(call: &mut TriggerCall, header: &str) {
-    let Some((name, value)) = header.split_once(':') else {
-        return;
-    };
-    let name = name.trim();
-    let value = value.trim();
-    let value = if name.eq_ignore_ascii_case("authorization") {
-        value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-    } else if name.eq_ignore_ascii_case("private-token") || name.eq_ignore_ascii_case("job-token") {
-        Some(value)
-    } else {
-        None
-    };
-    if let (Some(value), None) = (value, &call.token) {
-        call.token = Some(value.trim().to_string());
-        call.token_header = Some(name.to_string());
-    }
-}
-
-/// The `<ref>` of the legacy `/ref/<ref>/trigger/pipeline` URL.
-fn legacy_ref(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("/ref/")?;
-    let (git_ref, _) = rest.split_once("/trigger/pipeline")?;
-    Some(git_ref.to_string())
-}
-
-/// `project.trigger_pipeline(ref, token, variables={...})` and `gitlab.Gitlab(url, ...)`.
-fn read_python_call(call: &mut TriggerCall) {
-    let text = call.command.text.clone();
-    if let Some(args) = call_args(&text, "Gitlab(") {
-        call.url = args
-            .iter()
-            .find_map(|arg| match arg.split_once('=') {
-                Some(("url", value)) => Some(python_value(value)),
-                Some(_) => None,
-                None => Some(python_value(arg)),
-            })
-            .filter(|url| url.contains("://") || url.contains("CI_SERVER_URL"));
-    }
-    let Some(args) = call_args(&text, ".trigger_pipeline(") else {
-        return;
-    };
-    let mut position = 0;
-    for arg in &args {
-        let (key, value) = match keyword(arg) {
-            Some((key, value)) => (key, value),
-            None => {
-                position += 1;
-                match position {
-                    1 => ("ref", arg.as_str()),
-                    2 => ("token", arg.as_str()),
-                    _ => continue,
-                }
-            }
-        };
-        match key {
-            "ref" | "token" => apply_param(call, key, &python_value(value)),
-            "variables" => {
-                let inner = value.trim().trim_start_matches('{').trim_end_matches('}');
-                for pair in split_top_level(inner) {
-                    if let Some((key, value)) = pair.split_once(':') {
-                        call.variables
-                            .push((python_value(key), python_value(value)));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The arguments of the first call of `function` in `text`, split at top-level commas.
-fn call_args(text: &str, function: &str) -> Option<Vec<String>> {
-    let start = text.find(function)? + function.len();
-    let mut depth = 1;
-    let mut quote = None;
-    for (at, c) in text[start..].char_indices() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '(' | '[' | '{') => depth += 1,
-            (None, ')' | ']' | '}') => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(split_top_level(&text[start..start + at]));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn split_top_level(text: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut depth = 0;
-    let mut quote = None;
-    let mut part = String::new();
-    for c in text.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '(' | '[' | '{') => depth += 1,
-            (None, ')' | ']' | '}') => depth -= 1,
-            (None, ',') if depth == 0 => {
-                parts.push(std::mem::take(&mut part).trim().to_string());
-                continue;
-            }
-            _ => {}
-        }
-        part.push(c);
-    }
-    if !part.trim().is_empty() {
-        parts.push(part.trim().to_string());
-    }
-    parts
-}
-
-/// `name=value` of a Python keyword argument.
-fn keyword(arg: &str) -> Option<(&str, &str)> {
-    let (name, value) = arg.split_once('=')?;
-    let name = name.trim();
-    let is_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    (is_name && !value.starts_with('=')).then_some((name, value))
-}
-
-/// A Python literal without its quotes, or an expression as written.
-fn python_value(value: &str) -> String {
-    let value = value.trim();
-    for quote in ['"', '\''] {
-        if let Some(inner) = value
-            .strip_prefix(quote)
-            .and_then(|rest| rest.strip_suffix(quote))
-        {
-            return inner.to_string();
-        }
-    }
-    value.to_string()
-}
-
-/// `Invoke-RestMethod -Method Post -Uri ... -Body @{token=...; ref=...} -Headers @{...}`.
-fn read_powershell_call(call: &mut TriggerCall, words: &[String]) {
-    let after = |name: &str| {
-        words
-            .iter()
-            .position(|w| w.eq_ignore_ascii_case(name))
-            .and_then(|at| words.get(at + 1))
-    };
-    call.url = after("-Uri").or_else(|| after("-Url")).cloned();
-    let text = call.command.text.clone();
-    let lower = text.to_ascii_lowercase();
-    for (option, is_header) in [("-body", false), ("-headers", true)] {
-        let Some(at) = lower.find(option) else {
-            continue;
-        };
-        // ASCII lowercasing keeps every byte offset, and `option` is ASCII: a boundary of `text`.
-        let rest = text[at + option.len()..].trim_start();
-        if let Some(table) = rest.strip_prefix("@{") {
-            let table = table.split('}').next().unwrap_or_default();
-            for entry in table.split([';', '\n']) {
-                let Some((key, value)) = entry.split_once('=') else {
-                    continue;
-                };
-                let (key, value) = (python_value(key), python_value(value));
-                if is_header {
-                    read_header(call, &format!("{key}: {value}"));
-                } else {
-                    apply_param(call, &key, &value);
-                }
-            }
-        } else if !is_header {
-            if let Some(body) = shell_words(rest).first() {
-                read_body(call, body);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1704,7 +1141,7 @@ mod tests {
             .collect()
     }
 
-    fn only_call(job: &Job) -> TriggerCall {
+    fn only_call(job: &Job) -> ScriptCall {
         let mut calls = job.trigger_calls();
         assert_eq!(calls.len(), 1, "{calls:#?}");
         calls.remove(0)
@@ -2176,7 +1613,7 @@ job:
                 ScriptSection::AfterScript
             ]
         );
-        assert!(calls.iter().all(|c| c.tool == CallTool::Curl));
+        assert!(calls.iter().all(|c| c.tool == Tool::Curl));
         let tokens: Vec<_> = calls.iter().map(|c| c.token.as_deref().unwrap()).collect();
         assert_eq!(tokens, ["$BEFORE_TOKEN", "$CI_JOB_TOKEN", "$AFTER_TOKEN"]);
         let refs: Vec<_> = calls
@@ -2324,11 +1761,11 @@ job:
         assert_eq!(
             tools,
             [
-                CallTool::Wget,
-                CallTool::PythonGitlab,
-                CallTool::Glab,
-                CallTool::Glab,
-                CallTool::Glab
+                Tool::Wget,
+                Tool::PythonGitlab,
+                Tool::Glab,
+                Tool::Glab,
+                Tool::Glab
             ]
         );
         assert_eq!(calls[0].token.as_deref(), Some("$WGET_TOKEN"));
@@ -2378,7 +1815,7 @@ job:
 "#;
         let job = job(yaml, "job");
         let call = only_call(&job);
-        assert_eq!(call.tool, CallTool::PowerShell);
+        assert_eq!(call.tool, Tool::PowerShell);
         assert_eq!(
             call.url.as_deref(),
             Some("$env:CI_API_V4_URL/projects/42/trigger/pipeline")
@@ -2611,7 +2048,7 @@ from-first: {script: [a]}
         );
         assert_eq!(lines(&api, ScriptSection::Script).len(), 3);
         let call = only_call(&api);
-        assert_eq!(call.tool, CallTool::Curl);
+        assert_eq!(call.tool, Tool::Curl);
         assert_eq!(call.token.as_deref(), Some("${DEPLOY_TRIGGER_TOKEN}"));
         assert_eq!(call.git_ref.as_deref(), Some("${TARGET_REF}"));
         assert_eq!(

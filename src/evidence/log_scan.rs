@@ -14,6 +14,7 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use super::trigger_call::{Tool, TriggerCall, TriggerEndpoint};
 use crate::redact::{redact, token_kind, TokenKind};
 
 /// How a log is read.
@@ -131,23 +132,6 @@ pub enum SignalKind {
     },
 }
 
-/// The program that made (or reported) a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tool {
-    Curl,
-    Wget,
-    PowerShell,
-    /// python-gitlab (`gitlab.exceptions.Gitlab…Error`, `project.trigger_pipeline(…)`).
-    PythonGitlab,
-    /// Python requests / urllib3 (`HTTPSConnectionPool(host=…)`).
-    Python,
-    /// glab or another client built on go-gitlab (`POST https://…: 404 {message: …}`).
-    Glab,
-    /// Not recognised (for example a bare `POST /api/v4/… HTTP/1.1` request line).
-    Other,
-}
-
 /// The network-level cause a client error points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -211,59 +195,6 @@ impl CreationProblem {
             CreationProblem::PipelinesDisabled => "pipelines_disabled",
             CreationProblem::ProjectDeleted => "project_deleted",
             CreationProblem::MissingConfig => "missing_config",
-        }
-    }
-}
-
-/// Which endpoint a call used. See <https://docs.gitlab.com/ci/triggers/>.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerEndpoint {
-    /// `POST /projects/:id/trigger/pipeline` (trigger token or `CI_JOB_TOKEN`).
-    Trigger,
-    /// `POST /projects/:id/ref/:ref/trigger/pipeline?token=…` (the webhook form).
-    LegacyRefTrigger,
-    /// `POST /projects/:id/pipeline` (an access token with `api` scope).
-    CreatePipeline,
-}
-
-/// A call that creates a pipeline, as written in a log or a script line. Variables are kept
-/// unexpanded (`$CI_API_V4_URL`); the URL is redacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TriggerCall {
-    pub tool: Tool,
-    pub endpoint: TriggerEndpoint,
-    /// `https`, `http`; `None` when the URL starts with a variable.
-    pub scheme: Option<String>,
-    /// Host as written (may be a variable such as `$GITLAB_HOST`).
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    /// The path before `/projects/` (`/api/v4`); `None` when hidden in a variable.
-    pub api_prefix: Option<String>,
-    /// The variable the URL starts with (`CI_API_V4_URL`), if any.
-    pub base_variable: Option<String>,
-    /// Numeric id or full path (URL-decoded), or a variable as written.
-    pub project: Option<String>,
-    /// Target ref from the legacy path, the query, the form or the JSON body; `Some("")` when
-    /// sent empty.
-    pub git_ref: Option<String>,
-    /// The URL as written, redacted (empty for python-gitlab calls).
-    pub url: String,
-}
-
-impl TriggerCall {
-    /// Whether the URL reaches GitLab's REST API: `/api/v4` written out once, or a variable
-    /// that holds it (`$CI_API_V4_URL`) followed directly by `/projects/…`.
-    pub fn reaches_api(&self) -> bool {
-        let api_variable = self
-            .base_variable
-            .as_deref()
-            .is_some_and(|v| v.contains("API"));
-        match (&self.api_prefix, api_variable) {
-            (Some(_), true) => false,
-            (Some(prefix), false) => prefix.ends_with("/api/v4"),
-            (None, true) => true,
-            (None, false) => self.tool == Tool::PythonGitlab,
         }
     }
 }
@@ -1328,7 +1259,7 @@ fn extract_proxy(_clean: &str, line: &str, out: &mut Found) {
 
 /// Calls that create a pipeline.
 fn extract_trigger_call(_clean: &str, line: &str, out: &mut Found) {
-    if let Some(call) = parse_trigger_command(line) {
+    if let Some(call) = super::trigger_call::parse(line) {
         out.push(SignalKind::TriggerCall(call));
     }
 }
@@ -1465,140 +1396,7 @@ fn flatten_message(value: &Value) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Trigger calls and tokens
-
-static TRIGGER_URL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?x)
-        (?:^|[\s"'=(@,])
-        (?P<url>
-          (?:
-            (?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?:[^/\s@"']+@)?
-            (?P<host>\[[0-9A-Fa-f:.]+\]|[^/\s:"'?\#@]+)(?::(?P<port>[0-9]{1,5}))?
-          | (?P<var>\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)
-          )?
-          (?:(?P<prefix>(?:/[^/\s"'?\#]+)*?)/projects/|projects/)
-          (?P<project>[^\s"'?\#]+?)
-          (?:/ref/(?P<legacy_ref>[^/\s"'?\#]+))?
-          /(?P<endpoint>trigger/pipeline|pipeline)\b
-          (?:\?(?P<query>[^\s"'\#]*))?
-        )"#)
-});
-static REF_PARAM: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#"(?:^|[\s"'{;,(@&?])["']?ref["']?\s*(?:=(?:\s*["'])?|:\s*["']?)(\$\{[^}\s]*\}|[^\s"'&;,})]*)"#,
-    )
-});
-static PYTHON_TRIGGER: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"\.trigger_pipeline\(\s*(?:ref\s*=\s*)?(?:['"]([^'"]*)['"])?"#));
-static TOOL: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(curl|wget|invoke-restmethod|invoke-webrequest|irm|iwr|glab)\b"));
-
-/// Reads a call that creates a pipeline from a log line or a `.gitlab-ci.yml` script line:
-/// `curl … $CI_API_V4_URL/projects/42/trigger/pipeline`, the legacy
-/// `/projects/:id/ref/:ref/trigger/pipeline`, `POST /projects/:id/pipeline`, glab,
-/// PowerShell, python-gitlab's `trigger_pipeline(…)`.
-pub fn parse_trigger_command(line: &str) -> Option<TriggerCall> {
-    let tool = tool_of(line);
-    for caps in TRIGGER_URL.captures_iter(line) {
-        let url = caps.name("url").expect("url group");
-        // `/pipeline/…` is another endpoint (for example `/pipeline/123`).
-        if caps.name("query").is_none() && line[url.end()..].starts_with('/') {
-            continue;
-        }
-        let text = |name: &str| caps.name(name).map(|m| m.as_str().to_owned());
-        let scheme = text("scheme");
-        let base_variable = caps.name("var").map(|m| {
-            m.as_str()
-                .trim_start_matches('$')
-                .trim_matches(|c| c == '{' || c == '}')
-                .to_owned()
-        });
-        let prefix = text("prefix").unwrap_or_default();
-        let api_prefix = if scheme.is_some() || !prefix.is_empty() {
-            Some(prefix)
-        } else {
-            None
-        };
-        let legacy_ref = caps.name("legacy_ref").map(|m| percent_decode(m.as_str()));
-        let endpoint = match (&caps["endpoint"], &legacy_ref) {
-            ("pipeline", _) => TriggerEndpoint::CreatePipeline,
-            (_, Some(_)) => TriggerEndpoint::LegacyRefTrigger,
-            _ => TriggerEndpoint::Trigger,
-        };
-        let query_ref = caps.name("query").and_then(|q| {
-            q.as_str()
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("ref=").map(percent_decode))
-        });
-        let git_ref = legacy_ref.or(query_ref).or_else(|| body_ref(line));
-        return Some(TriggerCall {
-            tool,
-            endpoint,
-            scheme,
-            host: text("host"),
-            port: caps.name("port").and_then(|m| m.as_str().parse().ok()),
-            api_prefix,
-            base_variable,
-            project: caps.name("project").map(|m| percent_decode(m.as_str())),
-            git_ref,
-            url: redact(url.as_str()).into_owned(),
-        });
-    }
-    let python = PYTHON_TRIGGER.captures(line)?;
-    Some(TriggerCall {
-        tool: Tool::PythonGitlab,
-        endpoint: TriggerEndpoint::Trigger,
-        scheme: None,
-        host: None,
-        port: None,
-        api_prefix: None,
-        base_variable: None,
-        project: None,
-        git_ref: python
-            .get(1)
-            .map(|m| m.as_str().to_owned())
-            .or_else(|| body_ref(line)),
-        url: String::new(),
-    })
-}
-
-fn body_ref(line: &str) -> Option<String> {
-    REF_PARAM.captures(line).map(|c| percent_decode(&c[1]))
-}
-
-fn tool_of(line: &str) -> Tool {
-    match TOOL
-        .captures(line)
-        .map(|c| c[1].to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("curl") => Tool::Curl,
-        Some("wget") => Tool::Wget,
-        Some("glab") => Tool::Glab,
-        Some(_) => Tool::PowerShell,
-        None if line.contains(".trigger_pipeline(") => Tool::PythonGitlab,
-        None => Tool::Other,
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+// Tokens
 
 const TOKEN_VALUE: &str =
     r#"(?P<val>\$\{[^}\s]*\}|\$\([^)]*\)|(?:gl[a-z]{1,10}-)?\[[A-Z-]+\]|[^\s"'&;,)}]*)"#;
@@ -2077,112 +1875,6 @@ mod tests {
                 id: Some("JLgUopmM".into())
             }]
         );
-    }
-
-    #[test]
-    fn trigger_calls_give_host_project_and_ref() {
-        let call = parse_trigger_command(
-            "curl --request POST --form token=$TRIGGER_TOKEN --form ref=main https://gitlab.example.com:8443/api/v4/projects/42/trigger/pipeline",
-        )
-        .unwrap();
-        assert_eq!(
-            call,
-            TriggerCall {
-                tool: Tool::Curl,
-                endpoint: TriggerEndpoint::Trigger,
-                scheme: Some("https".into()),
-                host: Some("gitlab.example.com".into()),
-                port: Some(8443),
-                api_prefix: Some("/api/v4".into()),
-                base_variable: None,
-                project: Some("42".into()),
-                git_ref: Some("main".into()),
-                url: "https://gitlab.example.com:8443/api/v4/projects/42/trigger/pipeline".into(),
-            }
-        );
-
-        let call = parse_trigger_command(
-            r#"curl -X POST -F "token=${CI_JOB_TOKEN}" -F "ref=release/1.2" "$CI_API_V4_URL/projects/group%2Fsub%2Fapp/trigger/pipeline""#,
-        )
-        .unwrap();
-        assert_eq!(call.scheme, None);
-        assert_eq!(call.api_prefix, None);
-        assert_eq!(call.base_variable.as_deref(), Some("CI_API_V4_URL"));
-        assert_eq!(call.project.as_deref(), Some("group/sub/app"));
-        assert_eq!(call.git_ref.as_deref(), Some("release/1.2"));
-        assert_eq!(
-            call.url,
-            "$CI_API_V4_URL/projects/group%2Fsub%2Fapp/trigger/pipeline"
-        );
-
-        let call = parse_trigger_command(
-            "curl -X POST \"https://gitlab.example.com/api/v4/projects/9/ref/feature%2Fx/trigger/pipeline?token=6d056f63e50fe6f8c5f8f4aa10edb7\"",
-        )
-        .unwrap();
-        assert_eq!(call.endpoint, TriggerEndpoint::LegacyRefTrigger);
-        assert_eq!(call.git_ref.as_deref(), Some("feature/x"));
-        assert_eq!(
-            call.url,
-            "https://gitlab.example.com/api/v4/projects/9/ref/feature%2Fx/trigger/pipeline?token=[REDACTED]"
-        );
-
-        let call = parse_trigger_command(
-            r#"curl --request POST --header "PRIVATE-TOKEN: $API_TOKEN" "${CI_SERVER_URL}/api/v4/projects/42/pipeline?ref=main""#,
-        )
-        .unwrap();
-        assert_eq!(call.endpoint, TriggerEndpoint::CreatePipeline);
-        assert_eq!(call.api_prefix.as_deref(), Some("/api/v4"));
-        assert_eq!(call.base_variable.as_deref(), Some("CI_SERVER_URL"));
-        assert_eq!(call.git_ref.as_deref(), Some("main"));
-
-        let call = parse_trigger_command(
-            r#"curl -X POST -H "Content-Type: application/json" -d '{"token": "$T", "ref": "develop"}' https://gitlab.example.com/api/v4/projects/7/trigger/pipeline"#,
-        )
-        .unwrap();
-        assert_eq!(call.git_ref.as_deref(), Some("develop"));
-
-        let call = parse_trigger_command(
-            r#"Invoke-RestMethod -Method Post -Uri "https://gitlab.example.com/api/v4/projects/5/trigger/pipeline" -Body @{token=$env:TRIGGER_TOKEN; ref="main"}"#,
-        )
-        .unwrap();
-        assert_eq!(call.tool, Tool::PowerShell);
-        assert_eq!(call.git_ref.as_deref(), Some("main"));
-
-        let call = parse_trigger_command("wget --post-data 'token=abc&ref=main' https://gitlab.example.com/gitlab/api/v4/projects/5/trigger/pipeline").unwrap();
-        assert_eq!(call.tool, Tool::Wget);
-        assert_eq!(call.api_prefix.as_deref(), Some("/gitlab/api/v4"));
-
-        let call = parse_trigger_command(
-            "glab api --method POST projects/42/trigger/pipeline -f token=$T -f ref=main",
-        )
-        .unwrap();
-        assert_eq!(call.tool, Tool::Glab);
-        assert_eq!(call.project.as_deref(), Some("42"));
-
-        let call =
-            parse_trigger_command("project.trigger_pipeline('main', os.environ['TRIGGER_TOKEN'])")
-                .unwrap();
-        assert_eq!(call.tool, Tool::PythonGitlab);
-        assert_eq!(call.git_ref.as_deref(), Some("main"));
-
-        let call = parse_trigger_command("curl -F token=$T -F ref= https://gitlab.example.com/api/v4/projects/1/trigger/pipeline").unwrap();
-        assert_eq!(call.git_ref.as_deref(), Some(""));
-
-        let call = parse_trigger_command("curl -u user:pass https://deploy:hunter22@gitlab.example.com/api/v4/projects/1/trigger/pipeline").unwrap();
-        assert!(!call.url.contains("hunter22"), "{}", call.url);
-    }
-
-    #[test]
-    fn other_endpoints_are_not_trigger_calls() {
-        for line in [
-            "curl https://gitlab.example.com/api/v4/projects/42/pipelines?status=failed",
-            "curl https://gitlab.example.com/api/v4/projects/42/pipeline_schedules",
-            "curl https://gitlab.example.com/api/v4/projects/42/pipeline/123",
-            "ls /home/me/myprojects/42/trigger/pipeline",
-            "Compiling pipeline v0.1.0 (/builds/group/pipeline)",
-        ] {
-            assert_eq!(parse_trigger_command(line), None, "{line}");
-        }
     }
 
     #[test]
