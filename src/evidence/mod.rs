@@ -7,3 +7,4 @@ pub mod log_scan;
 pub mod names;
 pub mod shell;
 pub mod trigger_call;
+mod yaml;

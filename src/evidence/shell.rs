@@ -1,7 +1,6 @@
 //! Shell command text: words as a shell splits them, and lines joined where a command continues
 //! (a trailing backslash or PowerShell backtick, or a quote left open). Nothing is expanded.
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Quote {
     None,

@@ -111,7 +111,6 @@ impl TriggerCall {
     }
 }
 
-
 /// Reads the call to the trigger API (or to `POST /projects/:id/pipeline`) a command makes:
 /// `curl … $CI_API_V4_URL/projects/42/trigger/pipeline`, the legacy
 /// `/projects/:id/ref/:ref/trigger/pipeline`, `POST /projects/:id/pipeline`, glab, PowerShell,
@@ -345,7 +344,6 @@ fn percent_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // The command's arguments
@@ -748,7 +746,6 @@ fn read_powershell_call(call: &mut TriggerCall, text: &str, words: &[String]) {
     }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Any address
 
@@ -911,16 +908,13 @@ mod tests {
         assert_eq!(call.tool, Tool::Wget);
         assert_eq!(call.api_prefix.as_deref(), Some("/gitlab/api/v4"));
 
-        let call = parse(
-            "glab api --method POST projects/42/trigger/pipeline -f token=$T -f ref=main",
-        )
-        .unwrap();
+        let call =
+            parse("glab api --method POST projects/42/trigger/pipeline -f token=$T -f ref=main")
+                .unwrap();
         assert_eq!(call.tool, Tool::Glab);
         assert_eq!(call.project.as_deref(), Some("42"));
 
-        let call =
-            parse("project.trigger_pipeline('main', os.environ['TRIGGER_TOKEN'])")
-                .unwrap();
+        let call = parse("project.trigger_pipeline('main', os.environ['TRIGGER_TOKEN'])").unwrap();
         assert_eq!(call.tool, Tool::PythonGitlab);
         assert_eq!(call.git_ref.as_deref(), Some("main"));
 

@@ -2,8 +2,8 @@
 //! pipeline's commit where the bot may call it (includes resolved by GitLab), else the raw
 //! `.gitlab-ci.yml` at that commit plus its local and project includes.
 
-pub use crate::evidence::ci_source::{normalise_merged_yaml, ConfigSource, LoadedConfig};
 use crate::evidence::ci_config::{self, CiConfig, Include};
+pub use crate::evidence::ci_source::{normalise_merged_yaml, ConfigSource, LoadedConfig};
 use crate::gitlab::{GitlabError, ProjectRef, Session};
 use crate::ids::{CommitSha, ProjectId};
 
