@@ -234,10 +234,13 @@ fn route(line: &str) -> Option<Route> {
         let text = |name: &str| caps.name(name).map(|m| m.as_str().to_owned());
         let scheme = text("scheme");
         let base_variable = caps.name("var").map(|m| {
-            m.as_str()
-                .trim_start_matches('$')
-                .trim_matches(|c| c == '{' || c == '}')
-                .to_owned()
+            let name = m.as_str().trim_start_matches('$');
+            // `$env:NAME` (PowerShell, any case): the prefix is ASCII, so byte 4 is a boundary.
+            let name = match name.get(..4) {
+                Some(prefix) if prefix.eq_ignore_ascii_case("env:") => &name[4..],
+                _ => name,
+            };
+            name.trim_matches(|c| c == '{' || c == '}').to_owned()
         });
         let prefix = text("prefix").unwrap_or_default();
         let api_prefix = if scheme.is_some() || !prefix.is_empty() {
@@ -286,7 +289,7 @@ static TRIGGER_URL: LazyLock<Regex> = LazyLock::new(|| {
           (?:
             (?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?:[^/\s@"']+@)?
             (?P<host>\[[0-9A-Fa-f:.]+\]|[^/\s:"'?\#@]+)(?::(?P<port>[0-9]{1,5}))?
-          | (?P<var>\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)
+          | (?P<var>\$(?i:env:)?\{?[A-Za-z_][A-Za-z0-9_]*\}?)
           )?
           (?:(?P<prefix>(?:/[^/\s"'?\#]+)*?)/projects/|projects/)
           (?P<project>[^\s"'?\#]+?)
@@ -946,5 +949,90 @@ mod tests {
         assert!(address("curl /trigger/pipeline é").is_none());
         let var = address("ſ $CI_API_V4_URL/projects/1/trigger/pipeline").expect("a URL");
         assert_eq!(var.base_variable.as_deref(), Some("CI_API_V4_URL"));
+    }
+
+    #[test]
+    fn a_command_continued_over_several_lines_is_one_call() {
+        let call = parse(
+            "curl --fail -X POST \\\n  -F \"token=${TRIGGER_TOKEN}\" \\\n  -F \"ref=release%2F2\" \\\n  \"${CI_API_V4_URL}/projects/group%2Fapp/trigger/pipeline\"",
+        )
+        .unwrap();
+        assert_eq!(call.tool, Tool::Curl);
+        assert_eq!(call.endpoint, TriggerEndpoint::Trigger);
+        assert_eq!(call.base_variable.as_deref(), Some("CI_API_V4_URL"));
+        assert_eq!(call.project.as_deref(), Some("group/app"));
+        assert_eq!(call.git_ref.as_deref(), Some("release/2"));
+        assert_eq!(call.token.as_deref(), Some("${TRIGGER_TOKEN}"));
+        assert!(call.posts);
+    }
+
+    #[test]
+    fn powershell_aliases_and_env_bases_are_read() {
+        let call = parse(
+            r#"irm -Method Post -Uri "$env:CI_API_V4_URL/projects/7/trigger/pipeline" -Body @{token=$env:T; ref="main"}"#,
+        )
+        .unwrap();
+        assert_eq!(call.tool, Tool::PowerShell);
+        assert_eq!(call.base_variable.as_deref(), Some("CI_API_V4_URL"));
+        assert_eq!(
+            call.target.as_deref(),
+            Some("$env:CI_API_V4_URL/projects/7/trigger/pipeline")
+        );
+        assert_eq!(call.token.as_deref(), Some("$env:T"));
+        assert_eq!(call.git_ref.as_deref(), Some("main"));
+        let call = parse(r#"iwr -Method Post -Uri https://gitlab.example.com/api/v4/projects/7/pipeline -Headers @{"PRIVATE-TOKEN"=$env:API}"#).unwrap();
+        assert_eq!(call.tool, Tool::PowerShell);
+        assert_eq!(call.endpoint, TriggerEndpoint::CreatePipeline);
+        assert_eq!(call.token_header.as_deref(), Some("PRIVATE-TOKEN"));
+        assert!(call.posts);
+    }
+
+    #[test]
+    fn glab_ci_and_python_gitlab_calls_have_no_url_but_are_calls() {
+        let call = parse("glab ci run -b feature --variables KEY:one").unwrap();
+        assert_eq!(call.tool, Tool::Glab);
+        assert_eq!(call.endpoint, TriggerEndpoint::CreatePipeline);
+        assert_eq!(call.url, "");
+        assert_eq!(call.git_ref.as_deref(), Some("feature"));
+        assert_eq!(call.variables, [("KEY".to_string(), "one".to_string())]);
+        let call = parse(
+            "gl = gitlab.Gitlab('https://gitlab.example.com'); p.trigger_pipeline(ref='main', token=os.environ['T'])",
+        )
+        .unwrap();
+        assert_eq!(call.tool, Tool::PythonGitlab);
+        assert_eq!(call.target.as_deref(), Some("https://gitlab.example.com"));
+        assert_eq!(call.git_ref.as_deref(), Some("main"));
+        assert_eq!(call.token.as_deref(), Some("os.environ['T']"));
+        // python-gitlab always calls the REST API.
+        assert!(call.reaches_api());
+    }
+
+    #[test]
+    fn a_get_on_the_create_route_is_read_but_does_not_post() {
+        let call = parse(
+            r#"curl --header "PRIVATE-TOKEN: $T" "$CI_API_V4_URL/projects/8/pipeline?ref=main""#,
+        )
+        .unwrap();
+        assert_eq!(call.endpoint, TriggerEndpoint::CreatePipeline);
+        assert!(!call.posts);
+        assert_eq!(call.git_ref.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn multibyte_text_next_to_dollar_and_http_does_not_panic() {
+        for line in [
+            "curl $é/projects/1/trigger/pipeline",
+            "curl ${é}/projects/1/trigger/pipeline",
+            "curl $env:é/projects/1/trigger/pipeline",
+            "curl httpé://x/projects/1/trigger/pipeline",
+            "curl https://é/projects/é/ref/é%/trigger/pipeline?ref=%é",
+            "irm -Uri é -Body @{é=é} -Headers @{é",
+            "x.trigger_pipeline(é, 'é', variables={é: 'é'",
+            "curl -Fé -dé -Hé https://x/api/v4/projects/1/trigger/pipeline",
+            "é\\\n$\\\n`\n",
+        ] {
+            let _ = parse(line);
+            let _ = address(line);
+        }
     }
 }
