@@ -13,6 +13,8 @@ use crate::evidence::log_scan::{
     self, CreationProblem, NetworkFailure, ProxyEvidence, Scan, Signal, SignalKind, TokenUse,
     TriggerCall, TriggerEndpoint, BRIDGE_REASONS,
 };
+use crate::evidence::names::near_name;
+use crate::evidence::trigger_call::{self, Address};
 use crate::redact::{self, TokenKind};
 
 /// How sure a cause is.
@@ -122,59 +124,7 @@ fn real_calls(signals: &[Signal]) -> Vec<(&Signal, &TriggerCall)> {
 struct Intent {
     line_no: usize,
     line: String,
-    url: Option<UrlParts>,
-}
-
-/// A URL as written in a command.
-#[derive(Debug, Default)]
-struct UrlParts {
-    scheme: Option<String>,
-    host: Option<String>,
-    /// The variable the URL starts with (`CI_API_V4_URL`, `CI_SERVER_URL`).
-    base_variable: Option<String>,
-    path: String,
-}
-
-fn parse_url(line: &str) -> Option<UrlParts> {
-    // The first `http(s)://…`, or `$VAR/…` / `${VAR}/…` / `$env:VAR/…` (a URL held in a variable).
-    let start = line.char_indices().map(|(i, _)| i).find(|&i| {
-        let rest = &line[i..];
-        if rest.starts_with("https://") || rest.starts_with("http://") {
-            return true;
-        }
-        if !rest.starts_with('$') {
-            return false;
-        }
-        let var = rest[1..].trim_start_matches("env:").trim_start_matches('{');
-        let name_end = var
-            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-            .unwrap_or(var.len());
-        name_end > 0 && var[name_end..].trim_start_matches('}').starts_with('/')
-    })?;
-    let rest = &line[start..];
-    let end = rest
-        .find(|ch: char| ch.is_whitespace() || ch == '"' || ch == '\'' || ch == ')')
-        .unwrap_or(rest.len());
-    let url = rest[..end].trim_end_matches([':', ',', ';', '.']);
-    let mut parts = UrlParts::default();
-    let after = if let Some(r) = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-    {
-        parts.scheme = Some(url[..url.find("://")?].to_string());
-        let host_end = r.find('/').unwrap_or(r.len());
-        parts.host = Some(r[..host_end].split(':').next().unwrap_or("").to_string());
-        &r[host_end..]
-    } else {
-        let var = url[1..].trim_start_matches("env:").trim_start_matches('{');
-        let name_end = var
-            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-            .unwrap_or(var.len());
-        parts.base_variable = Some(var[..name_end].to_string());
-        var[name_end..].trim_start_matches('}')
-    };
-    parts.path = after.split('?').next().unwrap_or("").to_string();
-    Some(parts)
+    url: Option<Address>,
 }
 
 /// Lines that try to start a pipeline through the API, whatever the URL looks like.
@@ -206,7 +156,7 @@ fn intents(text: &str) -> Vec<Intent> {
             if !(python_gitlab || commandish && targets) {
                 return None;
             }
-            let url = parse_url(line);
+            let url = trigger_call::address(line);
             if url
                 .as_ref()
                 .and_then(|u| u.host.as_deref())
@@ -227,25 +177,6 @@ fn intents(text: &str) -> Vec<Intent> {
             })
         })
         .collect()
-}
-
-/// Whether a path is one of GitLab's pipeline-creating routes; `prefixed` says whether the
-/// base already ends with `/api/v4` (as `$CI_API_V4_URL` does).
-fn route_ok(path: &str, prefixed: bool) -> bool {
-    let rest = if prefixed {
-        Some(path)
-    } else {
-        path.strip_prefix("/api/v4")
-    };
-    let Some(rest) = rest else { return false };
-    let Some(after) = rest.strip_prefix("/projects/") else {
-        return false;
-    };
-    let segments: Vec<&str> = after.split('/').collect();
-    matches!(
-        segments.as_slice(),
-        [_, "trigger", "pipeline"] | [_, "ref", _, "trigger", "pipeline"] | [_, "pipeline"]
-    ) && !segments[0].is_empty()
 }
 
 /// Classifies a text (a job log, an API error body, a bridge failure message).
@@ -949,7 +880,7 @@ fn url_causes(
             .as_deref()
             .is_some_and(|v| v.starts_with("CI_SERVER"));
         if (url.host.is_some() || prefixed || server_base)
-            && !route_ok(&url.path, prefixed)
+            && !trigger_call::is_pipeline_route(&url.path, prefixed)
             && http_failed
         {
             c.add_line("api_url.path", 12, &line);
@@ -1002,158 +933,14 @@ fn token_kind_causes(c: &mut Candidates, signals: &[Signal], calls: &[(&Signal, 
     }
 }
 
-/// Longest variable name GitLab accepts (a CI/CD variable key has at most 255 characters).
-const MAX_VARIABLE_NAME: usize = 255;
-/// Most distinct candidate names compared with the one in use.
-const MAX_NEAR_CANDIDATES: usize = 10_000;
-
-/// A variable name in the text that differs from `name` by one or two edits (a typo).
-/// Linear in the text: each distinct upper-case word is compared once, only when its length
-/// is within two of `name`'s, with a distance that gives up past two edits, and at most
-/// [`MAX_NEAR_CANDIDATES`] of them.
-fn near_name(text: &str, name: &str) -> Option<String> {
-    if name.len() > MAX_VARIABLE_NAME {
-        return None;
-    }
-    let mut seen = std::collections::HashSet::new();
-    let mut best: Option<(usize, &str)> = None;
-    for word in text
-        .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-        .filter(|w| w.len() >= 4 && w.len().abs_diff(name.len()) <= 2 && *w != name)
-        .filter(|w| {
-            w.bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        })
-    {
-        if !seen.insert(word) {
-            continue;
-        }
-        if seen.len() > MAX_NEAR_CANDIDATES {
-            break;
-        }
-        if let Some(d) = edit_distance_within(word, name, 2) {
-            if d > 0 && best.is_none_or(|(bd, _)| d < bd) {
-                best = Some((d, word));
-            }
-        }
-    }
-    best.map(|(_, w)| w.to_string())
-}
-
-/// The edit distance between `a` and `b` when it is at most `max`; `None` beyond. Costs
-/// `O(len · (2·max + 1))`: only the diagonal band the answer can lie in is computed.
-pub fn edit_distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len().abs_diff(b.len()) > max {
-        return None;
-    }
-    let beyond = max + 1;
-    let mut prev: Vec<usize> = (0..=b.len()).map(|j| j.min(beyond)).collect();
-    let mut cur = vec![beyond; b.len() + 1];
-    for i in 1..=a.len() {
-        let from = i.saturating_sub(max).max(1);
-        let to = (i + max).min(b.len());
-        // Only the band is computed; its two neighbours read as "too far".
-        cur[from - 1] = if from == 1 { i.min(beyond) } else { beyond };
-        if to < b.len() {
-            cur[to + 1] = beyond;
-        }
-        let mut row_min = cur[from - 1];
-        for j in from..=to {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let d = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            cur[j] = d.min(beyond);
-            row_min = row_min.min(cur[j]);
-        }
-        if row_min > max {
-            return None;
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    Some(prev[b.len()]).filter(|d| *d <= max)
-}
-
-/// Levenshtein distance.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        cur[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_banded_distance_agrees_with_the_full_one_up_to_its_bound() {
-        let words = [
-            "TRIGGER_TOKEN",
-            "TRIGGER_TOKN",
-            "TRIGER_TOKEN",
-            "TRIGGER_TOKEN_2",
-            "TOKEN_TRIGGER",
-            "DEPLOY_TOKEN",
-            "kitten",
-            "sitting",
-            "abc",
-            "",
-            "é_TOKEN",
-            "ſ_TOKEN",
-            "TRIGGERTOKEN",
-        ];
-        for a in words {
-            for b in words {
-                for max in 0..=3 {
-                    let full = edit_distance(a, b);
-                    let banded = edit_distance_within(a, b, max);
-                    assert_eq!(banded, (full <= max).then_some(full), "{a} {b} {max}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn near_name_finds_a_typo_among_many_words_and_skips_long_names() {
-        let mut text = String::from("$ curl -F token=$TRIGGER_TOKN\n");
-        for n in 0..2000 {
-            text.push_str(&format!("WORD_{n} TRIGGER_TOKEN_NUMBER_{n}\n"));
-        }
-        assert_eq!(
-            near_name(&text, "TRIGGER_TOKEN").as_deref(),
-            Some("TRIGGER_TOKN")
-        );
-        let long = "A".repeat(300);
-        assert_eq!(near_name(&format!("{long}B"), &long), None);
-    }
-
-    #[test]
-    fn a_url_after_multibyte_text_is_found_without_panic() {
-        let url = parse_url("é curl https://gitlab.example.com/api/v4/projects/1/trigger/pipeline")
-            .expect("a URL");
-        assert_eq!(url.host.as_deref(), Some("gitlab.example.com"));
-        assert!(parse_url("curl /trigger/pipeline é").is_none());
+    fn text_with_multibyte_characters_is_classified_without_panic() {
         let verdict = classify("curl /trigger/pipeline é", None);
         assert!(verdict.causes.len() <= 20);
-        let var = parse_url("ſ $CI_API_V4_URL/projects/1/trigger/pipeline").expect("a URL");
-        assert_eq!(var.base_variable.as_deref(), Some("CI_API_V4_URL"));
-    }
-
-    #[test]
-    fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("TRIGGER_TOKEN", "TRIGGER_TOKN"), 1);
-        assert_eq!(edit_distance("abc", "abc"), 0);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

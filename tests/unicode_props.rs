@@ -14,7 +14,7 @@ use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use trigger_doctor::classify::classify;
-use trigger_doctor::evidence::{ci_config, log_scan};
+use trigger_doctor::evidence::{ci_config, log_scan, trigger_call};
 use trigger_doctor::redact;
 
 /// Fragments that steer inputs towards the code paths that slice text.
@@ -67,6 +67,13 @@ const FRAGMENTS: &[&str] = &[
     "dial tcp: lookup ",
     "wget ",
     "Invoke-RestMethod -Method Post -Uri ",
+    "irm ",
+    "iwr -Method Post ",
+    "-Body @{token=",
+    "glab api ",
+    "gitlab.Gitlab(",
+    " \\\n",
+    " `\n",
     "glab ci run",
     ".trigger_pipeline(",
     "GitlabCreateError: 404: 404 Project Not Found",
@@ -281,14 +288,74 @@ fn the_log_scanner_never_panics_on_text_or_on_bytes_read_lossily() {
 fn trigger_call_parsing_never_panics() {
     let mut r = rng(5);
     let inputs = (0..cases() * 2).map(|_| r.text(16));
-    for_each_input("parse_trigger_command", inputs, |line| {
-        if let Some(call) = log_scan::parse_trigger_command(line) {
+    for_each_input("trigger_call::parse", inputs, |line| {
+        if let Some(call) = trigger_call::parse(line) {
             // Whatever was parsed came from the line.
             if let Some(host) = &call.host {
                 assert!(!host.is_empty());
             }
+            let _ = call.reaches_api();
         }
+        let _ = trigger_call::address(line);
         let _ = log_scan::token_use(line);
+    });
+}
+
+/// Multi-byte characters placed right before and after `$`, `${`, `$env:`, `http` and the other
+/// places where the parser looks at the next few bytes.
+#[test]
+fn trigger_call_parsing_never_panics_with_multibyte_characters_next_to_dollar_and_http() {
+    const ANCHORS: &[&str] = &[
+        "$",
+        "${",
+        "$env:",
+        "$$",
+        "http",
+        "https://",
+        "http://",
+        "/projects/",
+        "/ref/",
+        "/trigger/pipeline",
+        "/pipeline",
+        "?ref=",
+        "%",
+        "%2",
+        "-F",
+        "-d",
+        "-H",
+        "--url=",
+        "-Uri ",
+        "-Body ",
+        "-Headers @{",
+        ".trigger_pipeline(",
+        "Gitlab(",
+        "glab ci run -b ",
+        "\\",
+        "`",
+    ];
+    let mut r = rng(9);
+    let inputs = (0..cases() * 2).map(|_| {
+        let mut line = String::new();
+        for _ in 0..=r.below(6) {
+            match r.below(3) {
+                0 => line.push_str(FRAGMENTS[r.below(FRAGMENTS.len())]),
+                1 => line.push_str(ANCHORS[r.below(ANCHORS.len())]),
+                _ => {}
+            }
+            // A character of two, three or four bytes, or any scalar value, on each side.
+            for _ in 0..=r.below(2) {
+                line.push(['é', 'ſ', '€', '日', '🙂', '\u{301}'][r.below(6)]);
+            }
+            line.push_str(ANCHORS[r.below(ANCHORS.len())]);
+            line.push(r.char());
+        }
+        line
+    });
+    for_each_input("trigger_call::parse next to $ and http", inputs, |line| {
+        if let Some(call) = trigger_call::parse(line) {
+            assert!(call.url.len() <= line.len() * 4 + 16, "{call:?}");
+        }
+        let _ = trigger_call::address(line);
     });
 }
 

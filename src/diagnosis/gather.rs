@@ -15,12 +15,12 @@ use super::{
     TargetUrl, TokenValue,
 };
 use crate::evidence::ci_config::{CiConfig, TriggerKind};
-use crate::evidence::ci_source;
 use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind, TokenUse};
 use crate::gitlab::model::Project;
 use crate::gitlab::model::Variable;
 use crate::gitlab::{GitlabError, ProjectRef, Session};
 use crate::ids::ProjectId;
+use crate::recognise::ci_source;
 use crate::recognise::{DownstreamFailure, Subject, TriggerFailure};
 
 /// What the delivery and the configuration tell about the instance.

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
-use crate::classify::edit_distance;
 use crate::evidence::log_scan::{SignalKind, TokenUse};
+use crate::evidence::names::edit_distance;
 use crate::gitlab::model::Variable;
 
 const VARIABLES_DOC: &str = "https://docs.gitlab.com/ci/variables/";

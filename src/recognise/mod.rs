@@ -7,9 +7,10 @@
 //! failure, one **with** a failed downstream pipeline is the downstream's own failure; a Job
 //! Hook's `build_failure_reason` means nothing unless the job failed.
 
+pub mod ci_source;
+
 use serde::Serialize;
 
-use crate::evidence::ci_source;
 use crate::evidence::log_scan::{self, Scan, ScanOptions, SignalKind};
 use crate::gitlab::model::{Bridge, DownstreamPipeline};
 use crate::gitlab::{GitlabError, ProjectRef, Session};
