@@ -334,16 +334,32 @@ pub async fn gather(
             })
         })
         .filter(|p| !p.is_empty() && !p.contains('$'));
-    let (upstream, version, config, _) = tokio::join!(
-        gitlab.project(&upstream_ref),
+    // The configuration is read from the project's own CI file path (`ci_config_path`), so
+    // it waits for the project (normally already in the session's memo from recognising).
+    let (upstream_and_config, version, _) = tokio::join!(
+        async {
+            let upstream = gitlab.project(&upstream_ref).await;
+            let config_path = upstream
+                .as_ref()
+                .ok()
+                .and_then(|p| p.ci_config_path.clone());
+            let config = ci_source::load(
+                gitlab,
+                subject.project_id,
+                config_path.as_deref(),
+                &subject.sha,
+            )
+            .await;
+            (upstream, config)
+        },
         gitlab.version(),
-        ci_source::load(gitlab, subject.project_id, None, &subject.sha),
         async {
             if let Some(p) = &literal_downstream {
                 let _ = gitlab.project(&ProjectRef::parse(p)).await;
             }
         },
     );
+    let (upstream, config) = upstream_and_config;
     let upstream = gathered(upstream, &upstream_name);
     let version = gathered(version, "the instance");
     let external_url = ctx.external_url(subject);
