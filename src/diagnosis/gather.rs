@@ -17,10 +17,9 @@ use super::{
 use crate::evidence::ci_config::{CiConfig, TriggerKind};
 use crate::evidence::ci_source;
 use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind, TokenUse};
-use crate::gitlab::model::Project;
-use crate::gitlab::model::Variable;
+use crate::gitlab::model::{Project, Trigger, Variable};
 use crate::gitlab::{GitlabError, ProjectRef, Session};
-use crate::ids::ProjectId;
+use crate::ids::{ProjectId, UserId};
 use crate::recognise::{DownstreamFailure, Subject, TriggerFailure};
 
 /// What the delivery and the configuration tell about the instance.
@@ -579,14 +578,7 @@ pub async fn gather(
     let triggers = triggers.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name));
     // With a trigger token the pipeline runs as the token's owner: when every token of the
     // downstream project has the same owner, that owner's role is the one that counts.
-    let owner = triggers.found().and_then(|list| {
-        let mut owners: Vec<_> = list
-            .iter()
-            .filter_map(|t| t.owner.as_ref().map(|o| o.id))
-            .collect();
-        owners.dedup();
-        (owners.len() == 1).then(|| owners[0])
-    });
+    let owner = triggers.found().and_then(|list| sole_owner(list));
     let member = match (member, owner, down_id) {
         (None, Some(owner), Some(d)) => {
             let listed = members.as_ref().and_then(|list| {
@@ -657,6 +649,27 @@ pub async fn gather(
     problems_of(&facts.branch, &mut problems);
     facts.instance.problems = problems;
     facts
+}
+
+/// The one owner of every trigger token that has an owner; `None` when the owners differ
+/// or no token has one.
+fn sole_owner(triggers: &[Trigger]) -> Option<UserId> {
+    match owners_of(triggers).as_slice() {
+        [only] => Some(*only),
+        _ => None,
+    }
+}
+
+/// The distinct owners of the trigger tokens, in id order (sorted first, so repeats that are
+/// not next to each other collapse too).
+fn owners_of(triggers: &[Trigger]) -> Vec<UserId> {
+    let mut owners: Vec<UserId> = triggers
+        .iter()
+        .filter_map(|t| t.owner.as_ref().map(|o| o.id))
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners
 }
 
 /// The host and port of a failed network call of a curl-style trigger, when it is one.
@@ -813,6 +826,57 @@ mod tests {
         assert_eq!(
             origin("https://gitlab.example.com:8443/g/p").as_deref(),
             Some("https://gitlab.example.com:8443")
+        );
+    }
+
+    fn triggers_owned_by(owners: &[Option<u64>]) -> Vec<Trigger> {
+        owners
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                serde_json::from_value(serde_json::json!({
+                    "id": i, "expires_at": null,
+                    "owner": o.map(|id| serde_json::json!({"id": id, "username": format!("user{id}")})),
+                }))
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trigger_tokens_have_a_sole_owner_only_when_every_owner_is_the_same() {
+        assert_eq!(
+            sole_owner(&triggers_owned_by(&[Some(5), Some(5)])),
+            Some(UserId(5))
+        );
+        assert_eq!(
+            sole_owner(&triggers_owned_by(&[Some(5), None, Some(5)])),
+            Some(UserId(5)),
+            "a token without an owner does not count"
+        );
+        assert_eq!(
+            sole_owner(&triggers_owned_by(&[Some(5), Some(6), Some(5)])),
+            None
+        );
+        assert_eq!(
+            sole_owner(&triggers_owned_by(&[Some(6), Some(5), Some(5), Some(6)])),
+            None
+        );
+        assert_eq!(sole_owner(&triggers_owned_by(&[None])), None);
+        assert_eq!(sole_owner(&[]), None);
+    }
+
+    #[test]
+    fn owners_are_compared_as_a_set_not_as_a_sequence() {
+        // The owners in sorted, deduplicated order: the same whatever order GitLab lists the
+        // tokens in, so non-adjacent repeats of an owner collapse.
+        assert_eq!(
+            owners_of(&triggers_owned_by(&[Some(6), Some(5), Some(6)])),
+            vec![UserId(5), UserId(6)]
+        );
+        assert_eq!(
+            owners_of(&triggers_owned_by(&[Some(5), None, Some(6), Some(5)])),
+            vec![UserId(5), UserId(6)]
         );
     }
 }

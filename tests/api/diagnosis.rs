@@ -850,7 +850,11 @@ async fn a_custom_ci_file_path_is_read_when_ci_lint_gives_no_merged_yaml() {
         s.redirects.insert("grp/old-app".into(), 42);
     });
     let d = diagnose(&gitlab, "Pipeline Hook", body).await;
-    assert_eq!(d["facts"]["config"]["state"], "found", "{:#}", d["facts"]["config"]);
+    assert_eq!(
+        d["facts"]["config"]["state"], "found",
+        "{:#}",
+        d["facts"]["config"]
+    );
     assert_top(&d, "project.renamed", "confirmed");
     assert_eq!(gitlab.calls_to("/files/.gitlab-ci.yml/raw"), 0);
 }
