@@ -21,6 +21,7 @@ use crate::gitlab::model::{Project, Trigger, Variable};
 use crate::gitlab::{GitlabError, ProjectRef, Session};
 use crate::ids::{ProjectId, UserId};
 use crate::recognise::{DownstreamFailure, Subject, TriggerFailure};
+use crate::timestamp::Timestamp;
 
 /// What the delivery and the configuration tell about the instance.
 #[derive(Debug, Clone, Default)]
@@ -281,6 +282,8 @@ pub async fn gather(
     subject: &Subject,
     failure: &TriggerFailure,
 ) -> Facts {
+    // The one clock read of a diagnosis: the checks take this time from the facts.
+    let now = Timestamp::now();
     let (failed, scan) = match failure {
         TriggerFailure::Bridge { bridge } => (
             FailedJob::Bridge {
@@ -602,6 +605,7 @@ pub async fn gather(
         _ => Gathered::NotNeeded,
     };
     let mut facts = Facts {
+        now,
         subject: subject.clone(),
         upstream_ref_protected,
         failed,
@@ -790,7 +794,7 @@ pub async fn gather_downstream(
             web_url: d.web_url.clone(),
             failed_jobs,
         }),
-        ..Facts::new(subject.clone(), failed, instance)
+        ..Facts::new(Timestamp::now(), subject.clone(), failed, instance)
     }
 }
 

@@ -29,6 +29,7 @@ use crate::gitlab::model::{
 };
 use crate::ids::{JobId, PipelineId, ProjectId};
 use crate::recognise::Subject;
+use crate::timestamp::Timestamp;
 
 /// A fact as far as the bot could learn it.
 #[derive(Debug, Clone, Serialize)]
@@ -193,6 +194,10 @@ pub fn host_of(url: &str) -> Option<&str> {
 /// Everything one diagnosis knows, gathered once.
 #[derive(Debug, Clone, Serialize)]
 pub struct Facts {
+    /// When the facts were gathered: the "now" of every check (checks never read the clock,
+    /// so tests set it).
+    #[serde(skip)]
+    pub now: Timestamp,
     pub subject: Subject,
     /// Whether the upstream pipeline's ref is protected (from the Pipeline Hook).
     pub upstream_ref_protected: Option<bool>,
@@ -245,9 +250,10 @@ pub struct TokenValue {
 }
 
 impl Facts {
-    /// Facts about a failed job with nothing looked up yet.
-    pub fn new(subject: Subject, failed: FailedJob, instance: Instance) -> Facts {
+    /// Facts about a failed job, gathered at `now`, with nothing looked up yet.
+    pub fn new(now: Timestamp, subject: Subject, failed: FailedJob, instance: Instance) -> Facts {
         Facts {
+            now,
             subject,
             upstream_ref_protected: None,
             failed,
@@ -504,6 +510,9 @@ pub mod testing {
     use super::*;
     use crate::ids::{CommitSha, UserId};
 
+    /// The time of every test diagnosis: 2026-06-01T00:00:00Z.
+    pub const NOW: Timestamp = Timestamp(1_780_272_000_000);
+
     pub fn project(id: u64, path: &str) -> Project {
         serde_json::from_value(serde_json::json!({
             "id": id, "path_with_namespace": path, "web_url": format!("https://gitlab.example.com/{path}"),
@@ -549,7 +558,7 @@ pub mod testing {
             },
             upstream: Gathered::Found(project(1, "grp/upstream")),
             downstream: Gathered::Found(project(2, "grp/app")),
-            ..Facts::new(subject, failed, instance)
+            ..Facts::new(NOW, subject, failed, instance)
         }
     }
 

@@ -477,7 +477,7 @@ fn invalid(facts: &Facts, call: &Call) -> Finding {
                 .evidence(format!("downstream project {down} has 0 trigger tokens"));
                 return new_token_steps(facts, call, f);
             }
-            let alive = list.len() - expired_triggers(list, Timestamp::now()).len();
+            let alive = list.len() - expired_triggers(list, facts.now).len();
             let f = Finding::new(
                 CAUSE,
                 Verdict::Likely,
@@ -598,7 +598,7 @@ fn expired(facts: &Facts, call: &Call) -> Finding {
         let (down, _) = downstream(facts);
         return match facts.triggers.found() {
             Some(list) => {
-                let expired = expired_triggers(list, Timestamp::now());
+                let expired = expired_triggers(list, facts.now);
                 if expired.is_empty() {
                     Finding::new(
                         CAUSE,
@@ -1314,5 +1314,23 @@ mod tests {
         )
         .unwrap();
         assert!(expires(&t).is_some());
+    }
+
+    #[test]
+    fn expiry_is_judged_at_the_time_the_facts_were_gathered() {
+        let mut facts = curl_facts(TRIGGER_404);
+        facts.triggers = triggers(serde_json::json!([
+            {"id": 1, "expires_at": "2024-05-01T10:00:00Z", "owner": {"id": 5, "username": "alice"}}
+        ]));
+        facts.now = Timestamp::parse("2024-05-01T09:59:59Z").unwrap();
+        assert_eq!(
+            find(&check(&facts), "token.expired").verdict,
+            Verdict::RuledOut
+        );
+        facts.now = Timestamp::parse("2024-05-01T10:00:00Z").unwrap();
+        assert_eq!(
+            find(&check(&facts), "token.expired").verdict,
+            Verdict::Confirmed
+        );
     }
 }
