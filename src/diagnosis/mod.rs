@@ -385,11 +385,11 @@ impl Finding {
     }
 }
 
-/// A check: looks at the facts, returns findings for the causes of its category.
-pub type Check = fn(&Facts) -> Vec<Finding>;
+/// A check function: looks at the facts, returns findings for the causes of its category.
+pub type CheckFn = fn(&Facts) -> Vec<Finding>;
 
 /// Every check, in the order used to break ties between equally sure findings.
-pub const CHECKS: &[(&str, Check)] = &[
+pub const CHECKS: &[(&str, CheckFn)] = &[
     ("project", project::check),
     ("token", token::check),
     ("variable", variable::check),

@@ -1,13 +1,13 @@
 //! `permission.job_token_allowlist`: a `CI_JOB_TOKEN` call from a project that is not on the
 //! downstream project's inbound allowlist.
 
-use super::{add_all, Context, Via, ALLOWLIST};
+use super::{add_all, Attempt, Via, ALLOWLIST};
 use crate::diagnosis::{links, Finding, FixStep, Gathered, Verdict};
 
 const DOCS_ALLOWLIST: &str =
     "https://docs.gitlab.com/ci/jobs/ci_job_token/#add-a-group-or-project-to-the-job-token-allowlist";
 
-pub(super) fn allowlist(ctx: &Context) -> Finding {
+pub(super) fn allowlist(ctx: &Attempt) -> Finding {
     let facts = ctx.facts;
     let path = &ctx.path;
     match ctx.via {

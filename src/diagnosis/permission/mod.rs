@@ -37,7 +37,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
             })
             .collect();
     }
-    let ctx = Context::new(facts);
+    let ctx = Attempt::new(facts);
     vec![
         role::role(&ctx),
         protected_ref::protected_ref(&ctx),
@@ -109,7 +109,9 @@ enum Via {
     UnknownCall,
 }
 
-struct Context<'a> {
+/// The attempt to create the downstream pipeline: how it was made, as whom, and what GitLab
+/// answered (the evidence lines each permission cause looks at).
+struct Attempt<'a> {
     facts: &'a Facts,
     via: Via,
     downstream: Option<&'a Project>,
@@ -133,8 +135,8 @@ fn at(s: &Signal) -> String {
     format!("{}: {}", s.line_no, s.line)
 }
 
-impl<'a> Context<'a> {
-    fn new(facts: &'a Facts) -> Context<'a> {
+impl<'a> Attempt<'a> {
+    fn new(facts: &'a Facts) -> Attempt<'a> {
         let signals: Vec<&Signal> = facts.scan.iter().flat_map(|s| s.signals.iter()).collect();
         let downstream = facts.downstream.found();
         let path = downstream
@@ -151,7 +153,7 @@ impl<'a> Context<'a> {
             Via::JobToken => format!("{user} (the job's user)"),
             _ => user,
         };
-        let mut ctx = Context {
+        let mut ctx = Attempt {
             facts,
             via,
             downstream,

@@ -1,7 +1,7 @@
 //! `permission.pipeline_variables`: variables sent to a downstream project that restricts who
 //! may set pipeline variables.
 
-use super::{add_all, Context, Via, VARIABLES};
+use super::{add_all, Attempt, Via, VARIABLES};
 use crate::diagnosis::{links, Finding, FixStep, Verdict};
 use crate::gitlab::model::AccessLevel;
 
@@ -17,7 +17,7 @@ fn required_role(setting: &str) -> Option<Option<AccessLevel>> {
     }
 }
 
-pub(super) fn pipeline_variables(ctx: &Context) -> Finding {
+pub(super) fn pipeline_variables(ctx: &Attempt) -> Finding {
     let facts = ctx.facts;
     let path = &ctx.path;
     let who = &ctx.who;

@@ -1,7 +1,7 @@
 //! `permission.protected_ref`: the target branch is protected and the user may neither push
 //! nor merge to it.
 
-use super::{add_all, Context, Via, PROTECTED_REF};
+use super::{add_all, Attempt, Via, PROTECTED_REF};
 use crate::diagnosis::{links, Finding, FixStep, Verdict};
 use crate::gitlab::model::{AccessLevel, ProtectedBranch};
 
@@ -96,7 +96,7 @@ fn allowed(rule: &ProtectedBranch, level: AccessLevel, user: Option<u64>) -> Opt
     }
 }
 
-pub(super) fn protected_ref(ctx: &Context) -> Finding {
+pub(super) fn protected_ref(ctx: &Attempt) -> Finding {
     let facts = ctx.facts;
     let path = &ctx.path;
     let who = &ctx.who;

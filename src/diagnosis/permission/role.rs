@@ -1,11 +1,11 @@
 //! `permission.role`: the user the downstream pipeline runs as lacks the role it needs
 //! there (Developer downstream; for a bridge, also Developer upstream).
 
-use super::{add_all, Context, Via, ROLE};
+use super::{add_all, Attempt, Via, ROLE};
 use crate::diagnosis::{links, Finding, FixStep, Verdict};
 use crate::gitlab::model::AccessLevel;
 
-fn members_step(ctx: &Context, text: String) -> FixStep {
+fn members_step(ctx: &Attempt, text: String) -> FixStep {
     match ctx.downstream_url() {
         Some(url) => FixStep::linked(text, links::members(url)),
         None => FixStep::linked(
@@ -15,7 +15,7 @@ fn members_step(ctx: &Context, text: String) -> FixStep {
     }
 }
 
-pub(super) fn role(ctx: &Context) -> Finding {
+pub(super) fn role(ctx: &Attempt) -> Finding {
     if ctx.via == Via::TriggerToken {
         return Finding::new(
             ROLE,
@@ -115,7 +115,7 @@ pub(super) fn role(ctx: &Context) -> Finding {
 }
 
 /// `insufficient_upstream_permissions`: the user may not update pipelines of the upstream project.
-fn fix_upstream(ctx: &Context, f: Finding) -> Finding {
+fn fix_upstream(ctx: &Attempt, f: Finding) -> Finding {
     let upstream = ctx.facts.upstream.found();
     let up_path = upstream
         .map(|p| p.path_with_namespace.clone())

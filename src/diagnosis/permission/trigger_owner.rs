@@ -1,11 +1,11 @@
 //! `permission.trigger_owner`: a trigger-token call whose token's owner may not create the
 //! pipeline (blocked, gone, or without the role).
 
-use super::{add_all, Context, Via, TRIGGER_OWNER};
+use super::{add_all, Attempt, Via, TRIGGER_OWNER};
 use crate::diagnosis::{links, Finding, FixStep, Gathered, Verdict};
 use crate::gitlab::model::{AccessLevel, Trigger};
 
-pub(super) fn trigger_owner(ctx: &Context) -> Finding {
+pub(super) fn trigger_owner(ctx: &Attempt) -> Finding {
     let facts = ctx.facts;
     let path = &ctx.path;
     match ctx.via {
@@ -150,7 +150,7 @@ pub(super) fn trigger_owner(ctx: &Context) -> Finding {
 }
 
 /// Why a token's owner cannot create pipelines, if they cannot.
-fn owner_problem(ctx: &Context, t: &Trigger) -> Option<String> {
+fn owner_problem(ctx: &Attempt, t: &Trigger) -> Option<String> {
     let name = t
         .description
         .as_deref()
