@@ -6,6 +6,8 @@
 //! in [`CHECKS`].
 
 pub mod gather;
+/// The probe runs while gathering; kept at its old path.
+pub use gather::probe;
 
 // Check modules, one per cause category (each listed in CHECKS below).
 pub mod api_url;
@@ -14,7 +16,6 @@ pub mod instance;
 pub mod network;
 pub mod permission;
 pub mod pipeline_config;
-pub mod probe;
 pub mod project;
 pub mod token;
 pub mod variable;
@@ -434,28 +435,7 @@ impl Diagnosis {
 pub fn check(facts: Facts, gitlab_calls: u32) -> Diagnosis {
     let mut findings: Vec<(usize, Finding)> = Vec::new();
     if let Some(run) = &facts.downstream_pipeline {
-        let mut f = Finding::new(
-            "downstream.failed",
-            Verdict::Confirmed,
-            format!(
-                "The trigger worked: downstream pipeline #{} was created and then failed on its own.",
-                run.pipeline_id
-            ),
-        )
-        .evidence(format!("downstream pipeline #{} is {}", run.pipeline_id, run.status));
-        for (name, url) in &run.failed_jobs {
-            f = f.evidence(match url {
-                Some(u) => format!("failed job {name}: {u}"),
-                None => format!("failed job {name}"),
-            });
-        }
-        if let Some(url) = &run.web_url {
-            f = f.fix(FixStep::linked(
-                "Look at the failed jobs of the downstream pipeline",
-                url.clone(),
-            ));
-        }
-        findings.push((0, f));
+        findings.push((0, downstream_failed(run)));
     } else {
         for (order, (_, check)) in CHECKS.iter().enumerate() {
             findings.extend(check(&facts).into_iter().map(|f| (order, f)));
@@ -467,6 +447,35 @@ pub fn check(facts: Facts, gitlab_calls: u32) -> Diagnosis {
         findings: findings.into_iter().map(|(_, f)| f).collect(),
         gitlab_calls,
     }
+}
+
+/// `downstream.failed`: the trigger worked and the downstream pipeline failed on its own.
+fn downstream_failed(run: &DownstreamRun) -> Finding {
+    let mut f = Finding::new(
+        "downstream.failed",
+        Verdict::Confirmed,
+        format!(
+            "The trigger worked: downstream pipeline #{} was created and then failed on its own.",
+            run.pipeline_id
+        ),
+    )
+    .evidence(format!(
+        "downstream pipeline #{} is {}",
+        run.pipeline_id, run.status
+    ));
+    for (name, url) in &run.failed_jobs {
+        f = f.evidence(match url {
+            Some(u) => format!("failed job {name}: {u}"),
+            None => format!("failed job {name}"),
+        });
+    }
+    if let Some(url) = &run.web_url {
+        f = f.fix(FixStep::linked(
+            "Look at the failed jobs of the downstream pipeline",
+            url.clone(),
+        ));
+    }
+    f
 }
 
 /// Links to the exact GitLab pages where fixes are made, from a project's web URL.

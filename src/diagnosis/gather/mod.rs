@@ -8,6 +8,7 @@
 //! and a CI lint dry run where the failure points at the downstream configuration; beside it,
 //! the variables the trigger depends on.
 
+pub mod probe;
 mod target;
 mod values;
 
@@ -15,9 +16,7 @@ pub use target::expand;
 use target::{known_variables, target_of};
 use values::{forget_values, token_value};
 
-use super::{
-    host_of, probe, ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target,
-};
+use super::{host_of, ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target};
 use crate::evidence::ci_config::CiConfig;
 use crate::evidence::ci_source;
 use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind};
