@@ -7,6 +7,10 @@
 //! membership, protected branches, the target ref, trigger tokens or the job-token allowlist,
 //! and a CI lint dry run where the failure points at the downstream configuration; beside it,
 //! the variables the trigger depends on.
+//!
+//! Beside this file: `target` merges the CI configuration and the log into the target,
+//! `values` reads variable values and drops them, [`probe`] is the bot's own reachability
+//! probe. The one clock read of a diagnosis is here too ([`Facts::now`]).
 
 pub mod probe;
 mod target;
