@@ -6,6 +6,8 @@
 //! in [`CHECKS`].
 
 pub mod gather;
+/// The probe runs while gathering; kept at its old path.
+pub use gather::probe;
 
 // Check modules, one per cause category (each listed in CHECKS below).
 pub mod api_url;
@@ -14,7 +16,6 @@ pub mod instance;
 pub mod network;
 pub mod permission;
 pub mod pipeline_config;
-pub mod probe;
 pub mod project;
 pub mod token;
 pub mod variable;
@@ -29,6 +30,7 @@ use crate::gitlab::model::{
 };
 use crate::ids::{JobId, PipelineId, ProjectId};
 use crate::recognise::Subject;
+use crate::timestamp::Timestamp;
 
 /// A fact as far as the bot could learn it.
 #[derive(Debug, Clone, Serialize)]
@@ -193,6 +195,10 @@ pub fn host_of(url: &str) -> Option<&str> {
 /// Everything one diagnosis knows, gathered once.
 #[derive(Debug, Clone, Serialize)]
 pub struct Facts {
+    /// When the facts were gathered: the "now" of every check (checks never read the clock,
+    /// so tests set it).
+    #[serde(skip)]
+    pub now: Timestamp,
     pub subject: Subject,
     /// Whether the upstream pipeline's ref is protected (from the Pipeline Hook).
     pub upstream_ref_protected: Option<bool>,
@@ -245,9 +251,10 @@ pub struct TokenValue {
 }
 
 impl Facts {
-    /// Facts about a failed job with nothing looked up yet.
-    pub fn new(subject: Subject, failed: FailedJob, instance: Instance) -> Facts {
+    /// Facts about a failed job, gathered at `now`, with nothing looked up yet.
+    pub fn new(now: Timestamp, subject: Subject, failed: FailedJob, instance: Instance) -> Facts {
         Facts {
+            now,
             subject,
             upstream_ref_protected: None,
             failed,
@@ -379,11 +386,11 @@ impl Finding {
     }
 }
 
-/// A check: looks at the facts, returns findings for the causes of its category.
-pub type Check = fn(&Facts) -> Vec<Finding>;
+/// A check function: looks at the facts, returns findings for the causes of its category.
+pub type CheckFn = fn(&Facts) -> Vec<Finding>;
 
 /// Every check, in the order used to break ties between equally sure findings.
-pub const CHECKS: &[(&str, Check)] = &[
+pub const CHECKS: &[(&str, CheckFn)] = &[
     ("project", project::check),
     ("token", token::check),
     ("variable", variable::check),
@@ -428,28 +435,7 @@ impl Diagnosis {
 pub fn check(facts: Facts, gitlab_calls: u32) -> Diagnosis {
     let mut findings: Vec<(usize, Finding)> = Vec::new();
     if let Some(run) = &facts.downstream_pipeline {
-        let mut f = Finding::new(
-            "downstream.failed",
-            Verdict::Confirmed,
-            format!(
-                "The trigger worked: downstream pipeline #{} was created and then failed on its own.",
-                run.pipeline_id
-            ),
-        )
-        .evidence(format!("downstream pipeline #{} is {}", run.pipeline_id, run.status));
-        for (name, url) in &run.failed_jobs {
-            f = f.evidence(match url {
-                Some(u) => format!("failed job {name}: {u}"),
-                None => format!("failed job {name}"),
-            });
-        }
-        if let Some(url) = &run.web_url {
-            f = f.fix(FixStep::linked(
-                "Look at the failed jobs of the downstream pipeline",
-                url.clone(),
-            ));
-        }
-        findings.push((0, f));
+        findings.push((0, downstream_failed(run)));
     } else {
         for (order, (_, check)) in CHECKS.iter().enumerate() {
             findings.extend(check(&facts).into_iter().map(|f| (order, f)));
@@ -461,6 +447,35 @@ pub fn check(facts: Facts, gitlab_calls: u32) -> Diagnosis {
         findings: findings.into_iter().map(|(_, f)| f).collect(),
         gitlab_calls,
     }
+}
+
+/// `downstream.failed`: the trigger worked and the downstream pipeline failed on its own.
+fn downstream_failed(run: &DownstreamRun) -> Finding {
+    let mut f = Finding::new(
+        "downstream.failed",
+        Verdict::Confirmed,
+        format!(
+            "The trigger worked: downstream pipeline #{} was created and then failed on its own.",
+            run.pipeline_id
+        ),
+    )
+    .evidence(format!(
+        "downstream pipeline #{} is {}",
+        run.pipeline_id, run.status
+    ));
+    for (name, url) in &run.failed_jobs {
+        f = f.evidence(match url {
+            Some(u) => format!("failed job {name}: {u}"),
+            None => format!("failed job {name}"),
+        });
+    }
+    if let Some(url) = &run.web_url {
+        f = f.fix(FixStep::linked(
+            "Look at the failed jobs of the downstream pipeline",
+            url.clone(),
+        ));
+    }
+    f
 }
 
 /// Links to the exact GitLab pages where fixes are made, from a project's web URL.
@@ -503,6 +518,9 @@ pub mod testing {
     //! everything else unknown until a test sets it.
     use super::*;
     use crate::ids::{CommitSha, UserId};
+
+    /// The time of every test diagnosis: 2026-06-01T00:00:00Z.
+    pub const NOW: Timestamp = Timestamp(1_780_272_000_000);
 
     pub fn project(id: u64, path: &str) -> Project {
         serde_json::from_value(serde_json::json!({
@@ -549,7 +567,7 @@ pub mod testing {
             },
             upstream: Gathered::Found(project(1, "grp/upstream")),
             downstream: Gathered::Found(project(2, "grp/app")),
-            ..Facts::new(subject, failed, instance)
+            ..Facts::new(NOW, subject, failed, instance)
         }
     }
 

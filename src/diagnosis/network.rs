@@ -15,16 +15,16 @@ const RUNNER_PROXY_DOCS: &str = "https://docs.gitlab.com/runner/configuration/pr
 const RUNNER_TLS_DOCS: &str = "https://docs.gitlab.com/runner/configuration/tls-self-signed/";
 
 /// The causes of this category, in report order.
-const CAUSES: [Cause; 5] = [
-    Cause::Dns,
-    Cause::Connect,
-    Cause::Timeout,
-    Cause::Tls,
-    Cause::Proxy,
+const CAUSES: [NetworkCause; 5] = [
+    NetworkCause::Dns,
+    NetworkCause::Connect,
+    NetworkCause::Timeout,
+    NetworkCause::Tls,
+    NetworkCause::Proxy,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cause {
+enum NetworkCause {
     Dns,
     Connect,
     Timeout,
@@ -32,36 +32,36 @@ enum Cause {
     Proxy,
 }
 
-impl Cause {
+impl NetworkCause {
     fn id(self) -> &'static str {
         match self {
-            Cause::Dns => "network.dns",
-            Cause::Connect => "network.connect",
-            Cause::Timeout => "network.timeout",
-            Cause::Tls => "network.tls",
-            Cause::Proxy => "network.proxy",
+            NetworkCause::Dns => "network.dns",
+            NetworkCause::Connect => "network.connect",
+            NetworkCause::Timeout => "network.timeout",
+            NetworkCause::Tls => "network.tls",
+            NetworkCause::Proxy => "network.proxy",
         }
     }
 
     /// What failed, in words.
     fn what(self) -> &'static str {
         match self {
-            Cause::Dns => "name resolution (DNS)",
-            Cause::Connect => "connection",
-            Cause::Timeout => "timeout",
-            Cause::Tls => "TLS or certificate",
-            Cause::Proxy => "proxy",
+            NetworkCause::Dns => "name resolution (DNS)",
+            NetworkCause::Connect => "connection",
+            NetworkCause::Timeout => "timeout",
+            NetworkCause::Tls => "TLS or certificate",
+            NetworkCause::Proxy => "proxy",
         }
     }
 
     /// curl exit codes that mean this cause when curl is the command that failed the job.
     fn curl_exit_codes(self) -> &'static [i32] {
         match self {
-            Cause::Dns => &[6],
-            Cause::Connect => &[7],
-            Cause::Timeout => &[28],
-            Cause::Tls => &[35, 51, 58, 60, 77, 83, 90, 91],
-            Cause::Proxy => &[5],
+            NetworkCause::Dns => &[6],
+            NetworkCause::Connect => &[7],
+            NetworkCause::Timeout => &[28],
+            NetworkCause::Tls => &[35, 51, 58, 60, 77, 83, 90, 91],
+            NetworkCause::Proxy => &[5],
         }
     }
 }
@@ -135,7 +135,7 @@ fn check_log(facts: &Facts) -> Vec<Finding> {
     let proxied = proxy_settings(scan)
         .iter()
         .any(|(variable, value)| !variable.eq_ignore_ascii_case("no_proxy") && !value.is_empty());
-    let mut hits: Vec<(Cause, Hit)> = Vec::new();
+    let mut hits: Vec<(NetworkCause, Hit)> = Vec::new();
     let mut elsewhere: Vec<&Signal> = Vec::new();
     for s in &scan.signals {
         let Some(failure) = s.kind.network_failure() else {
@@ -160,7 +160,7 @@ fn check_log(facts: &Facts) -> Vec<Finding> {
         } else {
             Verdict::Likely
         };
-        let mut add = |cause: Cause, verdict: Verdict| {
+        let mut add = |cause: NetworkCause, verdict: Verdict| {
             hits.push((
                 cause,
                 Hit {
@@ -171,17 +171,17 @@ fn check_log(facts: &Facts) -> Vec<Finding> {
             ))
         };
         if on_proxy {
-            add(Cause::Proxy, sure);
+            add(NetworkCause::Proxy, sure);
             continue;
         }
         match failure {
-            NetworkFailure::Dns => add(Cause::Dns, sure),
-            NetworkFailure::Connect => add(Cause::Connect, sure),
-            NetworkFailure::Timeout => add(Cause::Timeout, sure),
-            NetworkFailure::Tls | NetworkFailure::Certificate => add(Cause::Tls, sure),
-            NetworkFailure::Proxy => add(Cause::Proxy, sure),
+            NetworkFailure::Dns => add(NetworkCause::Dns, sure),
+            NetworkFailure::Connect => add(NetworkCause::Connect, sure),
+            NetworkFailure::Timeout => add(NetworkCause::Timeout, sure),
+            NetworkFailure::Tls | NetworkFailure::Certificate => add(NetworkCause::Tls, sure),
+            NetworkFailure::Proxy => add(NetworkCause::Proxy, sure),
             NetworkFailure::EmptyReply | NetworkFailure::Reset => {
-                add(Cause::Connect, Verdict::Likely)
+                add(NetworkCause::Connect, Verdict::Likely)
             }
             // A malformed URL is a URL problem (api_url.path), not a network one.
             NetworkFailure::BadUrl => {}
@@ -192,7 +192,7 @@ fn check_log(facts: &Facts) -> Vec<Finding> {
                 NetworkFailure::Proxy | NetworkFailure::Dns | NetworkFailure::BadUrl
             )
         {
-            add(Cause::Proxy, Verdict::Likely);
+            add(NetworkCause::Proxy, Verdict::Likely);
         }
     }
     let answers = gitlab_answers(&scan.signals);
@@ -212,7 +212,7 @@ fn check_log(facts: &Facts) -> Vec<Finding> {
 fn finding(
     facts: &Facts,
     scan: &Scan,
-    cause: Cause,
+    cause: NetworkCause,
     hits: &[&Hit],
     hosts: &[String],
     answers: &[&Signal],
@@ -308,7 +308,8 @@ fn finding(
             verdict = verdict.max(Verdict::Likely);
         }
     }
-    if cause == Cause::Proxy || cause == Cause::Tls || cause == Cause::Connect {
+    if cause == NetworkCause::Proxy || cause == NetworkCause::Tls || cause == NetworkCause::Connect
+    {
         for (variable, value) in proxy_settings(scan) {
             evidence.push(format!("proxy setting {variable}={value}"));
         }
@@ -344,7 +345,7 @@ fn finding(
 /// A confirmed or likely finding with its evidence, fix steps and explanation.
 fn actionable(
     facts: &Facts,
-    cause: Cause,
+    cause: NetworkCause,
     verdict: Verdict,
     evidence: Vec<String>,
     host: Option<String>,
@@ -366,7 +367,7 @@ fn actionable(
         f = f.evidence(line);
     }
     f = match cause {
-        Cause::Dns => f
+        NetworkCause::Dns => f
             .fix(FixStep::new(format!(
                 "On {runner}, run: getent hosts {host} (or nslookup {host}) to see whether the runner resolves the name."
             )))
@@ -377,7 +378,7 @@ fn actionable(
             .why(format!(
                 "The request never left the runner: it could not turn {host} into an address. Once the name resolves on the runner, the call reaches GitLab."
             )),
-        Cause::Connect => f
+        NetworkCause::Connect => f
             .fix(FixStep::new(format!(
                 "On {runner}, run: {probe} and read where the connection stops (any HTTP answer, even 401, means the path works)."
             )))
@@ -390,7 +391,7 @@ fn actionable(
             .why(format!(
                 "The runner could not open a connection to {host}: the request never reached GitLab. Once the connection opens, GitLab answers the trigger call."
             )),
-        Cause::Timeout => f
+        NetworkCause::Timeout => f
             .fix(FixStep::new(format!(
                 "On {runner}, run: {probe} and see whether it hangs while connecting or while waiting for the answer."
             )))
@@ -403,7 +404,7 @@ fn actionable(
             .why(
                 "A timeout means no answer arrived in time: the packets were dropped, or a proxy the runner must use was not set, or GitLab was overloaded. Finding which stage hangs tells which.",
             ),
-        Cause::Tls => f
+        NetworkCause::Tls => f
             .fix(FixStep::new(format!(
                 "On {runner}, run: {probe} and read the certificate error (unknown issuer, expired, or a name mismatch)."
             )))
@@ -414,7 +415,7 @@ fn actionable(
             .why(format!(
                 "The client refused {host}'s certificate, so no request was sent. With the signing CA trusted, the TLS handshake succeeds and the call reaches GitLab."
             )),
-        Cause::Proxy => f
+        NetworkCause::Proxy => f
             .fix(FixStep::new(format!(
                 "On {runner}, print HTTPS_PROXY, HTTP_PROXY and NO_PROXY in the job, and run: {probe}"
             )))
@@ -442,17 +443,17 @@ fn actionable(
     )
 }
 
-fn matches(cause: Cause, failure: NetworkFailure) -> bool {
+fn matches(cause: NetworkCause, failure: NetworkFailure) -> bool {
     matches!(
         (cause, failure),
-        (Cause::Dns, NetworkFailure::Dns)
-            | (Cause::Connect, NetworkFailure::Connect)
-            | (Cause::Connect, NetworkFailure::EmptyReply)
-            | (Cause::Connect, NetworkFailure::Reset)
-            | (Cause::Timeout, NetworkFailure::Timeout)
-            | (Cause::Tls, NetworkFailure::Tls)
-            | (Cause::Tls, NetworkFailure::Certificate)
-            | (Cause::Proxy, NetworkFailure::Proxy)
+        (NetworkCause::Dns, NetworkFailure::Dns)
+            | (NetworkCause::Connect, NetworkFailure::Connect)
+            | (NetworkCause::Connect, NetworkFailure::EmptyReply)
+            | (NetworkCause::Connect, NetworkFailure::Reset)
+            | (NetworkCause::Timeout, NetworkFailure::Timeout)
+            | (NetworkCause::Tls, NetworkFailure::Tls)
+            | (NetworkCause::Tls, NetworkFailure::Certificate)
+            | (NetworkCause::Proxy, NetworkFailure::Proxy)
     )
 }
 
@@ -473,7 +474,7 @@ fn follows_trigger_call(scan: &Scan, failure: &Signal) -> bool {
 }
 
 /// `ERROR: Job failed: exit code 6` after a curl trigger call: curl's own code for the cause.
-fn curl_exit_hint(scan: &Scan, cause: Cause) -> Option<&Signal> {
+fn curl_exit_hint(scan: &Scan, cause: NetworkCause) -> Option<&Signal> {
     let curl_call = scan
         .signals
         .iter()

@@ -14,13 +14,16 @@ const PROTECTED_DOC: &str = "https://docs.gitlab.com/ci/variables/#protect-a-cic
 const SCOPE_DOC: &str =
     "https://docs.gitlab.com/ci/environments/#limit-the-environment-scope-of-a-cicd-variable";
 
+mod environment_scope;
+mod protected_ref;
+
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let ctx = Ctx::read(facts);
     vec![
         undefined(facts, &ctx),
         misnamed(facts, &ctx),
-        protected_ref(facts, &ctx),
-        environment_scope(facts, &ctx),
+        protected_ref::protected_ref(facts, &ctx),
+        environment_scope::environment_scope(facts, &ctx),
     ]
 }
 
@@ -692,176 +695,6 @@ fn misnamed(facts: &Facts, ctx: &Ctx) -> Finding {
     }
 }
 
-fn protected_ref(facts: &Facts, ctx: &Ctx) -> Finding {
-    const CAUSE: &str = "variable.protected_ref";
-    if ctx.names.is_empty() {
-        return no_variables(ctx, CAUSE);
-    }
-    let git_ref = &facts.subject.git_ref;
-    let hits: Vec<&String> = ctx
-        .names
-        .iter()
-        .filter(|n| matches!(ctx.status(facts, n), Status::ProtectedOnly))
-        .collect();
-    if hits.is_empty() {
-        let protected: Vec<&String> = ctx
-            .names
-            .iter()
-            .filter(|n| ctx.defs(n).iter().any(|d| d.protected))
-            .collect();
-        return Finding::new(
-            CAUSE,
-            Verdict::RuledOut,
-            if protected.is_empty() {
-                "None of the variables the trigger uses is protected.".to_string()
-            } else if facts.upstream_ref_protected == Some(true) {
-                format!(
-                    "The pipeline ran on the protected ref {git_ref}, so protected variables were available."
-                )
-            } else {
-                "Each protected variable the trigger uses also has an unprotected definition for all environments."
-                    .to_string()
-            },
-        );
-    }
-    let (verdict, ref_fact) = match facts.upstream_ref_protected {
-        Some(false) => (
-            Verdict::Confirmed,
-            format!("the pipeline ran on {git_ref}, which is not a protected branch or tag"),
-        ),
-        _ => (
-            Verdict::Likely,
-            format!("whether {git_ref} is protected is not known (not in the pipeline event)"),
-        ),
-    };
-    let list: Vec<&str> = hits.iter().map(|n| n.as_str()).collect();
-    let mut f = Finding::new(
-        CAUSE,
-        verdict,
-        format!(
-            "{} is a protected variable and {}, so GitLab passes it to this pipeline empty.",
-            list.join(", "),
-            if verdict == Verdict::Confirmed {
-                format!("{git_ref} is not a protected ref")
-            } else {
-                format!("{git_ref} is probably not a protected ref")
-            }
-        ),
-    );
-    let mut place = None;
-    for n in &hits {
-        for d in ctx.defs(n) {
-            f = f.evidence(format!("{n} is defined in {}", d.describe()));
-            place.get_or_insert(d.place);
-        }
-        for e in ctx.emptied_for(n) {
-            f = f.evidence(e.to_string());
-        }
-    }
-    f = f.evidence(ref_fact);
-    let place = place.unwrap_or(Place::Project {
-        path: ctx.upstream_path.clone(),
-        url: ctx.upstream_url.clone(),
-    });
-    f.fix(FixStep::linked(
-        "Run the trigger job only on protected refs: rules: - if: $CI_COMMIT_REF_PROTECTED == \"true\"",
-        PROTECTED_DOC,
-    ))
-    .fix(FixStep::linked(
-        format!("Or protect {git_ref} if its pipelines should trigger the downstream project"),
-        links::repository_settings(&ctx.upstream_url),
-    ))
-    .fix(FixStep::linked(
-        format!(
-            "Or clear Protect variable on {} in {} (then every branch's pipeline can read it)",
-            list[0],
-            place.describe()
-        ),
-        place.link(facts),
-    ))
-    .why("GitLab passes protected variables only to pipelines on protected branches and tags; on any other ref they are empty.")
-    .next("Once the value arrives, GitLab checks it: a 404 or 401 then points at the token itself (token.*).")
-}
-
-fn environment_scope(facts: &Facts, ctx: &Ctx) -> Finding {
-    const CAUSE: &str = "variable.environment_scope";
-    if ctx.names.is_empty() {
-        return no_variables(ctx, CAUSE);
-    }
-    let hits: Vec<&String> = ctx
-        .names
-        .iter()
-        .filter(|n| matches!(ctx.status(facts, n), Status::ScopedOnly))
-        .collect();
-    if hits.is_empty() {
-        return Finding::new(
-            CAUSE,
-            Verdict::RuledOut,
-            "Every defined variable the trigger uses has a definition for all environments (*).",
-        );
-    }
-    let scopes = |n: &str| -> String {
-        ctx.defs(n)
-            .iter()
-            .filter_map(|d| d.scope.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let emptied: Vec<&String> = hits
-        .iter()
-        .copied()
-        .filter(|n| !ctx.emptied_for(n).is_empty())
-        .collect();
-    if emptied.is_empty() {
-        let list: Vec<String> = hits
-            .iter()
-            .map(|n| format!("{n} (scopes {})", scopes(n)))
-            .collect();
-        return Finding::new(
-            CAUSE,
-            Verdict::Unknown,
-            format!(
-                "{} is defined only for some environment scopes; whether the trigger job's environment matches could not be checked (the job's environment is not known to the bot).",
-                list.join(", ")
-            ),
-        );
-    }
-    let name = emptied[0];
-    let mut f = Finding::new(
-        CAUSE,
-        Verdict::Likely,
-        format!(
-            "{name} is defined only for the environment scopes {} and came out empty: the trigger job probably runs outside them (or with no environment).",
-            scopes(name)
-        ),
-    );
-    let mut place = None;
-    for d in ctx.defs(name) {
-        f = f.evidence(format!("{name} is defined in {}", d.describe()));
-        place.get_or_insert(d.place);
-    }
-    for e in ctx.emptied_for(name) {
-        f = f.evidence(e.to_string());
-    }
-    let place = place.unwrap_or(Place::Project {
-        path: ctx.upstream_path.clone(),
-        url: ctx.upstream_url.clone(),
-    });
-    f.fix(FixStep::linked(
-        format!(
-            "Add {name} with environment scope * (or the trigger job's environment) in {}",
-            place.describe()
-        ),
-        place.link(facts),
-    ))
-    .fix(FixStep::linked(
-        "Or give the trigger job an environment: whose name matches one of the scopes",
-        SCOPE_DOC,
-    ))
-    .why("A variable with an environment scope reaches only jobs whose environment: matches that scope; a job without one gets only * variables.")
-    .next("Once the value arrives, GitLab checks it: a 404 or 401 then points at the token itself (token.*).")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -869,15 +702,15 @@ mod tests {
     use crate::diagnosis::ConfigFacts;
     use crate::evidence::ci_source::ConfigSource;
 
-    fn find(findings: &[Finding], cause: &str) -> Finding {
+    pub(super) fn find(findings: &[Finding], cause: &str) -> Finding {
         findings.iter().find(|f| f.cause == cause).unwrap().clone()
     }
 
-    fn vars(value: serde_json::Value) -> Gathered<Vec<Variable>> {
+    pub(super) fn vars(value: serde_json::Value) -> Gathered<Vec<Variable>> {
         Gathered::Found(serde_json::from_value(value).unwrap())
     }
 
-    fn assert_linked(f: &Finding) {
+    pub(super) fn assert_linked(f: &Finding) {
         assert!(!f.fix.is_empty(), "{} has no fix", f.cause);
         assert!(f.fix.iter().all(|s| s.link.is_some()));
         assert!(!f.evidence.is_empty(), "{} has no evidence", f.cause);
@@ -885,7 +718,7 @@ mod tests {
     }
 
     /// A curl job that sent `token=` empty from `$DOWNSTREAM_TOKEN`, with every place readable.
-    fn empty_token() -> Facts {
+    pub(super) fn empty_token() -> Facts {
         let mut facts = curl_facts(
             "$ curl -X POST -F token=$DOWNSTREAM_TOKEN -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n{\"error\":\"token is missing\"}\n",
         );
@@ -898,7 +731,7 @@ mod tests {
         facts
     }
 
-    fn config(pairs: &[(&str, &str)]) -> ConfigFacts {
+    pub(super) fn config(pairs: &[(&str, &str)]) -> ConfigFacts {
         ConfigFacts {
             source: ConfigSource::MergedYaml,
             unresolved: Vec::new(),
@@ -909,7 +742,6 @@ mod tests {
             job_found: true,
         }
     }
-
     #[test]
     fn every_variable_cause_gets_one_finding() {
         let causes: Vec<&str> = check(&empty_token()).iter().map(|f| f.cause).collect();
@@ -1021,60 +853,6 @@ mod tests {
             find(&findings, "variable.undefined").verdict,
             Verdict::RuledOut
         );
-    }
-
-    #[test]
-    fn a_protected_variable_on_an_unprotected_ref_is_confirmed() {
-        let mut facts = empty_token();
-        facts.project_variables = vars(serde_json::json!([
-            {"key": "DOWNSTREAM_TOKEN", "protected": true, "environment_scope": "*"}
-        ]));
-        let f = find(&check(&facts), "variable.protected_ref");
-        assert_eq!(f.verdict, Verdict::Confirmed);
-        assert!(f.evidence.iter().any(|e| e.contains("feature/x")));
-        assert_linked(&f);
-    }
-
-    #[test]
-    fn a_protected_variable_on_a_protected_ref_is_ruled_out() {
-        let mut facts = empty_token();
-        facts.upstream_ref_protected = Some(true);
-        facts.project_variables = vars(serde_json::json!([
-            {"key": "DOWNSTREAM_TOKEN", "protected": true, "environment_scope": "*"}
-        ]));
-        let findings = check(&facts);
-        assert_eq!(
-            find(&findings, "variable.protected_ref").verdict,
-            Verdict::RuledOut
-        );
-        assert_eq!(
-            find(&findings, "variable.undefined").verdict,
-            Verdict::RuledOut
-        );
-    }
-
-    #[test]
-    fn a_variable_scoped_to_other_environments_is_likely_the_cause() {
-        let mut facts = empty_token();
-        facts.project_variables = vars(serde_json::json!([
-            {"key": "DOWNSTREAM_TOKEN", "protected": false, "environment_scope": "production"}
-        ]));
-        let f = find(&check(&facts), "variable.environment_scope");
-        assert_eq!(f.verdict, Verdict::Likely);
-        assert!(f.summary.contains("production"));
-        assert_linked(&f);
-    }
-
-    #[test]
-    fn a_scoped_variable_without_evidence_of_emptiness_is_unknown() {
-        let mut facts = empty_token();
-        facts.scan = None;
-        facts.project_variables = vars(serde_json::json!([
-            {"key": "DOWNSTREAM_TOKEN", "protected": false, "environment_scope": "production"}
-        ]));
-        let f = find(&check(&facts), "variable.environment_scope");
-        assert_eq!(f.verdict, Verdict::Unknown);
-        assert!(f.summary.contains("environment is not known"));
     }
 
     #[test]

@@ -829,3 +829,32 @@ async fn a_job_log_with_hostile_unicode_lines_is_diagnosed_without_stalling_the_
         d["findings"]
     );
 }
+
+#[tokio::test]
+async fn a_custom_ci_file_path_is_read_when_ci_lint_gives_no_merged_yaml() {
+    let gitlab = instance().await;
+    let body = failed_bridge(
+        &gitlab,
+        "downstream_bridge_project_not_found",
+        "grp/old-app",
+        "main",
+    );
+    // CI lint answers without the merged YAML: the bot reads the files, starting from the
+    // project's own CI file path (GET /projects/:id `ci_config_path`), not `.gitlab-ci.yml`.
+    let config = bridge_config("grp/old-app", "main");
+    gitlab.with(|s| {
+        s.lint.remove(&(1, String::new()));
+        s.projects.get_mut(&1).unwrap()["ci_config_path"] = "ci/pipeline.yml".into();
+        s.files
+            .insert((1, "ci/pipeline.yml".into(), SHA.into()), config);
+        s.redirects.insert("grp/old-app".into(), 42);
+    });
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    assert_eq!(
+        d["facts"]["config"]["state"], "found",
+        "{:#}",
+        d["facts"]["config"]
+    );
+    assert_top(&d, "project.renamed", "confirmed");
+    assert_eq!(gitlab.calls_to("/files/.gitlab-ci.yml/raw"), 0);
+}

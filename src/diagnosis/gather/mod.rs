@@ -7,21 +7,28 @@
 //! membership, protected branches, the target ref, trigger tokens or the job-token allowlist,
 //! and a CI lint dry run where the failure points at the downstream configuration; beside it,
 //! the variables the trigger depends on.
+//!
+//! Beside this file: `target` merges the CI configuration and the log into the target,
+//! `values` reads variable values and drops them, [`probe`] is the bot's own reachability
+//! probe. The one clock read of a diagnosis is here too ([`Facts::now`]).
 
-use std::collections::BTreeMap;
+pub mod probe;
+mod target;
+mod values;
 
-use super::{
-    host_of, probe, ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target,
-    TargetUrl, TokenValue,
-};
-use crate::evidence::ci_config::{CiConfig, TriggerKind};
-use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind, TokenUse};
-use crate::gitlab::model::Project;
-use crate::gitlab::model::Variable;
+pub use target::expand;
+use target::{known_variables, target_of};
+use values::{forget_values, token_value};
+
+use super::{host_of, ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target};
+use crate::evidence::ci_config::CiConfig;
+use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind};
+use crate::gitlab::model::Trigger;
 use crate::gitlab::{GitlabError, ProjectRef, Session};
-use crate::ids::ProjectId;
+use crate::ids::{ProjectId, UserId};
 use crate::recognise::ci_source;
 use crate::recognise::{DownstreamFailure, Subject, TriggerFailure};
+use crate::timestamp::Timestamp;
 
 /// What the delivery and the configuration tell about the instance.
 #[derive(Debug, Clone, Default)]
@@ -81,180 +88,6 @@ fn origin(url: &str) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
-/// Expands `$NAME` / `${NAME}` from `vars`; `None` when a variable stays unresolved.
-pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Option<String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let (name, tail) = if let Some(inner) = after.strip_prefix('{') {
-            let end = inner.find('}')?;
-            (&inner[..end], &inner[end + 1..])
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], &after[end..])
-        };
-        if name.is_empty() {
-            out.push('$');
-            rest = after;
-            continue;
-        }
-        out.push_str(vars.get(name)?);
-        rest = tail;
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
-/// Variables the bot knows for the failed job: predefined ones it can compute, then YAML.
-fn known_variables(
-    subject: &Subject,
-    upstream: Option<&Project>,
-    yaml: &BTreeMap<String, String>,
-    external: &str,
-) -> BTreeMap<String, String> {
-    let mut vars = BTreeMap::new();
-    vars.insert("CI_SERVER_URL".into(), external.to_string());
-    vars.insert("CI_API_V4_URL".into(), format!("{external}/api/v4"));
-    vars.insert("CI_PROJECT_ID".into(), subject.project_id.to_string());
-    vars.insert("CI_COMMIT_REF_NAME".into(), subject.git_ref.clone());
-    vars.insert("CI_COMMIT_SHA".into(), subject.sha.0.clone());
-    if let Some(p) = upstream {
-        vars.insert("CI_PROJECT_PATH".into(), p.path_with_namespace.clone());
-        if let Some((ns, _)) = p.path_with_namespace.rsplit_once('/') {
-            vars.insert("CI_PROJECT_NAMESPACE".into(), ns.to_string());
-        }
-        if let Some(b) = &p.default_branch {
-            vars.insert("CI_DEFAULT_BRANCH".into(), b.clone());
-        }
-    }
-    for (k, v) in yaml {
-        if let Some(expanded) = expand(v, &vars) {
-            vars.insert(k.clone(), expanded);
-        }
-    }
-    vars
-}
-
-/// `$NAME`/`${NAME}` references in a text.
-fn variables_in(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        let after = rest[i + 1..]
-            .trim_start_matches("env:")
-            .trim_start_matches('{');
-        let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        if end > 0 && !names.contains(&after[..end].to_string()) {
-            names.push(after[..end].to_string());
-        }
-        rest = &after[end..];
-    }
-    names
-}
-
-/// The target of a failed trigger, from its configuration and its log.
-fn target_of(
-    failed: &FailedJob,
-    job: Option<&crate::evidence::ci_config::Job>,
-    scan: Option<&Scan>,
-    vars: &BTreeMap<String, String>,
-    upstream_path: Option<&str>,
-) -> Target {
-    let mut t = Target::default();
-    if let Some(trigger) = job.and_then(|j| j.trigger.as_ref()) {
-        match &trigger.kind {
-            TriggerKind::MultiProject { project, branch } => {
-                t.project_written = Some(project.clone());
-                t.git_ref = branch
-                    .as_ref()
-                    .and_then(|b| expand(b, vars).or(Some(b.clone())));
-            }
-            TriggerKind::Child { .. } => {
-                t.project_written = upstream_path.map(str::to_string);
-            }
-            TriggerKind::Empty => {}
-        }
-        t.variables_used = trigger.variables_used.clone();
-        t.variables_sent = job
-            .map(|j| j.variables.keys().cloned().collect())
-            .unwrap_or_default();
-    }
-    if !failed.is_bridge() {
-        if let Some(call) = job.and_then(|j| j.trigger_calls().into_iter().next()) {
-            if let Some(token) = &call.token {
-                t.uses_job_token |= token.contains("CI_JOB_TOKEN");
-                t.token_variable = variables_in(token).into_iter().next();
-            }
-            if t.git_ref.is_none() {
-                t.git_ref = call
-                    .git_ref
-                    .as_ref()
-                    .map(|r| expand(r, vars).unwrap_or_else(|| r.clone()));
-            }
-            t.variables_sent = call.variables.iter().map(|(k, _)| k.clone()).collect();
-            if let Some(url) = &call.url {
-                for name in variables_in(url) {
-                    if !t.variables_used.contains(&name) {
-                        t.variables_used.push(name);
-                    }
-                }
-            }
-        }
-        // What actually ran, from the log, wins over the script.
-        if let Some(scan) = scan {
-            for s in &scan.signals {
-                match &s.kind {
-                    SignalKind::TriggerCall(call) => {
-                        t.project_written = call.project.clone().or(t.project_written.take());
-                        if call.git_ref.is_some() {
-                            t.git_ref = call.git_ref.clone();
-                        }
-                        t.url = Some(TargetUrl {
-                            written: call.url.clone(),
-                            scheme: call.scheme.clone(),
-                            host: call.host.clone(),
-                            port: call.port,
-                            path: call
-                                .url
-                                .split_once("/api/")
-                                .map(|(_, p)| format!("/api/{p}")),
-                            base_variable: call.base_variable.clone(),
-                        });
-                    }
-                    SignalKind::Token(token) => {
-                        if let TokenUse::Variable(v) = token {
-                            t.uses_job_token |= v.contains("CI_JOB_TOKEN");
-                            if !v.contains("CI_JOB_TOKEN") {
-                                t.token_variable = Some(v.clone());
-                            }
-                        }
-                        t.token = Some(token.clone());
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some(v) = &t.token_variable {
-            if !t.variables_used.contains(v) {
-                t.variables_used.push(v.clone());
-            }
-        }
-    }
-    t.project = t
-        .project_written
-        .as_deref()
-        .and_then(|p| expand(p, vars))
-        .map(|p| p.replace("%2F", "/").replace("%2f", "/"))
-        .filter(|p| !p.trim().is_empty());
-    t
-}
-
 fn creation_problem(scan: Option<&Scan>) -> bool {
     scan.is_some_and(|s| {
         s.signals.iter().any(|sig| {
@@ -282,6 +115,8 @@ pub async fn gather(
     subject: &Subject,
     failure: &TriggerFailure,
 ) -> Facts {
+    // The one clock read of a diagnosis: the checks take this time from the facts.
+    let now = Timestamp::now();
     let (failed, scan) = match failure {
         TriggerFailure::Bridge { bridge } => (
             FailedJob::Bridge {
@@ -334,16 +169,32 @@ pub async fn gather(
             })
         })
         .filter(|p| !p.is_empty() && !p.contains('$'));
-    let (upstream, version, config, _) = tokio::join!(
-        gitlab.project(&upstream_ref),
+    // The configuration is read from the project's own CI file path (`ci_config_path`), so
+    // it waits for the project (normally already in the session's memo from recognising).
+    let (upstream_and_config, version, _) = tokio::join!(
+        async {
+            let upstream = gitlab.project(&upstream_ref).await;
+            let config_path = upstream
+                .as_ref()
+                .ok()
+                .and_then(|p| p.ci_config_path.clone());
+            let config = ci_source::load(
+                gitlab,
+                subject.project_id,
+                config_path.as_deref(),
+                &subject.sha,
+            )
+            .await;
+            (upstream, config)
+        },
         gitlab.version(),
-        ci_source::load(gitlab, subject.project_id, None, &subject.sha),
         async {
             if let Some(p) = &literal_downstream {
                 let _ = gitlab.project(&ProjectRef::parse(p)).await;
             }
         },
     );
+    let (upstream, config) = upstream_and_config;
     let upstream = gathered(upstream, &upstream_name);
     let version = gathered(version, "the instance");
     let external_url = ctx.external_url(subject);
@@ -563,14 +414,7 @@ pub async fn gather(
     let triggers = triggers.map_or(Gathered::NotNeeded, |r| gathered(r, &downstream_name));
     // With a trigger token the pipeline runs as the token's owner: when every token of the
     // downstream project has the same owner, that owner's role is the one that counts.
-    let owner = triggers.found().and_then(|list| {
-        let mut owners: Vec<_> = list
-            .iter()
-            .filter_map(|t| t.owner.as_ref().map(|o| o.id))
-            .collect();
-        owners.dedup();
-        (owners.len() == 1).then(|| owners[0])
-    });
+    let owner = triggers.found().and_then(|list| sole_owner(list));
     let member = match (member, owner, down_id) {
         (None, Some(owner), Some(d)) => {
             let listed = members.as_ref().and_then(|list| {
@@ -594,6 +438,7 @@ pub async fn gather(
         _ => Gathered::NotNeeded,
     };
     let mut facts = Facts {
+        now,
         subject: subject.clone(),
         upstream_ref_protected,
         failed,
@@ -643,6 +488,27 @@ pub async fn gather(
     facts
 }
 
+/// The one owner of every trigger token that has an owner; `None` when the owners differ
+/// or no token has one.
+fn sole_owner(triggers: &[Trigger]) -> Option<UserId> {
+    match owners_of(triggers).as_slice() {
+        [only] => Some(*only),
+        _ => None,
+    }
+}
+
+/// The distinct owners of the trigger tokens, in id order (sorted first, so repeats that are
+/// not next to each other collapse too).
+fn owners_of(triggers: &[Trigger]) -> Vec<UserId> {
+    let mut owners: Vec<UserId> = triggers
+        .iter()
+        .filter_map(|t| t.owner.as_ref().map(|o| o.id))
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners
+}
+
 /// The host and port of a failed network call of a curl-style trigger, when it is one.
 fn probe_target(
     failed: &FailedJob,
@@ -675,47 +541,6 @@ fn probe_target(
         443
     });
     Some((host, port))
-}
-
-/// The kind and fingerprint of the token variable's value, where the bot could read it.
-fn token_value(facts: &Facts) -> Option<TokenValue> {
-    let name = facts.target.token_variable.as_deref()?;
-    let project = facts
-        .subject
-        .project_path
-        .clone()
-        .unwrap_or_else(|| facts.subject.project_id.to_string());
-    let places = std::iter::once((project, &facts.project_variables))
-        .chain(facts.group_variables.iter().map(|(g, v)| (g.clone(), v)));
-    for (place, vars) in places {
-        let found = vars
-            .found()
-            .and_then(|vs| vs.iter().find(|v| v.key == name && v.value.is_some()));
-        if let Some(value) = found.and_then(|v| v.value.as_deref()) {
-            return Some(TokenValue {
-                kind: crate::redact::token_kind(value),
-                fingerprint: crate::redact::fingerprint(value),
-                defined_in: place,
-            });
-        }
-    }
-    None
-}
-
-/// Drops every variable value from the facts: nothing below this point may see one.
-fn forget_values(facts: &mut Facts) {
-    let clear = |vars: &mut Gathered<Vec<Variable>>| {
-        if let Gathered::Found(list) = vars {
-            for v in list.iter_mut() {
-                v.value = None;
-            }
-        }
-    };
-    clear(&mut facts.project_variables);
-    clear(&mut facts.instance_variables);
-    for (_, vars) in facts.group_variables.iter_mut() {
-        clear(vars);
-    }
 }
 
 /// Facts of a trigger whose downstream pipeline was created and failed: the downstream
@@ -761,7 +586,7 @@ pub async fn gather_downstream(
             web_url: d.web_url.clone(),
             failed_jobs,
         }),
-        ..Facts::new(subject.clone(), failed, instance)
+        ..Facts::new(Timestamp::now(), subject.clone(), failed, instance)
     }
 }
 
@@ -769,34 +594,62 @@ pub async fn gather_downstream(
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn variables_are_expanded_in_both_forms() {
-        let v = vars(&[("GROUP", "platform"), ("APP", "api")]);
-        assert_eq!(expand("$GROUP/${APP}", &v).as_deref(), Some("platform/api"));
-        assert_eq!(expand("plain/path", &v).as_deref(), Some("plain/path"));
-        assert_eq!(expand("$MISSING/app", &v), None);
-    }
-
-    #[test]
-    fn variable_references_are_listed_once() {
-        assert_eq!(
-            variables_in("$CI_API_V4_URL/projects/${ID}/trigger/pipeline?token=$env:TOKEN&x=$ID"),
-            vec!["CI_API_V4_URL".to_string(), "ID".into(), "TOKEN".into()]
-        );
-    }
-
     #[test]
     fn origins_keep_scheme_host_and_port() {
         assert_eq!(
             origin("https://gitlab.example.com:8443/g/p").as_deref(),
             Some("https://gitlab.example.com:8443")
+        );
+    }
+
+    fn triggers_owned_by(owners: &[Option<u64>]) -> Vec<Trigger> {
+        owners
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                serde_json::from_value(serde_json::json!({
+                    "id": i, "expires_at": null,
+                    "owner": o.map(|id| serde_json::json!({"id": id, "username": format!("user{id}")})),
+                }))
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trigger_tokens_have_a_sole_owner_only_when_every_owner_is_the_same() {
+        assert_eq!(
+            sole_owner(&triggers_owned_by(&[Some(5), Some(5)])),
+            Some(UserId(5))
+        );
+        assert_eq!(
+            sole_owner(&triggers_owned_by(&[Some(5), None, Some(5)])),
+            Some(UserId(5)),
+            "a token without an owner does not count"
+        );
+        assert_eq!(
+            sole_owner(&triggers_owned_by(&[Some(5), Some(6), Some(5)])),
+            None
+        );
+        assert_eq!(
+            sole_owner(&triggers_owned_by(&[Some(6), Some(5), Some(5), Some(6)])),
+            None
+        );
+        assert_eq!(sole_owner(&triggers_owned_by(&[None])), None);
+        assert_eq!(sole_owner(&[]), None);
+    }
+
+    #[test]
+    fn owners_are_compared_as_a_set_not_as_a_sequence() {
+        // The owners in sorted, deduplicated order: the same whatever order GitLab lists the
+        // tokens in, so non-adjacent repeats of an owner collapse.
+        assert_eq!(
+            owners_of(&triggers_owned_by(&[Some(6), Some(5), Some(6)])),
+            vec![UserId(5), UserId(6)]
+        );
+        assert_eq!(
+            owners_of(&triggers_owned_by(&[Some(5), None, Some(6), Some(5)])),
+            vec![UserId(5), UserId(6)]
         );
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::host_of;
+use crate::diagnosis::host_of;
 
 /// Which hosts may be probed.
 #[derive(Debug, Clone)]
