@@ -4,6 +4,9 @@
 //! `server.unauthenticated_body_budget_bytes` (64 MiB by default), answers 503 with
 //! `Retry-After` beyond it, and 408 once `server.body_timeout_seconds` (10 s) has passed.
 //!
+//! The budget first sets aside every open connection's read-ahead buffers
+//! (`server.max_connections`, 128 by default; more wait in the listen backlog).
+//!
 //! Half the connections declare their length (`Content-Length`), half send chunks (those are
 //! refused with 411 from their headers: GitLab always declares a hook body's length). The
 //! resident memory of the real `trigger-doctor serve` is sampled every 20 ms while they hold
