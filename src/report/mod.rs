@@ -1,6 +1,8 @@
 //! Reports of a diagnosis for people. Text for the terminal (`trigger-doctor diagnose`);
 //! everything from a webhook, a log or GitLab is shown as data, never interpreted.
 
+#[cfg(test)]
+mod golden;
 pub mod markdown;
 pub mod slack;
 

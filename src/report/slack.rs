@@ -488,15 +488,7 @@ mod tests {
 
     fn golden(name: &str, message: &ChatMessage) {
         let actual = serde_json::to_string_pretty(&message.to_json()).unwrap() + "\n";
-        let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
-        if std::env::var_os("TRIGGER_DOCTOR_UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, &actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert_eq!(
-            actual, expected,
-            "{name} changed: review it, then TRIGGER_DOCTOR_UPDATE_GOLDEN=1 cargo test"
-        );
+        super::super::golden::assert_golden(name, &actual);
     }
 
     /// Every string in the message: the fallback and every text in the blocks.
