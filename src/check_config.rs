@@ -45,42 +45,42 @@ impl fmt::Display for Level {
 
 /// One checked fact: `subject` is what it is about (`token`, `group/app hook #3`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
+pub struct SetupCheck {
     pub level: Level,
     pub subject: String,
     pub message: String,
 }
 
-impl Check {
-    fn new(level: Level, subject: impl Into<String>, message: impl Into<String>) -> Check {
-        Check {
+impl SetupCheck {
+    fn new(level: Level, subject: impl Into<String>, message: impl Into<String>) -> SetupCheck {
+        SetupCheck {
             level,
             subject: subject.into(),
             message: message.into(),
         }
     }
-    fn ok(subject: impl Into<String>, message: impl Into<String>) -> Check {
-        Check::new(Level::Ok, subject, message)
+    fn ok(subject: impl Into<String>, message: impl Into<String>) -> SetupCheck {
+        SetupCheck::new(Level::Ok, subject, message)
     }
-    fn warning(subject: impl Into<String>, message: impl Into<String>) -> Check {
-        Check::new(Level::Warning, subject, message)
+    fn warning(subject: impl Into<String>, message: impl Into<String>) -> SetupCheck {
+        SetupCheck::new(Level::Warning, subject, message)
     }
-    fn error(subject: impl Into<String>, message: impl Into<String>) -> Check {
-        Check::new(Level::Error, subject, message)
+    fn error(subject: impl Into<String>, message: impl Into<String>) -> SetupCheck {
+        SetupCheck::new(Level::Error, subject, message)
     }
 }
 
 /// Every line of one run, in order.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
-    pub checks: Vec<Check>,
+    pub checks: Vec<SetupCheck>,
 }
 
 impl Report {
     /// The report of a configuration that does not load: one error naming the key.
     pub fn invalid_configuration(error: &ConfigError) -> Report {
         Report {
-            checks: vec![Check::error("configuration", error.to_string())],
+            checks: vec![SetupCheck::error("configuration", error.to_string())],
         }
     }
 
@@ -149,7 +149,7 @@ pub async fn run(settings: &Settings, options: &Options) -> Report {
             let session = gitlab.session(None, true);
             check_gitlab(&session, settings, options, Timestamp::now(), &mut report).await;
         }
-        Err(e) => report.checks.push(Check::error(
+        Err(e) => report.checks.push(SetupCheck::error(
             "GitLab",
             format!("cannot set up the GitLab client: {e}"),
         )),
@@ -159,13 +159,16 @@ pub async fn run(settings: &Settings, options: &Options) -> Report {
 
 /// Checks that need no GitLab: the configuration loaded, webhook authentication, where
 /// diagnoses go.
-pub fn check_settings(settings: &Settings, file: Option<&Path>) -> Vec<Check> {
+pub fn check_settings(settings: &Settings, file: Option<&Path>) -> Vec<SetupCheck> {
     let mut checks = Vec::new();
     let sources = match file {
         Some(f) => format!("built-in defaults, {}, environment", f.display()),
         None => "built-in defaults, environment".to_string(),
     };
-    checks.push(Check::ok("configuration", format!("valid ({sources})")));
+    checks.push(SetupCheck::ok(
+        "configuration",
+        format!("valid ({sources})"),
+    ));
 
     let gitlab = &settings.gitlab;
     let mut url = format!("API at {}/api/v4", redact_url(&gitlab.url));
@@ -175,11 +178,11 @@ pub fn check_settings(settings: &Settings, file: Option<&Path>) -> Vec<Check> {
             redact_url(external)
         ));
     }
-    checks.push(Check::ok("gitlab.url", url));
+    checks.push(SetupCheck::ok("gitlab.url", url));
 
     let webhook = &settings.webhook;
     match settings.require_webhook_auth() {
-        Err(e) => checks.push(Check::error(
+        Err(e) => checks.push(SetupCheck::error(
             "webhook",
             format!("{e}; `serve` refuses to start"),
         )),
@@ -193,14 +196,14 @@ pub fn check_settings(settings: &Settings, file: Option<&Path>) -> Vec<Check> {
                 text.push_str("; a valid signature is required");
             }
             // (`require_signature` without a signing token does not load at all.)
-            checks.push(Check::ok("webhook", text));
+            checks.push(SetupCheck::ok("webhook", text));
         }
     }
 
     let notify = &settings.notify;
     let patterns: Vec<&str> = notify.routes.iter().map(|r| r.pattern.as_str()).collect();
     match (notify.gitlab_comments, patterns.is_empty()) {
-        (false, true) => checks.push(Check::warning(
+        (false, true) => checks.push(SetupCheck::warning(
             "notify",
             "notify.gitlab_comments is false and notify.slack.routes is empty: \
              diagnoses are only stored",
@@ -217,7 +220,7 @@ pub fn check_settings(settings: &Settings, file: Option<&Path>) -> Vec<Check> {
                     patterns.join(", ")
                 ));
             }
-            checks.push(Check::ok(
+            checks.push(SetupCheck::ok(
                 "notify",
                 format!("diagnoses are sent {}", places.join(" and ")),
             ));
@@ -241,10 +244,10 @@ const NOT_API_TOKENS: &[(&str, &str)] = &[
 ];
 
 /// Why the GitLab checks cannot run with the configured token, if they cannot.
-fn token_problem(settings: &Settings) -> Option<Check> {
+fn token_problem(settings: &Settings) -> Option<SetupCheck> {
     let token = settings.gitlab.token.expose().trim();
     if token.is_empty() {
-        return Some(Check::error(
+        return Some(SetupCheck::error(
             "gitlab.token",
             "no GitLab token is configured, so nothing can be checked against GitLab and the \
              service cannot diagnose anything; set gitlab.token (or TRIGGER_DOCTOR__GITLAB__TOKEN, \
@@ -256,7 +259,7 @@ fn token_problem(settings: &Settings) -> Option<Check> {
         .iter()
         .find(|(prefix, _)| token.starts_with(prefix))
         .map(|(prefix, kind)| {
-            Check::error(
+            SetupCheck::error(
                 "gitlab.token",
                 format!(
                     "this is {kind} ({prefix}…), which cannot call the REST API; use a personal, \
@@ -287,11 +290,11 @@ pub async fn check_gitlab(
         }
     }
     match session.current_user().await {
-        Ok(user) => checks.push(Check::ok(
+        Ok(user) => checks.push(SetupCheck::ok(
             "user",
             format!("the bot is @{} (id {})", user.username, user.id),
         )),
-        Err(e) => checks.push(Check::error(
+        Err(e) => checks.push(SetupCheck::error(
             "user",
             format!("cannot read the bot's user (GET /user): {e}"),
         )),
@@ -302,9 +305,9 @@ pub async fn check_gitlab(
             if let Some(rev) = v.revision.as_deref().filter(|r| !r.is_empty()) {
                 text.push_str(&format!(" (revision {rev})"));
             }
-            checks.push(Check::ok("instance", text));
+            checks.push(SetupCheck::ok("instance", text));
         }
-        Err(e) => checks.push(Check::error(
+        Err(e) => checks.push(SetupCheck::error(
             "instance",
             format!("cannot read the version: {e}"),
         )),
@@ -319,51 +322,51 @@ fn stops_everything(e: &GitlabError) -> bool {
     e.is_transient() || matches!(e, GitlabError::Unauthorized { .. })
 }
 
-fn token_error(e: &GitlabError, url: &str) -> Check {
+fn token_error(e: &GitlabError, url: &str) -> SetupCheck {
     let url = redact_url(url);
     match e {
-        GitlabError::Unauthorized { .. } => Check::error(
+        GitlabError::Unauthorized { .. } => SetupCheck::error(
             "token",
             "GitLab refused the token (401): it is wrong, expired or revoked; create a token \
              with the api scope and set gitlab.token",
         ),
-        GitlabError::Forbidden { message, .. } => Check::error(
+        GitlabError::Forbidden { message, .. } => SetupCheck::error(
             "token",
             format!(
                 "GitLab refused to describe the token (403: {message}); the bot needs a token \
                  with the api scope"
             ),
         ),
-        GitlabError::NotFound { .. } => Check::warning(
+        GitlabError::NotFound { .. } => SetupCheck::warning(
             "token",
             "this GitLab cannot describe the token (GET /personal_access_tokens/self answered \
              404, GitLab before 15.5?): its scopes and expiry are not checked",
         ),
-        e if e.is_transient() => Check::error("GitLab", format!("cannot reach {url}: {e}")),
-        e => Check::error("token", format!("cannot read the token: {e}")),
+        e if e.is_transient() => SetupCheck::error("GitLab", format!("cannot reach {url}: {e}")),
+        e => SetupCheck::error("token", format!("cannot read the token: {e}")),
     }
 }
 
 /// The token's state, scopes and expiry (`expires_at` is a date; the token stops working at
 /// midnight UTC starting that day).
-pub fn check_token(info: &TokenInfo, now: Timestamp) -> Vec<Check> {
+pub fn check_token(info: &TokenInfo, now: Timestamp) -> Vec<SetupCheck> {
     let mut checks = Vec::new();
     let name = match info.name.as_deref() {
         Some(n) if !n.is_empty() => format!("{n:?} (id {})", info.id),
         _ => format!("id {}", info.id),
     };
     checks.push(if info.revoked {
-        Check::error(
+        SetupCheck::error(
             "token",
             format!("{name} is revoked; create a new one and set gitlab.token"),
         )
     } else if !info.active {
-        Check::error(
+        SetupCheck::error(
             "token",
             format!("{name} is not active; create a new one and set gitlab.token"),
         )
     } else {
-        Check::ok("token", format!("{name} is active"))
+        SetupCheck::ok("token", format!("{name} is active"))
     });
 
     let scopes = if info.scopes.is_empty() {
@@ -373,9 +376,9 @@ pub fn check_token(info: &TokenInfo, now: Timestamp) -> Vec<Check> {
     };
     let has = |s: &str| info.scopes.iter().any(|x| x == s);
     checks.push(if has("api") {
-        Check::ok("token", format!("scopes: {scopes}"))
+        SetupCheck::ok("token", format!("scopes: {scopes}"))
     } else if has("read_api") {
-        Check::error(
+        SetupCheck::error(
             "token",
             format!(
                 "scopes: {scopes}; read_api can read but cannot post diagnosis comments: \
@@ -383,7 +386,7 @@ pub fn check_token(info: &TokenInfo, now: Timestamp) -> Vec<Check> {
             ),
         )
     } else {
-        Check::error(
+        SetupCheck::error(
             "token",
             format!("scopes: {scopes}; the bot needs the api scope"),
         )
@@ -394,9 +397,9 @@ pub fn check_token(info: &TokenInfo, now: Timestamp) -> Vec<Check> {
 }
 
 /// `expires_at` (a date `YYYY-MM-DD`, or a datetime) against now.
-pub fn check_expiry(expires_at: Option<&str>, now: Timestamp) -> Check {
+pub fn check_expiry(expires_at: Option<&str>, now: Timestamp) -> SetupCheck {
     let Some(text) = expires_at.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Check::ok("token", "never expires");
+        return SetupCheck::ok("token", "never expires");
     };
     let at = if text.len() == 10 {
         Timestamp::parse(&format!("{text}T00:00:00Z"))
@@ -404,14 +407,14 @@ pub fn check_expiry(expires_at: Option<&str>, now: Timestamp) -> Check {
         Timestamp::parse(text)
     };
     let Some(at) = at else {
-        return Check::warning(
+        return SetupCheck::warning(
             "token",
             format!("cannot read its expiry date {text:?}: check it in GitLab"),
         );
     };
     let left = at.0 - now.0;
     if left <= 0 {
-        return Check::error(
+        return SetupCheck::error(
             "token",
             format!("expired on {text}; create a new token and set gitlab.token"),
         );
@@ -422,12 +425,12 @@ pub fn check_expiry(expires_at: Option<&str>, now: Timestamp) -> Check {
         n => format!("in {}", plural(n as usize, "day")),
     };
     if left < EXPIRY_WARNING_DAYS * DAY_MS {
-        Check::warning(
+        SetupCheck::warning(
             "token",
             format!("expires on {text} ({when}); rotate it and update gitlab.token before then"),
         )
     } else {
-        Check::ok("token", format!("expires on {text} ({when})"))
+        SetupCheck::ok("token", format!("expires on {text} ({when})"))
     }
 }
 
@@ -437,7 +440,7 @@ async fn check_project(
     settings: &Settings,
     options: &Options,
     now: Timestamp,
-) -> Vec<Check> {
+) -> Vec<SetupCheck> {
     let asked = match project {
         ProjectRef::Id(id) => format!("project {id}"),
         ProjectRef::Path(p) => p.clone(),
@@ -445,19 +448,24 @@ async fn check_project(
     let found = match session.project(project).await {
         Ok(p) => p,
         Err(GitlabError::NotFound { .. }) => {
-            return vec![Check::error(
+            return vec![SetupCheck::error(
                 asked,
                 "no such project, or the bot cannot see it (GitLab answers 404 for both); \
                  add the bot as a member",
             )]
         }
-        Err(e) => return vec![Check::error(asked, format!("cannot read the project: {e}"))],
+        Err(e) => {
+            return vec![SetupCheck::error(
+                asked,
+                format!("cannot read the project: {e}"),
+            )]
+        }
     };
     let subject = found.path_with_namespace.clone();
     let mut checks = Vec::new();
     if let ProjectRef::Path(p) = project {
         if !p.eq_ignore_ascii_case(&found.path_with_namespace) {
-            checks.push(Check::warning(
+            checks.push(SetupCheck::warning(
                 subject.clone(),
                 format!("{p} was renamed or moved to {subject}"),
             ));
@@ -471,13 +479,13 @@ async fn check_project(
             settings,
             now,
         )),
-        Err(GitlabError::Forbidden { .. }) => checks.push(Check::warning(
+        Err(GitlabError::Forbidden { .. }) => checks.push(SetupCheck::warning(
             subject,
             "cannot read its webhooks: GitLab answered 403, listing hooks needs the Maintainer \
              role (so do the checks of CI/CD variables, trigger tokens and the job-token \
              allowlist); check Settings → Webhooks by hand",
         )),
-        Err(e) => checks.push(Check::error(
+        Err(e) => checks.push(SetupCheck::error(
             subject,
             format!("cannot read its webhooks: {e}"),
         )),
@@ -554,7 +562,7 @@ pub fn check_hooks(
     service_url: Option<&str>,
     settings: &Settings,
     now: Timestamp,
-) -> Vec<Check> {
+) -> Vec<SetupCheck> {
     let ours: Vec<&ProjectHook> = hooks
         .iter()
         .filter(|h| points_here(&h.url, service_url))
@@ -586,12 +594,12 @@ pub fn check_hooks(
                 elsewhere.join(", ")
             ));
         }
-        return vec![Check::error(project, text)];
+        return vec![SetupCheck::error(project, text)];
     }
     let mut checks = Vec::new();
     if ours.len() > 1 {
         let ids: Vec<String> = ours.iter().map(|h| format!("#{}", h.id)).collect();
-        checks.push(Check::warning(
+        checks.push(SetupCheck::warning(
             project,
             format!(
                 "{} webhooks point at this service ({}): every event is delivered once per hook",
@@ -612,14 +620,14 @@ fn check_hook(
     hook: &ProjectHook,
     settings: &Settings,
     now: Timestamp,
-) -> Vec<Check> {
+) -> Vec<SetupCheck> {
     let subject = format!("{project} hook #{}", hook.id);
     let url = display_url(&hook.url);
     let mut checks = Vec::new();
 
     let paused = hook.disabled_until.filter(|until| *until > now);
     match (hook.alert_status.as_deref(), paused) {
-        (Some("disabled"), _) => checks.push(Check::error(
+        (Some("disabled"), _) => checks.push(SetupCheck::error(
             &subject,
             format!(
                 "{url}: GitLab disabled this webhook after repeated failed deliveries, so \
@@ -629,7 +637,7 @@ fn check_hook(
         )),
         (Some("temporarily_disabled"), _) | (_, Some(_)) => {
             let until = paused.map_or(String::new(), |t| format!(" until {}", t.to_rfc3339()));
-            checks.push(Check::warning(
+            checks.push(SetupCheck::warning(
                 &subject,
                 format!(
                     "{url}: GitLab paused this webhook{until} after failed deliveries; events \
@@ -637,7 +645,10 @@ fn check_hook(
                 ),
             ))
         }
-        _ => checks.push(Check::ok(&subject, format!("{url} points at this service"))),
+        _ => checks.push(SetupCheck::ok(
+            &subject,
+            format!("{url} points at this service"),
+        )),
     }
 
     let missing: Vec<&str> = [
@@ -660,26 +671,26 @@ fn check_hook(
     .map(|(_, what)| what)
     .collect();
     if missing.is_empty() {
-        checks.push(Check::ok(
+        checks.push(SetupCheck::ok(
             &subject,
             "sends Pipeline events, Job events, Comments and Confidential comments",
         ));
     } else {
         let text = format!("does not send {}", missing.join("; "));
         checks.push(if hook.pipeline_events {
-            Check::warning(&subject, text)
+            SetupCheck::warning(&subject, text)
         } else {
-            Check::error(&subject, text)
+            SetupCheck::error(&subject, text)
         });
     }
 
     if normalise(&hook.url).starts_with("http://") {
-        checks.push(Check::warning(
+        checks.push(SetupCheck::warning(
             &subject,
             "delivers over plain http: its secret token crosses the network unencrypted",
         ));
     } else if hook.enable_ssl_verification == Some(false) {
-        checks.push(Check::warning(
+        checks.push(SetupCheck::warning(
             &subject,
             "SSL verification is off (enable_ssl_verification is false): GitLab would deliver \
              to an impostor; turn it on",
@@ -690,19 +701,19 @@ fn check_hook(
     let has_token = hook.token_present == Some(true);
     let signs = hook.signing_token_present == Some(true);
     if hook.token_present == Some(false) && !signs {
-        checks.push(Check::error(
+        checks.push(SetupCheck::error(
             &subject,
             "has neither a secret token nor a signing token: its deliveries are refused with \
              401; set a secret token from webhook.secret_tokens",
         ));
     } else if webhook.require_signature && hook.signing_token_present == Some(false) {
-        checks.push(Check::error(
+        checks.push(SetupCheck::error(
             &subject,
             "has no signing token but webhook.require_signature is true: its deliveries are \
              refused with 401",
         ));
     } else if signs && !has_token && webhook.signing_keys.is_empty() {
-        checks.push(Check::error(
+        checks.push(SetupCheck::error(
             &subject,
             "signs its deliveries but webhook.signing_tokens is empty: they are refused \
              with 401",
@@ -762,7 +773,7 @@ mod tests {
         }
     }
 
-    fn levels(checks: &[Check]) -> Vec<Level> {
+    fn levels(checks: &[SetupCheck]) -> Vec<Level> {
         checks.iter().map(|c| c.level).collect()
     }
 
@@ -1007,10 +1018,10 @@ mod tests {
     #[test]
     fn the_exit_code_is_one_only_with_errors_and_the_summary_counts_levels() {
         let mut report = Report::default();
-        report.checks.push(Check::ok("a", "fine"));
-        report.checks.push(Check::warning("b", "hmm"));
+        report.checks.push(SetupCheck::ok("a", "fine"));
+        report.checks.push(SetupCheck::warning("b", "hmm"));
         assert_eq!(report.exit_code(), 0);
-        report.checks.push(Check::error("c", "bad"));
+        report.checks.push(SetupCheck::error("c", "bad"));
         assert_eq!(report.exit_code(), 1);
         assert_eq!(
             report.render(),

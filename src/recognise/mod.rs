@@ -155,7 +155,7 @@ fn pipeline_subject(p: &PipelineEvent) -> Subject {
 }
 
 /// Splits a pipeline's trigger jobs into trigger failures and downstream failures.
-pub fn classify_bridges(bridges: Vec<Bridge>) -> (Vec<TriggerFailure>, Vec<DownstreamFailure>) {
+pub fn split_failed_bridges(bridges: Vec<Bridge>) -> (Vec<TriggerFailure>, Vec<DownstreamFailure>) {
     let mut failures = Vec::new();
     let mut downstream = Vec::new();
     for bridge in bridges.into_iter().filter(|b| b.status == Status::Failed) {
@@ -248,7 +248,7 @@ async fn recognise_status(
             }
         }
     );
-    let (mut failures, downstream) = classify_bridges(bridges?);
+    let (mut failures, downstream) = split_failed_bridges(bridges?);
     // Failed builds whose script calls the trigger API (curl-style triggers).
     if !failed_builds.is_empty() {
         let callers = callers?;
@@ -629,7 +629,7 @@ mod tests {
 
     #[test]
     fn failed_bridges_split_into_trigger_and_downstream_failures() {
-        let (failures, downstream) = classify_bridges(vec![
+        let (failures, downstream) = split_failed_bridges(vec![
             bridge("failed", None),
             bridge("failed", Some("failed")),
             bridge("success", Some("success")),

@@ -2,7 +2,7 @@
 //! lines and exit code.
 
 use serde_json::{json, Value};
-use trigger_doctor::check_config::{self, Check, Level, Options, Report};
+use trigger_doctor::check_config::{self, Level, Options, Report, SetupCheck};
 use trigger_doctor::config::Settings;
 use trigger_doctor::gitlab::ProjectRef;
 use trigger_doctor::timestamp::Timestamp;
@@ -64,7 +64,7 @@ fn date_in(days: i64) -> String {
     Timestamp(Timestamp::now().0 + days * 86_400_000).to_rfc3339()[..10].to_string()
 }
 
-fn find<'a>(report: &'a Report, subject: &str, level: Level) -> Vec<&'a Check> {
+fn find<'a>(report: &'a Report, subject: &str, level: Level) -> Vec<&'a SetupCheck> {
     report
         .checks
         .iter()
