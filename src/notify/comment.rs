@@ -15,6 +15,7 @@ use crate::gitlab::{GitlabError, Session};
 use crate::ids::{CommitSha, MergeRequestIid, NoteId, PipelineId, ProjectId};
 use crate::recognise::Subject;
 use crate::report::markdown::Marker;
+use crate::retry::Backoff;
 use crate::store::{CommentRecord, CommentUpdate, Store, StoreError};
 
 /// Where the diagnosis comment of a pipeline lives.
@@ -217,6 +218,12 @@ pub enum Mode {
 /// How long a worker waits for another worker's lock before giving the delivery back.
 const LOCK_WAIT: Duration = Duration::from_secs(20);
 
+/// How often it looks again meanwhile: after 50 ms, doubling up to once a second.
+const LOCK_POLL: Backoff = Backoff {
+    base: Duration::from_millis(50),
+    max: Duration::from_secs(1),
+};
+
 /// Who takes a target's lock, and for how long at most (a crashed holder's lock expires).
 #[derive(Debug, Clone)]
 pub struct Holder {
@@ -316,7 +323,7 @@ pub async fn lock(
     holder: &Holder,
 ) -> Result<CommentRecord, PostError> {
     let started = std::time::Instant::now();
-    let mut pause = Duration::from_millis(50);
+    let mut tries = 0;
     loop {
         if let Some(record) = store
             .lock_comment(key, scope.0, Some(scope.1), &holder.owner, holder.lease)
@@ -327,8 +334,8 @@ pub async fn lock(
         if started.elapsed() >= LOCK_WAIT.max(holder.lease) {
             return Err(PostError::Busy(key.to_string()));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
+        tries += 1;
+        tokio::time::sleep(LOCK_POLL.delay(tries)).await;
     }
 }
 
