@@ -247,7 +247,9 @@ impl Store {
         self
     }
 
-    fn now(&self) -> Timestamp {
+    /// The time as the store reads it: what leases, retry times and windows are measured
+    /// against.
+    pub fn now(&self) -> Timestamp {
         (self.clock)()
     }
 

@@ -289,7 +289,7 @@ async fn abandoned_lock(app: &TestApp, key: &str) {
         .store
         .lock_comment(key, ProjectId(1), Some("master"), "slow", lease);
     assert!(held.await.unwrap().is_some());
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.clock.advance(std::time::Duration::from_millis(5));
 }
 
 #[tokio::test]
@@ -430,7 +430,7 @@ async fn overtaken_while_editing(other: u64, stray: bool) -> (String, u64) {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     // The slow worker's lock runs out; another worker takes it and writes its comment.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(std::time::Duration::from_millis(1100));
     let taken = app
         .store
         .lock_comment(
@@ -659,7 +659,8 @@ async fn gitlab_502_while_posting_is_retried_and_posted_later_and_chat_hears_onc
     let text = chat.messages()[0]["text"].as_str().unwrap().to_string();
     assert!(text.contains("GitLab"), "{text}");
 
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Both retries come due (back-off 1 s, with jitter below it).
+    app.clock.advance(std::time::Duration::from_millis(1100));
     let settled = app.worker.run_until_idle("test").await.unwrap();
     assert_eq!(settled.len(), 2);
     assert!(
