@@ -21,6 +21,7 @@ use serde_json::json;
 use tracing::{error, warn};
 
 use crate::config::Secret;
+use crate::ids::{PipelineId, ProjectId};
 use crate::store::{
     DeliveryId, DeliveryState, DiagnosisFilter, DiagnosisStatus, ProjectFilter, Store,
 };
@@ -232,6 +233,11 @@ fn positive_id(text: &str) -> Option<i64> {
     text.parse::<i64>().ok().filter(|n| *n > 0)
 }
 
+/// A GitLab id (project, pipeline), in the same range as the store's own ids.
+fn gitlab_id(text: &str) -> Option<u64> {
+    positive_id(text).and_then(|n| u64::try_from(n).ok())
+}
+
 /// Cause ids are lowercase words joined by dots and underscores (`token.expired`).
 fn is_cause_id(text: &str) -> bool {
     !text.is_empty()
@@ -245,7 +251,9 @@ fn diagnosis_filter(params: &Params) -> Result<DiagnosisFilter, ApiError> {
     let project = match params.get("project") {
         None => None,
         Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => Some(ProjectFilter::Id(
-            positive_id(text).ok_or_else(|| bad_param("project", "not a project id"))?,
+            gitlab_id(text)
+                .map(ProjectId)
+                .ok_or_else(|| bad_param("project", "not a project id"))?,
         )),
         Some(text) => {
             let path = text.trim_matches('/');
@@ -260,7 +268,11 @@ fn diagnosis_filter(params: &Params) -> Result<DiagnosisFilter, ApiError> {
     };
     let pipeline = params
         .get("pipeline")
-        .map(|t| positive_id(t).ok_or_else(|| bad_param("pipeline", "expected a pipeline id")))
+        .map(|t| {
+            gitlab_id(t)
+                .map(PipelineId)
+                .ok_or_else(|| bad_param("pipeline", "expected a pipeline id"))
+        })
         .transpose()?;
     let cause = params
         .get("cause")

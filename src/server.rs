@@ -144,6 +144,12 @@ impl Application {
                 crate::redact::redact_url(&settings.store.url)
             )
         })?;
+        Application::build_with_store(settings, store)
+    }
+
+    /// Like [`Application::build`], over a store already opened (`store.url` is not read
+    /// again): for example one reading the time from its own clock.
+    pub fn build_with_store(settings: Settings, store: Store) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::default());
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;

@@ -203,7 +203,7 @@ impl Worker {
             }
             Err(ProcessError::Transient(error) | ProcessError::Unavailable(error)) => {
                 let delay = self.backoff().jittered(claim.attempts, random_unit());
-                let at = Timestamp(Timestamp::now().0 + delay.as_millis() as i64);
+                let at = Timestamp(self.store.now().0 + delay.as_millis() as i64);
                 warn!(%error, retry_in_seconds = delay.as_secs(), "attempt failed, will retry");
                 if self.store.retry_at(claim, &error, at).await? {
                     self.metrics.delivery_processed(label, "retried");

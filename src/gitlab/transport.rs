@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::config::{GitlabSettings, Secret};
 use crate::metrics::Metrics;
+use crate::retry::Backoff;
 use crate::timestamp::Timestamp;
 
 /// A failed GitLab call, typed so that callers can branch on the cause.
@@ -113,6 +114,15 @@ impl ClientSettings {
             max_log_bytes: s.max_log_bytes,
             retry_delay: Duration::from_millis(500),
         }
+    }
+}
+
+/// Retries of one request: `retry_delay · 2^(n-1)` before retry `n`, at most 256 ×
+/// `retry_delay`, without jitter.
+fn retry_backoff(retry_delay: Duration) -> Backoff {
+    Backoff {
+        base: retry_delay,
+        max: retry_delay.saturating_mul(256),
     }
 }
 
@@ -526,10 +536,7 @@ impl Session {
                 return Err(error);
             }
             attempt += 1;
-            let delay = self
-                .settings()
-                .retry_delay
-                .saturating_mul(1 << (attempt - 1).min(8));
+            let delay = retry_backoff(self.settings().retry_delay).delay(attempt);
             warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "GitLab call failed; retrying");
             tokio::time::sleep(delay).await;
         }
@@ -670,6 +677,19 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_of_one_request_double_up_to_256_times_the_first_delay() {
+        let backoff = retry_backoff(Duration::from_millis(500));
+        let delays: Vec<u64> = (1..=11)
+            .map(|n| backoff.delay(n).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            delays,
+            [500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 128000, 128000]
+        );
+        assert_eq!(retry_backoff(Duration::ZERO).delay(3), Duration::ZERO);
+    }
 
     #[test]
     fn endpoint_labels_hide_ids() {

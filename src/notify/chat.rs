@@ -130,7 +130,7 @@ impl Chat {
                         ChatResult::Failed {
                             error,
                             retry_at: Some(Timestamp(
-                                Timestamp::now().0 + delay.as_millis() as i64,
+                                self.store.now().0 + delay.as_millis() as i64,
                             )),
                         },
                         Sent::Retrying,
@@ -214,7 +214,7 @@ impl Chat {
                 Ok(Some(_)) => Next::Now,
                 Ok(None) => Next::After(match chat.store.next_chat_due().await {
                     Ok(Some(at)) => {
-                        Duration::from_millis((at.0 - Timestamp::now().0).clamp(10, 5_000) as u64)
+                        Duration::from_millis((at.0 - chat.store.now().0).clamp(10, 5_000) as u64)
                     }
                     _ => Duration::from_secs(5),
                 }),

@@ -15,6 +15,7 @@ use crate::gitlab::{GitlabError, Session};
 use crate::ids::{CommitSha, MergeRequestIid, NoteId, PipelineId, ProjectId};
 use crate::recognise::Subject;
 use crate::report::markdown::Marker;
+use crate::retry::Backoff;
 use crate::store::{CommentRecord, CommentUpdate, Store, StoreError};
 
 /// Where the diagnosis comment of a pipeline lives.
@@ -37,7 +38,11 @@ impl Target {
     /// The store key: `mr:<project>:<iid>` or `commit:<project>:<sha>`.
     pub fn key(&self) -> String {
         match self {
-            Target::MergeRequest { project, iid, .. } => format!("mr:{project}:{iid}"),
+            Target::MergeRequest {
+                project,
+                iid: mr_iid,
+                ..
+            } => format!("mr:{project}:{mr_iid}"),
             Target::Commit { project, sha, .. } => format!("commit:{project}:{sha}"),
         }
     }
@@ -51,7 +56,7 @@ impl Target {
     }
 
     /// A link to a note on the target.
-    pub fn note_url(&self, note: i64) -> Option<String> {
+    pub fn note_url(&self, note: NoteId) -> Option<String> {
         match self {
             Target::MergeRequest { web_url, .. } | Target::Commit { web_url, .. } => {
                 web_url.as_ref().map(|u| format!("{u}#note_{note}"))
@@ -67,18 +72,18 @@ pub async fn target_for(session: &Session, subject: &Subject) -> Result<Target, 
         .project_url
         .as_deref()
         .map(|u| u.trim_end_matches('/'));
-    if let Some(iid) = subject.merge_request_iid {
+    if let Some(mr_iid) = subject.merge_request_iid {
         let project = subject
             .merge_request_project_id
             .unwrap_or(subject.project_id);
         let web_url = subject.merge_request_url.clone().or_else(|| {
             (project == subject.project_id)
-                .then(|| project_url.map(|u| format!("{u}/-/merge_requests/{iid}")))
+                .then(|| project_url.map(|u| format!("{u}/-/merge_requests/{mr_iid}")))
                 .flatten()
         });
         return Ok(Target::MergeRequest {
             project,
-            iid,
+            iid: mr_iid,
             web_url,
         });
     }
@@ -158,18 +163,18 @@ pub enum PostError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Posted {
     Created {
-        note: i64,
+        note: NoteId,
     },
     Updated {
-        note: i64,
+        note: NoteId,
     },
     /// Same pipeline, causes and status as the comment already says.
     Unchanged {
-        note: i64,
+        note: NoteId,
     },
     /// The comment is about a newer pipeline than this delivery; left alone.
     Stale {
-        pipeline: i64,
+        pipeline: PipelineId,
     },
 }
 
@@ -183,7 +188,7 @@ impl Posted {
         }
     }
 
-    pub fn note(&self) -> Option<i64> {
+    pub fn note(&self) -> Option<NoteId> {
         match self {
             Posted::Created { note } | Posted::Updated { note } | Posted::Unchanged { note } => {
                 Some(*note)
@@ -213,6 +218,12 @@ pub enum Mode {
 /// How long a worker waits for another worker's lock before giving the delivery back.
 const LOCK_WAIT: Duration = Duration::from_secs(20);
 
+/// How often it looks again meanwhile: after 50 ms, doubling up to once a second.
+const LOCK_POLL: Backoff = Backoff {
+    base: Duration::from_millis(50),
+    max: Duration::from_secs(1),
+};
+
 /// Who takes a target's lock, and for how long at most (a crashed holder's lock expires).
 #[derive(Debug, Clone)]
 pub struct Holder {
@@ -239,7 +250,7 @@ pub async fn upsert(
     let causes = serde_json::to_string(&marker.causes).expect("causes serialise");
     let result = async {
         if mode == Mode::Webhook {
-            if record.pipeline_id > marker.pipeline.0 as i64 {
+            if record.pipeline_id > marker.pipeline {
                 return Ok((
                     Posted::Stale {
                         pipeline: record.pipeline_id,
@@ -248,7 +259,7 @@ pub async fn upsert(
                 ));
             }
             if let Some(note) = record.note_id {
-                if record.pipeline_id == marker.pipeline.0 as i64
+                if record.pipeline_id == marker.pipeline
                     && record.causes == causes
                     && record.status == marker.status
                 {
@@ -266,7 +277,7 @@ pub async fn upsert(
         };
         let (posted, discussion) = match write(session, target, &record, body, own, &guard).await {
             Err(PostError::Overtaken(_)) => {
-                let mine = (marker.pipeline.0 as i64, body);
+                let mine = (marker.pipeline, body);
                 repair(session, target, &guard, Some(mine)).await?
             }
             other => other?,
@@ -275,9 +286,9 @@ pub async fn upsert(
             return Ok((posted, None));
         }
         let update = CommentUpdate {
-            note_id: posted.note().unwrap_or_default(),
+            note_id: posted.note().unwrap_or(NoteId(0)),
             discussion_id: discussion,
-            pipeline_id: marker.pipeline.0 as i64,
+            pipeline_id: marker.pipeline,
             causes: causes.clone(),
             status: marker.status.clone(),
             body: body.to_string(),
@@ -312,16 +323,10 @@ pub async fn lock(
     holder: &Holder,
 ) -> Result<CommentRecord, PostError> {
     let started = std::time::Instant::now();
-    let mut pause = Duration::from_millis(50);
+    let mut tries = 0;
     loop {
         if let Some(record) = store
-            .lock_comment(
-                key,
-                scope.0 .0 as i64,
-                Some(scope.1),
-                &holder.owner,
-                holder.lease,
-            )
+            .lock_comment(key, scope.0, Some(scope.1), &holder.owner, holder.lease)
             .await?
         {
             return Ok(record);
@@ -329,8 +334,8 @@ pub async fn lock(
         if started.elapsed() >= LOCK_WAIT.max(holder.lease) {
             return Err(PostError::Busy(key.to_string()));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
+        tries += 1;
+        tokio::time::sleep(LOCK_POLL.delay(tries)).await;
     }
 }
 
@@ -352,7 +357,7 @@ impl Guard<'_> {
             .store
             .lock_comment(
                 self.key,
-                self.scope.0 .0 as i64,
+                self.scope.0,
                 Some(self.scope.1),
                 &self.holder.owner,
                 self.holder.lease,
@@ -393,12 +398,12 @@ pub(crate) async fn repair(
     session: &Session,
     target: &Target,
     guard: &Guard<'_>,
-    mine: Option<(i64, &str)>,
+    mine: Option<(PipelineId, &str)>,
 ) -> Result<(Posted, Option<String>), PostError> {
     warn!(comment = %guard.key, "another worker wrote the comment at the same time; settling it");
     for _ in 0..REPAIR_ROUNDS {
         let current = lock(guard.store, guard.key, guard.scope, guard.holder).await?;
-        let recorded = current.note_id.map(|n| NoteId(n as u64));
+        let recorded = current.note_id;
         let notes = own_notes(session, target).await?;
         let keep = recorded
             .and_then(|r| notes.iter().find(|(id, _)| *id == r).cloned())
@@ -421,12 +426,7 @@ pub(crate) async fn repair(
                     pipeline: current.pipeline_id,
                 },
             ),
-            (false, Some((_, body))) => (
-                Some(body),
-                Posted::Updated {
-                    note: note.0 as i64,
-                },
-            ),
+            (false, Some((_, body))) => (Some(body), Posted::Updated { note }),
             (false, None) => return Err(PostError::Busy(guard.key.to_string())),
         };
         if let Some(text) = text {
@@ -452,20 +452,13 @@ pub(crate) async fn write(
     own: Option<OwnNote>,
     guard: &Guard<'_>,
 ) -> Result<(Posted, Option<String>), PostError> {
-    let known = record
-        .note_id
-        .map(|n| (NoteId(n as u64), record.discussion_id.clone()));
+    let known = record.note_id.map(|n| (n, record.discussion_id.clone()));
     if let Some((note, discussion)) = known {
         guard.confirm(record).await?;
         match edit(session, target, note, discussion.as_deref(), body).await {
             Ok(()) => {
                 guard.confirm_written(record).await?;
-                return Ok((
-                    Posted::Updated {
-                        note: note.0 as i64,
-                    },
-                    discussion,
-                ));
+                return Ok((Posted::Updated { note }, discussion));
             }
             // Deleted by someone, or no longer the bot's: look again, else post anew.
             Err(GitlabError::NotFound { .. } | GitlabError::Forbidden { .. }) => {}
@@ -480,18 +473,17 @@ pub(crate) async fn write(
         guard.confirm(record).await?;
         edit(session, target, note, discussion.as_deref(), body).await?;
         guard.confirm_written(record).await?;
-        return Ok((
-            Posted::Updated {
-                note: note.0 as i64,
-            },
-            discussion,
-        ));
+        return Ok((Posted::Updated { note }, discussion));
     }
     guard.confirm(record).await?;
     let created = match target {
-        Target::MergeRequest { project, iid, .. } => {
+        Target::MergeRequest {
+            project,
+            iid: mr_iid,
+            ..
+        } => {
             let note = session
-                .create_merge_request_note(*project, *iid, body)
+                .create_merge_request_note(*project, *mr_iid, body)
                 .await?;
             (note.id, None)
         }
@@ -514,8 +506,15 @@ async fn edit(
     body: &str,
 ) -> Result<(), GitlabError> {
     match (target, discussion) {
-        (Target::MergeRequest { project, iid, .. }, _) => session
-            .update_merge_request_note(*project, *iid, note, body)
+        (
+            Target::MergeRequest {
+                project,
+                iid: mr_iid,
+                ..
+            },
+            _,
+        ) => session
+            .update_merge_request_note(*project, *mr_iid, note, body)
             .await
             .map(|_| ()),
         (Target::Commit { project, sha, .. }, Some(d)) => session
@@ -549,8 +548,12 @@ async fn own_notes(
     let ours =
         |author: crate::ids::UserId, body: &str| author == me.id && Marker::find(body).is_some();
     let mut notes: Vec<(NoteId, Option<String>)> = match target {
-        Target::MergeRequest { project, iid, .. } => session
-            .merge_request_notes(*project, *iid)
+        Target::MergeRequest {
+            project,
+            iid: mr_iid,
+            ..
+        } => session
+            .merge_request_notes(*project, *mr_iid)
             .await?
             .into_iter()
             .filter(|n| !n.system && ours(n.author.id, &n.body))
@@ -578,9 +581,16 @@ async fn own_notes(
 async fn prune(session: &Session, target: &Target, extra: &[(NoteId, Option<String>)]) {
     for (note, discussion) in extra {
         let deleted = match (target, discussion) {
-            (Target::MergeRequest { project, iid, .. }, _) => {
+            (
+                Target::MergeRequest {
+                    project,
+                    iid: mr_iid,
+                    ..
+                },
+                _,
+            ) => {
                 session
-                    .delete_merge_request_note(*project, *iid, *note)
+                    .delete_merge_request_note(*project, *mr_iid, *note)
                     .await
             }
             (Target::Commit { project, sha, .. }, Some(d)) => {
@@ -632,12 +642,7 @@ async fn settle(
                 prune(session, target, &notes[1..]).await;
             }
             guard.confirm_written(record).await?;
-            return Ok((
-                Posted::Created {
-                    note: created.0 .0 as i64,
-                },
-                created.1,
-            ));
+            return Ok((Posted::Created { note: created.0 }, created.1));
         }
     };
     let listed = notes.iter().any(|(id, _)| *id == created.0);
@@ -650,12 +655,7 @@ async fn settle(
     guard.confirm_written(record).await?;
     edit(session, target, first.0, first.1.as_deref(), body).await?;
     guard.confirm_written(record).await?;
-    Ok((
-        Posted::Updated {
-            note: first.0 .0 as i64,
-        },
-        first.1,
-    ))
+    Ok((Posted::Updated { note: first.0 }, first.1))
 }
 
 impl Target {
@@ -667,11 +667,11 @@ impl Target {
         let base = project_url.map(|u| u.trim_end_matches('/').to_string());
         match kind {
             "mr" => {
-                let iid = MergeRequestIid(rest.parse().ok()?);
+                let mr_iid = MergeRequestIid(rest.parse().ok()?);
                 Some(Target::MergeRequest {
                     project,
-                    iid,
-                    web_url: base.map(|u| format!("{u}/-/merge_requests/{iid}")),
+                    iid: mr_iid,
+                    web_url: base.map(|u| format!("{u}/-/merge_requests/{mr_iid}")),
                 })
             }
             "commit" => Some(Target::Commit {
@@ -682,11 +682,6 @@ impl Target {
             _ => None,
         }
     }
-}
-
-/// The pipeline the comment is about, as recorded.
-pub fn recorded_pipeline(record: &CommentRecord) -> PipelineId {
-    PipelineId(record.pipeline_id.max(0) as u64)
 }
 
 #[cfg(test)]
@@ -706,7 +701,7 @@ mod tests {
             Some(mr.clone())
         );
         assert_eq!(
-            mr.note_url(9).unwrap(),
+            mr.note_url(NoteId(9)).unwrap(),
             "https://gitlab.example.com/g/app/-/merge_requests/17#note_9"
         );
         let commit =

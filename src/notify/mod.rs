@@ -14,6 +14,7 @@ use tracing::info;
 use crate::config::{NotifySettings, Settings};
 use crate::diagnosis::Diagnosis;
 use crate::gitlab::Session;
+use crate::ids::NoteId;
 use crate::metrics::Metrics;
 use crate::recognise::Subject;
 use crate::report::markdown::{self, Marker};
@@ -46,7 +47,7 @@ pub struct Notified {
     /// `created`, `updated`, `unchanged`, `stale`, `resolved`, or `disabled`.
     pub comment: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub note_id: Option<i64>,
+    pub note_id: Option<NoteId>,
     /// A link to the note, when its page is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note_url: Option<String>,
@@ -169,7 +170,7 @@ impl Notifier {
         subject: &Subject,
         diagnoses: &[Diagnosis],
         target: &Target,
-        note: Option<i64>,
+        note: Option<NoteId>,
     ) -> Result<bool, PostError> {
         let Some(first) = diagnoses.first() else {
             return Ok(false);
@@ -228,12 +229,12 @@ impl Notifier {
         }
         let Some(found) = self
             .store
-            .comment_for_ref(subject.project_id.0 as i64, &subject.git_ref)
+            .comment_for_ref(subject.project_id, &subject.git_ref)
             .await?
         else {
             return Ok(None);
         };
-        if found.status != "open" || found.pipeline_id >= subject.pipeline_id.0 as i64 {
+        if found.status != "open" || found.pipeline_id >= subject.pipeline_id {
             return Ok(None);
         }
         let Some(target) = Target::from_key(&found.target, subject.project_url.as_deref()) else {
@@ -249,7 +250,7 @@ impl Notifier {
         )
         .await?;
         // Checked again under the lock: another worker may have got here first.
-        if record.status != "open" || record.pipeline_id >= subject.pipeline_id.0 as i64 {
+        if record.status != "open" || record.pipeline_id >= subject.pipeline_id {
             self.store
                 .unlock_comment(&found.target, owner, None)
                 .await?;
@@ -263,7 +264,7 @@ impl Notifier {
         };
         let body = markdown::render_resolved(
             record.body.as_deref().unwrap_or(""),
-            comment::recorded_pipeline(&record),
+            record.pipeline_id,
             subject.pipeline_id,
             subject.pipeline_url.as_deref(),
             &marker,
@@ -291,7 +292,7 @@ impl Notifier {
                 return Err(e);
             }
         };
-        let note = posted.note().unwrap_or_default();
+        let note = posted.note().unwrap_or(NoteId(0));
         self.store
             .unlock_comment(
                 &found.target,
@@ -299,7 +300,7 @@ impl Notifier {
                 Some(CommentUpdate {
                     note_id: note,
                     discussion_id: discussion,
-                    pipeline_id: subject.pipeline_id.0 as i64,
+                    pipeline_id: subject.pipeline_id,
                     causes: record.causes.clone(),
                     status: "resolved".into(),
                     body,

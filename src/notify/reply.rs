@@ -25,10 +25,10 @@ pub fn target_of(request: &DiagnoseRequest) -> Option<Target> {
         .as_deref()
         .map(|u| u.trim_end_matches('/').to_string());
     match (request.merge_request_iid, &request.commit_sha) {
-        (Some(iid), _) => Some(Target::MergeRequest {
+        (Some(mr_iid), _) => Some(Target::MergeRequest {
             project: request.project_id,
-            iid,
-            web_url: base.map(|u| format!("{u}/-/merge_requests/{iid}")),
+            iid: mr_iid,
+            web_url: base.map(|u| format!("{u}/-/merge_requests/{mr_iid}")),
         }),
         (None, Some(sha)) => Some(Target::Commit {
             project: request.project_id,
@@ -42,8 +42,12 @@ pub fn target_of(request: &DiagnoseRequest) -> Option<Target> {
 /// A short reply where the command was written.
 pub async fn post(session: &Session, target: &Target, text: &str) -> Result<(), GitlabError> {
     match target {
-        Target::MergeRequest { project, iid, .. } => session
-            .create_merge_request_note(*project, *iid, text)
+        Target::MergeRequest {
+            project,
+            iid: mr_iid,
+            ..
+        } => session
+            .create_merge_request_note(*project, *mr_iid, text)
             .await
             .map(|_| ()),
         Target::Commit { project, sha, .. } => session
@@ -56,10 +60,10 @@ pub async fn post(session: &Session, target: &Target, text: &str) -> Result<(), 
 /// Awards an emoji on a merge request note; a failure is logged, never fatal.
 pub async fn award(
     session: &Session,
-    (project, iid, note): MergeRequestNote,
+    (project, mr_iid, note): MergeRequestNote,
     name: &str,
 ) -> Option<u64> {
-    match session.award_note(project, iid, note, name).await {
+    match session.award_note(project, mr_iid, note, name).await {
         Ok(a) => Some(a.id),
         Err(error) => {
             warn!(%error, name, "cannot award emoji on the command's note");
@@ -70,8 +74,11 @@ pub async fn award(
 
 /// Takes back an emoji [`award`] gave; a failure is logged, never fatal.
 pub async fn clear_award(session: &Session, note: Option<MergeRequestNote>, award: Option<u64>) {
-    if let (Some((project, iid, note)), Some(award)) = (note, award) {
-        if let Err(error) = session.remove_note_award(project, iid, note, award).await {
+    if let (Some((project, mr_iid, note)), Some(award)) = (note, award) {
+        if let Err(error) = session
+            .remove_note_award(project, mr_iid, note, award)
+            .await
+        {
             warn!(%error, "cannot remove the emoji from the command's note");
         }
     }

@@ -93,9 +93,9 @@ impl Outcome {
                 // with anything that looks like a secret taken out.
                 let clean = |text: &str| crate::redact::redact(text).into_owned();
                 NewDiagnosis {
-                    project_id: subject.project_id.0 as i64,
+                    project_id: subject.project_id,
                     project_path: subject.project_path.clone(),
-                    pipeline_id: subject.pipeline_id.0 as i64,
+                    pipeline_id: subject.pipeline_id,
                     pipeline_url: subject.pipeline_url.clone(),
                     job_name: clean(&job_name),
                     job_url,
@@ -128,7 +128,7 @@ impl Outcome {
             (Some(n), Recognition::PipelineSucceeded { subject }) if n.comment == "resolved" => {
                 Some(Resolution {
                     target: n.target.clone(),
-                    pipeline_id: subject.pipeline_id.0 as i64,
+                    pipeline_id: subject.pipeline_id,
                 })
             }
             _ => None,

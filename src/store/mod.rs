@@ -47,6 +47,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::ids::ProjectId;
 use crate::timestamp::Timestamp;
 
 pub use model::*;
@@ -117,7 +118,7 @@ trait Backend: Send + Sync {
     async fn lock_comment(
         &self,
         target: &str,
-        project_id: i64,
+        project_id: ProjectId,
         git_ref: Option<&str>,
         owner: &str,
         until: Timestamp,
@@ -133,7 +134,7 @@ trait Backend: Send + Sync {
     async fn comment(&self, target: &str) -> Result<Option<CommentRecord>, StoreError>;
     async fn comment_for_ref(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         git_ref: &str,
     ) -> Result<Option<CommentRecord>, StoreError>;
     /// Records a command run at `now` unless the last one ran after `not_before`.
@@ -246,7 +247,9 @@ impl Store {
         self
     }
 
-    fn now(&self) -> Timestamp {
+    /// The time as the store reads it: what leases, retry times and windows are measured
+    /// against.
+    pub fn now(&self) -> Timestamp {
         (self.clock)()
     }
 
@@ -360,7 +363,7 @@ impl Store {
     pub async fn lock_comment(
         &self,
         target: &str,
-        project_id: i64,
+        project_id: ProjectId,
         git_ref: Option<&str>,
         owner: &str,
         lease: Duration,
@@ -390,7 +393,7 @@ impl Store {
     /// The most recently updated comment about pipelines of `project_id` on `git_ref`.
     pub async fn comment_for_ref(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         git_ref: &str,
     ) -> Result<Option<CommentRecord>, StoreError> {
         self.backend.comment_for_ref(project_id, git_ref).await

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{NoteId, PipelineId, ProjectId};
 use crate::timestamp::Timestamp;
 
 /// A stored delivery's id.
@@ -155,15 +156,15 @@ pub struct CommentRecord {
     /// `mr:<project>:<iid>` or `commit:<project>:<sha>`.
     pub target: String,
     /// The project whose pipelines the comment is about.
-    pub project_id: i64,
+    pub project_id: ProjectId,
     /// The ref those pipelines ran for.
     pub git_ref: Option<String>,
     /// The note, once posted.
-    pub note_id: Option<i64>,
+    pub note_id: Option<NoteId>,
     /// For a commit: the discussion holding the note.
     pub discussion_id: Option<String>,
     /// The pipeline the comment is about now (0 before the first post).
-    pub pipeline_id: i64,
+    pub pipeline_id: PipelineId,
     /// The causes in the comment's marker, as JSON.
     pub causes: String,
     /// `open`, `resolved`, `clear` (no trigger failure) or `none` (not posted yet).
@@ -181,9 +182,9 @@ pub struct CommentRecord {
 /// What the bot posted, to remember with the comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommentUpdate {
-    pub note_id: i64,
+    pub note_id: NoteId,
     pub discussion_id: Option<String>,
-    pub pipeline_id: i64,
+    pub pipeline_id: PipelineId,
     pub causes: String,
     pub status: String,
     pub body: String,
@@ -255,9 +256,9 @@ pub struct CauseVerdict {
 /// A diagnosis to record with the completion of its delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDiagnosis {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub project_path: Option<String>,
-    pub pipeline_id: i64,
+    pub pipeline_id: PipelineId,
     pub pipeline_url: Option<String>,
     pub job_name: String,
     pub job_url: Option<String>,
@@ -283,7 +284,7 @@ pub struct NewDiagnosis {
 pub struct Resolution {
     pub target: String,
     /// The pipeline that passed.
-    pub pipeline_id: i64,
+    pub pipeline_id: PipelineId,
 }
 
 /// What a completed delivery adds to the diagnosis history.
@@ -343,9 +344,9 @@ pub struct DiagnosisRecord {
     pub id: i64,
     pub delivery_id: DeliveryId,
     pub recorded_at: Timestamp,
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub project_path: Option<String>,
-    pub pipeline_id: i64,
+    pub pipeline_id: PipelineId,
     pub pipeline_url: Option<String>,
     pub job_name: String,
     pub job_url: Option<String>,
@@ -357,7 +358,7 @@ pub struct DiagnosisRecord {
     pub status: DiagnosisStatus,
     pub resolved_at: Option<Timestamp>,
     /// The pipeline whose success resolved it.
-    pub resolved_in_pipeline: Option<i64>,
+    pub resolved_in_pipeline: Option<PipelineId>,
     pub target: Option<String>,
     pub note_url: Option<String>,
     pub gitlab_calls: u32,
@@ -366,7 +367,7 @@ pub struct DiagnosisRecord {
 /// A project, by id or by full path (compared case-insensitively).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProjectFilter {
-    Id(i64),
+    Id(ProjectId),
     Path(String),
 }
 
@@ -374,7 +375,7 @@ pub enum ProjectFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiagnosisFilter {
     pub project: Option<ProjectFilter>,
-    pub pipeline: Option<i64>,
+    pub pipeline: Option<PipelineId>,
     /// Matches the top cause or any confirmed or likely cause.
     pub cause: Option<String>,
     pub status: Option<DiagnosisStatus>,
@@ -402,9 +403,13 @@ impl Default for DiagnosisFilter {
 impl DiagnosisFilter {
     pub(super) fn project_id(&self) -> Option<i64> {
         match &self.project {
-            Some(ProjectFilter::Id(id)) => Some(*id),
+            Some(ProjectFilter::Id(id)) => Some(id.sql()),
             _ => None,
         }
+    }
+
+    pub(super) fn pipeline_id(&self) -> Option<i64> {
+        self.pipeline.map(PipelineId::sql)
     }
 
     pub(super) fn project_path(&self) -> Option<String> {
@@ -455,7 +460,7 @@ impl DiagnosisStats {
         self.by_cause.insert(cause, n);
     }
 
-    pub(super) fn add_project(&mut self, id: i64, path: Option<String>, n: u64) {
+    pub(super) fn add_project(&mut self, id: ProjectId, path: Option<String>, n: u64) {
         *self
             .by_project
             .entry(path.unwrap_or_else(|| id.to_string()))
@@ -473,3 +478,27 @@ pub struct ParkedDelivery {
     pub attempts: u32,
     pub last_error: Option<String>,
 }
+
+/// GitLab's ids as both backends keep them: signed 64-bit columns. The cast is a bijection,
+/// so every id written reads back the same (GitLab's ids stay far below `i64::MAX`, where the
+/// columns' order is the ids' order).
+pub(super) trait SqlId: Copy {
+    fn sql(self) -> i64;
+    fn from_sql(value: i64) -> Self;
+}
+
+macro_rules! sql_id {
+    ($($id:ident),*) => {$(
+        impl SqlId for $id {
+            fn sql(self) -> i64 {
+                self.0 as i64
+            }
+
+            fn from_sql(value: i64) -> Self {
+                $id(value as u64)
+            }
+        }
+    )*};
+}
+
+sql_id!(ProjectId, PipelineId, NoteId);

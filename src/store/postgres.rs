@@ -26,8 +26,9 @@ use super::{
     from_json_list, taken_over, to_json_list, Backend, ChatJob, ChatQueued, ChatResult, Claimed,
     CommentRecord, CommentUpdate, DeliveryId, DeliveryRecord, DeliveryState, DiagnosisFilter,
     DiagnosisRecord, DiagnosisStats, DiagnosisStatus, Enqueued, History, NewChat, NewDelivery,
-    ParkedDelivery, QueueStats, StoreError,
+    ParkedDelivery, QueueStats, SqlId, StoreError,
 };
+use crate::ids::{NoteId, PipelineId, ProjectId};
 use crate::timestamp::Timestamp;
 
 /// Schema versions, applied in order once each (the SQLite schema, in PostgreSQL types).
@@ -138,11 +139,11 @@ pub struct PostgresStore {
 fn comment_record(r: &Row) -> CommentRecord {
     CommentRecord {
         target: r.get(0),
-        project_id: r.get(1),
+        project_id: ProjectId::from_sql(r.get(1)),
         git_ref: r.get(2),
-        note_id: r.get(3),
+        note_id: r.get::<_, Option<i64>>(3).map(NoteId::from_sql),
         discussion_id: r.get(4),
-        pipeline_id: r.get(5),
+        pipeline_id: PipelineId::from_sql(r.get(5)),
         causes: r.get(6),
         status: r.get(7),
         updated_at: Timestamp(r.get(8)),
@@ -190,9 +191,9 @@ fn diagnosis_record(r: &Row) -> DiagnosisRecord {
         id: r.get(0),
         delivery_id: DeliveryId(r.get(1)),
         recorded_at: Timestamp(r.get(2)),
-        project_id: r.get(3),
+        project_id: ProjectId::from_sql(r.get(3)),
         project_path: r.get(4),
-        pipeline_id: r.get(5),
+        pipeline_id: PipelineId::from_sql(r.get(5)),
         pipeline_url: r.get(6),
         job_name: r.get(7),
         job_url: r.get(8),
@@ -203,7 +204,7 @@ fn diagnosis_record(r: &Row) -> DiagnosisRecord {
         downstream_project: r.get(13),
         status: DiagnosisStatus::stored(&status),
         resolved_at: r.get::<_, Option<i64>>(15).map(Timestamp),
-        resolved_in_pipeline: r.get(16),
+        resolved_in_pipeline: r.get::<_, Option<i64>>(16).map(PipelineId::from_sql),
         target: r.get(17),
         note_url: r.get(18),
         gitlab_calls: r.get::<_, i64>(19) as u32,
@@ -409,9 +410,9 @@ impl Backend for PostgresStore {
                 &[
                     &claim.id.0,
                     &now.0,
-                    &d.project_id,
+                    &d.project_id.sql(),
                     &d.project_path,
-                    &d.pipeline_id,
+                    &d.pipeline_id.sql(),
                     &d.pipeline_url,
                     &d.job_name,
                     &d.job_url,
@@ -429,7 +430,7 @@ impl Backend for PostgresStore {
             .map_err(db)?;
         }
         if let Some(r) = &history.resolved {
-            tx.execute(&resolve, &[&now.0, &r.pipeline_id, &r.target])
+            tx.execute(&resolve, &[&now.0, &r.pipeline_id.sql(), &r.target])
                 .await
                 .map_err(db)?;
         }
@@ -541,7 +542,7 @@ impl Backend for PostgresStore {
     async fn lock_comment(
         &self,
         target: &str,
-        project_id: i64,
+        project_id: ProjectId,
         git_ref: Option<&str>,
         owner: &str,
         until: Timestamp,
@@ -570,7 +571,7 @@ impl Backend for PostgresStore {
             .map_err(db)?;
         let until = until.0;
         let tx = c.transaction().await.map_err(db)?;
-        tx.execute(&create, &[&target, &project_id, &git_ref, &now.0])
+        tx.execute(&create, &[&target, &project_id.sql(), &git_ref, &now.0])
             .await
             .map_err(db)?;
         // The row lock orders lockers of one target: the owner read here is the one replaced.
@@ -616,9 +617,9 @@ impl Backend for PostgresStore {
                     &[
                         &target,
                         &owner,
-                        &u.note_id,
+                        &u.note_id.sql(),
                         &u.discussion_id,
-                        &u.pipeline_id,
+                        &u.pipeline_id.sql(),
                         &u.causes,
                         &u.status,
                         &now.0,
@@ -646,7 +647,7 @@ impl Backend for PostgresStore {
 
     async fn comment_for_ref(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         git_ref: &str,
     ) -> Result<Option<CommentRecord>, StoreError> {
         let c = self.conn().await?;
@@ -660,7 +661,7 @@ impl Backend for PostgresStore {
             .await
             .map_err(db)?;
         let row = c
-            .query_opt(&statement, &[&project_id, &git_ref])
+            .query_opt(&statement, &[&project_id.sql(), &git_ref])
             .await
             .map_err(db)?;
         Ok(row.as_ref().map(comment_record))
@@ -901,7 +902,7 @@ impl Backend for PostgresStore {
                 &[
                     &filter.project_id(),
                     &filter.project_path(),
-                    &filter.pipeline,
+                    &filter.pipeline_id(),
                     &filter.cause,
                     &filter.status.map(DiagnosisStatus::as_str),
                     &filter.since.map(|t| t.0),
@@ -936,7 +937,11 @@ impl Backend for PostgresStore {
             stats.add_cause(r.get(0), r.get::<_, i64>(1) as u64);
         }
         for r in c.query(&by_project, &[&since]).await.map_err(db)? {
-            stats.add_project(r.get(0), r.get(1), r.get::<_, i64>(2) as u64);
+            stats.add_project(
+                ProjectId::from_sql(r.get(0)),
+                r.get(1),
+                r.get::<_, i64>(2) as u64,
+            );
         }
         Ok(stats)
     }

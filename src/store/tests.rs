@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::ids::{NoteId, PipelineId, ProjectId};
 
 /// The environment variable naming a PostgreSQL server for the tests.
 pub(crate) const POSTGRES_URL_VAR: &str = "TRIGGER_DOCTOR_TEST_POSTGRES_URL";
@@ -351,20 +352,20 @@ fn chat(key: &str, window: Duration) -> NewChat {
 async fn one_worker_at_a_time_holds_a_comment_and_its_note_is_remembered(db: TestDb) {
     let s = db.open().await;
     let first = s
-        .lock_comment("mr:1:7", 1, Some("feature"), "w1", LEASE)
+        .lock_comment("mr:1:7", ProjectId(1), Some("feature"), "w1", LEASE)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((first.note_id, first.status.as_str()), (None, "none"));
     assert!(s
-        .lock_comment("mr:1:7", 1, Some("feature"), "w2", LEASE)
+        .lock_comment("mr:1:7", ProjectId(1), Some("feature"), "w2", LEASE)
         .await
         .unwrap()
         .is_none());
     let update = CommentUpdate {
-        note_id: 5001,
+        note_id: NoteId(5001),
         discussion_id: None,
-        pipeline_id: 31,
+        pipeline_id: PipelineId(31),
         causes: "[\"token.expired\"]".into(),
         status: "open".into(),
         body: "diagnosis".into(),
@@ -378,30 +379,37 @@ async fn one_worker_at_a_time_holds_a_comment_and_its_note_is_remembered(db: Tes
         .await
         .unwrap());
     let again = s
-        .lock_comment("mr:1:7", 1, Some("feature"), "w2", LEASE)
+        .lock_comment("mr:1:7", ProjectId(1), Some("feature"), "w2", LEASE)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((again.note_id, again.pipeline_id), (Some(5001), 31));
+    assert_eq!(
+        (again.note_id, again.pipeline_id),
+        (Some(NoteId(5001)), PipelineId(31))
+    );
     assert_eq!(again.body.as_deref(), Some("diagnosis"));
     assert_eq!(
-        s.comment_for_ref(1, "feature")
+        s.comment_for_ref(ProjectId(1), "feature")
             .await
             .unwrap()
             .unwrap()
             .target,
         "mr:1:7"
     );
-    assert!(s.comment_for_ref(1, "main").await.unwrap().is_none());
+    assert!(s
+        .comment_for_ref(ProjectId(1), "main")
+        .await
+        .unwrap()
+        .is_none());
     assert!(!again.taken_over);
     // An expired lock can be taken over, and says so.
     assert!(s
-        .lock_comment("mr:1:8", 1, None, "w1", Duration::ZERO)
+        .lock_comment("mr:1:8", ProjectId(1), None, "w1", Duration::ZERO)
         .await
         .unwrap()
         .is_some());
     let taken = s
-        .lock_comment("mr:1:8", 1, None, "w2", LEASE)
+        .lock_comment("mr:1:8", ProjectId(1), None, "w2", LEASE)
         .await
         .unwrap()
         .unwrap();
@@ -623,18 +631,18 @@ async fn a_replica_takes_over_what_another_left_expired(db: TestDb) {
     assert!(a.complete(&held, "ok").await.unwrap());
     // The same for comment locks, and the taker is told.
     assert!(a
-        .lock_comment("mr:1:7", 1, None, "a/0", Duration::ZERO)
+        .lock_comment("mr:1:7", ProjectId(1), None, "a/0", Duration::ZERO)
         .await
         .unwrap()
         .is_some());
     let taken = b
-        .lock_comment("mr:1:7", 1, None, "b/0", LEASE)
+        .lock_comment("mr:1:7", ProjectId(1), None, "b/0", LEASE)
         .await
         .unwrap()
         .unwrap();
     assert!(taken.taken_over);
     assert!(a
-        .lock_comment("mr:1:7", 1, None, "a/0", LEASE)
+        .lock_comment("mr:1:7", ProjectId(1), None, "a/0", LEASE)
         .await
         .unwrap()
         .is_none());
@@ -701,16 +709,16 @@ async fn a_connection_the_server_closed_is_replaced(db: TestDb) {
     assert_eq!(s.count().await.unwrap(), 1);
 }
 
-fn diagnosis(project: i64, pipeline: i64, top: &str, target: Option<&str>) -> NewDiagnosis {
+fn diagnosis(project: u64, pipeline: u64, top: &str, target: Option<&str>) -> NewDiagnosis {
     let causes: Vec<String> = if top == "undetermined" {
         Vec::new()
     } else {
         vec![top.to_string(), "project.no_access".to_string()]
     };
     NewDiagnosis {
-        project_id: project,
+        project_id: ProjectId(project),
         project_path: Some(format!("Grp/Project-{project}")),
-        pipeline_id: pipeline,
+        pipeline_id: PipelineId(pipeline),
         pipeline_url: Some(format!(
             "https://gitlab.example.com/grp/p/-/pipelines/{pipeline}"
         )),
@@ -764,13 +772,14 @@ fn all() -> DiagnosisFilter {
     }
 }
 
-async fn list(s: &Store, filter: DiagnosisFilter) -> Vec<i64> {
+/// The pipeline ids of the diagnoses listed.
+async fn list(s: &Store, filter: DiagnosisFilter) -> Vec<u64> {
     s.list_diagnoses(&filter)
         .await
         .unwrap()
         .diagnoses
         .iter()
-        .map(|d| d.pipeline_id)
+        .map(|d| d.pipeline_id.0)
         .collect()
 }
 
@@ -812,7 +821,7 @@ async fn completion_records_its_diagnoses_once(db: TestDb) {
     assert!(d.recorded_at >= before);
     assert_eq!(
         (d.project_id, d.project_path.as_deref(), d.pipeline_id),
-        (1, Some("Grp/Project-1"), 31)
+        (ProjectId(1), Some("Grp/Project-1"), PipelineId(31))
     );
     assert_eq!(d.top_cause, "project.not_found");
     assert_eq!(d.causes, vec!["project.not_found", "project.no_access"]);
@@ -861,7 +870,10 @@ async fn diagnoses_are_filtered_and_paged_newest_first(db: TestDb) {
         project: Some(p),
         ..all()
     };
-    assert_eq!(list(&s, project(ProjectFilter::Id(1))).await, vec![32, 31]);
+    assert_eq!(
+        list(&s, project(ProjectFilter::Id(ProjectId(1)))).await,
+        vec![32, 31]
+    );
     assert_eq!(
         list(&s, project(ProjectFilter::Path("grp/project-2".into()))).await,
         vec![42, 41],
@@ -871,7 +883,7 @@ async fn diagnoses_are_filtered_and_paged_newest_first(db: TestDb) {
         .await
         .is_empty());
     let pipeline = DiagnosisFilter {
-        pipeline: Some(41),
+        pipeline: Some(PipelineId(41)),
         ..all()
     };
     assert_eq!(list(&s, pipeline).await, vec![41]);
@@ -915,7 +927,7 @@ async fn diagnoses_are_filtered_and_paged_newest_first(db: TestDb) {
             .await
             .unwrap();
         assert!(page.diagnoses.len() <= 2);
-        seen.extend(page.diagnoses.iter().map(|d| d.pipeline_id));
+        seen.extend(page.diagnoses.iter().map(|d| d.pipeline_id.0));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => break,
@@ -940,7 +952,7 @@ async fn diagnoses_are_filtered_and_paged_newest_first(db: TestDb) {
         })
         .await
         .unwrap();
-    let pipelines: Vec<i64> = next.diagnoses.iter().map(|d| d.pipeline_id).collect();
+    let pipelines: Vec<u64> = next.diagnoses.iter().map(|d| d.pipeline_id.0).collect();
     assert_eq!(pipelines, vec![42, 41, 31]);
     assert_eq!(next.next_cursor, None);
 }
@@ -966,7 +978,7 @@ async fn a_resolution_resolves_the_open_diagnoses_of_its_comment(db: TestDb) {
         diagnoses: Vec::new(),
         resolved: Some(Resolution {
             target: "mr:1:7".into(),
-            pipeline_id: 34,
+            pipeline_id: PipelineId(34),
         }),
     };
     let before = Timestamp::now();
@@ -979,10 +991,10 @@ async fn a_resolution_resolves_the_open_diagnoses_of_its_comment(db: TestDb) {
         .await
         .unwrap()
         .diagnoses;
-    let pipelines: Vec<i64> = resolved.iter().map(|d| d.pipeline_id).collect();
+    let pipelines: Vec<u64> = resolved.iter().map(|d| d.pipeline_id.0).collect();
     assert_eq!(pipelines, vec![32, 31]);
     for d in &resolved {
-        assert_eq!(d.resolved_in_pipeline, Some(34));
+        assert_eq!(d.resolved_in_pipeline, Some(PipelineId(34)));
         assert!(d.resolved_at.unwrap() >= before);
     }
     let open = DiagnosisFilter {
@@ -1003,14 +1015,14 @@ async fn a_resolution_resolves_the_open_diagnoses_of_its_comment(db: TestDb) {
 async fn a_late_diagnosis_of_a_resolved_comment_is_resolved_at_once(db: TestDb) {
     let s = db.open().await;
     // Pipeline 50 passed and resolved the comment of mr:1:9 ...
-    s.lock_comment("mr:1:9", 1, Some("main"), "w", LEASE)
+    s.lock_comment("mr:1:9", ProjectId(1), Some("main"), "w", LEASE)
         .await
         .unwrap()
         .unwrap();
     let update = CommentUpdate {
-        note_id: 5001,
+        note_id: NoteId(5001),
         discussion_id: None,
-        pipeline_id: 50,
+        pipeline_id: PipelineId(50),
         causes: "[\"token.expired\"]".into(),
         status: "resolved".into(),
         body: "resolved".into(),
@@ -1028,9 +1040,15 @@ async fn a_late_diagnosis_of_a_resolved_comment_is_resolved_at_once(db: TestDb) 
     )
     .await;
     let all = s.list_diagnoses(&all()).await.unwrap().diagnoses;
-    let status: Vec<(i64, DiagnosisStatus, Option<i64>)> = all
+    let status: Vec<(u64, DiagnosisStatus, Option<u64>)> = all
         .iter()
-        .map(|d| (d.pipeline_id, d.status, d.resolved_in_pipeline))
+        .map(|d| {
+            (
+                d.pipeline_id.0,
+                d.status,
+                d.resolved_in_pipeline.map(|p| p.0),
+            )
+        })
         .collect();
     assert_eq!(
         status,

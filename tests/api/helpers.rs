@@ -1,6 +1,9 @@
 //! Starts the real application on port 0 with its own SQLite file, and sends webhooks to it.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use trigger_doctor::config::{Settings, SigningKey};
 use trigger_doctor::notify::chat::Chat;
@@ -20,7 +23,30 @@ pub struct TestApp {
     /// The chat sender, driven by tests one message at a time.
     pub chat: Chat,
     pub client: reqwest::Client,
+    /// The store's clock (the queue's, the comment locks', the workers' retry times):
+    /// tests move it on instead of waiting.
+    pub clock: TestClock,
     _dir: tempfile::TempDir,
+}
+
+/// The wall clock plus however far a test has moved it on: time still passes as usual, and
+/// a test skips ahead (a lease running out, a retry coming due) without waiting for it.
+#[derive(Clone, Default)]
+pub struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    pub fn now(&self) -> Timestamp {
+        Timestamp(Timestamp::now().0 + self.0.load(Ordering::SeqCst))
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+    }
+
+    fn clock(&self) -> trigger_doctor::store::Clock {
+        let clock = self.clone();
+        Arc::new(move || clock.now())
+    }
 }
 
 /// Spawns the app with webhook tokens, a signing key and any extra `(ENV_VAR, value)` settings.
@@ -53,8 +79,12 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     ];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load_from(None, &env).expect("test settings are valid");
-    let app = trigger_doctor::server::Application::build(settings)
+    let clock = TestClock::default();
+    let store = Store::open(&settings.store.url)
         .await
+        .expect("the store opens")
+        .with_clock(clock.clock());
+    let app = trigger_doctor::server::Application::build_with_store(settings, store)
         .expect("the app starts")
         .without_background_workers();
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -68,6 +98,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         worker,
         chat,
         client: reqwest::Client::new(),
+        clock,
         _dir: dir,
     }
 }

@@ -199,13 +199,13 @@ async fn diagnoses_are_recorded_filtered_resolved_and_counted() {
     gitlab.add_pipeline(1, 33, "success", "master", SHA);
     let app = app_with(&gitlab, Some(ADMIN)).await;
 
-    let started = Timestamp::now();
+    let started = app.clock.now();
     assert!(matches!(
         process(&app, pipeline_hook(1, 31, "failed"), "a").await,
         Settled::Done(_)
     ));
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let between = Timestamp::now();
+    app.clock.advance(std::time::Duration::from_millis(5));
+    let between = app.clock.now();
     process(&app, pipeline_hook(1, 32, "failed"), "b").await;
     process(&app, pipeline_hook(2, 41, "failed"), "c").await;
 

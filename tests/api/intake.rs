@@ -379,6 +379,8 @@ async fn unauthenticated_bodies_beyond_the_budget_get_503_with_retry_after() {
     for _ in 0..2 {
         held.push(hold_back(&app, &headers, 40000, b"{").await);
     }
+    // Time for the server to read both heads and reserve their bytes: nothing outside the
+    // process shows the reservation to poll for.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let mut third = hold_back(&app, &headers, 40000, b"{").await;
     let answer = answer_and_close(&mut third).await;

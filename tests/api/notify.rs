@@ -2,6 +2,7 @@
 //! posted to and edited on the fake GitLab, chat messages sent to the fake chat webhook.
 
 use serde_json::Value;
+use trigger_doctor::ids::{NoteId, PipelineId, ProjectId};
 use trigger_doctor::notify::chat::Sent;
 use trigger_doctor::worker::Settled;
 
@@ -286,9 +287,9 @@ async fn abandoned_lock(app: &TestApp, key: &str) {
     let lease = std::time::Duration::from_millis(1);
     let held = app
         .store
-        .lock_comment(key, 1, Some("master"), "slow", lease);
+        .lock_comment(key, ProjectId(1), Some("master"), "slow", lease);
     assert!(held.await.unwrap().is_some());
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.clock.advance(std::time::Duration::from_millis(5));
 }
 
 #[tokio::test]
@@ -348,7 +349,7 @@ async fn a_slower_replicas_note_landing_after_the_new_one_is_deleted() {
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(body(&notes[0]).contains(r#""pipeline":31"#));
     let recorded = app.store.comment("mr:1:1").await.unwrap().unwrap();
-    assert_eq!(recorded.note_id, notes[0]["id"].as_i64());
+    assert_eq!(recorded.note_id, notes[0]["id"].as_u64().map(NoteId));
     let deletes = gitlab.with(|s| s.writes.iter().filter(|w| w.0 == "DELETE").count());
     assert_eq!(deletes, 1);
 }
@@ -402,7 +403,7 @@ async fn second_comments_left_by_a_crash_are_deleted_and_others_notes_kept() {
 /// worker wrote the comment about pipeline `other` (and, with `stray`, a third worker's post
 /// landed too): the newer pipeline's comment must be what GitLab shows in the end, on the one
 /// note the store records.
-async fn overtaken_while_editing(other: u64, stray: bool) -> (String, i64) {
+async fn overtaken_while_editing(other: u64, stray: bool) -> (String, u64) {
     let gitlab = instance().await;
     let chat = FakeChat::start().await;
     failing_pipeline(&gitlab, 31);
@@ -429,12 +430,12 @@ async fn overtaken_while_editing(other: u64, stray: bool) -> (String, i64) {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     // The slow worker's lock runs out; another worker takes it and writes its comment.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(std::time::Duration::from_millis(1100));
     let taken = app
         .store
         .lock_comment(
             "mr:1:1",
-            1,
+            ProjectId(1),
             Some("master"),
             "other",
             std::time::Duration::from_secs(30),
@@ -450,9 +451,9 @@ async fn overtaken_while_editing(other: u64, stray: bool) -> (String, i64) {
         gitlab.add_bot_note_on_mr(1, 1, &marked(other - 1));
     }
     let update = trigger_doctor::store::CommentUpdate {
-        note_id: note as i64,
+        note_id: NoteId(note),
         discussion_id: None,
-        pipeline_id: other as i64,
+        pipeline_id: PipelineId(other),
         causes: r#"["project.not_found"]"#.into(),
         status: "open".into(),
         body: marked(other),
@@ -469,8 +470,8 @@ async fn overtaken_while_editing(other: u64, stray: bool) -> (String, i64) {
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(gitlab.calls_with("POST", "/merge_requests/1/notes"), 1);
     let recorded = app.store.comment("mr:1:1").await.unwrap().unwrap();
-    assert_eq!(recorded.note_id, Some(note as i64));
-    (body(&notes[0]).to_string(), recorded.pipeline_id)
+    assert_eq!(recorded.note_id, Some(NoteId(note)));
+    (body(&notes[0]).to_string(), recorded.pipeline_id.0)
 }
 
 #[tokio::test]
@@ -658,7 +659,8 @@ async fn gitlab_502_while_posting_is_retried_and_posted_later_and_chat_hears_onc
     let text = chat.messages()[0]["text"].as_str().unwrap().to_string();
     assert!(text.contains("GitLab"), "{text}");
 
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Both retries come due (back-off 1 s, with jitter below it).
+    app.clock.advance(std::time::Duration::from_millis(1100));
     let settled = app.worker.run_until_idle("test").await.unwrap();
     assert_eq!(settled.len(), 2);
     assert!(

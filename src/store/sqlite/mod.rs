@@ -22,8 +22,9 @@ use super::{
     from_json_list, Backend, ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord,
     CommentUpdate, DeliveryId, DeliveryRecord, DeliveryState, DiagnosisFilter, DiagnosisRecord,
     DiagnosisStats, DiagnosisStatus, Enqueued, History, NewChat, NewDelivery, ParkedDelivery,
-    QueueStats, StoreError,
+    QueueStats, SqlId, StoreError,
 };
+use crate::ids::{NoteId, PipelineId, ProjectId};
 use crate::timestamp::Timestamp;
 
 /// Schema versions, applied in order once each.
@@ -232,7 +233,7 @@ impl Backend for SqliteStore {
     async fn lock_comment(
         &self,
         target: &str,
-        project_id: i64,
+        project_id: ProjectId,
         git_ref: Option<&str>,
         owner: &str,
         until: Timestamp,
@@ -240,7 +241,7 @@ impl Backend for SqliteStore {
     ) -> Result<Option<CommentRecord>, StoreError> {
         let write = Write::LockComment {
             target: target.to_string(),
-            project_id,
+            project_id: project_id.sql(),
             git_ref: git_ref.map(str::to_string),
             owner: owner.to_string(),
             until: until.0,
@@ -282,10 +283,10 @@ impl Backend for SqliteStore {
 
     async fn comment_for_ref(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         git_ref: &str,
     ) -> Result<Option<CommentRecord>, StoreError> {
-        let git_ref = git_ref.to_string();
+        let (project_id, git_ref) = (project_id.sql(), git_ref.to_string());
         self.read(move |c| {
             c.prepare_cached(&format!(
                 "SELECT {COMMENT_COLUMNS} FROM comments WHERE project_id = ?1 AND git_ref = ?2
@@ -438,7 +439,7 @@ impl Backend for SqliteStore {
         filter: &DiagnosisFilter,
     ) -> Result<Vec<DiagnosisRecord>, StoreError> {
         let (project_id, project_path) = (filter.project_id(), filter.project_path());
-        let (pipeline, cause) = (filter.pipeline, filter.cause.clone());
+        let (pipeline, cause) = (filter.pipeline_id(), filter.cause.clone());
         let status = filter.status.map(DiagnosisStatus::as_str);
         let since = filter.since.map(|t| t.0);
         let before = filter.before_id;
@@ -504,7 +505,7 @@ impl Backend for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             for (id, path, n) in by_project {
-                stats.add_project(id, path, n as u64);
+                stats.add_project(ProjectId::from_sql(id), path, n as u64);
             }
             Ok(stats)
         })
@@ -553,11 +554,11 @@ pub(super) const COMMENT_COLUMNS: &str = comment_columns!();
 pub(super) fn comment_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommentRecord> {
     Ok(CommentRecord {
         target: r.get(0)?,
-        project_id: r.get(1)?,
+        project_id: ProjectId::from_sql(r.get(1)?),
         git_ref: r.get(2)?,
-        note_id: r.get(3)?,
+        note_id: r.get::<_, Option<i64>>(3)?.map(NoteId::from_sql),
         discussion_id: r.get(4)?,
-        pipeline_id: r.get(5)?,
+        pipeline_id: PipelineId::from_sql(r.get(5)?),
         causes: r.get(6)?,
         status: r.get(7)?,
         updated_at: Timestamp(r.get(8)?),
@@ -577,9 +578,9 @@ fn diagnosis_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DiagnosisRecord> 
         id: r.get(0)?,
         delivery_id: DeliveryId(r.get(1)?),
         recorded_at: Timestamp(r.get(2)?),
-        project_id: r.get(3)?,
+        project_id: ProjectId::from_sql(r.get(3)?),
         project_path: r.get(4)?,
-        pipeline_id: r.get(5)?,
+        pipeline_id: PipelineId::from_sql(r.get(5)?),
         pipeline_url: r.get(6)?,
         job_name: r.get(7)?,
         job_url: r.get(8)?,
@@ -590,7 +591,7 @@ fn diagnosis_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DiagnosisRecord> 
         downstream_project: r.get(13)?,
         status: DiagnosisStatus::stored(&status),
         resolved_at: r.get::<_, Option<i64>>(15)?.map(Timestamp),
-        resolved_in_pipeline: r.get(16)?,
+        resolved_in_pipeline: r.get::<_, Option<i64>>(16)?.map(PipelineId::from_sql),
         target: r.get(17)?,
         note_url: r.get(18)?,
         gitlab_calls: r.get::<_, i64>(19)? as u32,

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{comment_record, unavailable, COMMENT_COLUMNS};
 use crate::store::{
     taken_over, to_json_list, ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord,
-    CommentUpdate, DeliveryId, Enqueued, History, NewChat, NewDelivery, StoreError,
+    CommentUpdate, DeliveryId, Enqueued, History, NewChat, NewDelivery, SqlId, StoreError,
 };
 use crate::timestamp::Timestamp;
 
@@ -120,9 +120,9 @@ fn record_history(
         .execute(params![
             delivery,
             now,
-            d.project_id,
+            d.project_id.sql(),
             d.project_path,
-            d.pipeline_id,
+            d.pipeline_id.sql(),
             d.pipeline_url,
             d.job_name,
             d.job_url,
@@ -141,7 +141,7 @@ fn record_history(
             "UPDATE diagnoses SET status = 'resolved', resolved_at = ?1, resolved_pipeline_id = ?2
               WHERE target = ?3 AND status = 'open' AND pipeline_id < ?2",
         )?
-        .execute(params![now, r.pipeline_id, r.target])?;
+        .execute(params![now, r.pipeline_id.sql(), r.target])?;
     }
     // A late diagnosis of a pipeline older than the one that already resolved its comment
     // (the comment was left as it was) is resolved from the start.
@@ -366,9 +366,9 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
                 .execute(params![
                     target,
                     owner,
-                    u.note_id,
+                    u.note_id.sql(),
                     u.discussion_id,
-                    u.pipeline_id,
+                    u.pipeline_id.sql(),
                     u.causes,
                     u.status,
                     now,
