@@ -5,13 +5,13 @@
 //! `worker` (claims, settles) → `pipeline` (recognise → gather → check → rank → render →
 //! deliver through `notify`), whose outcome the worker records; `api` serves that history.
 
-pub mod api;
 pub mod check_config;
 pub mod classify;
 pub mod config;
 pub mod diagnosis;
 pub mod evidence;
 pub mod gitlab;
+pub mod history_api;
 pub mod ids;
 pub mod metrics;
 pub mod notify;

@@ -1,5 +1,5 @@
 //! The HTTP side: routes (webhook intake, health, readiness, metrics, the history API under
-//! `/api/v1`, see [`crate::api`]) and the application
+//! `/api/v1`, see [`crate::history_api`]) and the application
 //! that ties the server, the store and the background workers together.
 
 use std::net::TcpListener;
@@ -174,7 +174,7 @@ impl Application {
         if settings.api.admin_token.is_empty() {
             info!("history API disabled: api.admin_token is not set");
         }
-        let api = web::Data::new(crate::api::Api {
+        let api = web::Data::new(crate::history_api::Api {
             store: store.clone(),
             admin_token: settings.api.admin_token.clone(),
         });
@@ -216,7 +216,7 @@ impl Application {
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_text))
-                .service(crate::api::scope())
+                .service(crate::history_api::scope())
         })
         .workers(http_workers)
         .max_connections(settings.server.max_connections / http_workers)
