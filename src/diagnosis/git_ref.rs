@@ -4,9 +4,10 @@
 //! downstream project's default branch, which exists unless the repository is empty.
 
 use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
+use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{CreationProblem, SignalKind};
 
-const NOT_FOUND: &str = "ref.not_found";
+const NOT_FOUND: CauseId = CauseId::RefNotFound;
 
 const DOCS_TRIGGER_BRANCH: &str = "https://docs.gitlab.com/ci/yaml/#triggerbranch";
 const DOCS_TRIGGER_API: &str = "https://docs.gitlab.com/ci/triggers/";

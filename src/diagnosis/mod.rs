@@ -5,6 +5,7 @@
 //! Adding a check means one new function `fn check(facts: &Facts) -> Vec<Finding>` and one line
 //! in [`CHECKS`].
 
+pub mod causes;
 pub mod gather;
 /// The probe runs while gathering; kept at its old path.
 pub use gather::probe;
@@ -22,6 +23,7 @@ pub mod variable;
 
 use serde::Serialize;
 
+pub use self::causes::{CauseId, Settings};
 use crate::evidence::ci_source::ConfigSource;
 use crate::evidence::log_scan::{Scan, TokenUse};
 use crate::gitlab::model::{
@@ -336,7 +338,7 @@ impl FixStep {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// A stable cause id of SPEC section 5 (`token.expired`, `project.renamed`, ...).
-    pub cause: &'static str,
+    pub cause: CauseId,
     pub verdict: Verdict,
     /// The cause in one sentence (for `unknown`: what could not be checked and why).
     pub summary: String,
@@ -353,7 +355,7 @@ pub struct Finding {
 impl Finding {
     /// A finding with a verdict and a summary; evidence, fix and the rest are added by the
     /// check with the builder methods.
-    pub fn new(cause: &'static str, verdict: Verdict, summary: impl Into<String>) -> Finding {
+    pub fn new(cause: CauseId, verdict: Verdict, summary: impl Into<String>) -> Finding {
         Finding {
             cause,
             verdict,
@@ -421,7 +423,7 @@ impl Diagnosis {
     }
 
     /// Causes confirmed or likely, best first.
-    pub fn causes(&self) -> Vec<&'static str> {
+    pub fn causes(&self) -> Vec<CauseId> {
         self.findings
             .iter()
             .filter(|f| matches!(f.verdict, Verdict::Confirmed | Verdict::Likely))
@@ -452,7 +454,7 @@ pub fn check(facts: Facts, gitlab_calls: u32) -> Diagnosis {
 /// `downstream.failed`: the trigger worked and the downstream pipeline failed on its own.
 fn downstream_failed(run: &DownstreamRun) -> Finding {
     let mut f = Finding::new(
-        "downstream.failed",
+        CauseId::DownstreamFailed,
         Verdict::Confirmed,
         format!(
             "The trigger worked: downstream pipeline #{} was created and then failed on its own.",
@@ -618,7 +620,7 @@ mod tests {
         });
         let d = check(facts, 1);
         assert_eq!(d.findings.len(), 1);
-        assert_eq!(d.top().unwrap().cause, "downstream.failed");
+        assert_eq!(d.top().unwrap().cause, CauseId::DownstreamFailed);
         assert!(d
             .top()
             .unwrap()

@@ -7,13 +7,14 @@
 //! and for one the caller cannot read, so the bot's own look-up and the user's can differ.
 
 use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
+use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind};
 use crate::gitlab::model::{Member, Project};
 
-const NOT_FOUND: &str = "project.not_found";
-const RENAMED: &str = "project.renamed";
-const NO_ACCESS: &str = "project.no_access";
-const WRONG_ID: &str = "project.wrong_id";
+const NOT_FOUND: CauseId = CauseId::ProjectNotFound;
+const RENAMED: CauseId = CauseId::ProjectRenamed;
+const NO_ACCESS: CauseId = CauseId::ProjectNoAccess;
+const WRONG_ID: CauseId = CauseId::ProjectWrongId;
 
 const DOCS_TRIGGER_PROJECT: &str = "https://docs.gitlab.com/ci/yaml/#triggerproject";
 const DOCS_TRIGGER_API: &str = "https://docs.gitlab.com/ci/triggers/";
@@ -700,7 +701,7 @@ mod tests {
     use crate::diagnosis::ConfigFacts;
     use crate::evidence::ci_source::ConfigSource;
 
-    fn finding<'a>(findings: &'a [Finding], cause: &str) -> &'a Finding {
+    fn finding<'a>(findings: &'a [Finding], cause: CauseId) -> &'a Finding {
         findings.iter().find(|f| f.cause == cause).unwrap()
     }
 
@@ -719,7 +720,7 @@ mod tests {
     #[test]
     fn every_cause_is_reported_once() {
         let findings = check(&bridge_facts(None));
-        let causes: Vec<&str> = findings.iter().map(|f| f.cause).collect();
+        let causes: Vec<CauseId> = findings.iter().map(|f| f.cause).collect();
         assert_eq!(causes, vec![NOT_FOUND, RENAMED, NO_ACCESS, WRONG_ID]);
     }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
+use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{SignalKind, TokenUse};
 use crate::evidence::names::edit_distance;
 use crate::gitlab::model::Variable;
@@ -429,7 +430,7 @@ fn best(verdicts: impl Iterator<Item = Verdict>) -> Option<Verdict> {
     verdicts.min()
 }
 
-fn no_variables(ctx: &Ctx, cause: &'static str) -> Finding {
+fn no_variables(ctx: &Ctx, cause: CauseId) -> Finding {
     if ctx.emptied.is_empty() {
         Finding::new(
             cause,
@@ -457,7 +458,7 @@ fn no_variables(ctx: &Ctx, cause: &'static str) -> Finding {
 }
 
 fn undefined(facts: &Facts, ctx: &Ctx) -> Finding {
-    const CAUSE: &str = "variable.undefined";
+    const CAUSE: CauseId = CauseId::VariableUndefined;
     if ctx.names.is_empty() {
         return no_variables(ctx, CAUSE);
     }
@@ -607,7 +608,7 @@ fn defined_list(ctx: &Ctx) -> String {
 }
 
 fn misnamed(facts: &Facts, ctx: &Ctx) -> Finding {
-    const CAUSE: &str = "variable.misnamed";
+    const CAUSE: CauseId = CauseId::VariableMisnamed;
     if ctx.names.is_empty() {
         return no_variables(ctx, CAUSE);
     }
@@ -702,7 +703,7 @@ mod tests {
     use crate::diagnosis::ConfigFacts;
     use crate::evidence::ci_source::ConfigSource;
 
-    pub(super) fn find(findings: &[Finding], cause: &str) -> Finding {
+    pub(super) fn find(findings: &[Finding], cause: CauseId) -> Finding {
         findings.iter().find(|f| f.cause == cause).unwrap().clone()
     }
 
@@ -744,14 +745,14 @@ mod tests {
     }
     #[test]
     fn every_variable_cause_gets_one_finding() {
-        let causes: Vec<&str> = check(&empty_token()).iter().map(|f| f.cause).collect();
+        let causes: Vec<CauseId> = check(&empty_token()).iter().map(|f| f.cause).collect();
         assert_eq!(
             causes,
             [
-                "variable.undefined",
-                "variable.misnamed",
-                "variable.protected_ref",
-                "variable.environment_scope"
+                CauseId::VariableUndefined,
+                CauseId::VariableMisnamed,
+                CauseId::VariableProtectedRef,
+                CauseId::VariableEnvironmentScope
             ]
         );
     }
@@ -759,7 +760,7 @@ mod tests {
     #[test]
     fn a_token_variable_defined_nowhere_is_confirmed_undefined() {
         let findings = check(&empty_token());
-        let f = find(&findings, "variable.undefined");
+        let f = find(&findings, CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f.summary.contains("DOWNSTREAM_TOKEN"));
         assert!(f.evidence.iter().any(|e| e.contains("token is missing")));
@@ -769,7 +770,7 @@ mod tests {
             Some("https://gitlab.example.com/grp/upstream/-/settings/ci_cd#js-cicd-variables-settings")
         );
         assert_eq!(
-            find(&findings, "variable.misnamed").verdict,
+            find(&findings, CauseId::VariableMisnamed).verdict,
             Verdict::RuledOut
         );
     }
@@ -793,7 +794,7 @@ mod tests {
         facts.project_variables = Gathered::Forbidden {
             needs: "Maintainer".into(),
         };
-        let f = find(&check(&facts), "variable.undefined");
+        let f = find(&check(&facts), CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Likely);
         assert!(f
             .summary
@@ -807,7 +808,7 @@ mod tests {
         facts.instance_variables = Gathered::Forbidden {
             needs: "admin".into(),
         };
-        let f = find(&check(&facts), "variable.undefined");
+        let f = find(&check(&facts), CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Unknown);
         assert!(f.summary.contains("administrator"));
     }
@@ -819,7 +820,7 @@ mod tests {
             {"key": "DOWNSTREAM_TOKEN", "protected": false, "environment_scope": "*"}
         ]));
         let findings = check(&facts);
-        let f = find(&findings, "variable.undefined");
+        let f = find(&findings, CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::RuledOut);
         assert!(f.summary.contains("project grp/upstream"));
         assert!(f
@@ -827,7 +828,7 @@ mod tests {
             .iter()
             .any(|e| e.contains("yet the variables are defined")));
         assert_eq!(
-            find(&findings, "variable.protected_ref").verdict,
+            find(&findings, CauseId::VariableProtectedRef).verdict,
             Verdict::RuledOut
         );
     }
@@ -840,7 +841,7 @@ mod tests {
             vars(serde_json::json!([{"key": "DOWNSTREAM_TOKN", "environment_scope": "*"}])),
         )];
         let findings = check(&facts);
-        let f = find(&findings, "variable.misnamed");
+        let f = find(&findings, CauseId::VariableMisnamed);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert!(f.summary.contains("did you mean DOWNSTREAM_TOKN"));
         assert!(f.evidence.iter().any(|e| e.contains("group grp")));
@@ -850,7 +851,7 @@ mod tests {
             Some("https://gitlab.example.com/groups/grp/-/settings/ci_cd")
         );
         assert_eq!(
-            find(&findings, "variable.undefined").verdict,
+            find(&findings, CauseId::VariableUndefined).verdict,
             Verdict::RuledOut
         );
     }
@@ -864,7 +865,7 @@ mod tests {
         facts.project_variables = vars(serde_json::json!([]));
         facts.group_variables = vec![("grp".into(), vars(serde_json::json!([])))];
         facts.instance_variables = vars(serde_json::json!([]));
-        let f = find(&check(&facts), "variable.undefined");
+        let f = find(&check(&facts), CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert!(f.summary.contains("DOWNSTREAM_PATH"));
         assert!(f
@@ -877,7 +878,7 @@ mod tests {
     fn a_yaml_variable_passing_on_an_undefined_one_is_followed() {
         let mut facts = empty_token();
         facts.config = Gathered::Found(config(&[("DOWNSTREAM_TOKEN", "${DEPLOY_TRIGGER}")]));
-        let f = find(&check(&facts), "variable.undefined");
+        let f = find(&check(&facts), CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Likely, "{f:?}");
         assert!(f.summary.contains("DEPLOY_TRIGGER"));
     }

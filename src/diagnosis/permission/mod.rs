@@ -13,15 +13,16 @@ mod role;
 mod trigger_owner;
 
 use super::{Facts, Finding, Gathered, Verdict};
+use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind, TokenUse, TriggerEndpoint};
 use crate::gitlab::model::{Member, Project};
 use crate::redact::TokenKind;
 
-const ROLE: &str = "permission.role";
-const PROTECTED_REF: &str = "permission.protected_ref";
-const ALLOWLIST: &str = "permission.job_token_allowlist";
-const VARIABLES: &str = "permission.pipeline_variables";
-const TRIGGER_OWNER: &str = "permission.trigger_owner";
+const ROLE: CauseId = CauseId::PermissionRole;
+const PROTECTED_REF: CauseId = CauseId::PermissionProtectedRef;
+const ALLOWLIST: CauseId = CauseId::PermissionJobTokenAllowlist;
+const VARIABLES: CauseId = CauseId::PermissionPipelineVariables;
+const TRIGGER_OWNER: CauseId = CauseId::PermissionTriggerOwner;
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     if let Some((line, reason)) = refused_before_permissions(facts) {
@@ -292,7 +293,7 @@ mod testing {
     use crate::diagnosis::testing::curl_facts;
     use crate::gitlab::model::ProtectedBranch;
 
-    pub(super) fn finding(facts: &Facts, cause: &str) -> Finding {
+    pub(super) fn finding(facts: &Facts, cause: CauseId) -> Finding {
         check(facts).into_iter().find(|f| f.cause == cause).unwrap()
     }
 
@@ -331,7 +332,7 @@ mod tests {
 
     #[test]
     fn every_cause_is_reported_once() {
-        let causes: Vec<&str> = check(&bridge_facts(None)).iter().map(|f| f.cause).collect();
+        let causes: Vec<CauseId> = check(&bridge_facts(None)).iter().map(|f| f.cause).collect();
         assert_eq!(
             causes,
             vec![ROLE, PROTECTED_REF, ALLOWLIST, VARIABLES, TRIGGER_OWNER]

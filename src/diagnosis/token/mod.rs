@@ -11,6 +11,7 @@ mod revoked;
 mod wrong_kind;
 
 use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
+use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{Signal, SignalKind, TokenUse, TriggerEndpoint};
 use crate::gitlab::model::Trigger;
 use crate::redact::TokenKind;
@@ -350,7 +351,7 @@ fn new_token_steps(facts: &Facts, call: &Call, f: Finding) -> Finding {
     }
 }
 
-fn not_applicable_for_bridge(cause: &'static str) -> Finding {
+fn not_applicable_for_bridge(cause: CauseId) -> Finding {
     Finding::new(
         cause,
         Verdict::NotApplicable,
@@ -359,7 +360,7 @@ fn not_applicable_for_bridge(cause: &'static str) -> Finding {
 }
 
 /// The verdict when the log neither names nor excludes this cause.
-fn undecided(cause: &'static str, call: &Call) -> Finding {
+fn undecided(cause: CauseId, call: &Call) -> Finding {
     if let Some(s) = call.accepted {
         return Finding::new(
             cause,
@@ -403,7 +404,7 @@ mod testing {
     //! Facts and look-ups shared by the token tests.
     use super::*;
 
-    pub(super) fn find<'a>(findings: &'a [Finding], cause: &str) -> &'a Finding {
+    pub(super) fn find<'a>(findings: &'a [Finding], cause: CauseId) -> &'a Finding {
         findings.iter().find(|f| f.cause == cause).unwrap()
     }
 
@@ -434,15 +435,15 @@ mod tests {
     #[test]
     fn every_token_cause_gets_one_finding() {
         let findings = check(&curl_facts(TRIGGER_404));
-        let causes: Vec<&str> = findings.iter().map(|f| f.cause).collect();
+        let causes: Vec<CauseId> = findings.iter().map(|f| f.cause).collect();
         assert_eq!(
             causes,
             [
-                "token.invalid",
-                "token.expired",
-                "token.revoked",
-                "token.wrong_kind",
-                "token.missing_scope"
+                CauseId::TokenInvalid,
+                CauseId::TokenExpired,
+                CauseId::TokenRevoked,
+                CauseId::TokenWrongKind,
+                CauseId::TokenMissingScope
             ]
         );
     }
@@ -459,11 +460,15 @@ mod tests {
             "$ curl -X POST -F token=$DOWNSTREAM_TOKEN -F ref=nope https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n{\"message\":{\"base\":[\"Reference not found\"]}}\n",
         );
         let findings = check(&facts);
-        for cause in ["token.invalid", "token.expired", "token.revoked"] {
+        for cause in [
+            CauseId::TokenInvalid,
+            CauseId::TokenExpired,
+            CauseId::TokenRevoked,
+        ] {
             assert_eq!(find(&findings, cause).verdict, Verdict::RuledOut, "{cause}");
         }
         assert_eq!(
-            find(&findings, "token.missing_scope").verdict,
+            find(&findings, CauseId::TokenMissingScope).verdict,
             Verdict::NotApplicable
         );
     }
