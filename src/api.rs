@@ -21,6 +21,7 @@ use serde_json::json;
 use tracing::{error, warn};
 
 use crate::config::Secret;
+use crate::diagnosis::CauseId;
 use crate::store::{
     DeliveryId, DeliveryState, DiagnosisFilter, DiagnosisStatus, ProjectFilter, Store,
 };
@@ -232,13 +233,9 @@ fn positive_id(text: &str) -> Option<i64> {
     text.parse::<i64>().ok().filter(|n| *n > 0)
 }
 
-/// Cause ids are lowercase words joined by dots and underscores (`token.expired`).
+/// A cause id of the causes table (`token.expired`), or `undetermined` (no cause found).
 fn is_cause_id(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 100
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+    text == "undetermined" || CauseId::parse(text).is_some()
 }
 
 fn diagnosis_filter(params: &Params) -> Result<DiagnosisFilter, ApiError> {
@@ -456,6 +453,7 @@ mod tests {
         assert!(is_cause_id("token.expired"));
         assert!(is_cause_id("api_url.host"));
         assert!(is_cause_id("undetermined"));
+        assert!(!is_cause_id("token.nope"));
         assert!(!is_cause_id("Token.Expired"));
         assert!(!is_cause_id("a b"));
         assert!(!is_cause_id("%"));

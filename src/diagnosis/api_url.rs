@@ -4,8 +4,7 @@
 //! into a GET), and its path against the trigger API routes. A `trigger:` job calls no URL.
 
 use crate::diagnosis::network::{failure_host, gitlab_answers, is_ci_variable};
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{links, Facts, FailedJob, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, FailedJob, Finding, FixStep, Settings, Verdict};
 use crate::evidence::log_scan::{NetworkFailure, Signal, SignalKind};
 
 const TRIGGER_DOCS: &str = "https://docs.gitlab.com/ci/triggers/";
@@ -498,7 +497,7 @@ fn upstream_variables_step(facts: &Facts) -> FixStep {
         .map(|p| p.web_url.clone())
         .or_else(|| facts.subject.project_url.clone())
     {
-        Some(url) => FixStep::linked(text, links::variables(&url)),
+        Some(url) => FixStep::linked(text, Settings::Variables.link(&url)),
         None => FixStep::new(text),
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-/// A settings page of a project, where a cause (or one step of its fix) is fixed.
+/// A settings page of a project (or group), where a cause or one step of its fix is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settings {
     /// Settings → General (visibility, features, advanced: rename, transfer, restore).
@@ -40,9 +40,9 @@ impl Settings {
         }
     }
 
-    /// The page under `project_url` (a project's `web_url`, used as given).
-    pub fn link(self, project_url: &str) -> String {
-        format!("{project_url}{}", self.path())
+    /// The page under `web_url` (a project's or group's web URL, used as given).
+    pub fn link(self, web_url: &str) -> String {
+        format!("{web_url}{}", self.path())
     }
 }
 

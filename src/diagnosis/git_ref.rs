@@ -3,8 +3,7 @@
 //! The downstream pipeline runs on `trigger:branch` (or the trigger API's `ref=`), else on the
 //! downstream project's default branch, which exists unless the repository is empty.
 
-use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
-use crate::diagnosis::CauseId;
+use super::{links, CauseId, Facts, Finding, FixStep, Gathered, Verdict};
 use crate::evidence::log_scan::{CreationProblem, SignalKind};
 
 const NOT_FOUND: CauseId = CauseId::RefNotFound;

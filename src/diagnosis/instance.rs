@@ -3,8 +3,7 @@
 //! A `trigger:` job's own per-minute limit on downstream pipelines is `config.rate_limit`.
 
 use crate::diagnosis::network::gitlab_answers;
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{Facts, FailedJob, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, FailedJob, Finding, FixStep, Verdict};
 use crate::evidence::log_scan::{Signal, SignalKind};
 
 const HEALTH_DOCS: &str = "https://docs.gitlab.com/administration/monitoring/health_check/";

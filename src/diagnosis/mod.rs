@@ -480,31 +480,11 @@ fn downstream_failed(run: &DownstreamRun) -> Finding {
     f
 }
 
-/// Links to the exact GitLab pages where fixes are made, from a project's web URL.
+/// Links to GitLab pages that are not a project's settings pages (those are
+/// [`Settings::link`]), from a project's (or the instance's) web URL.
 pub mod links {
-    pub fn ci_cd_settings(project_url: &str) -> String {
-        format!("{project_url}/-/settings/ci_cd")
-    }
-    pub fn variables(project_url: &str) -> String {
-        format!("{project_url}/-/settings/ci_cd#js-cicd-variables-settings")
-    }
-    pub fn pipeline_triggers(project_url: &str) -> String {
-        format!("{project_url}/-/settings/ci_cd#js-pipeline-triggers")
-    }
-    pub fn job_token_allowlist(project_url: &str) -> String {
-        format!("{project_url}/-/settings/ci_cd#js-token-access")
-    }
-    pub fn repository_settings(project_url: &str) -> String {
-        format!("{project_url}/-/settings/repository#js-protected-branches-settings")
-    }
-    pub fn members(project_url: &str) -> String {
-        format!("{project_url}/-/project_members")
-    }
     pub fn branches(project_url: &str) -> String {
         format!("{project_url}/-/branches")
-    }
-    pub fn general_settings(project_url: &str) -> String {
-        format!("{project_url}/edit")
     }
     pub fn ci_lint(project_url: &str) -> String {
         format!("{project_url}/-/ci/lint")

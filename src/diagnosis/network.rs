@@ -6,8 +6,7 @@
 //! The bot does not probe the host itself here: the facts carry no probe result, so every
 //! verdict rests on the log.
 
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{Facts, FailedJob, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, FailedJob, Finding, FixStep, Verdict};
 use crate::evidence::log_scan::{NetworkFailure, ProxyEvidence, Scan, Signal, SignalKind, Tool};
 
 const RUNNER_CONFIG_DOCS: &str =

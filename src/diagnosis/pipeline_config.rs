@@ -3,8 +3,9 @@
 //! parse (checked with a CI lint dry run on the target ref), loops, nesting depth, tree size
 //! and the per-minute limit on downstream pipelines.
 
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{links, Facts, FailedJob, Finding, FixStep, Gathered, Verdict};
+use crate::diagnosis::{
+    links, CauseId, Facts, FailedJob, Finding, FixStep, Gathered, Settings, Verdict,
+};
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind};
 
 const DOWNSTREAM_DOCS: &str = "https://docs.gitlab.com/ci/pipelines/downstream_pipelines/";
@@ -558,14 +559,14 @@ impl<'a> Creation<'a> {
         if self.problems.contains(&CreationProblem::MissingConfig) {
             let text = "Add a .gitlab-ci.yml to the downstream project on the target ref, or set its CI/CD configuration file path.";
             f = f.fix(match url {
-                Some(u) => FixStep::linked(text, links::ci_cd_settings(u)),
+                Some(u) => FixStep::linked(text, Settings::CiCd.link(u)),
                 None => FixStep::linked(text, DOWNSTREAM_DOCS),
             });
         }
         if self.problems.contains(&CreationProblem::PipelinesDisabled) {
             let text = "Turn CI/CD on in the downstream project (Visibility, project features, permissions).";
             f = f.fix(match url {
-                Some(u) => FixStep::linked(text, links::general_settings(u)),
+                Some(u) => FixStep::linked(text, Settings::General.link(u)),
                 None => FixStep::new(text),
             });
         }

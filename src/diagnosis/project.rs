@@ -6,8 +6,7 @@
 //! `path_with_namespace` was renamed or moved. GitLab answers 404 both for a missing project
 //! and for one the caller cannot read, so the bot's own look-up and the user's can differ.
 
-use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
-use crate::diagnosis::CauseId;
+use super::{CauseId, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind};
 use crate::gitlab::model::{Member, Project};
 
@@ -270,7 +269,7 @@ fn found(
             .evidence(format!("the API still returns {path} (id {})", project.id))
             .fix(FixStep::linked(
                 format!("Restore {path} if its deletion was a mistake (Settings > General > Advanced), or point the trigger at the project that replaces it"),
-                links::general_settings(&project.web_url),
+                Settings::General.link(&project.web_url),
             ))
             .why("A project pending deletion accepts no new pipelines.");
     } else if signals.any() {
@@ -354,7 +353,7 @@ fn no_access_found(
     }
     let public = matches!(project.visibility.as_deref(), Some("public" | "internal"));
     let who = user_label(facts);
-    let members_link = links::members(&project.web_url);
+    let members_link = Settings::Members.link(&project.web_url);
     let fix = |f: Finding| {
         f.fix(FixStep::linked(
             format!("Add {who} to {path} with the Developer role (or higher), or trigger with a user who is a member"),
@@ -422,7 +421,7 @@ fn member_found(base: Finding, facts: &Facts, project: &Project, m: &Member) -> 
                 format!(
                     "Reactivate {who}, or trigger with an active user who is a member of {path}"
                 ),
-                links::members(&project.web_url),
+                Settings::Members.link(&project.web_url),
             ))
             .why("A blocked or deactivated user cannot read projects.");
     }

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
-use crate::diagnosis::CauseId;
+use super::{links, CauseId, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::evidence::log_scan::{SignalKind, TokenUse};
 use crate::evidence::names::edit_distance;
 use crate::gitlab::model::Variable;
@@ -79,8 +78,8 @@ impl Place {
         let base = facts.instance.external_url.trim_end_matches('/');
         match self {
             Place::Yaml => VARIABLES_DOC.to_string(),
-            Place::Project { url, .. } => links::variables(url),
-            Place::Group { path } => format!("{base}/groups/{path}/-/settings/ci_cd"),
+            Place::Project { url, .. } => Settings::Variables.link(url),
+            Place::Group { path } => Settings::CiCd.link(&format!("{base}/groups/{path}")),
             Place::Instance => format!("{base}/admin/application_settings/ci_cd"),
         }
     }
@@ -519,7 +518,7 @@ fn undefined(facts: &Facts, ctx: &Ctx) -> Finding {
                     ctx.upstream_path,
                     if token { " (masked; protected only if the trigger runs only on protected refs)" } else { "" }
                 ),
-                links::variables(&ctx.upstream_url),
+                Settings::Variables.link(&ctx.upstream_url),
             ))
             .fix(FixStep::linked(
                 "Or define it once for several projects in their group's CI/CD variables, or in the job's variables: in .gitlab-ci.yml when it is not a secret",
@@ -589,7 +588,7 @@ fn group_link(facts: &Facts) -> Option<String> {
                 .filter(|n| n.kind.as_deref() == Some("group"))
                 .map(|n| n.full_path.clone())
         })
-        .map(|path| format!("{base}/groups/{path}/-/settings/ci_cd"))
+        .map(|path| Settings::CiCd.link(&format!("{base}/groups/{path}")))
 }
 
 fn defined_list(ctx: &Ctx) -> String {

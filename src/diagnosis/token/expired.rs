@@ -5,8 +5,7 @@ use super::{
     describe_trigger, downstream, line, new_token_steps, not_applicable_for_bridge,
     triggers_unknown, undecided, upstream_url, Call, JOB_TOKEN_DOC,
 };
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{links, Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, FixStep, Settings, Verdict};
 use crate::gitlab::model::Trigger;
 use crate::timestamp::Timestamp;
 
@@ -43,7 +42,7 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
         return f
             .fix(FixStep::linked(
                 "Trigger early in the job (before long steps), or raise the job timeout in the upstream project's CI/CD settings (General pipelines)",
-                links::ci_cd_settings(&upstream_url(facts)),
+                Settings::CiCd.link(&upstream_url(facts)),
             ))
             .fix(FixStep::linked(
                 "Read how long CI_JOB_TOKEN stays valid",
@@ -175,7 +174,7 @@ fn job_token_steps(facts: &Facts, mut f: Finding) -> Finding {
     }
     f.fix(FixStep::linked(
         "Call the trigger API in the job's own script while the job runs (not from a detached process or a later job), or raise the job timeout",
-        links::ci_cd_settings(&upstream_url(facts)),
+        Settings::CiCd.link(&upstream_url(facts)),
     ))
     .fix(FixStep::linked("Read how CI_JOB_TOKEN works", JOB_TOKEN_DOC))
     .why("A job token is valid only while its job runs; a call made during the job carries a live token.")

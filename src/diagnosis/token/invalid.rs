@@ -6,8 +6,7 @@ use super::wrong_kind::{accepts, wrong_kind_literal};
 use super::{
     downstream, line, new_token_steps, not_applicable_for_bridge, triggers_unknown, undecided, Call,
 };
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{Facts, Finding, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, Verdict};
 use crate::evidence::log_scan::TriggerEndpoint;
 
 pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {

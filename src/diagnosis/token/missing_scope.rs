@@ -4,8 +4,7 @@ use super::{
     endpoint_name, line, not_applicable_for_bridge, undecided, upstream_path, upstream_url, Call,
     SCOPES_DOC,
 };
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{links, Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{links, CauseId, Facts, Finding, FixStep, Settings, Verdict};
 use crate::evidence::log_scan::TriggerEndpoint;
 
 pub(super) fn missing_scope(facts: &Facts, call: &Call) -> Finding {
@@ -81,7 +80,7 @@ fn scope_steps(facts: &Facts, f: Finding) -> Finding {
             "Replace the token in the variables of {}",
             upstream_path(facts)
         ),
-        links::variables(&upstream_url(facts)),
+        Settings::Variables.link(&upstream_url(facts)),
     ))
     .fix(FixStep::linked("Read about token scopes", SCOPES_DOC))
     .why("Creating a pipeline is a write call; GitLab allows it only for tokens with the api scope.")

@@ -10,7 +10,7 @@ mod missing_scope;
 mod revoked;
 mod wrong_kind;
 
-use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
+use super::{links, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{Signal, SignalKind, TokenUse, TriggerEndpoint};
 use crate::gitlab::model::Trigger;
@@ -333,18 +333,18 @@ fn new_token_steps(facts: &Facts, call: &Call, f: Finding) -> Finding {
         ))
         .fix(FixStep::linked(
             format!("Store it as the value of {variable} in {up} (masked)"),
-            links::variables(&up_url),
+            Settings::Variables.link(&up_url),
         ))
         .why("GitLab creates the pipeline only for an access token that exists, is active and not expired; a new token with the api scope is accepted by POST /projects/:id/pipeline.")
     } else {
         let (down, down_url) = downstream(facts);
         f.fix(FixStep::linked(
             format!("Create a new pipeline trigger token in {down} (Settings, CI/CD, Pipeline trigger tokens)"),
-            links::pipeline_triggers(&down_url),
+            Settings::TriggerTokens.link(&down_url),
         ))
         .fix(FixStep::linked(
             format!("Store it as the value of {variable} in {up} (masked)"),
-            links::variables(&up_url),
+            Settings::Variables.link(&up_url),
         ))
         .why("The trigger endpoint accepts only an existing, unexpired trigger token of the very project it triggers; a fresh token of the downstream project satisfies all three.")
         .next("Once the token is accepted, the pipeline runs as the token's owner: a 400 Insufficient permissions means the owner lacks Developer or push/merge rights on the target branch (permission.trigger_owner).")

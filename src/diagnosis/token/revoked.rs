@@ -1,8 +1,7 @@
 //! `token.revoked`: GitLab said the token was revoked.
 
 use super::{downstream, line, new_token_steps, not_applicable_for_bridge, undecided, Call};
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{Facts, Finding, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, Verdict};
 
 pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
     const CAUSE: CauseId = CauseId::TokenRevoked;

@@ -5,8 +5,7 @@ use super::{
     downstream, endpoint_name, kind_name, line, new_token_steps, not_applicable_for_bridge,
     upstream_path, upstream_url, Call, CREATE_PIPELINE_DOC, TRIGGERS_DOC,
 };
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{links, Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{links, CauseId, Facts, Finding, FixStep, Settings, Verdict};
 use crate::evidence::log_scan::{TokenUse, TriggerEndpoint};
 use crate::redact::TokenKind;
 
@@ -211,18 +210,18 @@ fn wrong_kind_steps(facts: &Facts, endpoint: TriggerEndpoint, f: Finding) -> Fin
         ))
         .fix(FixStep::linked(
             format!("Store the token in a masked variable of {up}"),
-            links::variables(&up_url),
+            Settings::Variables.link(&up_url),
         ))
         .why("POST /projects/:id/pipeline authenticates users by access token; trigger and job tokens are accepted only by the trigger endpoint.")
     } else {
         let (down, down_url) = downstream(facts);
         f.fix(FixStep::linked(
             format!("Create a pipeline trigger token in {down} (Settings, CI/CD, Pipeline trigger tokens), or use CI_JOB_TOKEN"),
-            links::pipeline_triggers(&down_url),
+            Settings::TriggerTokens.link(&down_url),
         ))
         .fix(FixStep::linked(
             format!("Store it in a masked variable of {up} and send it as token="),
-            links::variables(&up_url),
+            Settings::Variables.link(&up_url),
         ))
         .fix(FixStep::linked(
             "Or keep the access token and call POST /projects/:id/pipeline with it instead",

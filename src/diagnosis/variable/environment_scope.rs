@@ -2,8 +2,7 @@
 //! environment scopes than the job's.
 
 use super::{no_variables, Ctx, Place, Status, SCOPE_DOC};
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, FixStep, Verdict};
 
 pub(super) fn environment_scope(facts: &Facts, ctx: &Ctx) -> Finding {
     const CAUSE: CauseId = CauseId::VariableEnvironmentScope;

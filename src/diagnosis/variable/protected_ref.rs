@@ -2,8 +2,7 @@
 //! protected (so the job got it empty).
 
 use super::{no_variables, Ctx, Place, Status, PROTECTED_DOC};
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{links, Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, FixStep, Settings, Verdict};
 
 pub(super) fn protected_ref(facts: &Facts, ctx: &Ctx) -> Finding {
     const CAUSE: CauseId = CauseId::VariableProtectedRef;
@@ -82,7 +81,7 @@ pub(super) fn protected_ref(facts: &Facts, ctx: &Ctx) -> Finding {
     ))
     .fix(FixStep::linked(
         format!("Or protect {git_ref} if its pipelines should trigger the downstream project"),
-        links::repository_settings(&ctx.upstream_url),
+        Settings::ProtectedBranches.link(&ctx.upstream_url),
     ))
     .fix(FixStep::linked(
         format!(
