@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::diagnosis::causes::cause_of_bridge_reason;
+use crate::diagnosis::network::cause_of_failure;
 use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{
     self, CreationProblem, NetworkFailure, ProxyEvidence, Scan, Signal, SignalKind, TokenUse,
@@ -16,6 +18,7 @@ use crate::evidence::log_scan::{
 };
 use crate::evidence::names::near_name;
 use crate::evidence::trigger_call::{self, Address};
+use crate::gitlab::model::FailureReason;
 use crate::redact::{self, TokenKind};
 
 /// How sure a cause is.
@@ -325,32 +328,26 @@ fn bridge_causes(c: &mut Candidates, reasons: &[&str], signals: &[Signal]) {
     };
     for reason in reasons {
         let e = evidence(reason);
-        match *reason {
-            "downstream_bridge_project_not_found" | "upstream_bridge_project_not_found" => {
-                c.add(CauseId::ProjectNotFound, 10, e);
+        let reason = FailureReason::from(*reason);
+        // The cause the reason names (as the checks read it), then the ones it may hide.
+        if let Some(cause) = cause_of_bridge_reason(&reason) {
+            c.add(cause, 10, e);
+        }
+        match reason {
+            FailureReason::DownstreamBridgeProjectNotFound
+            | FailureReason::UpstreamBridgeProjectNotFound => {
                 c.add(CauseId::ProjectRenamed, 5, e);
                 c.add(CauseId::ProjectNoAccess, 5, e);
             }
-            "insufficient_bridge_permissions" | "insufficient_upstream_permissions" => {
-                c.add(CauseId::PermissionRole, 10, e);
+            FailureReason::InsufficientBridgePermissions
+            | FailureReason::InsufficientUpstreamPermissions => {
                 c.add(CauseId::PermissionProtectedRef, 6, e);
                 c.add(CauseId::ProjectNoAccess, 3, e);
             }
-            "invalid_bridge_trigger" => c.add(CauseId::ConfigSameProject, 10, e),
-            "downstream_project_trigger_resolved_to_empty" => {
-                c.add(CauseId::VariableUndefined, 10, e);
+            FailureReason::DownstreamProjectTriggerResolvedToEmpty => {
                 c.add(CauseId::ConfigDownstreamInvalid, 3, e);
             }
-            "pipeline_loop_detected" => c.add(CauseId::ConfigLoop, 10, e),
-            "reached_max_descendant_pipelines_depth" | "bridge_pipeline_is_child_pipeline" => {
-                c.add(CauseId::ConfigDepth, 10, e)
-            }
-            "reached_max_pipeline_hierarchy_size" => c.add(CauseId::ConfigHierarchySize, 10, e),
-            "reached_downstream_pipeline_trigger_rate_limit" => {
-                c.add(CauseId::ConfigRateLimit, 10, e)
-            }
-            "job_token_expired" => c.add(CauseId::TokenExpired, 10, e),
-            "downstream_pipeline_creation_failed" => {
+            FailureReason::DownstreamPipelineCreationFailed => {
                 // Without the creation message, the common causes in order of frequency.
                 c.add(CauseId::ConfigDownstreamEmpty, 5, e);
                 c.add(CauseId::RefNotFound, 4, e);
@@ -511,9 +508,15 @@ fn network_causes(
         }
         found = true;
         let e = Some(s);
+        // The cause the failure names (as the network check reads it), then the ones it may hide.
+        let score = match failure {
+            NetworkFailure::Proxy => 12,
+            NetworkFailure::EmptyReply | NetworkFailure::Reset | NetworkFailure::BadUrl => 8,
+            _ => 10,
+        };
+        c.add(cause_of_failure(failure), score, e);
         match failure {
             NetworkFailure::Dns => {
-                c.add(CauseId::NetworkDns, 10, e);
                 if instance_host(text)
                     .is_some_and(|i| host.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case(&i)))
                 {
@@ -521,33 +524,28 @@ fn network_causes(
                 }
             }
             NetworkFailure::Connect => {
-                c.add(CauseId::NetworkConnect, 10, e);
                 if proxied {
                     c.add(CauseId::NetworkProxy, 5, e);
                 }
                 c.add(CauseId::NetworkTimeout, 3, e);
             }
             NetworkFailure::Timeout => {
-                c.add(CauseId::NetworkTimeout, 10, e);
                 c.add(CauseId::NetworkConnect, 4, e);
                 if proxied {
                     c.add(CauseId::NetworkProxy, 5, e);
                 }
             }
             NetworkFailure::Tls | NetworkFailure::Certificate => {
-                c.add(CauseId::NetworkTls, 10, e);
                 if proxied {
                     c.add(CauseId::NetworkProxy, 5, e);
                 }
             }
             NetworkFailure::EmptyReply | NetworkFailure::Reset => {
-                c.add(CauseId::NetworkConnect, 8, e);
                 c.add(CauseId::NetworkTls, 4, e);
                 c.add(CauseId::InstanceUnavailable, 4, e);
                 c.add(CauseId::NetworkProxy, if proxied { 7 } else { 4 }, e);
             }
-            NetworkFailure::Proxy => c.add(CauseId::NetworkProxy, 12, e),
-            NetworkFailure::BadUrl => c.add(CauseId::ApiUrlPath, 8, e),
+            NetworkFailure::Proxy | NetworkFailure::BadUrl => {}
         }
     }
     found

@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::gitlab::model::FailureReason;
+
 /// A settings page of a project (or group), where a cause or one step of its fix is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settings {
@@ -167,6 +169,31 @@ impl CauseId {
     }
 }
 
+/// The cause a bridge's failure reason names, when it names one (checks and `classify` both
+/// read a bridge's failure this way). `downstream_pipeline_creation_failed` names none: the
+/// creation message or the downstream configuration says which.
+pub fn cause_of_bridge_reason(reason: &FailureReason) -> Option<CauseId> {
+    use FailureReason as R;
+    Some(match reason {
+        R::DownstreamBridgeProjectNotFound | R::UpstreamBridgeProjectNotFound => {
+            CauseId::ProjectNotFound
+        }
+        R::InsufficientBridgePermissions | R::InsufficientUpstreamPermissions => {
+            CauseId::PermissionRole
+        }
+        R::InvalidBridgeTrigger => CauseId::ConfigSameProject,
+        R::DownstreamProjectTriggerResolvedToEmpty => CauseId::VariableUndefined,
+        R::PipelineLoopDetected => CauseId::ConfigLoop,
+        R::ReachedMaxDescendantPipelinesDepth | R::BridgePipelineIsChildPipeline => {
+            CauseId::ConfigDepth
+        }
+        R::ReachedMaxPipelineHierarchySize => CauseId::ConfigHierarchySize,
+        R::ReachedDownstreamPipelineTriggerRateLimit => CauseId::ConfigRateLimit,
+        R::JobTokenExpired => CauseId::TokenExpired,
+        R::DownstreamPipelineCreationFailed | R::ScriptFailure | R::Other(_) => return None,
+    })
+}
+
 impl fmt::Display for CauseId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -240,5 +267,17 @@ mod tests {
             Some("https://gitlab.example.com/g/p/-/settings/ci_cd#js-token-access".into())
         );
         assert_eq!(CauseId::NetworkDns.settings_link("https://x"), None);
+    }
+
+    #[test]
+    fn a_bridge_reason_names_its_cause_and_creation_failed_names_none() {
+        let cause = |r: &str| cause_of_bridge_reason(&FailureReason::from(r));
+        assert_eq!(cause("pipeline_loop_detected"), Some(CauseId::ConfigLoop));
+        assert_eq!(
+            cause("bridge_pipeline_is_child_pipeline"),
+            Some(CauseId::ConfigDepth)
+        );
+        assert_eq!(cause("downstream_pipeline_creation_failed"), None);
+        assert_eq!(cause("script_failure"), None);
     }
 }

@@ -27,8 +27,8 @@ pub use self::causes::{CauseId, Settings};
 use crate::evidence::ci_source::ConfigSource;
 use crate::evidence::log_scan::{Scan, TokenUse};
 use crate::gitlab::model::{
-    AllowlistedGroup, AllowlistedProject, Branch, JobTokenScope, LintResult, Member, Project,
-    ProtectedBranch, Tag, Trigger, Variable, Version,
+    AllowlistedGroup, AllowlistedProject, Branch, FailureReason, JobTokenScope, LintResult, Member,
+    Project, ProtectedBranch, Tag, Trigger, Variable, Version,
 };
 use crate::ids::{JobId, PipelineId, ProjectId};
 use crate::recognise::Subject;
@@ -84,7 +84,7 @@ pub enum FailedJob {
     Bridge {
         id: JobId,
         name: String,
-        failure_reason: Option<String>,
+        failure_reason: Option<FailureReason>,
         web_url: Option<String>,
     },
     /// A job that calls the trigger API from its script.
@@ -92,7 +92,7 @@ pub enum FailedJob {
         id: JobId,
         name: String,
         status: String,
-        failure_reason: Option<String>,
+        failure_reason: Option<FailureReason>,
         runner: Option<String>,
         web_url: Option<String>,
     },
@@ -105,10 +105,10 @@ impl FailedJob {
         }
     }
 
-    pub fn failure_reason(&self) -> Option<&str> {
+    pub fn failure_reason(&self) -> Option<&FailureReason> {
         match self {
             FailedJob::Bridge { failure_reason, .. } | FailedJob::Job { failure_reason, .. } => {
-                failure_reason.as_deref()
+                failure_reason.as_ref()
             }
         }
     }
@@ -531,7 +531,7 @@ pub mod testing {
         let failed = FailedJob::Bridge {
             id: JobId(900),
             name: "deploy-app".into(),
-            failure_reason: failure_reason.map(str::to_string),
+            failure_reason: failure_reason.map(FailureReason::from),
             web_url: Some("https://gitlab.example.com/grp/upstream/-/jobs/900".into()),
         };
         let instance = Instance {
@@ -560,7 +560,7 @@ pub mod testing {
             id: JobId(901),
             name: "trigger-app".into(),
             status: "failed".into(),
-            failure_reason: Some("script_failure".into()),
+            failure_reason: Some(FailureReason::ScriptFailure),
             runner: Some("docker-runner-1".into()),
             web_url: Some("https://gitlab.example.com/grp/upstream/-/jobs/901".into()),
         };

@@ -43,6 +43,10 @@ impl NetworkCause {
         }
     }
 
+    fn of(id: CauseId) -> Option<NetworkCause> {
+        CAUSES.into_iter().find(|c| c.id() == id)
+    }
+
     /// What failed, in words.
     fn what(self) -> &'static str {
         match self {
@@ -63,6 +67,21 @@ impl NetworkCause {
             NetworkCause::Tls => &[35, 51, 58, 60, 77, 83, 90, 91],
             NetworkCause::Proxy => &[5],
         }
+    }
+}
+
+/// The cause a network failure of the trigger call names (the network check and `classify`
+/// both read a failure this way). A malformed URL is a URL problem, not a network one.
+pub fn cause_of_failure(failure: NetworkFailure) -> CauseId {
+    match failure {
+        NetworkFailure::Dns => CauseId::NetworkDns,
+        NetworkFailure::Connect | NetworkFailure::EmptyReply | NetworkFailure::Reset => {
+            CauseId::NetworkConnect
+        }
+        NetworkFailure::Timeout => CauseId::NetworkTimeout,
+        NetworkFailure::Tls | NetworkFailure::Certificate => CauseId::NetworkTls,
+        NetworkFailure::Proxy => CauseId::NetworkProxy,
+        NetworkFailure::BadUrl => CauseId::ApiUrlPath,
     }
 }
 
@@ -174,17 +193,14 @@ fn check_log(facts: &Facts) -> Vec<Finding> {
             add(NetworkCause::Proxy, sure);
             continue;
         }
-        match failure {
-            NetworkFailure::Dns => add(NetworkCause::Dns, sure),
-            NetworkFailure::Connect => add(NetworkCause::Connect, sure),
-            NetworkFailure::Timeout => add(NetworkCause::Timeout, sure),
-            NetworkFailure::Tls | NetworkFailure::Certificate => add(NetworkCause::Tls, sure),
-            NetworkFailure::Proxy => add(NetworkCause::Proxy, sure),
-            NetworkFailure::EmptyReply | NetworkFailure::Reset => {
-                add(NetworkCause::Connect, Verdict::Likely)
-            }
-            // A malformed URL is a URL problem (api_url.path), not a network one.
-            NetworkFailure::BadUrl => {}
+        // A malformed URL names api_url.path, which is not among these causes.
+        if let Some(cause) = NetworkCause::of(cause_of_failure(failure)) {
+            // An empty reply or a reset may come from anything on the way.
+            let verdict = match failure {
+                NetworkFailure::EmptyReply | NetworkFailure::Reset => Verdict::Likely,
+                _ => sure,
+            };
+            add(cause, verdict);
         }
         if proxied
             && !matches!(
@@ -444,17 +460,7 @@ fn actionable(
 }
 
 fn matches(cause: NetworkCause, failure: NetworkFailure) -> bool {
-    matches!(
-        (cause, failure),
-        (NetworkCause::Dns, NetworkFailure::Dns)
-            | (NetworkCause::Connect, NetworkFailure::Connect)
-            | (NetworkCause::Connect, NetworkFailure::EmptyReply)
-            | (NetworkCause::Connect, NetworkFailure::Reset)
-            | (NetworkCause::Timeout, NetworkFailure::Timeout)
-            | (NetworkCause::Tls, NetworkFailure::Tls)
-            | (NetworkCause::Tls, NetworkFailure::Certificate)
-            | (NetworkCause::Proxy, NetworkFailure::Proxy)
-    )
+    cause_of_failure(failure) == cause.id()
 }
 
 /// Whether the signal comes right after a trigger call (within a few lines, with no other

@@ -3,10 +3,12 @@
 //! parse (checked with a CI lint dry run on the target ref), loops, nesting depth, tree size
 //! and the per-minute limit on downstream pipelines.
 
+use crate::diagnosis::causes::cause_of_bridge_reason;
 use crate::diagnosis::{
     links, CauseId, Facts, FailedJob, Finding, FixStep, Gathered, Settings, Verdict,
 };
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind};
+use crate::gitlab::model::FailureReason;
 
 const DOWNSTREAM_DOCS: &str = "https://docs.gitlab.com/ci/pipelines/downstream_pipelines/";
 const WORKFLOW_DOCS: &str = "https://docs.gitlab.com/ci/yaml/workflow/";
@@ -31,7 +33,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
 
 /// A bridge failure reason, with the log line that shows it when it comes from the log.
 struct Reason<'a> {
-    id: &'a str,
+    id: FailureReason,
     signal: Option<&'a Signal>,
 }
 
@@ -57,14 +59,14 @@ fn reasons(facts: &Facts) -> Vec<Reason<'_>> {
     } = &facts.failed
     {
         out.push(Reason {
-            id: r,
+            id: r.clone(),
             signal: None,
         });
     }
     for s in signals(facts) {
         if let SignalKind::BridgeFailure { reason } = &s.kind {
             out.push(Reason {
-                id: reason,
+                id: FailureReason::from(*reason),
                 signal: Some(s),
             });
         }
@@ -85,7 +87,7 @@ fn job_url(facts: &Facts) -> Option<&str> {
 /// The bridge's own failure reason when it is set, for ruling causes out.
 fn bridge_reason(facts: &Facts) -> Option<&str> {
     match &facts.failed {
-        FailedJob::Bridge { failure_reason, .. } => failure_reason.as_deref(),
+        FailedJob::Bridge { failure_reason, .. } => failure_reason.as_ref().map(|r| r.as_str()),
         FailedJob::Job { .. } => None,
     }
 }
@@ -133,7 +135,10 @@ fn same_project(facts: &Facts, reasons: &[Reason]) -> Finding {
     let downstream = facts.downstream.found();
     let is_own = downstream.is_some_and(|p| p.id == own);
     let multi_project = facts.target.project_written.is_some();
-    if let Some(r) = reasons.iter().find(|r| r.id == "invalid_bridge_trigger") {
+    if let Some(r) = reasons
+        .iter()
+        .find(|r| r.id == FailureReason::InvalidBridgeTrigger)
+    {
         let mut f = Finding::new(
             ID,
             Verdict::Confirmed,
@@ -631,22 +636,24 @@ impl Limit {
         }
     }
 
-    fn reasons(self) -> &'static [&'static str] {
+    /// The failure reason GitLab gives when this limit stops a bridge (the table of
+    /// [`cause_of_bridge_reason`] maps every such reason back to the limit's cause).
+    fn reason(self) -> FailureReason {
         match self {
-            Limit::Loop => &["pipeline_loop_detected"],
-            Limit::Depth => &[
-                "reached_max_descendant_pipelines_depth",
-                "bridge_pipeline_is_child_pipeline",
-            ],
-            Limit::HierarchySize => &["reached_max_pipeline_hierarchy_size"],
-            Limit::Triggers => &["reached_downstream_pipeline_trigger_rate_limit"],
+            Limit::Loop => FailureReason::PipelineLoopDetected,
+            Limit::Depth => FailureReason::ReachedMaxDescendantPipelinesDepth,
+            Limit::HierarchySize => FailureReason::ReachedMaxPipelineHierarchySize,
+            Limit::Triggers => FailureReason::ReachedDownstreamPipelineTriggerRateLimit,
         }
     }
 }
 
 fn limit(facts: &Facts, reasons: &[Reason], which: Limit) -> Finding {
     let id = which.id();
-    if let Some(r) = reasons.iter().find(|r| which.reasons().contains(&r.id)) {
+    if let Some(r) = reasons
+        .iter()
+        .find(|r| cause_of_bridge_reason(&r.id) == Some(id))
+    {
         let f =
             Finding::new(id, Verdict::Confirmed, limit_summary(which)).evidence(r.evidence(facts));
         return limit_fix(facts, which, f);
@@ -665,10 +672,7 @@ fn limit(facts: &Facts, reasons: &[Reason], which: Limit) -> Finding {
         Some(other) => Finding::new(
             id,
             Verdict::RuledOut,
-            format!(
-                "The bridge failed with {other}, not {}.",
-                which.reasons()[0]
-            ),
+            format!("The bridge failed with {other}, not {}.", which.reason()),
         ),
         None => Finding::new(
             id,

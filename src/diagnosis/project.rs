@@ -8,7 +8,7 @@
 
 use super::{CauseId, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind};
-use crate::gitlab::model::{Member, Project};
+use crate::gitlab::model::{FailureReason, Member, Project};
 
 const NOT_FOUND: CauseId = CauseId::ProjectNotFound;
 const RENAMED: CauseId = CauseId::ProjectRenamed;
@@ -57,11 +57,11 @@ impl NotFoundSignals {
             numeric_call: None,
         };
         match facts.failed.failure_reason() {
-            Some("downstream_bridge_project_not_found") => s.lines.push(format!(
+            Some(FailureReason::DownstreamBridgeProjectNotFound) => s.lines.push(format!(
                 "job {} failed with downstream_bridge_project_not_found",
                 facts.failed.name()
             )),
-            Some("upstream_bridge_project_not_found") => s.upstream.push(format!(
+            Some(FailureReason::UpstreamBridgeProjectNotFound) => s.upstream.push(format!(
                 "job {} failed with upstream_bridge_project_not_found",
                 facts.failed.name()
             )),

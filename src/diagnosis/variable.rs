@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::{links, CauseId, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::evidence::log_scan::{SignalKind, TokenUse};
 use crate::evidence::names::edit_distance;
-use crate::gitlab::model::Variable;
+use crate::gitlab::model::{FailureReason, Variable};
 
 const VARIABLES_DOC: &str = "https://docs.gitlab.com/ci/variables/";
 const PROTECTED_DOC: &str = "https://docs.gitlab.com/ci/variables/#protect-a-cicd-variable";
@@ -273,7 +273,9 @@ impl<'a> Ctx<'a> {
                 names: token_names.clone(),
             });
         }
-        if facts.failed.failure_reason() == Some("downstream_project_trigger_resolved_to_empty") {
+        if facts.failed.failure_reason()
+            == Some(&FailureReason::DownstreamProjectTriggerResolvedToEmpty)
+        {
             emptied.push(Emptied {
                 evidence: "failure reason: downstream_project_trigger_resolved_to_empty (trigger:project resolved to a blank value)".into(),
                 names: project_vars.clone(),

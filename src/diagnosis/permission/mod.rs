@@ -15,7 +15,7 @@ mod trigger_owner;
 use super::{Facts, Finding, Gathered, Verdict};
 use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind, TokenUse, TriggerEndpoint};
-use crate::gitlab::model::{Member, Project};
+use crate::gitlab::model::{FailureReason, Member, Project};
 use crate::redact::TokenKind;
 
 const ROLE: CauseId = CauseId::PermissionRole;
@@ -57,13 +57,15 @@ fn refused_before_permissions(facts: &Facts) -> Option<(String, &'static str)> {
     // permission step either was not reached or passed.
     if let Some(reason) = facts.failed.failure_reason() {
         let why = match reason {
-            "invalid_bridge_trigger"
-            | "reached_max_descendant_pipelines_depth"
-            | "bridge_pipeline_is_child_pipeline"
-            | "reached_max_pipeline_hierarchy_size" => {
+            FailureReason::InvalidBridgeTrigger
+            | FailureReason::ReachedMaxDescendantPipelinesDepth
+            | FailureReason::BridgePipelineIsChildPipeline
+            | FailureReason::ReachedMaxPipelineHierarchySize => {
                 Some("GitLab stopped the trigger at an earlier check")
             }
-            "pipeline_loop_detected" => Some("GitLab checks loops after permissions, which passed"),
+            FailureReason::PipelineLoopDetected => {
+                Some("GitLab checks loops after permissions, which passed")
+            }
             _ => None,
         };
         if let Some(why) = why {
@@ -167,8 +169,10 @@ impl<'a> Attempt<'a> {
             not_found: Vec::new(),
             forbidden: Vec::new(),
         };
-        if let Some(r @ ("insufficient_bridge_permissions" | "insufficient_upstream_permissions")) =
-            facts.failed.failure_reason()
+        if let Some(
+            r @ (FailureReason::InsufficientBridgePermissions
+            | FailureReason::InsufficientUpstreamPermissions),
+        ) = facts.failed.failure_reason()
         {
             ctx.bridge_denied
                 .push(format!("job {} failed with {r}", facts.failed.name()));
@@ -199,7 +203,7 @@ impl<'a> Attempt<'a> {
     }
 
     fn upstream_denied(&self) -> bool {
-        self.facts.failed.failure_reason() == Some("insufficient_upstream_permissions")
+        self.facts.failed.failure_reason() == Some(&FailureReason::InsufficientUpstreamPermissions)
     }
 
     fn level(&self) -> Result<Option<&'a Member>, String> {

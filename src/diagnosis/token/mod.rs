@@ -13,7 +13,7 @@ mod wrong_kind;
 use super::{links, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{Signal, SignalKind, TokenUse, TriggerEndpoint};
-use crate::gitlab::model::Trigger;
+use crate::gitlab::model::{FailureReason, Trigger};
 use crate::redact::TokenKind;
 
 const TRIGGERS_DOC: &str = "https://docs.gitlab.com/ci/triggers/";
@@ -84,21 +84,22 @@ impl<'a> Call<'a> {
             SignalKind::TriggerCall(c) if c.reaches_api() => Some(c.endpoint),
             _ => None,
         });
-        let job_token_expired = if facts.failed.failure_reason() == Some("job_token_expired") {
-            Some("failure reason: job_token_expired".to_string())
-        } else {
-            signals
-                .iter()
-                .find(|s| {
-                    matches!(
-                        s.kind,
-                        SignalKind::BridgeFailure {
-                            reason: "job_token_expired"
-                        }
-                    )
-                })
-                .map(line)
-        };
+        let job_token_expired =
+            if facts.failed.failure_reason() == Some(&FailureReason::JobTokenExpired) {
+                Some("failure reason: job_token_expired".to_string())
+            } else {
+                signals
+                    .iter()
+                    .find(|s| {
+                        matches!(
+                            s.kind,
+                            SignalKind::BridgeFailure {
+                                reason: "job_token_expired"
+                            }
+                        )
+                    })
+                    .map(line)
+            };
         let mut call = Call {
             bridge: facts.failed.is_bridge(),
             job_token_expired,
