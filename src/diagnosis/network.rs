@@ -619,7 +619,7 @@ mod tests {
     use super::*;
     use crate::diagnosis::testing::{bridge_facts, curl_facts};
 
-    fn get<'a>(findings: &'a [Finding], id: CauseId) -> &'a Finding {
+    fn get(findings: &[Finding], id: CauseId) -> &Finding {
         findings.iter().find(|f| f.cause == id).unwrap()
     }
 

@@ -700,7 +700,7 @@ mod tests {
     use crate::diagnosis::ConfigFacts;
     use crate::evidence::ci_source::ConfigSource;
 
-    fn finding<'a>(findings: &'a [Finding], cause: CauseId) -> &'a Finding {
+    fn finding(findings: &[Finding], cause: CauseId) -> &Finding {
         findings.iter().find(|f| f.cause == cause).unwrap()
     }
 

@@ -405,7 +405,7 @@ mod testing {
     //! Facts and look-ups shared by the token tests.
     use super::*;
 
-    pub(super) fn find<'a>(findings: &'a [Finding], cause: CauseId) -> &'a Finding {
+    pub(super) fn find(findings: &[Finding], cause: CauseId) -> &Finding {
         findings.iter().find(|f| f.cause == cause).unwrap()
     }
 
