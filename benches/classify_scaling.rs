@@ -88,7 +88,7 @@ fn main() {
         let hard = adversarial(size);
         let plain = ordinary(size);
         let verdict = classify(&hard, None);
-        let misnamed = verdict.causes.iter().any(|c| c.id.starts_with("variable."));
+        let misnamed = verdict.causes.iter().any(|c| c.id.category() == "variable");
         let (t_hard, t_plain) = (best(&hard), best(&plain));
         let mb = hard.len() as f64 / 1e6;
         let rate = t_hard.as_secs_f64() * 1000.0 / mb;

@@ -9,12 +9,16 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::diagnosis::causes::cause_of_bridge_reason;
+use crate::diagnosis::network::cause_of_failure;
+use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{
     self, CreationProblem, NetworkFailure, ProxyEvidence, Scan, Signal, SignalKind, TokenUse,
     TriggerCall, TriggerEndpoint, BRIDGE_REASONS,
 };
 use crate::evidence::names::near_name;
 use crate::evidence::trigger_call::{self, Address};
+use crate::gitlab::model::FailureReason;
 use crate::redact::{self, TokenKind};
 
 /// How sure a cause is.
@@ -30,7 +34,7 @@ pub enum Confidence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cause {
     /// A cause id of SPEC section 5 (`network.dns`, `token.invalid`, ...).
-    pub id: &'static str,
+    pub id: CauseId,
     pub confidence: Confidence,
     /// The (redacted) lines that point at it, with their line numbers.
     pub evidence: Vec<String>,
@@ -50,12 +54,12 @@ type Scored = (i32, usize, Vec<String>);
 /// Candidate causes with their scores and evidence, in the order they were first seen.
 #[derive(Default)]
 struct Candidates {
-    scores: HashMap<&'static str, Scored>,
+    scores: HashMap<CauseId, Scored>,
     seen: usize,
 }
 
 impl Candidates {
-    fn add(&mut self, id: &'static str, score: i32, evidence: Option<&Signal>) {
+    fn add(&mut self, id: CauseId, score: i32, evidence: Option<&Signal>) {
         let seen = self.seen;
         let entry = self.scores.entry(id).or_insert((0, seen, Vec::new()));
         if entry.2.is_empty() && entry.0 == 0 {
@@ -70,9 +74,9 @@ impl Candidates {
         }
     }
 
-    fn add_line(&mut self, id: &'static str, score: i32, line: &str) {
+    fn add_line(&mut self, id: CauseId, score: i32, line: &str) {
         self.add(id, score, None);
-        if let Some(entry) = self.scores.get_mut(id) {
+        if let Some(entry) = self.scores.get_mut(&id) {
             let line = redact::redact(line).into_owned();
             if !entry.2.contains(&line) && entry.2.len() < 5 {
                 entry.2.push(line);
@@ -81,7 +85,7 @@ impl Candidates {
     }
 
     fn ranked(self) -> Vec<Cause> {
-        let mut all: Vec<(&'static str, Scored)> = self.scores.into_iter().collect();
+        let mut all: Vec<(CauseId, Scored)> = self.scores.into_iter().collect();
         all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
         all.into_iter()
             .filter(|(_, (score, _, _))| *score > 0)
@@ -226,7 +230,7 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> V
     if let Some(line) = &downstream_failed {
         let creation_failed = !creation.is_empty() || !bridge_reasons.is_empty();
         if !creation_failed {
-            c.add_line("downstream.failed", 12, line);
+            c.add_line(CauseId::DownstreamFailed, 12, line);
             return Verdict {
                 trigger_failure: true,
                 causes: c.ranked(),
@@ -324,36 +328,32 @@ fn bridge_causes(c: &mut Candidates, reasons: &[&str], signals: &[Signal]) {
     };
     for reason in reasons {
         let e = evidence(reason);
-        match *reason {
-            "downstream_bridge_project_not_found" | "upstream_bridge_project_not_found" => {
-                c.add("project.not_found", 10, e);
-                c.add("project.renamed", 5, e);
-                c.add("project.no_access", 5, e);
+        let reason = FailureReason::from(*reason);
+        // The cause the reason names (as the checks read it), then the ones it may hide.
+        if let Some(cause) = cause_of_bridge_reason(&reason) {
+            c.add(cause, 10, e);
+        }
+        match reason {
+            FailureReason::DownstreamBridgeProjectNotFound
+            | FailureReason::UpstreamBridgeProjectNotFound => {
+                c.add(CauseId::ProjectRenamed, 5, e);
+                c.add(CauseId::ProjectNoAccess, 5, e);
             }
-            "insufficient_bridge_permissions" | "insufficient_upstream_permissions" => {
-                c.add("permission.role", 10, e);
-                c.add("permission.protected_ref", 6, e);
-                c.add("project.no_access", 3, e);
+            FailureReason::InsufficientBridgePermissions
+            | FailureReason::InsufficientUpstreamPermissions => {
+                c.add(CauseId::PermissionProtectedRef, 6, e);
+                c.add(CauseId::ProjectNoAccess, 3, e);
             }
-            "invalid_bridge_trigger" => c.add("config.same_project", 10, e),
-            "downstream_project_trigger_resolved_to_empty" => {
-                c.add("variable.undefined", 10, e);
-                c.add("config.downstream_invalid", 3, e);
+            FailureReason::DownstreamProjectTriggerResolvedToEmpty => {
+                c.add(CauseId::ConfigDownstreamInvalid, 3, e);
             }
-            "pipeline_loop_detected" => c.add("config.loop", 10, e),
-            "reached_max_descendant_pipelines_depth" | "bridge_pipeline_is_child_pipeline" => {
-                c.add("config.depth", 10, e)
-            }
-            "reached_max_pipeline_hierarchy_size" => c.add("config.hierarchy_size", 10, e),
-            "reached_downstream_pipeline_trigger_rate_limit" => c.add("config.rate_limit", 10, e),
-            "job_token_expired" => c.add("token.expired", 10, e),
-            "downstream_pipeline_creation_failed" => {
+            FailureReason::DownstreamPipelineCreationFailed => {
                 // Without the creation message, the common causes in order of frequency.
-                c.add("config.downstream_empty", 5, e);
-                c.add("ref.not_found", 4, e);
-                c.add("config.downstream_invalid", 4, e);
-                c.add("permission.pipeline_variables", 3, e);
-                c.add("permission.protected_ref", 2, e);
+                c.add(CauseId::ConfigDownstreamEmpty, 5, e);
+                c.add(CauseId::RefNotFound, 4, e);
+                c.add(CauseId::ConfigDownstreamInvalid, 4, e);
+                c.add(CauseId::PermissionPipelineVariables, 3, e);
+                c.add(CauseId::PermissionProtectedRef, 2, e);
             }
             _ => {}
         }
@@ -375,26 +375,28 @@ fn creation_causes(
     for (s, problem) in creation {
         let e = Some(*s);
         match problem {
-            CreationProblem::ReferenceNotFound => c.add("ref.not_found", 12, e),
-            CreationProblem::EmptyPipeline => c.add("config.downstream_empty", 12, e),
+            CreationProblem::ReferenceNotFound => c.add(CauseId::RefNotFound, 12, e),
+            CreationProblem::EmptyPipeline => c.add(CauseId::ConfigDownstreamEmpty, 12, e),
             CreationProblem::InsufficientPermissions => {
                 if trigger_token {
-                    c.add("permission.trigger_owner", 11, e);
-                    c.add("permission.role", 8, e);
+                    c.add(CauseId::PermissionTriggerOwner, 11, e);
+                    c.add(CauseId::PermissionRole, 8, e);
                 } else {
-                    c.add("permission.role", 11, e);
+                    c.add(CauseId::PermissionRole, 11, e);
                 }
-                c.add("permission.protected_ref", 5, e);
+                c.add(CauseId::PermissionProtectedRef, 5, e);
             }
             CreationProblem::RefNotAllowed => {
-                c.add("permission.protected_ref", 12, e);
-                c.add("permission.role", 5, e);
+                c.add(CauseId::PermissionProtectedRef, 12, e);
+                c.add(CauseId::PermissionRole, 5, e);
             }
-            CreationProblem::VariablesRestricted => c.add("permission.pipeline_variables", 12, e),
+            CreationProblem::VariablesRestricted => {
+                c.add(CauseId::PermissionPipelineVariables, 12, e)
+            }
             CreationProblem::PipelinesDisabled | CreationProblem::MissingConfig => {
-                c.add("config.downstream_invalid", 11, e)
+                c.add(CauseId::ConfigDownstreamInvalid, 11, e)
             }
-            CreationProblem::ProjectDeleted => c.add("project.not_found", 11, e),
+            CreationProblem::ProjectDeleted => c.add(CauseId::ProjectNotFound, 11, e),
         }
     }
 }
@@ -411,7 +413,7 @@ fn text_causes(c: &mut Candidates, text: &str, attempted: bool) -> bool {
         if lower.contains("rules configuration prevented")
             || lower.contains("will not run for the selected trigger")
         {
-            c.add_line("config.downstream_empty", 12, &at(line));
+            c.add_line(CauseId::ConfigDownstreamEmpty, 12, &at(line));
             failed = true;
         }
         if lower.contains("mapping values are not allowed")
@@ -422,12 +424,12 @@ fn text_causes(c: &mut Candidates, text: &str, attempted: bool) -> bool {
             || lower.contains("syntax error")
             || lower.contains("config contains unknown keys")
         {
-            c.add_line("config.downstream_invalid", 12, &at(line));
+            c.add_line(CauseId::ConfigDownstreamInvalid, 12, &at(line));
             failed = true;
         }
         if attempted && !echoed {
             if lower.contains("unbound variable") && lower.contains("token") {
-                c.add_line("variable.undefined", 12, &at(line));
+                c.add_line(CauseId::VariableUndefined, 12, &at(line));
                 failed = true;
             }
             if lower.contains("is not set")
@@ -437,18 +439,18 @@ fn text_causes(c: &mut Candidates, text: &str, attempted: bool) -> bool {
                     lower.contains("protected: false") || lower.contains("protected=false");
                 c.add_line(
                     if protected {
-                        "variable.protected_ref"
+                        CauseId::VariableProtectedRef
                     } else {
-                        "variable.undefined"
+                        CauseId::VariableUndefined
                     },
                     12,
                     &at(line),
                 );
                 c.add_line(
                     if protected {
-                        "variable.undefined"
+                        CauseId::VariableUndefined
                     } else {
-                        "variable.protected_ref"
+                        CauseId::VariableProtectedRef
                     },
                     7,
                     &at(line),
@@ -462,7 +464,7 @@ fn text_causes(c: &mut Candidates, text: &str, attempted: bool) -> bool {
             || lower.contains("group move"))
             && lower.contains(' ')
         {
-            c.add_line("project.renamed", 13, &at(line));
+            c.add_line(CauseId::ProjectRenamed, 13, &at(line));
         }
     }
     failed
@@ -506,43 +508,44 @@ fn network_causes(
         }
         found = true;
         let e = Some(s);
+        // The cause the failure names (as the network check reads it), then the ones it may hide.
+        let score = match failure {
+            NetworkFailure::Proxy => 12,
+            NetworkFailure::EmptyReply | NetworkFailure::Reset | NetworkFailure::BadUrl => 8,
+            _ => 10,
+        };
+        c.add(cause_of_failure(failure), score, e);
         match failure {
             NetworkFailure::Dns => {
-                c.add("network.dns", 10, e);
                 if instance_host(text)
                     .is_some_and(|i| host.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case(&i)))
                 {
-                    c.add("api_url.host", 12, e);
+                    c.add(CauseId::ApiUrlHost, 12, e);
                 }
             }
             NetworkFailure::Connect => {
-                c.add("network.connect", 10, e);
                 if proxied {
-                    c.add("network.proxy", 5, e);
+                    c.add(CauseId::NetworkProxy, 5, e);
                 }
-                c.add("network.timeout", 3, e);
+                c.add(CauseId::NetworkTimeout, 3, e);
             }
             NetworkFailure::Timeout => {
-                c.add("network.timeout", 10, e);
-                c.add("network.connect", 4, e);
+                c.add(CauseId::NetworkConnect, 4, e);
                 if proxied {
-                    c.add("network.proxy", 5, e);
+                    c.add(CauseId::NetworkProxy, 5, e);
                 }
             }
             NetworkFailure::Tls | NetworkFailure::Certificate => {
-                c.add("network.tls", 10, e);
                 if proxied {
-                    c.add("network.proxy", 5, e);
+                    c.add(CauseId::NetworkProxy, 5, e);
                 }
             }
             NetworkFailure::EmptyReply | NetworkFailure::Reset => {
-                c.add("network.connect", 8, e);
-                c.add("network.tls", 4, e);
-                c.add("instance.unavailable", 4, e);
-                c.add("network.proxy", if proxied { 7 } else { 4 }, e);
+                c.add(CauseId::NetworkTls, 4, e);
+                c.add(CauseId::InstanceUnavailable, 4, e);
+                c.add(CauseId::NetworkProxy, if proxied { 7 } else { 4 }, e);
             }
-            NetworkFailure::Proxy => c.add("network.proxy", 12, e),
-            NetworkFailure::BadUrl => c.add("api_url.path", 8, e),
+            NetworkFailure::Proxy | NetworkFailure::BadUrl => {}
         }
     }
     found
@@ -644,45 +647,45 @@ fn http_causes(
             let misnamed = token_variable.as_deref().and_then(|v| near_name(text, v));
             if let Some(other) = misnamed {
                 c.add_line(
-                    "variable.misnamed",
+                    CauseId::VariableMisnamed,
                     12,
                     &format!("{}: {} (defined: {other})", s.line_no, s.line),
                 );
-                c.add("variable.undefined", 6, e);
+                c.add(CauseId::VariableUndefined, 6, e);
             } else if protected_hint {
-                c.add("variable.protected_ref", 11, e);
-                c.add("variable.undefined", 8, e);
+                c.add(CauseId::VariableProtectedRef, 11, e);
+                c.add(CauseId::VariableUndefined, 8, e);
             } else {
-                c.add("variable.undefined", 11, e);
-                c.add("variable.protected_ref", 8, e);
+                c.add(CauseId::VariableUndefined, 11, e);
+                c.add(CauseId::VariableProtectedRef, 8, e);
             }
-            c.add("variable.environment_scope", 4, e);
+            c.add(CauseId::VariableEnvironmentScope, 4, e);
             continue;
         }
         if message.contains("ref is missing") || message.contains("ref is empty") {
             failed = true;
-            c.add("variable.undefined", 9, e);
+            c.add(CauseId::VariableUndefined, 9, e);
             continue;
         }
         let Some(status) = status else {
             if message.contains("invalid_token") || message.contains("unauthorized") {
                 failed = true;
                 if said_revoked {
-                    c.add("token.revoked", 11, e);
+                    c.add(CauseId::TokenRevoked, 11, e);
                 } else if said_expired {
-                    c.add("token.expired", 11, e);
+                    c.add(CauseId::TokenExpired, 11, e);
                 } else {
-                    c.add("token.invalid", 10, e);
+                    c.add(CauseId::TokenInvalid, 10, e);
                 }
             } else if message.contains("retry later") {
                 failed = true;
-                c.add("instance.rate_limited", 11, e);
+                c.add(CauseId::InstanceRateLimited, 11, e);
             } else if message.contains("bad gateway")
                 || message.contains("not responding")
                 || message.contains("unavailable")
             {
                 failed = true;
-                c.add("instance.unavailable", 11, e);
+                c.add(CauseId::InstanceUnavailable, 11, e);
             }
             continue;
         };
@@ -693,10 +696,10 @@ fn http_causes(
                     .iter()
                     .any(|(_, call)| call.scheme.as_deref() == Some("http"));
                 if http_call {
-                    c.add("api_url.scheme", 11, e);
+                    c.add(CauseId::ApiUrlScheme, 11, e);
                 } else {
-                    c.add("api_url.host", 9, e);
-                    c.add("api_url.scheme", 6, e);
+                    c.add(CauseId::ApiUrlHost, 9, e);
+                    c.add(CauseId::ApiUrlScheme, 6, e);
                 }
             }
             405 => {
@@ -704,28 +707,28 @@ fn http_causes(
                 let http_call = calls
                     .iter()
                     .any(|(_, call)| call.scheme.as_deref() == Some("http"));
-                c.add("api_url.scheme", if http_call { 11 } else { 8 }, e);
+                c.add(CauseId::ApiUrlScheme, if http_call { 11 } else { 8 }, e);
             }
             401 => {
                 failed = true;
                 if said_expired || (job_token && !said_revoked) {
-                    c.add("token.expired", 11, e);
+                    c.add(CauseId::TokenExpired, 11, e);
                 } else if said_revoked {
-                    c.add("token.revoked", 11, e);
+                    c.add(CauseId::TokenRevoked, 11, e);
                 } else {
-                    c.add("token.invalid", 10, e);
-                    c.add("token.expired", 6, e);
-                    c.add("token.revoked", 6, e);
+                    c.add(CauseId::TokenInvalid, 10, e);
+                    c.add(CauseId::TokenExpired, 6, e);
+                    c.add(CauseId::TokenRevoked, 6, e);
                 }
             }
             403 => {
                 failed = true;
                 if said_scope || message.contains("scope") {
-                    c.add("token.missing_scope", 12, e);
+                    c.add(CauseId::TokenMissingScope, 12, e);
                 } else {
-                    c.add("permission.role", 9, e);
-                    c.add("permission.protected_ref", 5, e);
-                    c.add("token.missing_scope", 4, e);
+                    c.add(CauseId::PermissionRole, 9, e);
+                    c.add(CauseId::PermissionProtectedRef, 5, e);
+                    c.add(CauseId::TokenMissingScope, 4, e);
                 }
             }
             404 => {
@@ -734,22 +737,22 @@ fn http_causes(
             }
             422 => {
                 failed = true;
-                c.add("config.downstream_invalid", 9, e);
+                c.add(CauseId::ConfigDownstreamInvalid, 9, e);
             }
             429 => {
                 failed = true;
-                c.add("instance.rate_limited", 12, e);
+                c.add(CauseId::InstanceRateLimited, 12, e);
             }
             500..=599 => {
                 failed = true;
-                c.add("instance.unavailable", 12, e);
+                c.add(CauseId::InstanceUnavailable, 12, e);
                 if status == 504 {
-                    c.add("network.timeout", 4, e);
+                    c.add(CauseId::NetworkTimeout, 4, e);
                 }
             }
             400 => {
                 failed = true;
-                c.add("config.downstream_invalid", 3, e);
+                c.add(CauseId::ConfigDownstreamInvalid, 3, e);
             }
             _ => {}
         }
@@ -772,54 +775,54 @@ fn not_found_causes(
         .iter()
         .any(|(_, call)| call.project.as_deref() == Some(""))
     {
-        c.add("variable.undefined", 12, e);
-        c.add("project.wrong_id", 5, e);
-        c.add("api_url.path", 4, e);
+        c.add(CauseId::VariableUndefined, 12, e);
+        c.add(CauseId::ProjectWrongId, 5, e);
+        c.add(CauseId::ApiUrlPath, 4, e);
         return;
     }
     if message.contains("project not found") {
-        c.add("project.not_found", 12, e);
-        c.add("project.renamed", 6, e);
-        c.add("project.no_access", 6, e);
-        c.add("project.wrong_id", 4, e);
+        c.add(CauseId::ProjectNotFound, 12, e);
+        c.add(CauseId::ProjectRenamed, 6, e);
+        c.add(CauseId::ProjectNoAccess, 6, e);
+        c.add(CauseId::ProjectWrongId, 4, e);
         return;
     }
     if message.contains("file not found") {
-        c.add("config.downstream_invalid", 8, e);
+        c.add(CauseId::ConfigDownstreamInvalid, 8, e);
         return;
     }
     let bad_route = calls.iter().any(|(_, call)| !plausible_route(call));
     if bad_route || s.line.contains("\"error\"") {
-        c.add("api_url.path", 12, e);
-        c.add("token.invalid", 3, e);
+        c.add(CauseId::ApiUrlPath, 12, e);
+        c.add(CauseId::TokenInvalid, 3, e);
         return;
     }
     let double_encoded = calls
         .iter()
         .any(|(_, call)| call.url.contains("%252F") || call.url.contains("%252f"));
     if double_encoded {
-        c.add("project.not_found", 9, e);
-        c.add("api_url.path", 6, e);
+        c.add(CauseId::ProjectNotFound, 9, e);
+        c.add(CauseId::ApiUrlPath, 6, e);
         return;
     }
     if empty_token {
-        c.add("variable.undefined", 9, e);
-        c.add("token.invalid", 6, e);
+        c.add(CauseId::VariableUndefined, 9, e);
+        c.add(CauseId::TokenInvalid, 6, e);
         return;
     }
     if job_token {
-        c.add("permission.job_token_allowlist", 8, e);
-        c.add("project.not_found", 5, e);
-        c.add("project.no_access", 4, e);
-        c.add("project.wrong_id", 3, e);
+        c.add(CauseId::PermissionJobTokenAllowlist, 8, e);
+        c.add(CauseId::ProjectNotFound, 5, e);
+        c.add(CauseId::ProjectNoAccess, 4, e);
+        c.add(CauseId::ProjectWrongId, 3, e);
         return;
     }
-    c.add("token.invalid", 8, e);
-    c.add("project.not_found", 5, e);
-    c.add("token.revoked", 4, e);
-    c.add("token.expired", 4, e);
-    c.add("project.wrong_id", 3, e);
-    c.add("project.no_access", 3, e);
+    c.add(CauseId::TokenInvalid, 8, e);
+    c.add(CauseId::ProjectNotFound, 5, e);
+    c.add(CauseId::TokenRevoked, 4, e);
+    c.add(CauseId::TokenExpired, 4, e);
+    c.add(CauseId::ProjectWrongId, 3, e);
+    c.add(CauseId::ProjectNoAccess, 3, e);
 }
 
 /// Whether the call's URL has the shape of a GitLab pipeline-creating route.
@@ -854,13 +857,13 @@ fn url_causes(
         let e = Some(*s);
         if let Some(prefix) = &call.api_prefix {
             if !prefix.ends_with("/api/v4") {
-                c.add("api_url.path", 11, e);
+                c.add(CauseId::ApiUrlPath, 11, e);
             }
         }
         if let (Some(host), Some(instance)) = (&call.host, &instance) {
             if !host.starts_with('$') && !host.eq_ignore_ascii_case(instance) && !is_loopback(host)
             {
-                c.add("api_url.host", 13, e);
+                c.add(CauseId::ApiUrlHost, 13, e);
             }
         }
     }
@@ -869,7 +872,7 @@ fn url_causes(
         let line = format!("{}: {}", intent.line_no, intent.line);
         if url.path.contains("/projects//") {
             // The project id or path came from a variable that expanded to nothing.
-            c.add_line("variable.undefined", 13, &line);
+            c.add_line(CauseId::VariableUndefined, 13, &line);
             continue;
         }
         let prefixed = url.base_variable.as_deref().is_some_and(|v| {
@@ -883,14 +886,14 @@ fn url_causes(
             && !trigger_call::is_pipeline_route(&url.path, prefixed)
             && http_failed
         {
-            c.add_line("api_url.path", 12, &line);
+            c.add_line(CauseId::ApiUrlPath, 12, &line);
         }
         if url.scheme.as_deref() == Some("http") && http_failed {
-            c.add_line("api_url.scheme", 9, &line);
+            c.add_line(CauseId::ApiUrlScheme, 9, &line);
         }
         if let (Some(host), Some(instance)) = (&url.host, &instance) {
             if !host.eq_ignore_ascii_case(instance) && !is_loopback(host) {
-                c.add_line("api_url.host", 13, &line);
+                c.add_line(CauseId::ApiUrlHost, 13, &line);
             }
         }
     }
@@ -928,7 +931,7 @@ fn token_kind_causes(c: &mut Candidates, signals: &[Signal], calls: &[(&Signal, 
             _ => false,
         };
         if wrong {
-            c.add("token.wrong_kind", 13, Some(s));
+            c.add(CauseId::TokenWrongKind, 13, Some(s));
         }
     }
 }
@@ -951,7 +954,7 @@ mod tests {
             None,
         );
         assert!(v.trigger_failure);
-        assert_eq!(v.causes[0].id, "network.dns");
+        assert_eq!(v.causes[0].id, CauseId::NetworkDns);
         assert_eq!(v.causes[0].confidence, Confidence::High);
         assert!(
             v.causes[0].evidence[0].starts_with("1: $ curl -X POST"),

@@ -238,7 +238,9 @@ fn gitlab_id(text: &str) -> Option<u64> {
     positive_id(text).and_then(|n| u64::try_from(n).ok())
 }
 
-/// Cause ids are lowercase words joined by dots and underscores (`token.expired`).
+/// Cause ids are lowercase words joined by dots and underscores (`token.expired`). Any such
+/// id is a valid filter, also one this version does not know (the history may hold ids
+/// recorded by another version), so the filter is checked for its shape only.
 fn is_cause_id(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 100
@@ -468,6 +470,7 @@ mod tests {
         assert!(is_cause_id("token.expired"));
         assert!(is_cause_id("api_url.host"));
         assert!(is_cause_id("undetermined"));
+        assert!(is_cause_id("token.from_a_later_version"));
         assert!(!is_cause_id("Token.Expired"));
         assert!(!is_cause_id("a b"));
         assert!(!is_cause_id("%"));

@@ -53,7 +53,7 @@ fn classify_meets_its_precision_and_recall_on_the_corpus() {
     for case in &cases.case {
         let text = std::fs::read_to_string(dir().join(&case.file)).unwrap();
         let verdict = classify(&text, case.failure_reason.as_deref());
-        let predicted_top = verdict.causes.first().map(|c| c.id);
+        let predicted_top = verdict.causes.first().map(|c| c.id.as_str());
         let expected_cat = case
             .top
             .as_deref()

@@ -385,7 +385,7 @@ fn classify_never_panics_and_keeps_its_contract() {
             assert!(verdict.causes.is_empty(), "{verdict:?}");
         }
         for cause in &verdict.causes {
-            assert!(cause.id.contains('.'), "{}", cause.id);
+            assert!(cause.id.as_str().contains('.'), "{}", cause.id);
         }
         let json = serde_json::to_value(&verdict).unwrap();
         assert!(json["trigger_failure"].is_boolean());

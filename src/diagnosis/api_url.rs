@@ -4,7 +4,7 @@
 //! into a GET), and its path against the trigger API routes. A `trigger:` job calls no URL.
 
 use crate::diagnosis::network::{failure_host, gitlab_answers, is_ci_variable};
-use crate::diagnosis::{links, Facts, FailedJob, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, FailedJob, Finding, FixStep, Settings, Verdict};
 use crate::evidence::log_scan::{NetworkFailure, Signal, SignalKind};
 
 const TRIGGER_DOCS: &str = "https://docs.gitlab.com/ci/triggers/";
@@ -48,16 +48,20 @@ impl Called {
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     if facts.failed.is_bridge() {
-        return ["api_url.host", "api_url.scheme", "api_url.path"]
-            .into_iter()
-            .map(|id| {
-                Finding::new(
-                    id,
-                    Verdict::NotApplicable,
-                    "A trigger: job runs inside GitLab and calls no URL.",
-                )
-            })
-            .collect();
+        return [
+            CauseId::ApiUrlHost,
+            CauseId::ApiUrlScheme,
+            CauseId::ApiUrlPath,
+        ]
+        .into_iter()
+        .map(|id| {
+            Finding::new(
+                id,
+                Verdict::NotApplicable,
+                "A trigger: job runs inside GitLab and calls no URL.",
+            )
+        })
+        .collect();
     }
     let called = called_urls(facts);
     let signals: &[Signal] = facts.scan.as_ref().map_or(&[], |s| &s.signals);
@@ -69,7 +73,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
 }
 
 fn host_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding {
-    const ID: &str = "api_url.host";
+    const ID: CauseId = CauseId::ApiUrlHost;
     if called.is_empty() {
         return no_url(ID);
     }
@@ -204,7 +208,7 @@ fn host_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
 }
 
 fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding {
-    const ID: &str = "api_url.scheme";
+    const ID: CauseId = CauseId::ApiUrlScheme;
     let external_scheme = facts
         .instance
         .external_url
@@ -311,7 +315,7 @@ fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Findi
 }
 
 fn path_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding {
-    const ID: &str = "api_url.path";
+    const ID: CauseId = CauseId::ApiUrlPath;
     let route_misses: Vec<&Signal> = signals
         .iter()
         .filter(|s| {
@@ -477,7 +481,7 @@ fn route_ok(path: &str) -> bool {
         )
 }
 
-fn no_url(id: &'static str) -> Finding {
+fn no_url(id: CauseId) -> Finding {
     Finding::new(
         id,
         Verdict::Unknown,
@@ -493,7 +497,7 @@ fn upstream_variables_step(facts: &Facts) -> FixStep {
         .map(|p| p.web_url.clone())
         .or_else(|| facts.subject.project_url.clone())
     {
-        Some(url) => FixStep::linked(text, links::variables(&url)),
+        Some(url) => FixStep::linked(text, Settings::Variables.link(&url)),
         None => FixStep::new(text),
     }
 }
@@ -639,7 +643,7 @@ mod tests {
     use crate::diagnosis::testing::{bridge_facts, curl_facts};
     use crate::diagnosis::TargetUrl;
 
-    fn get(facts: &Facts, id: &str) -> Finding {
+    fn get(facts: &Facts, id: CauseId) -> Finding {
         check(facts).into_iter().find(|f| f.cause == id).unwrap()
     }
 
@@ -709,7 +713,7 @@ mod tests {
         let facts = curl_facts(
             "$ curl -X POST -F token=$T -F ref=main https://gitlab.internal.corp/api/v4/projects/2/trigger/pipeline\ncurl: (6) Could not resolve host: gitlab.internal.corp",
         );
-        let f = get(&facts, "api_url.host");
+        let f = get(&facts, CauseId::ApiUrlHost);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f.summary.contains("gitlab.example.com"));
         assert!(f
@@ -725,16 +729,16 @@ mod tests {
             "$ curl -X POST -F token=$T -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\nHTTP/1.1 404 Not Found",
         );
         facts.instance.api_url = "http://10.0.0.5:8080".into();
-        assert_eq!(get(&facts, "api_url.host").verdict, Verdict::RuledOut);
+        assert_eq!(get(&facts, CauseId::ApiUrlHost).verdict, Verdict::RuledOut);
     }
 
     #[test]
     fn a_host_held_in_a_custom_variable_is_unknown_and_says_so() {
         let facts = with_url("$GITLAB_HOST_URL/api/v4/projects/2/trigger/pipeline");
-        let f = get(&facts, "api_url.host");
+        let f = get(&facts, CauseId::ApiUrlHost);
         assert_eq!(f.verdict, Verdict::Unknown);
         assert!(f.summary.contains("$GITLAB_HOST_URL"));
-        assert_eq!(get(&facts, "api_url.path").verdict, Verdict::RuledOut);
+        assert_eq!(get(&facts, CauseId::ApiUrlPath).verdict, Verdict::RuledOut);
     }
 
     #[test]
@@ -742,17 +746,17 @@ mod tests {
         let facts = curl_facts(
             "$ curl -L -X POST -F token=$T -F ref=main http://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n< HTTP/1.1 301 Moved Permanently\n< HTTP/2 405",
         );
-        let f = get(&facts, "api_url.scheme");
+        let f = get(&facts, CauseId::ApiUrlScheme);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f.evidence.iter().any(|e| e.contains("301")));
         assert_actionable(&f);
-        assert_eq!(get(&facts, "api_url.host").verdict, Verdict::RuledOut);
+        assert_eq!(get(&facts, CauseId::ApiUrlHost).verdict, Verdict::RuledOut);
     }
 
     #[test]
     fn an_https_call_to_an_https_instance_rules_out_the_scheme() {
         let facts = with_url("https://gitlab.example.com/api/v4/projects/2/trigger/pipeline");
-        let f = get(&facts, "api_url.scheme");
+        let f = get(&facts, CauseId::ApiUrlScheme);
         assert_eq!(f.verdict, Verdict::RuledOut);
         assert!(f.summary.contains("https://"));
     }
@@ -760,7 +764,7 @@ mod tests {
     #[test]
     fn a_doubled_api_prefix_is_a_confirmed_path_problem() {
         let facts = with_url("$CI_API_V4_URL/api/v4/projects/2/trigger/pipeline");
-        let f = get(&facts, "api_url.path");
+        let f = get(&facts, CauseId::ApiUrlPath);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f.evidence.iter().any(|e| e.contains("twice")));
         assert_actionable(&f);
@@ -769,7 +773,7 @@ mod tests {
     #[test]
     fn a_server_url_without_api_v4_is_a_path_problem() {
         let facts = with_url("$CI_SERVER_URL/projects/2/trigger/pipeline");
-        let f = get(&facts, "api_url.path");
+        let f = get(&facts, CauseId::ApiUrlPath);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert!(f.summary.contains("lacks /api/v4"));
     }
@@ -781,7 +785,7 @@ mod tests {
             "https://gitlab.example.com/api/v4/projects/2/trigger/pipelines",
             "https://gitlab.example.com/api/v3/projects/2/trigger/builds",
         ] {
-            let f = get(&with_url(url), "api_url.path");
+            let f = get(&with_url(url), CauseId::ApiUrlPath);
             assert_eq!(f.verdict, Verdict::Confirmed, "{url}: {f:?}");
         }
     }
@@ -789,7 +793,7 @@ mod tests {
     #[test]
     fn a_route_miss_without_a_known_path_makes_the_path_likely() {
         let facts = curl_facts("{\"error\":\"404 Not Found\"}");
-        let f = get(&facts, "api_url.path");
+        let f = get(&facts, CauseId::ApiUrlPath);
         assert_eq!(f.verdict, Verdict::Likely, "{f:?}");
         assert_actionable(&f);
     }

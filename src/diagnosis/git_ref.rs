@@ -3,10 +3,10 @@
 //! The downstream pipeline runs on `trigger:branch` (or the trigger API's `ref=`), else on the
 //! downstream project's default branch, which exists unless the repository is empty.
 
-use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
+use super::{links, CauseId, Facts, Finding, FixStep, Gathered, Verdict};
 use crate::evidence::log_scan::{CreationProblem, SignalKind};
 
-const NOT_FOUND: &str = "ref.not_found";
+const NOT_FOUND: CauseId = CauseId::RefNotFound;
 
 const DOCS_TRIGGER_BRANCH: &str = "https://docs.gitlab.com/ci/yaml/#triggerbranch";
 const DOCS_TRIGGER_API: &str = "https://docs.gitlab.com/ci/triggers/";

@@ -3,7 +3,7 @@
 //! A `trigger:` job's own per-minute limit on downstream pipelines is `config.rate_limit`.
 
 use crate::diagnosis::network::gitlab_answers;
-use crate::diagnosis::{Facts, FailedJob, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, FailedJob, Finding, FixStep, Verdict};
 use crate::evidence::log_scan::{Signal, SignalKind};
 
 const HEALTH_DOCS: &str = "https://docs.gitlab.com/administration/monitoring/health_check/";
@@ -96,7 +96,7 @@ fn retry_step(facts: &Facts, text: &str) -> Option<FixStep> {
 }
 
 fn unavailable(facts: &Facts) -> Finding {
-    const ID: &str = "instance.unavailable";
+    const ID: CauseId = CauseId::InstanceUnavailable;
     let signals = signals(facts);
     let errors = server_errors(signals);
     let problems: Vec<&String> = facts
@@ -191,7 +191,7 @@ fn unavailable(facts: &Facts) -> Finding {
 }
 
 fn rate_limited(facts: &Facts) -> Finding {
-    const ID: &str = "instance.rate_limited";
+    const ID: CauseId = CauseId::InstanceRateLimited;
     if facts.failed.is_bridge() {
         return Finding::new(
             ID,
@@ -297,7 +297,7 @@ mod tests {
     use crate::diagnosis::Gathered;
     use crate::gitlab::model::Version;
 
-    fn get(facts: &Facts, id: &str) -> Finding {
+    fn get(facts: &Facts, id: CauseId) -> Finding {
         check(facts).into_iter().find(|f| f.cause == id).unwrap()
     }
 
@@ -313,7 +313,7 @@ mod tests {
             "$ curl -X POST -F token=$T -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n<html><head><title>502 Bad Gateway</title></head>",
         );
         facts.instance.version = version("17.5.1-ee");
-        let f = get(&facts, "instance.unavailable");
+        let f = get(&facts, CauseId::InstanceUnavailable);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f.evidence.iter().any(|e| e.contains("502")));
         assert!(f.evidence.iter().any(|e| e.contains("17.5.1-ee")));
@@ -325,7 +325,7 @@ mod tests {
     fn the_bots_own_server_errors_make_the_outage_likely() {
         let mut facts = bridge_facts(None);
         facts.instance.problems = vec!["GET /projects/2: 503 Service Unavailable".into()];
-        let f = get(&facts, "instance.unavailable");
+        let f = get(&facts, CauseId::InstanceUnavailable);
         assert_eq!(f.verdict, Verdict::Likely);
         assert!(f.evidence[0].contains("503"));
         assert!(f.fix.iter().any(|s| s.link.is_some()));
@@ -335,7 +335,7 @@ mod tests {
     fn a_version_answer_rules_out_the_outage() {
         let mut facts = bridge_facts(None);
         facts.instance.version = version("18.2.0");
-        let f = get(&facts, "instance.unavailable");
+        let f = get(&facts, CauseId::InstanceUnavailable);
         assert_eq!(f.verdict, Verdict::RuledOut);
         assert!(f.evidence[0].contains("18.2.0"));
     }
@@ -346,7 +346,7 @@ mod tests {
         facts.instance.version = Gathered::Failed {
             reason: "timed out after 10 s".into(),
         };
-        let f = get(&facts, "instance.unavailable");
+        let f = get(&facts, CauseId::InstanceUnavailable);
         assert_eq!(f.verdict, Verdict::Unknown);
         assert!(f.summary.contains("timed out after 10 s"));
     }
@@ -356,14 +356,14 @@ mod tests {
         let facts = curl_facts(
             "$ curl -X POST -F token=$T -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n< HTTP/2 429\nRetry later",
         );
-        let f = get(&facts, "instance.rate_limited");
+        let f = get(&facts, CauseId::InstanceRateLimited);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f.evidence.iter().any(|e| e.contains("429")));
         assert!(f.fix.iter().any(|s| s.link.as_deref()
             == Some("https://gitlab.example.com/admin/application_settings/network")));
         assert!(f.fix[0].text.contains("Retry-After"));
         assert_eq!(
-            get(&facts, "instance.unavailable").verdict,
+            get(&facts, CauseId::InstanceUnavailable).verdict,
             Verdict::RuledOut
         );
     }
@@ -372,7 +372,7 @@ mod tests {
     fn another_answer_in_the_log_rules_out_the_rate_limit_even_if_the_bot_was_throttled() {
         let mut facts = curl_facts("{\"message\":\"404 Not Found\"}");
         facts.instance.problems = vec!["GET /projects/2: 429 Too Many Requests".into()];
-        let f = get(&facts, "instance.rate_limited");
+        let f = get(&facts, CauseId::InstanceRateLimited);
         assert_eq!(f.verdict, Verdict::RuledOut);
         assert!(f
             .evidence
@@ -384,31 +384,34 @@ mod tests {
     fn the_bot_being_throttled_makes_the_rate_limit_likely_when_the_log_is_silent() {
         let mut facts = curl_facts("Job failed");
         facts.instance.problems = vec!["429 Too Many Requests, Retry-After: 30".into()];
-        let f = get(&facts, "instance.rate_limited");
+        let f = get(&facts, CauseId::InstanceRateLimited);
         assert_eq!(f.verdict, Verdict::Likely);
         assert!(!f.evidence.is_empty());
         // A throttled bot is not an outage.
-        assert_ne!(get(&facts, "instance.unavailable").verdict, Verdict::Likely);
+        assert_ne!(
+            get(&facts, CauseId::InstanceUnavailable).verdict,
+            Verdict::Likely
+        );
     }
 
     #[test]
     fn a_bridge_leaves_the_rate_limit_to_the_config_check() {
         let facts = bridge_facts(Some("reached_downstream_pipeline_trigger_rate_limit"));
-        let f = get(&facts, "instance.rate_limited");
+        let f = get(&facts, CauseId::InstanceRateLimited);
         assert_eq!(f.verdict, Verdict::NotApplicable);
-        assert!(f.summary.contains("config.rate_limit"));
+        assert!(f.summary.contains(CauseId::ConfigRateLimit.as_str()));
     }
 
     #[test]
     fn gitlab_com_gets_the_status_page_and_no_admin_settings() {
         let mut facts = curl_facts("HTTP/2 429\nHTTP/2 503");
         facts.instance.external_url = "https://gitlab.com".into();
-        let down = get(&facts, "instance.unavailable");
+        let down = get(&facts, CauseId::InstanceUnavailable);
         assert!(down
             .fix
             .iter()
             .any(|s| s.link.as_deref() == Some(GITLAB_COM_STATUS)));
-        let limited = get(&facts, "instance.rate_limited");
+        let limited = get(&facts, CauseId::InstanceRateLimited);
         assert!(!limited
             .fix
             .iter()

@@ -5,6 +5,7 @@
 //! Adding a check means one new function `fn check(facts: &Facts) -> Vec<Finding>` and one line
 //! in [`CHECKS`].
 
+pub mod causes;
 pub mod gather;
 /// The probe runs while gathering; kept at its old path.
 pub use gather::probe;
@@ -22,11 +23,12 @@ pub mod variable;
 
 use serde::Serialize;
 
+pub use self::causes::{CauseId, Settings};
 use crate::evidence::ci_source::ConfigSource;
 use crate::evidence::log_scan::{Scan, TokenUse};
 use crate::gitlab::model::{
-    AllowlistedGroup, AllowlistedProject, Branch, JobTokenScope, LintResult, Member, Project,
-    ProtectedBranch, Tag, Trigger, Variable, Version,
+    AllowlistedGroup, AllowlistedProject, Branch, FailureReason, JobTokenScope, LintResult, Member,
+    Project, ProtectedBranch, Tag, Trigger, Variable, Version,
 };
 use crate::ids::{JobId, PipelineId, ProjectId};
 use crate::recognise::Subject;
@@ -82,7 +84,7 @@ pub enum FailedJob {
     Bridge {
         id: JobId,
         name: String,
-        failure_reason: Option<String>,
+        failure_reason: Option<FailureReason>,
         web_url: Option<String>,
     },
     /// A job that calls the trigger API from its script.
@@ -90,7 +92,7 @@ pub enum FailedJob {
         id: JobId,
         name: String,
         status: String,
-        failure_reason: Option<String>,
+        failure_reason: Option<FailureReason>,
         runner: Option<String>,
         web_url: Option<String>,
     },
@@ -103,10 +105,10 @@ impl FailedJob {
         }
     }
 
-    pub fn failure_reason(&self) -> Option<&str> {
+    pub fn failure_reason(&self) -> Option<&FailureReason> {
         match self {
             FailedJob::Bridge { failure_reason, .. } | FailedJob::Job { failure_reason, .. } => {
-                failure_reason.as_deref()
+                failure_reason.as_ref()
             }
         }
     }
@@ -336,7 +338,7 @@ impl FixStep {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// A stable cause id of SPEC section 5 (`token.expired`, `project.renamed`, ...).
-    pub cause: &'static str,
+    pub cause: CauseId,
     pub verdict: Verdict,
     /// The cause in one sentence (for `unknown`: what could not be checked and why).
     pub summary: String,
@@ -353,7 +355,7 @@ pub struct Finding {
 impl Finding {
     /// A finding with a verdict and a summary; evidence, fix and the rest are added by the
     /// check with the builder methods.
-    pub fn new(cause: &'static str, verdict: Verdict, summary: impl Into<String>) -> Finding {
+    pub fn new(cause: CauseId, verdict: Verdict, summary: impl Into<String>) -> Finding {
         Finding {
             cause,
             verdict,
@@ -421,7 +423,7 @@ impl Diagnosis {
     }
 
     /// Causes confirmed or likely, best first.
-    pub fn causes(&self) -> Vec<&'static str> {
+    pub fn causes(&self) -> Vec<CauseId> {
         self.findings
             .iter()
             .filter(|f| matches!(f.verdict, Verdict::Confirmed | Verdict::Likely))
@@ -452,7 +454,7 @@ pub fn check(facts: Facts, gitlab_calls: u32) -> Diagnosis {
 /// `downstream.failed`: the trigger worked and the downstream pipeline failed on its own.
 fn downstream_failed(run: &DownstreamRun) -> Finding {
     let mut f = Finding::new(
-        "downstream.failed",
+        CauseId::DownstreamFailed,
         Verdict::Confirmed,
         format!(
             "The trigger worked: downstream pipeline #{} was created and then failed on its own.",
@@ -478,31 +480,11 @@ fn downstream_failed(run: &DownstreamRun) -> Finding {
     f
 }
 
-/// Links to the exact GitLab pages where fixes are made, from a project's web URL.
+/// Links to GitLab pages that are not a project's settings pages (those are
+/// [`Settings::link`]), from a project's (or the instance's) web URL.
 pub mod links {
-    pub fn ci_cd_settings(project_url: &str) -> String {
-        format!("{project_url}/-/settings/ci_cd")
-    }
-    pub fn variables(project_url: &str) -> String {
-        format!("{project_url}/-/settings/ci_cd#js-cicd-variables-settings")
-    }
-    pub fn pipeline_triggers(project_url: &str) -> String {
-        format!("{project_url}/-/settings/ci_cd#js-pipeline-triggers")
-    }
-    pub fn job_token_allowlist(project_url: &str) -> String {
-        format!("{project_url}/-/settings/ci_cd#js-token-access")
-    }
-    pub fn repository_settings(project_url: &str) -> String {
-        format!("{project_url}/-/settings/repository#js-protected-branches-settings")
-    }
-    pub fn members(project_url: &str) -> String {
-        format!("{project_url}/-/project_members")
-    }
     pub fn branches(project_url: &str) -> String {
         format!("{project_url}/-/branches")
-    }
-    pub fn general_settings(project_url: &str) -> String {
-        format!("{project_url}/edit")
     }
     pub fn ci_lint(project_url: &str) -> String {
         format!("{project_url}/-/ci/lint")
@@ -549,7 +531,7 @@ pub mod testing {
         let failed = FailedJob::Bridge {
             id: JobId(900),
             name: "deploy-app".into(),
-            failure_reason: failure_reason.map(str::to_string),
+            failure_reason: failure_reason.map(FailureReason::from),
             web_url: Some("https://gitlab.example.com/grp/upstream/-/jobs/900".into()),
         };
         let instance = Instance {
@@ -578,7 +560,7 @@ pub mod testing {
             id: JobId(901),
             name: "trigger-app".into(),
             status: "failed".into(),
-            failure_reason: Some("script_failure".into()),
+            failure_reason: Some(FailureReason::ScriptFailure),
             runner: Some("docker-runner-1".into()),
             web_url: Some("https://gitlab.example.com/grp/upstream/-/jobs/901".into()),
         };
@@ -618,7 +600,7 @@ mod tests {
         });
         let d = check(facts, 1);
         assert_eq!(d.findings.len(), 1);
-        assert_eq!(d.top().unwrap().cause, "downstream.failed");
+        assert_eq!(d.top().unwrap().cause, CauseId::DownstreamFailed);
         assert!(d
             .top()
             .unwrap()

@@ -6,7 +6,7 @@
 //! The bot does not probe the host itself here: the facts carry no probe result, so every
 //! verdict rests on the log.
 
-use crate::diagnosis::{Facts, FailedJob, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, FailedJob, Finding, FixStep, Verdict};
 use crate::evidence::log_scan::{NetworkFailure, ProxyEvidence, Scan, Signal, SignalKind, Tool};
 
 const RUNNER_CONFIG_DOCS: &str =
@@ -33,14 +33,18 @@ enum NetworkCause {
 }
 
 impl NetworkCause {
-    fn id(self) -> &'static str {
+    fn id(self) -> CauseId {
         match self {
-            NetworkCause::Dns => "network.dns",
-            NetworkCause::Connect => "network.connect",
-            NetworkCause::Timeout => "network.timeout",
-            NetworkCause::Tls => "network.tls",
-            NetworkCause::Proxy => "network.proxy",
+            NetworkCause::Dns => CauseId::NetworkDns,
+            NetworkCause::Connect => CauseId::NetworkConnect,
+            NetworkCause::Timeout => CauseId::NetworkTimeout,
+            NetworkCause::Tls => CauseId::NetworkTls,
+            NetworkCause::Proxy => CauseId::NetworkProxy,
         }
+    }
+
+    fn of(id: CauseId) -> Option<NetworkCause> {
+        CAUSES.into_iter().find(|c| c.id() == id)
     }
 
     /// What failed, in words.
@@ -63,6 +67,21 @@ impl NetworkCause {
             NetworkCause::Tls => &[35, 51, 58, 60, 77, 83, 90, 91],
             NetworkCause::Proxy => &[5],
         }
+    }
+}
+
+/// The cause a network failure of the trigger call names (the network check and `classify`
+/// both read a failure this way). A malformed URL is a URL problem, not a network one.
+pub fn cause_of_failure(failure: NetworkFailure) -> CauseId {
+    match failure {
+        NetworkFailure::Dns => CauseId::NetworkDns,
+        NetworkFailure::Connect | NetworkFailure::EmptyReply | NetworkFailure::Reset => {
+            CauseId::NetworkConnect
+        }
+        NetworkFailure::Timeout => CauseId::NetworkTimeout,
+        NetworkFailure::Tls | NetworkFailure::Certificate => CauseId::NetworkTls,
+        NetworkFailure::Proxy => CauseId::NetworkProxy,
+        NetworkFailure::BadUrl => CauseId::ApiUrlPath,
     }
 }
 
@@ -174,17 +193,14 @@ fn check_log(facts: &Facts) -> Vec<Finding> {
             add(NetworkCause::Proxy, sure);
             continue;
         }
-        match failure {
-            NetworkFailure::Dns => add(NetworkCause::Dns, sure),
-            NetworkFailure::Connect => add(NetworkCause::Connect, sure),
-            NetworkFailure::Timeout => add(NetworkCause::Timeout, sure),
-            NetworkFailure::Tls | NetworkFailure::Certificate => add(NetworkCause::Tls, sure),
-            NetworkFailure::Proxy => add(NetworkCause::Proxy, sure),
-            NetworkFailure::EmptyReply | NetworkFailure::Reset => {
-                add(NetworkCause::Connect, Verdict::Likely)
-            }
-            // A malformed URL is a URL problem (api_url.path), not a network one.
-            NetworkFailure::BadUrl => {}
+        // A malformed URL names api_url.path, which is not among these causes.
+        if let Some(cause) = NetworkCause::of(cause_of_failure(failure)) {
+            // An empty reply or a reset may come from anything on the way.
+            let verdict = match failure {
+                NetworkFailure::EmptyReply | NetworkFailure::Reset => Verdict::Likely,
+                _ => sure,
+            };
+            add(cause, verdict);
         }
         if proxied
             && !matches!(
@@ -444,17 +460,7 @@ fn actionable(
 }
 
 fn matches(cause: NetworkCause, failure: NetworkFailure) -> bool {
-    matches!(
-        (cause, failure),
-        (NetworkCause::Dns, NetworkFailure::Dns)
-            | (NetworkCause::Connect, NetworkFailure::Connect)
-            | (NetworkCause::Connect, NetworkFailure::EmptyReply)
-            | (NetworkCause::Connect, NetworkFailure::Reset)
-            | (NetworkCause::Timeout, NetworkFailure::Timeout)
-            | (NetworkCause::Tls, NetworkFailure::Tls)
-            | (NetworkCause::Tls, NetworkFailure::Certificate)
-            | (NetworkCause::Proxy, NetworkFailure::Proxy)
-    )
+    cause_of_failure(failure) == cause.id()
 }
 
 /// Whether the signal comes right after a trigger call (within a few lines, with no other
@@ -613,7 +619,7 @@ mod tests {
     use super::*;
     use crate::diagnosis::testing::{bridge_facts, curl_facts};
 
-    fn get<'a>(findings: &'a [Finding], id: &str) -> &'a Finding {
+    fn get(findings: &[Finding], id: CauseId) -> &Finding {
         findings.iter().find(|f| f.cause == id).unwrap()
     }
 
@@ -622,15 +628,15 @@ mod tests {
     #[test]
     fn every_network_cause_has_a_finding() {
         let findings = check(&curl_facts(CALL));
-        let ids: Vec<&str> = findings.iter().map(|f| f.cause).collect();
+        let ids: Vec<CauseId> = findings.iter().map(|f| f.cause).collect();
         assert_eq!(
             ids,
             vec![
-                "network.dns",
-                "network.connect",
-                "network.timeout",
-                "network.tls",
-                "network.proxy"
+                CauseId::NetworkDns,
+                CauseId::NetworkConnect,
+                CauseId::NetworkTimeout,
+                CauseId::NetworkTls,
+                CauseId::NetworkProxy
             ]
         );
     }
@@ -647,7 +653,7 @@ mod tests {
             "{CALL}\ncurl: (6) Could not resolve host: gitlab.example.com\nERROR: Job failed: exit code 6"
         );
         let findings = check(&curl_facts(&log));
-        let dns = get(&findings, "network.dns");
+        let dns = get(&findings, CauseId::NetworkDns);
         assert_eq!(dns.verdict, Verdict::Confirmed, "{dns:?}");
         assert!(dns.evidence.iter().any(|e| e.starts_with("2: curl: (6)")));
         assert!(dns.evidence.iter().any(|e| e.contains("docker-runner-1")));
@@ -655,7 +661,10 @@ mod tests {
         assert!(dns.fix[0].text.contains("docker-runner-1"));
         assert!(dns.fix.iter().any(|s| s.link.is_some()));
         assert!(dns.why.is_some());
-        assert_eq!(get(&findings, "network.connect").verdict, Verdict::Unknown);
+        assert_eq!(
+            get(&findings, CauseId::NetworkConnect).verdict,
+            Verdict::Unknown
+        );
     }
 
     #[test]
@@ -663,7 +672,7 @@ mod tests {
         let log = "$ curl -X POST --fail -F token=$T -F ref=main https://gitlab.exmple.com/api/v4/projects/2/trigger/pipeline\ncurl: (6) Could not resolve host: gitlab.exmple.com";
         let dns = check(&curl_facts(log))
             .into_iter()
-            .find(|f| f.cause == "network.dns")
+            .find(|f| f.cause == CauseId::NetworkDns)
             .unwrap();
         assert_eq!(dns.verdict, Verdict::Likely);
         assert!(dns
@@ -679,7 +688,7 @@ mod tests {
         );
         let dns = check(&curl_facts(&log))
             .into_iter()
-            .find(|f| f.cause == "network.dns")
+            .find(|f| f.cause == CauseId::NetworkDns)
             .unwrap();
         assert_eq!(dns.verdict, Verdict::RuledOut, "{dns:?}");
         assert!(dns
@@ -705,13 +714,13 @@ mod tests {
             "{CALL}\ncurl: (7) Failed to connect to gitlab.example.com port 443 after 3 ms: Connection refused"
         );
         let f = check(&curl_facts(&log));
-        let connect = get(&f, "network.connect");
+        let connect = get(&f, CauseId::NetworkConnect);
         assert_eq!(connect.verdict, Verdict::Confirmed, "{connect:?}");
         assert!(connect.fix.iter().any(|s| s
             .text
             .contains("curl -sS -v https://gitlab.example.com/api/v4/version")));
         assert!(connect.fix.iter().any(|s| s.link.is_some()));
-        assert_eq!(get(&f, "network.dns").verdict, Verdict::Unknown);
+        assert_eq!(get(&f, CauseId::NetworkDns).verdict, Verdict::Unknown);
     }
 
     #[test]
@@ -720,9 +729,9 @@ mod tests {
             "HTTPS_PROXY=http://proxy.corp:3128\n{CALL}\ncurl: (28) Failed to connect to gitlab.example.com port 443 after 130000 ms: Connection timed out"
         );
         let f = check(&curl_facts(&log));
-        let timeout = get(&f, "network.timeout");
+        let timeout = get(&f, CauseId::NetworkTimeout);
         assert_eq!(timeout.verdict, Verdict::Confirmed, "{timeout:?}");
-        let proxy = get(&f, "network.proxy");
+        let proxy = get(&f, CauseId::NetworkProxy);
         assert_eq!(proxy.verdict, Verdict::Likely, "{proxy:?}");
         assert!(proxy.evidence.iter().any(|e| e.contains("proxy.corp")));
         assert!(proxy
@@ -738,7 +747,7 @@ mod tests {
         );
         let tls = check(&curl_facts(&log))
             .into_iter()
-            .find(|f| f.cause == "network.tls")
+            .find(|f| f.cause == CauseId::NetworkTls)
             .unwrap();
         assert_eq!(tls.verdict, Verdict::Confirmed, "{tls:?}");
         assert!(tls
@@ -756,7 +765,7 @@ mod tests {
         let log = format!("{CALL}\ncurl: (56) CONNECT tunnel failed, response 403");
         let proxy = check(&curl_facts(&log))
             .into_iter()
-            .find(|f| f.cause == "network.proxy")
+            .find(|f| f.cause == CauseId::NetworkProxy)
             .unwrap();
         assert_eq!(proxy.verdict, Verdict::Confirmed, "{proxy:?}");
         assert!(!proxy.evidence.is_empty());
@@ -768,7 +777,7 @@ mod tests {
         let log = format!("{CALL}\nERROR: Job failed: exit code 6");
         let dns = check(&curl_facts(&log))
             .into_iter()
-            .find(|f| f.cause == "network.dns")
+            .find(|f| f.cause == CauseId::NetworkDns)
             .unwrap();
         assert_eq!(dns.verdict, Verdict::Likely, "{dns:?}");
         assert!(dns.evidence[0].contains("exit code 6"));
@@ -794,7 +803,7 @@ mod tests {
         );
         let dns = check(&facts)
             .into_iter()
-            .find(|f| f.cause == "network.dns")
+            .find(|f| f.cause == CauseId::NetworkDns)
             .unwrap();
         assert_eq!(dns.verdict, Verdict::Confirmed, "{dns:?}");
     }

@@ -3,8 +3,12 @@
 //! parse (checked with a CI lint dry run on the target ref), loops, nesting depth, tree size
 //! and the per-minute limit on downstream pipelines.
 
-use crate::diagnosis::{links, Facts, FailedJob, Finding, FixStep, Gathered, Verdict};
+use crate::diagnosis::causes::cause_of_bridge_reason;
+use crate::diagnosis::{
+    links, CauseId, Facts, FailedJob, Finding, FixStep, Gathered, Settings, Verdict,
+};
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind};
+use crate::gitlab::model::FailureReason;
 
 const DOWNSTREAM_DOCS: &str = "https://docs.gitlab.com/ci/pipelines/downstream_pipelines/";
 const WORKFLOW_DOCS: &str = "https://docs.gitlab.com/ci/yaml/workflow/";
@@ -29,7 +33,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
 
 /// A bridge failure reason, with the log line that shows it when it comes from the log.
 struct Reason<'a> {
-    id: &'a str,
+    id: FailureReason,
     signal: Option<&'a Signal>,
 }
 
@@ -55,14 +59,14 @@ fn reasons(facts: &Facts) -> Vec<Reason<'_>> {
     } = &facts.failed
     {
         out.push(Reason {
-            id: r,
+            id: r.clone(),
             signal: None,
         });
     }
     for s in signals(facts) {
         if let SignalKind::BridgeFailure { reason } = &s.kind {
             out.push(Reason {
-                id: reason,
+                id: FailureReason::from(*reason),
                 signal: Some(s),
             });
         }
@@ -83,7 +87,7 @@ fn job_url(facts: &Facts) -> Option<&str> {
 /// The bridge's own failure reason when it is set, for ruling causes out.
 fn bridge_reason(facts: &Facts) -> Option<&str> {
     match &facts.failed {
-        FailedJob::Bridge { failure_reason, .. } => failure_reason.as_deref(),
+        FailedJob::Bridge { failure_reason, .. } => failure_reason.as_ref().map(|r| r.as_str()),
         FailedJob::Job { .. } => None,
     }
 }
@@ -126,12 +130,15 @@ fn downstream_source(facts: &Facts) -> &'static str {
 }
 
 fn same_project(facts: &Facts, reasons: &[Reason]) -> Finding {
-    const ID: &str = "config.same_project";
+    const ID: CauseId = CauseId::ConfigSameProject;
     let own = facts.subject.project_id;
     let downstream = facts.downstream.found();
     let is_own = downstream.is_some_and(|p| p.id == own);
     let multi_project = facts.target.project_written.is_some();
-    if let Some(r) = reasons.iter().find(|r| r.id == "invalid_bridge_trigger") {
+    if let Some(r) = reasons
+        .iter()
+        .find(|r| r.id == FailureReason::InvalidBridgeTrigger)
+    {
         let mut f = Finding::new(
             ID,
             Verdict::Confirmed,
@@ -373,7 +380,7 @@ impl<'a> Creation<'a> {
     }
 
     /// Verdicts shared by both causes once neither has direct evidence.
-    fn ruled_out_by_others(&self, facts: &Facts, cause: &'static str) -> Option<Finding> {
+    fn ruled_out_by_others(&self, facts: &Facts, cause: CauseId) -> Option<Finding> {
         if let Some(line) = self.other.first() {
             return Some(
                 Finding::new(
@@ -396,7 +403,7 @@ impl<'a> Creation<'a> {
         }
     }
 
-    fn not_failed(&self, facts: &Facts, cause: &'static str) -> Finding {
+    fn not_failed(&self, facts: &Facts, cause: CauseId) -> Finding {
         if let Some(line) = Self::lint_valid(facts) {
             return Finding::new(
                 cause,
@@ -428,7 +435,7 @@ impl<'a> Creation<'a> {
     }
 
     fn empty(&self, facts: &Facts) -> Finding {
-        const ID: &str = "config.downstream_empty";
+        const ID: CauseId = CauseId::ConfigDownstreamEmpty;
         let source = downstream_source(facts);
         if !self.empty.is_empty() {
             let mut f = Finding::new(
@@ -482,7 +489,7 @@ impl<'a> Creation<'a> {
     }
 
     fn invalid(&self, facts: &Facts) -> Finding {
-        const ID: &str = "config.downstream_invalid";
+        const ID: CauseId = CauseId::ConfigDownstreamInvalid;
         if !self.invalid.is_empty() {
             let mut f = Finding::new(
                 ID,
@@ -557,14 +564,14 @@ impl<'a> Creation<'a> {
         if self.problems.contains(&CreationProblem::MissingConfig) {
             let text = "Add a .gitlab-ci.yml to the downstream project on the target ref, or set its CI/CD configuration file path.";
             f = f.fix(match url {
-                Some(u) => FixStep::linked(text, links::ci_cd_settings(u)),
+                Some(u) => FixStep::linked(text, Settings::CiCd.link(u)),
                 None => FixStep::linked(text, DOWNSTREAM_DOCS),
             });
         }
         if self.problems.contains(&CreationProblem::PipelinesDisabled) {
             let text = "Turn CI/CD on in the downstream project (Visibility, project features, permissions).";
             f = f.fix(match url {
-                Some(u) => FixStep::linked(text, links::general_settings(u)),
+                Some(u) => FixStep::linked(text, Settings::General.link(u)),
                 None => FixStep::new(text),
             });
         }
@@ -620,31 +627,33 @@ enum Limit {
 }
 
 impl Limit {
-    fn id(self) -> &'static str {
+    fn id(self) -> CauseId {
         match self {
-            Limit::Loop => "config.loop",
-            Limit::Depth => "config.depth",
-            Limit::HierarchySize => "config.hierarchy_size",
-            Limit::Triggers => "config.rate_limit",
+            Limit::Loop => CauseId::ConfigLoop,
+            Limit::Depth => CauseId::ConfigDepth,
+            Limit::HierarchySize => CauseId::ConfigHierarchySize,
+            Limit::Triggers => CauseId::ConfigRateLimit,
         }
     }
 
-    fn reasons(self) -> &'static [&'static str] {
+    /// The failure reason GitLab gives when this limit stops a bridge (the table of
+    /// [`cause_of_bridge_reason`] maps every such reason back to the limit's cause).
+    fn reason(self) -> FailureReason {
         match self {
-            Limit::Loop => &["pipeline_loop_detected"],
-            Limit::Depth => &[
-                "reached_max_descendant_pipelines_depth",
-                "bridge_pipeline_is_child_pipeline",
-            ],
-            Limit::HierarchySize => &["reached_max_pipeline_hierarchy_size"],
-            Limit::Triggers => &["reached_downstream_pipeline_trigger_rate_limit"],
+            Limit::Loop => FailureReason::PipelineLoopDetected,
+            Limit::Depth => FailureReason::ReachedMaxDescendantPipelinesDepth,
+            Limit::HierarchySize => FailureReason::ReachedMaxPipelineHierarchySize,
+            Limit::Triggers => FailureReason::ReachedDownstreamPipelineTriggerRateLimit,
         }
     }
 }
 
 fn limit(facts: &Facts, reasons: &[Reason], which: Limit) -> Finding {
     let id = which.id();
-    if let Some(r) = reasons.iter().find(|r| which.reasons().contains(&r.id)) {
+    if let Some(r) = reasons
+        .iter()
+        .find(|r| cause_of_bridge_reason(&r.id) == Some(id))
+    {
         let f =
             Finding::new(id, Verdict::Confirmed, limit_summary(which)).evidence(r.evidence(facts));
         return limit_fix(facts, which, f);
@@ -663,10 +672,7 @@ fn limit(facts: &Facts, reasons: &[Reason], which: Limit) -> Finding {
         Some(other) => Finding::new(
             id,
             Verdict::RuledOut,
-            format!(
-                "The bridge failed with {other}, not {}.",
-                which.reasons()[0]
-            ),
+            format!("The bridge failed with {other}, not {}.", which.reason()),
         ),
         None => Finding::new(
             id,
@@ -741,7 +747,7 @@ mod tests {
     use crate::diagnosis::testing::{bridge_facts, curl_facts, project};
     use crate::gitlab::model::LintResult;
 
-    fn get(facts: &Facts, id: &str) -> Finding {
+    fn get(facts: &Facts, id: CauseId) -> Finding {
         check(facts).into_iter().find(|f| f.cause == id).unwrap()
     }
 
@@ -762,17 +768,17 @@ mod tests {
 
     #[test]
     fn every_config_cause_has_one_finding() {
-        let ids: Vec<&str> = check(&bridge_facts(None)).iter().map(|f| f.cause).collect();
+        let ids: Vec<CauseId> = check(&bridge_facts(None)).iter().map(|f| f.cause).collect();
         assert_eq!(
             ids,
             vec![
-                "config.same_project",
-                "config.downstream_empty",
-                "config.downstream_invalid",
-                "config.loop",
-                "config.depth",
-                "config.hierarchy_size",
-                "config.rate_limit"
+                CauseId::ConfigSameProject,
+                CauseId::ConfigDownstreamEmpty,
+                CauseId::ConfigDownstreamInvalid,
+                CauseId::ConfigLoop,
+                CauseId::ConfigDepth,
+                CauseId::ConfigHierarchySize,
+                CauseId::ConfigRateLimit
             ]
         );
     }
@@ -781,7 +787,7 @@ mod tests {
     fn invalid_bridge_trigger_into_the_own_project_confirms_same_project() {
         let mut facts = bridge_facts(Some("invalid_bridge_trigger"));
         facts.downstream = Gathered::Found(project(1, "grp/upstream"));
-        let f = get(&facts, "config.same_project");
+        let f = get(&facts, CauseId::ConfigSameProject);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert!(f
             .evidence
@@ -793,7 +799,7 @@ mod tests {
     #[test]
     fn invalid_bridge_trigger_with_another_downstream_project_says_so() {
         let facts = bridge_facts(Some("invalid_bridge_trigger"));
-        let f = get(&facts, "config.same_project");
+        let f = get(&facts, CauseId::ConfigSameProject);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert!(f
             .evidence
@@ -803,10 +809,13 @@ mod tests {
 
     #[test]
     fn another_downstream_project_rules_out_same_project() {
-        let f = get(&bridge_facts(Some(CREATION_FAILED)), "config.same_project");
+        let f = get(
+            &bridge_facts(Some(CREATION_FAILED)),
+            CauseId::ConfigSameProject,
+        );
         assert_eq!(f.verdict, Verdict::RuledOut);
         assert!(f.summary.contains("grp/app"));
-        let curl = get(&curl_facts(""), "config.same_project");
+        let curl = get(&curl_facts(""), CauseId::ConfigSameProject);
         assert_eq!(curl.verdict, Verdict::NotApplicable);
     }
 
@@ -817,7 +826,7 @@ mod tests {
             false,
             &["Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline."],
         );
-        let f = get(&facts, "config.downstream_empty");
+        let f = get(&facts, CauseId::ConfigDownstreamEmpty);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f.evidence[0].contains("CI lint of grp/app on main"));
         assert!(f
@@ -826,7 +835,7 @@ mod tests {
             .any(|s| s.link.as_deref() == Some("https://gitlab.example.com/grp/app/-/ci/lint")));
         assert!(f.why.as_deref().unwrap().contains("CI_PIPELINE_SOURCE"));
         assert_eq!(
-            get(&facts, "config.downstream_invalid").verdict,
+            get(&facts, CauseId::ConfigDownstreamInvalid).verdict,
             Verdict::RuledOut
         );
     }
@@ -835,11 +844,11 @@ mod tests {
     fn a_valid_lint_after_a_creation_failure_makes_empty_likely_and_rules_out_invalid() {
         let mut facts = bridge_facts(Some(CREATION_FAILED));
         facts.downstream_lint = lint(true, &[]);
-        let empty = get(&facts, "config.downstream_empty");
+        let empty = get(&facts, CauseId::ConfigDownstreamEmpty);
         assert_eq!(empty.verdict, Verdict::Likely);
         assert!(empty.summary.contains("CI_PIPELINE_SOURCE pipeline"));
         assert_actionable(&empty);
-        let invalid = get(&facts, "config.downstream_invalid");
+        let invalid = get(&facts, CauseId::ConfigDownstreamInvalid);
         assert_eq!(invalid.verdict, Verdict::RuledOut);
         assert!(invalid.evidence[0].contains("valid"));
     }
@@ -851,11 +860,11 @@ mod tests {
             false,
             &["(<unknown>): mapping values are not allowed in this context at line 3 column 8"],
         );
-        let f = get(&facts, "config.downstream_invalid");
+        let f = get(&facts, CauseId::ConfigDownstreamInvalid);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert_actionable(&f);
         assert_eq!(
-            get(&facts, "config.downstream_empty").verdict,
+            get(&facts, CauseId::ConfigDownstreamEmpty).verdict,
             Verdict::RuledOut
         );
     }
@@ -866,7 +875,10 @@ mod tests {
         facts.downstream_lint = Gathered::Forbidden {
             needs: "the bot needs Developer on grp/app to run its CI lint".into(),
         };
-        for id in ["config.downstream_empty", "config.downstream_invalid"] {
+        for id in [
+            CauseId::ConfigDownstreamEmpty,
+            CauseId::ConfigDownstreamInvalid,
+        ] {
             let f = get(&facts, id);
             assert_eq!(f.verdict, Verdict::Unknown, "{f:?}");
             assert!(f.summary.contains("needs Developer on grp/app"));
@@ -878,7 +890,7 @@ mod tests {
         let facts = curl_facts(
             "{\"message\":{\"base\":[\"Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline.\"]}}",
         );
-        let f = get(&facts, "config.downstream_empty");
+        let f = get(&facts, CauseId::ConfigDownstreamEmpty);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f.fix.iter().any(|s| s.text.contains("== \"trigger\"")));
         assert_actionable(&f);
@@ -887,7 +899,7 @@ mod tests {
     #[test]
     fn a_missing_config_in_the_log_confirms_invalid_with_the_settings_link() {
         let facts = curl_facts("{\"message\":{\"base\":[\"Missing CI config file\"]}}");
-        let f = get(&facts, "config.downstream_invalid");
+        let f = get(&facts, CauseId::ConfigDownstreamInvalid);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f
             .fix
@@ -899,7 +911,10 @@ mod tests {
     #[test]
     fn a_reference_not_found_rules_out_the_configuration() {
         let facts = curl_facts("{\"message\":{\"base\":[\"Reference not found\"]}}");
-        for id in ["config.downstream_empty", "config.downstream_invalid"] {
+        for id in [
+            CauseId::ConfigDownstreamEmpty,
+            CauseId::ConfigDownstreamInvalid,
+        ] {
             let f = get(&facts, id);
             assert_eq!(f.verdict, Verdict::RuledOut, "{f:?}");
             assert!(f.evidence[0].contains("Reference not found"));
@@ -909,16 +924,19 @@ mod tests {
     #[test]
     fn each_limit_reason_confirms_its_cause_and_rules_out_the_others() {
         for (reason, id) in [
-            ("pipeline_loop_detected", "config.loop"),
-            ("reached_max_descendant_pipelines_depth", "config.depth"),
-            ("bridge_pipeline_is_child_pipeline", "config.depth"),
+            ("pipeline_loop_detected", CauseId::ConfigLoop),
+            (
+                "reached_max_descendant_pipelines_depth",
+                CauseId::ConfigDepth,
+            ),
+            ("bridge_pipeline_is_child_pipeline", CauseId::ConfigDepth),
             (
                 "reached_max_pipeline_hierarchy_size",
-                "config.hierarchy_size",
+                CauseId::ConfigHierarchySize,
             ),
             (
                 "reached_downstream_pipeline_trigger_rate_limit",
-                "config.rate_limit",
+                CauseId::ConfigRateLimit,
             ),
         ] {
             let findings = check(&bridge_facts(Some(reason)));
@@ -927,7 +945,7 @@ mod tests {
                     assert_eq!(f.verdict, Verdict::Confirmed, "{reason}");
                     assert!(f.evidence[0].contains(reason));
                     assert_actionable(f);
-                } else if f.cause.starts_with("config.") && f.cause != "config.same_project" {
+                } else if f.cause.category() == "config" && f.cause != CauseId::ConfigSameProject {
                     assert_eq!(f.verdict, Verdict::RuledOut, "{reason} {f:?}");
                 }
             }
@@ -936,9 +954,9 @@ mod tests {
 
     #[test]
     fn limits_do_not_apply_to_a_trigger_api_call_and_are_unknown_without_a_reason() {
-        let curl = get(&curl_facts("HTTP/2 404"), "config.loop");
+        let curl = get(&curl_facts("HTTP/2 404"), CauseId::ConfigLoop);
         assert_eq!(curl.verdict, Verdict::NotApplicable);
-        let bridge = get(&bridge_facts(None), "config.depth");
+        let bridge = get(&bridge_facts(None), CauseId::ConfigDepth);
         assert_eq!(bridge.verdict, Verdict::Unknown);
         assert!(bridge.summary.contains("no failure reason"));
     }

@@ -6,14 +6,14 @@
 //! `path_with_namespace` was renamed or moved. GitLab answers 404 both for a missing project
 //! and for one the caller cannot read, so the bot's own look-up and the user's can differ.
 
-use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
+use super::{CauseId, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind};
-use crate::gitlab::model::{Member, Project};
+use crate::gitlab::model::{FailureReason, Member, Project};
 
-const NOT_FOUND: &str = "project.not_found";
-const RENAMED: &str = "project.renamed";
-const NO_ACCESS: &str = "project.no_access";
-const WRONG_ID: &str = "project.wrong_id";
+const NOT_FOUND: CauseId = CauseId::ProjectNotFound;
+const RENAMED: CauseId = CauseId::ProjectRenamed;
+const NO_ACCESS: CauseId = CauseId::ProjectNoAccess;
+const WRONG_ID: CauseId = CauseId::ProjectWrongId;
 
 const DOCS_TRIGGER_PROJECT: &str = "https://docs.gitlab.com/ci/yaml/#triggerproject";
 const DOCS_TRIGGER_API: &str = "https://docs.gitlab.com/ci/triggers/";
@@ -57,11 +57,11 @@ impl NotFoundSignals {
             numeric_call: None,
         };
         match facts.failed.failure_reason() {
-            Some("downstream_bridge_project_not_found") => s.lines.push(format!(
+            Some(FailureReason::DownstreamBridgeProjectNotFound) => s.lines.push(format!(
                 "job {} failed with downstream_bridge_project_not_found",
                 facts.failed.name()
             )),
-            Some("upstream_bridge_project_not_found") => s.upstream.push(format!(
+            Some(FailureReason::UpstreamBridgeProjectNotFound) => s.upstream.push(format!(
                 "job {} failed with upstream_bridge_project_not_found",
                 facts.failed.name()
             )),
@@ -269,7 +269,7 @@ fn found(
             .evidence(format!("the API still returns {path} (id {})", project.id))
             .fix(FixStep::linked(
                 format!("Restore {path} if its deletion was a mistake (Settings > General > Advanced), or point the trigger at the project that replaces it"),
-                links::general_settings(&project.web_url),
+                Settings::General.link(&project.web_url),
             ))
             .why("A project pending deletion accepts no new pipelines.");
     } else if signals.any() {
@@ -353,7 +353,7 @@ fn no_access_found(
     }
     let public = matches!(project.visibility.as_deref(), Some("public" | "internal"));
     let who = user_label(facts);
-    let members_link = links::members(&project.web_url);
+    let members_link = Settings::Members.link(&project.web_url);
     let fix = |f: Finding| {
         f.fix(FixStep::linked(
             format!("Add {who} to {path} with the Developer role (or higher), or trigger with a user who is a member"),
@@ -421,7 +421,7 @@ fn member_found(base: Finding, facts: &Facts, project: &Project, m: &Member) -> 
                 format!(
                     "Reactivate {who}, or trigger with an active user who is a member of {path}"
                 ),
-                links::members(&project.web_url),
+                Settings::Members.link(&project.web_url),
             ))
             .why("A blocked or deactivated user cannot read projects.");
     }
@@ -700,7 +700,7 @@ mod tests {
     use crate::diagnosis::ConfigFacts;
     use crate::evidence::ci_source::ConfigSource;
 
-    fn finding<'a>(findings: &'a [Finding], cause: &str) -> &'a Finding {
+    fn finding(findings: &[Finding], cause: CauseId) -> &Finding {
         findings.iter().find(|f| f.cause == cause).unwrap()
     }
 
@@ -719,7 +719,7 @@ mod tests {
     #[test]
     fn every_cause_is_reported_once() {
         let findings = check(&bridge_facts(None));
-        let causes: Vec<&str> = findings.iter().map(|f| f.cause).collect();
+        let causes: Vec<CauseId> = findings.iter().map(|f| f.cause).collect();
         assert_eq!(causes, vec![NOT_FOUND, RENAMED, NO_ACCESS, WRONG_ID]);
     }
 

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
+use super::{links, CauseId, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::evidence::log_scan::{SignalKind, TokenUse};
 use crate::evidence::names::edit_distance;
-use crate::gitlab::model::Variable;
+use crate::gitlab::model::{FailureReason, Variable};
 
 const VARIABLES_DOC: &str = "https://docs.gitlab.com/ci/variables/";
 const PROTECTED_DOC: &str = "https://docs.gitlab.com/ci/variables/#protect-a-cicd-variable";
@@ -78,8 +78,8 @@ impl Place {
         let base = facts.instance.external_url.trim_end_matches('/');
         match self {
             Place::Yaml => VARIABLES_DOC.to_string(),
-            Place::Project { url, .. } => links::variables(url),
-            Place::Group { path } => format!("{base}/groups/{path}/-/settings/ci_cd"),
+            Place::Project { url, .. } => Settings::Variables.link(url),
+            Place::Group { path } => Settings::CiCd.link(&format!("{base}/groups/{path}")),
             Place::Instance => format!("{base}/admin/application_settings/ci_cd"),
         }
     }
@@ -273,7 +273,9 @@ impl<'a> Ctx<'a> {
                 names: token_names.clone(),
             });
         }
-        if facts.failed.failure_reason() == Some("downstream_project_trigger_resolved_to_empty") {
+        if facts.failed.failure_reason()
+            == Some(&FailureReason::DownstreamProjectTriggerResolvedToEmpty)
+        {
             emptied.push(Emptied {
                 evidence: "failure reason: downstream_project_trigger_resolved_to_empty (trigger:project resolved to a blank value)".into(),
                 names: project_vars.clone(),
@@ -429,7 +431,7 @@ fn best(verdicts: impl Iterator<Item = Verdict>) -> Option<Verdict> {
     verdicts.min()
 }
 
-fn no_variables(ctx: &Ctx, cause: &'static str) -> Finding {
+fn no_variables(ctx: &Ctx, cause: CauseId) -> Finding {
     if ctx.emptied.is_empty() {
         Finding::new(
             cause,
@@ -457,7 +459,7 @@ fn no_variables(ctx: &Ctx, cause: &'static str) -> Finding {
 }
 
 fn undefined(facts: &Facts, ctx: &Ctx) -> Finding {
-    const CAUSE: &str = "variable.undefined";
+    const CAUSE: CauseId = CauseId::VariableUndefined;
     if ctx.names.is_empty() {
         return no_variables(ctx, CAUSE);
     }
@@ -518,7 +520,7 @@ fn undefined(facts: &Facts, ctx: &Ctx) -> Finding {
                     ctx.upstream_path,
                     if token { " (masked; protected only if the trigger runs only on protected refs)" } else { "" }
                 ),
-                links::variables(&ctx.upstream_url),
+                Settings::Variables.link(&ctx.upstream_url),
             ))
             .fix(FixStep::linked(
                 "Or define it once for several projects in their group's CI/CD variables, or in the job's variables: in .gitlab-ci.yml when it is not a secret",
@@ -588,7 +590,7 @@ fn group_link(facts: &Facts) -> Option<String> {
                 .filter(|n| n.kind.as_deref() == Some("group"))
                 .map(|n| n.full_path.clone())
         })
-        .map(|path| format!("{base}/groups/{path}/-/settings/ci_cd"))
+        .map(|path| Settings::CiCd.link(&format!("{base}/groups/{path}")))
 }
 
 fn defined_list(ctx: &Ctx) -> String {
@@ -607,7 +609,7 @@ fn defined_list(ctx: &Ctx) -> String {
 }
 
 fn misnamed(facts: &Facts, ctx: &Ctx) -> Finding {
-    const CAUSE: &str = "variable.misnamed";
+    const CAUSE: CauseId = CauseId::VariableMisnamed;
     if ctx.names.is_empty() {
         return no_variables(ctx, CAUSE);
     }
@@ -702,7 +704,7 @@ mod tests {
     use crate::diagnosis::ConfigFacts;
     use crate::evidence::ci_source::ConfigSource;
 
-    pub(super) fn find(findings: &[Finding], cause: &str) -> Finding {
+    pub(super) fn find(findings: &[Finding], cause: CauseId) -> Finding {
         findings.iter().find(|f| f.cause == cause).unwrap().clone()
     }
 
@@ -744,14 +746,14 @@ mod tests {
     }
     #[test]
     fn every_variable_cause_gets_one_finding() {
-        let causes: Vec<&str> = check(&empty_token()).iter().map(|f| f.cause).collect();
+        let causes: Vec<CauseId> = check(&empty_token()).iter().map(|f| f.cause).collect();
         assert_eq!(
             causes,
             [
-                "variable.undefined",
-                "variable.misnamed",
-                "variable.protected_ref",
-                "variable.environment_scope"
+                CauseId::VariableUndefined,
+                CauseId::VariableMisnamed,
+                CauseId::VariableProtectedRef,
+                CauseId::VariableEnvironmentScope
             ]
         );
     }
@@ -759,7 +761,7 @@ mod tests {
     #[test]
     fn a_token_variable_defined_nowhere_is_confirmed_undefined() {
         let findings = check(&empty_token());
-        let f = find(&findings, "variable.undefined");
+        let f = find(&findings, CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert!(f.summary.contains("DOWNSTREAM_TOKEN"));
         assert!(f.evidence.iter().any(|e| e.contains("token is missing")));
@@ -769,7 +771,7 @@ mod tests {
             Some("https://gitlab.example.com/grp/upstream/-/settings/ci_cd#js-cicd-variables-settings")
         );
         assert_eq!(
-            find(&findings, "variable.misnamed").verdict,
+            find(&findings, CauseId::VariableMisnamed).verdict,
             Verdict::RuledOut
         );
     }
@@ -793,7 +795,7 @@ mod tests {
         facts.project_variables = Gathered::Forbidden {
             needs: "Maintainer".into(),
         };
-        let f = find(&check(&facts), "variable.undefined");
+        let f = find(&check(&facts), CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Likely);
         assert!(f
             .summary
@@ -807,7 +809,7 @@ mod tests {
         facts.instance_variables = Gathered::Forbidden {
             needs: "admin".into(),
         };
-        let f = find(&check(&facts), "variable.undefined");
+        let f = find(&check(&facts), CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Unknown);
         assert!(f.summary.contains("administrator"));
     }
@@ -819,7 +821,7 @@ mod tests {
             {"key": "DOWNSTREAM_TOKEN", "protected": false, "environment_scope": "*"}
         ]));
         let findings = check(&facts);
-        let f = find(&findings, "variable.undefined");
+        let f = find(&findings, CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::RuledOut);
         assert!(f.summary.contains("project grp/upstream"));
         assert!(f
@@ -827,7 +829,7 @@ mod tests {
             .iter()
             .any(|e| e.contains("yet the variables are defined")));
         assert_eq!(
-            find(&findings, "variable.protected_ref").verdict,
+            find(&findings, CauseId::VariableProtectedRef).verdict,
             Verdict::RuledOut
         );
     }
@@ -840,7 +842,7 @@ mod tests {
             vars(serde_json::json!([{"key": "DOWNSTREAM_TOKN", "environment_scope": "*"}])),
         )];
         let findings = check(&facts);
-        let f = find(&findings, "variable.misnamed");
+        let f = find(&findings, CauseId::VariableMisnamed);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert!(f.summary.contains("did you mean DOWNSTREAM_TOKN"));
         assert!(f.evidence.iter().any(|e| e.contains("group grp")));
@@ -850,7 +852,7 @@ mod tests {
             Some("https://gitlab.example.com/groups/grp/-/settings/ci_cd")
         );
         assert_eq!(
-            find(&findings, "variable.undefined").verdict,
+            find(&findings, CauseId::VariableUndefined).verdict,
             Verdict::RuledOut
         );
     }
@@ -864,7 +866,7 @@ mod tests {
         facts.project_variables = vars(serde_json::json!([]));
         facts.group_variables = vec![("grp".into(), vars(serde_json::json!([])))];
         facts.instance_variables = vars(serde_json::json!([]));
-        let f = find(&check(&facts), "variable.undefined");
+        let f = find(&check(&facts), CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert!(f.summary.contains("DOWNSTREAM_PATH"));
         assert!(f
@@ -877,7 +879,7 @@ mod tests {
     fn a_yaml_variable_passing_on_an_undefined_one_is_followed() {
         let mut facts = empty_token();
         facts.config = Gathered::Found(config(&[("DOWNSTREAM_TOKEN", "${DEPLOY_TRIGGER}")]));
-        let f = find(&check(&facts), "variable.undefined");
+        let f = find(&check(&facts), CauseId::VariableUndefined);
         assert_eq!(f.verdict, Verdict::Likely, "{f:?}");
         assert!(f.summary.contains("DEPLOY_TRIGGER"));
     }

@@ -81,17 +81,27 @@ string_enum!(
     }
 );
 
-/// A job's `failure_reason` (`script_failure`, `downstream_bridge_project_not_found`, ...);
-/// the list grows with every GitLab release, so it is kept as text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct FailureReason(pub String);
-
-impl FailureReason {
-    pub fn as_str(&self) -> &str {
-        &self.0
+string_enum!(
+    /// A job's `failure_reason` (`script_failure`, `downstream_bridge_project_not_found`, ...):
+    /// the reasons a bridge (a `trigger:` job) fails with are named, every other reason is kept
+    /// as text (the list grows with every GitLab release).
+    FailureReason {
+        ScriptFailure = "script_failure",
+        DownstreamBridgeProjectNotFound = "downstream_bridge_project_not_found",
+        UpstreamBridgeProjectNotFound = "upstream_bridge_project_not_found",
+        InsufficientBridgePermissions = "insufficient_bridge_permissions",
+        InsufficientUpstreamPermissions = "insufficient_upstream_permissions",
+        InvalidBridgeTrigger = "invalid_bridge_trigger",
+        DownstreamProjectTriggerResolvedToEmpty = "downstream_project_trigger_resolved_to_empty",
+        BridgePipelineIsChildPipeline = "bridge_pipeline_is_child_pipeline",
+        DownstreamPipelineCreationFailed = "downstream_pipeline_creation_failed",
+        ReachedMaxDescendantPipelinesDepth = "reached_max_descendant_pipelines_depth",
+        ReachedMaxPipelineHierarchySize = "reached_max_pipeline_hierarchy_size",
+        ReachedDownstreamPipelineTriggerRateLimit = "reached_downstream_pipeline_trigger_rate_limit",
+        PipelineLoopDetected = "pipeline_loop_detected",
+        JobTokenExpired = "job_token_expired",
     }
-}
+);
 
 /// Access levels: <https://docs.gitlab.com/api/members/#roles>.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

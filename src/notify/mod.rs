@@ -178,7 +178,7 @@ impl Notifier {
         let Some(path) = subject.project_path.as_deref() else {
             return Ok(false);
         };
-        let cause = first.top().map_or("undetermined", |f| f.cause);
+        let cause = first.top().map_or("undetermined", |f| f.cause.as_str());
         let downstream = first
             .facts
             .target

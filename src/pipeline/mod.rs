@@ -219,7 +219,7 @@ impl Stages {
         if !diagnoses.is_empty() {
             let causes: Vec<&str> = diagnoses
                 .iter()
-                .map(|d| d.top().map_or("undetermined", |f| f.cause))
+                .map(|d| d.top().map_or("undetermined", |f| f.cause.as_str()))
                 .collect();
             stages.push(StageRecord {
                 stage: "gather",

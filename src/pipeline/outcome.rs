@@ -100,8 +100,11 @@ impl Outcome {
                     job_name: clean(&job_name),
                     job_url,
                     git_ref: clean(&subject.git_ref),
-                    top_cause: d.top().map_or("undetermined", |f| f.cause).to_string(),
-                    causes: d.causes().into_iter().map(str::to_string).collect(),
+                    top_cause: d
+                        .top()
+                        .map_or("undetermined", |f| f.cause.as_str())
+                        .to_string(),
+                    causes: d.causes().iter().map(|c| c.to_string()).collect(),
                     findings: d
                         .findings
                         .iter()

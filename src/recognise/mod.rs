@@ -305,7 +305,7 @@ pub async fn recognise_pipeline_by_id(
             .map(|j| FailedBuild {
                 id: j.id,
                 name: j.name,
-                failure_reason: j.failure_reason.map(|r| r.0),
+                failure_reason: j.failure_reason.map(|r| r.as_str().to_string()),
                 runner: j.runner.and_then(|r| r.description),
             })
             .collect()

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use super::verdict_label;
+use crate::diagnosis::CauseId;
 use crate::diagnosis::{Diagnosis, FailedJob, Verdict};
 use crate::ids::PipelineId;
 use crate::redact::redact;
@@ -39,7 +40,7 @@ impl Marker {
             causes: diagnoses
                 .iter()
                 .flat_map(|d| d.causes())
-                .map(str::to_string)
+                .map(|c| c.to_string())
                 .collect(),
             status: "open".into(),
         }
@@ -118,7 +119,7 @@ pub fn link(label: &str, url: &str) -> String {
 
 #[derive(Serialize)]
 struct CauseView {
-    id: &'static str,
+    id: CauseId,
     verdict: &'static str,
     summary: String,
     evidence: Option<String>,
@@ -129,7 +130,7 @@ struct CauseView {
 
 #[derive(Serialize)]
 struct CheckView {
-    id: &'static str,
+    id: CauseId,
     verdict: &'static str,
     summary: String,
 }
@@ -310,7 +311,7 @@ mod tests {
     fn the_marker_round_trips_and_cannot_close_the_comment_early() {
         let m = Marker {
             pipeline: PipelineId(123),
-            causes: vec!["token.expired".into(), "x-->y".into()],
+            causes: vec![CauseId::TokenExpired.to_string(), "x-->y".into()],
             status: "open".into(),
         };
         let text = m.render();
@@ -398,7 +399,7 @@ mod tests {
 
     /// Renders the comment for `facts` after checking that the top cause is `cause`, so a golden
     /// file cannot be written for the wrong cause.
-    fn golden_for_cause(name: &str, facts: crate::diagnosis::Facts, calls: u32, cause: &str) {
+    fn golden_for_cause(name: &str, facts: crate::diagnosis::Facts, calls: u32, cause: CauseId) {
         let d = check(facts, calls);
         assert_eq!(d.top().map(|f| f.cause), Some(cause), "{:#?}", d.findings);
         golden(name, &render_comment(std::slice::from_ref(&d), &marker(&d)));
@@ -418,7 +419,7 @@ mod tests {
         facts.target.token_variable = Some("DOWNSTREAM_TOKEN".into());
         facts.target.variables_used = vec!["DOWNSTREAM_TOKEN".into()];
         facts.triggers = found(serde_json::json!([]));
-        golden_for_cause("comment-token-invalid.md", facts, 7, "token.invalid");
+        golden_for_cause("comment-token-invalid.md", facts, 7, CauseId::TokenInvalid);
     }
 
     #[test]
@@ -443,7 +444,7 @@ mod tests {
             "comment-variable-protected-ref.md",
             facts,
             9,
-            "variable.protected_ref",
+            CauseId::VariableProtectedRef,
         );
     }
 
@@ -452,7 +453,7 @@ mod tests {
         let facts = testing::curl_facts(
             "$ curl -L -X POST -F token=$DOWNSTREAM_TOKEN -F ref=main http://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n< HTTP/1.1 301 Moved Permanently\n< Location: https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n< HTTP/2 405\n",
         );
-        golden_for_cause("comment-api-url-scheme.md", facts, 5, "api_url.scheme");
+        golden_for_cause("comment-api-url-scheme.md", facts, 5, CauseId::ApiUrlScheme);
     }
 
     #[test]
@@ -466,7 +467,7 @@ mod tests {
             "comment-instance-unavailable.md",
             facts,
             5,
-            "instance.unavailable",
+            CauseId::InstanceUnavailable,
         );
     }
 
@@ -480,7 +481,12 @@ mod tests {
             .unwrap(),
         ));
         facts.protected_branches = found(serde_json::json!([]));
-        golden_for_cause("comment-permission-role.md", facts, 6, "permission.role");
+        golden_for_cause(
+            "comment-permission-role.md",
+            facts,
+            6,
+            CauseId::PermissionRole,
+        );
     }
 
     #[test]
@@ -489,7 +495,7 @@ mod tests {
         facts.target.git_ref = Some("relase/1.0".into());
         facts.branch = crate::diagnosis::Gathered::NotFound;
         facts.tag = crate::diagnosis::Gathered::NotFound;
-        golden_for_cause("comment-ref-not-found.md", facts, 6, "ref.not_found");
+        golden_for_cause("comment-ref-not-found.md", facts, 6, CauseId::RefNotFound);
     }
 
     #[test]
@@ -505,7 +511,7 @@ mod tests {
             "comment-config-downstream-empty.md",
             facts,
             7,
-            "config.downstream_empty",
+            CauseId::ConfigDownstreamEmpty,
         );
     }
 
@@ -529,7 +535,7 @@ mod tests {
             "comment-downstream-failed.md",
             facts,
             3,
-            "downstream.failed",
+            CauseId::DownstreamFailed,
         );
     }
 }

@@ -483,7 +483,7 @@ fn context(elements: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnosis::{check, testing, DownstreamRun};
+    use crate::diagnosis::{check, testing, CauseId, DownstreamRun};
     use crate::ids::ProjectId;
 
     fn golden(name: &str, message: &ChatMessage) {
@@ -676,7 +676,7 @@ mod tests {
 
     #[test]
     fn a_resolution_renders_as_its_golden_message() {
-        let causes = vec!["project.renamed".to_string()];
+        let causes = vec![CauseId::ProjectRenamed.to_string()];
         let message = resolution_message(&Resolution {
             project_path: "grp/upstream",
             pipeline_id: PipelineId(512),

@@ -23,7 +23,7 @@ use values::{forget_values, token_value};
 use super::{host_of, ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target};
 use crate::evidence::ci_config::CiConfig;
 use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind};
-use crate::gitlab::model::Trigger;
+use crate::gitlab::model::{FailureReason, Trigger};
 use crate::gitlab::{GitlabError, ProjectRef, Session};
 use crate::ids::{ProjectId, UserId};
 use crate::recognise::ci_source;
@@ -122,10 +122,7 @@ pub async fn gather(
             FailedJob::Bridge {
                 id: bridge.id,
                 name: bridge.name.clone(),
-                failure_reason: bridge
-                    .failure_reason
-                    .as_ref()
-                    .map(|r| r.as_str().to_string()),
+                failure_reason: bridge.failure_reason.clone(),
                 web_url: bridge.web_url.clone(),
             },
             None,
@@ -142,7 +139,7 @@ pub async fn gather(
                 id: *job_id,
                 name: job_name.clone(),
                 status: job_status.clone(),
-                failure_reason: failure_reason.clone(),
+                failure_reason: failure_reason.as_deref().map(FailureReason::from),
                 runner: runner.clone(),
                 web_url: subject
                     .project_url
@@ -307,7 +304,8 @@ pub async fn gather(
         .clone()
         .or_else(|| down.as_ref().and_then(|p| p.default_branch.clone()));
     let curl_trigger_token = !failed.is_bridge() && !target.uses_job_token;
-    let wants_lint = failed.failure_reason() == Some("downstream_pipeline_creation_failed")
+    let wants_lint = failed.failure_reason()
+        == Some(&FailureReason::DownstreamPipelineCreationFailed)
         || creation_problem(scan.as_ref());
     let search_term = target
         .project
@@ -564,11 +562,7 @@ pub async fn gather_downstream(
     let failed = FailedJob::Bridge {
         id: failure.bridge.id,
         name: failure.bridge.name.clone(),
-        failure_reason: failure
-            .bridge
-            .failure_reason
-            .as_ref()
-            .map(|r| r.as_str().to_string()),
+        failure_reason: failure.bridge.failure_reason.clone(),
         web_url: failure.bridge.web_url.clone(),
     };
     let instance = Instance {

@@ -2,7 +2,7 @@
 //! downstream project's inbound allowlist.
 
 use super::{add_all, Attempt, Via, ALLOWLIST};
-use crate::diagnosis::{links, Finding, FixStep, Gathered, Verdict};
+use crate::diagnosis::{Finding, FixStep, Gathered, Verdict};
 
 const DOCS_ALLOWLIST: &str =
     "https://docs.gitlab.com/ci/jobs/ci_job_token/#add-a-group-or-project-to-the-job-token-allowlist";
@@ -45,7 +45,7 @@ pub(super) fn allowlist(ctx: &Attempt) -> Finding {
     let fix = |f: Finding| {
         let link = ctx
             .downstream_url()
-            .map(links::job_token_allowlist)
+            .and_then(|u| ALLOWLIST.settings_link(u))
             .unwrap_or_else(|| DOCS_ALLOWLIST.to_string());
         f.fix(FixStep::linked(
             format!("In {path}, Settings > CI/CD > Job token permissions, add {up_path} (or its group) to the authorized groups and projects"),

@@ -13,15 +13,16 @@ mod role;
 mod trigger_owner;
 
 use super::{Facts, Finding, Gathered, Verdict};
+use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind, TokenUse, TriggerEndpoint};
-use crate::gitlab::model::{Member, Project};
+use crate::gitlab::model::{FailureReason, Member, Project};
 use crate::redact::TokenKind;
 
-const ROLE: &str = "permission.role";
-const PROTECTED_REF: &str = "permission.protected_ref";
-const ALLOWLIST: &str = "permission.job_token_allowlist";
-const VARIABLES: &str = "permission.pipeline_variables";
-const TRIGGER_OWNER: &str = "permission.trigger_owner";
+const ROLE: CauseId = CauseId::PermissionRole;
+const PROTECTED_REF: CauseId = CauseId::PermissionProtectedRef;
+const ALLOWLIST: CauseId = CauseId::PermissionJobTokenAllowlist;
+const VARIABLES: CauseId = CauseId::PermissionPipelineVariables;
+const TRIGGER_OWNER: CauseId = CauseId::PermissionTriggerOwner;
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     if let Some((line, reason)) = refused_before_permissions(facts) {
@@ -56,13 +57,15 @@ fn refused_before_permissions(facts: &Facts) -> Option<(String, &'static str)> {
     // permission step either was not reached or passed.
     if let Some(reason) = facts.failed.failure_reason() {
         let why = match reason {
-            "invalid_bridge_trigger"
-            | "reached_max_descendant_pipelines_depth"
-            | "bridge_pipeline_is_child_pipeline"
-            | "reached_max_pipeline_hierarchy_size" => {
+            FailureReason::InvalidBridgeTrigger
+            | FailureReason::ReachedMaxDescendantPipelinesDepth
+            | FailureReason::BridgePipelineIsChildPipeline
+            | FailureReason::ReachedMaxPipelineHierarchySize => {
                 Some("GitLab stopped the trigger at an earlier check")
             }
-            "pipeline_loop_detected" => Some("GitLab checks loops after permissions, which passed"),
+            FailureReason::PipelineLoopDetected => {
+                Some("GitLab checks loops after permissions, which passed")
+            }
             _ => None,
         };
         if let Some(why) = why {
@@ -166,8 +169,10 @@ impl<'a> Attempt<'a> {
             not_found: Vec::new(),
             forbidden: Vec::new(),
         };
-        if let Some(r @ ("insufficient_bridge_permissions" | "insufficient_upstream_permissions")) =
-            facts.failed.failure_reason()
+        if let Some(
+            r @ (FailureReason::InsufficientBridgePermissions
+            | FailureReason::InsufficientUpstreamPermissions),
+        ) = facts.failed.failure_reason()
         {
             ctx.bridge_denied
                 .push(format!("job {} failed with {r}", facts.failed.name()));
@@ -198,7 +203,7 @@ impl<'a> Attempt<'a> {
     }
 
     fn upstream_denied(&self) -> bool {
-        self.facts.failed.failure_reason() == Some("insufficient_upstream_permissions")
+        self.facts.failed.failure_reason() == Some(&FailureReason::InsufficientUpstreamPermissions)
     }
 
     fn level(&self) -> Result<Option<&'a Member>, String> {
@@ -292,7 +297,7 @@ mod testing {
     use crate::diagnosis::testing::curl_facts;
     use crate::gitlab::model::ProtectedBranch;
 
-    pub(super) fn finding(facts: &Facts, cause: &str) -> Finding {
+    pub(super) fn finding(facts: &Facts, cause: CauseId) -> Finding {
         check(facts).into_iter().find(|f| f.cause == cause).unwrap()
     }
 
@@ -331,7 +336,7 @@ mod tests {
 
     #[test]
     fn every_cause_is_reported_once() {
-        let causes: Vec<&str> = check(&bridge_facts(None)).iter().map(|f| f.cause).collect();
+        let causes: Vec<CauseId> = check(&bridge_facts(None)).iter().map(|f| f.cause).collect();
         assert_eq!(
             causes,
             vec![ROLE, PROTECTED_REF, ALLOWLIST, VARIABLES, TRIGGER_OWNER]

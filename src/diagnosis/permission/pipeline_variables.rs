@@ -2,7 +2,7 @@
 //! may set pipeline variables.
 
 use super::{add_all, Attempt, Via, VARIABLES};
-use crate::diagnosis::{links, Finding, FixStep, Verdict};
+use crate::diagnosis::{Finding, FixStep, Verdict};
 use crate::gitlab::model::AccessLevel;
 
 const DOCS_VARIABLES: &str = "https://docs.gitlab.com/ci/variables/#restrict-pipeline-variables";
@@ -26,7 +26,7 @@ pub(super) fn pipeline_variables(ctx: &Attempt) -> Finding {
     let fix = |f: Finding, setting: &str| {
         let link = ctx
             .downstream_url()
-            .map(links::variables)
+            .and_then(|u| VARIABLES.settings_link(u))
             .unwrap_or_else(|| DOCS_VARIABLES.to_string());
         let mut f = f
             .fix(FixStep::linked(

@@ -2,7 +2,7 @@
 //! nor merge to it.
 
 use super::{add_all, Attempt, Via, PROTECTED_REF};
-use crate::diagnosis::{links, Finding, FixStep, Verdict};
+use crate::diagnosis::{Finding, FixStep, Settings, Verdict};
 use crate::gitlab::model::{AccessLevel, ProtectedBranch};
 
 /// Whether a protected-branch rule name (which may hold `*` wildcards) matches a branch.
@@ -152,7 +152,7 @@ pub(super) fn protected_ref(ctx: &Attempt) -> Finding {
         let f = match ctx.downstream_url() {
             Some(url) => f.fix(FixStep::linked(
                 format!("In {path}, allow {who}'s role to push or merge to {git_ref} (Settings > Repository > Protected branches), or give {who} a role the rule allows"),
-                links::repository_settings(url),
+                Settings::ProtectedBranches.link(url),
             )),
             None => f.fix(FixStep::linked(
                 format!("Allow {who} to push or merge to {git_ref} in {path}'s protected branch settings"),

@@ -2,12 +2,12 @@
 //! there (Developer downstream; for a bridge, also Developer upstream).
 
 use super::{add_all, Attempt, Via, ROLE};
-use crate::diagnosis::{links, Finding, FixStep, Verdict};
+use crate::diagnosis::{Finding, FixStep, Verdict};
 use crate::gitlab::model::AccessLevel;
 
 fn members_step(ctx: &Attempt, text: String) -> FixStep {
-    match ctx.downstream_url() {
-        Some(url) => FixStep::linked(text, links::members(url)),
+    match ctx.downstream_url().and_then(|u| ROLE.settings_link(u)) {
+        Some(link) => FixStep::linked(text, link),
         None => FixStep::linked(
             text,
             "https://docs.gitlab.com/user/project/members/".to_string(),
@@ -122,8 +122,11 @@ fn fix_upstream(ctx: &Attempt, f: Finding) -> Finding {
         .or_else(|| ctx.facts.subject.project_path.clone())
         .unwrap_or_else(|| "the upstream project".to_string());
     let link = upstream
-        .map(|p| links::members(&p.web_url))
-        .or_else(|| ctx.facts.subject.project_url.as_deref().map(links::members))
+        .and_then(|p| ROLE.settings_link(&p.web_url))
+        .or_else(|| {
+            let url = ctx.facts.subject.project_url.as_deref()?;
+            ROLE.settings_link(url)
+        })
         .unwrap_or_else(|| "https://docs.gitlab.com/user/project/members/".to_string());
     let mut f = add_all(f, &ctx.bridge_denied);
     f.verdict = Verdict::Likely;

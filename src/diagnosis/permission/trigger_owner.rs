@@ -2,7 +2,7 @@
 //! pipeline (blocked, gone, or without the role).
 
 use super::{add_all, Attempt, Via, TRIGGER_OWNER};
-use crate::diagnosis::{links, Finding, FixStep, Gathered, Verdict};
+use crate::diagnosis::{Finding, FixStep, Gathered, Verdict};
 use crate::gitlab::model::{AccessLevel, Trigger};
 
 pub(super) fn trigger_owner(ctx: &Attempt) -> Finding {
@@ -49,7 +49,7 @@ pub(super) fn trigger_owner(ctx: &Attempt) -> Finding {
     let fix = |f: Finding| {
         let link = ctx
             .downstream_url()
-            .map(links::pipeline_triggers)
+            .and_then(|u| TRIGGER_OWNER.settings_link(u))
             .unwrap_or_else(|| "https://docs.gitlab.com/ci/triggers/".to_string());
         f.fix(FixStep::linked(
             format!("In {path}, Settings > CI/CD > Pipeline trigger tokens, take ownership of the token as an active member with Developer or higher, or create a new token{token_var}"),

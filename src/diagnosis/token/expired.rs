@@ -5,7 +5,7 @@ use super::{
     describe_trigger, downstream, line, new_token_steps, not_applicable_for_bridge,
     triggers_unknown, undecided, upstream_url, Call, JOB_TOKEN_DOC,
 };
-use crate::diagnosis::{links, Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, FixStep, Settings, Verdict};
 use crate::gitlab::model::Trigger;
 use crate::timestamp::Timestamp;
 
@@ -28,7 +28,7 @@ pub(super) fn expired_triggers(triggers: &[Trigger], now: Timestamp) -> Vec<&Tri
 }
 
 pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
-    const CAUSE: &str = "token.expired";
+    const CAUSE: CauseId = CauseId::TokenExpired;
     if let Some(evidence) = &call.job_token_expired {
         let mut f = Finding::new(
             CAUSE,
@@ -42,7 +42,7 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
         return f
             .fix(FixStep::linked(
                 "Trigger early in the job (before long steps), or raise the job timeout in the upstream project's CI/CD settings (General pipelines)",
-                links::ci_cd_settings(&upstream_url(facts)),
+                Settings::CiCd.link(&upstream_url(facts)),
             ))
             .fix(FixStep::linked(
                 "Read how long CI_JOB_TOKEN stays valid",
@@ -174,7 +174,7 @@ fn job_token_steps(facts: &Facts, mut f: Finding) -> Finding {
     }
     f.fix(FixStep::linked(
         "Call the trigger API in the job's own script while the job runs (not from a detached process or a later job), or raise the job timeout",
-        links::ci_cd_settings(&upstream_url(facts)),
+        Settings::CiCd.link(&upstream_url(facts)),
     ))
     .fix(FixStep::linked("Read how CI_JOB_TOKEN works", JOB_TOKEN_DOC))
     .why("A job token is valid only while its job runs; a call made during the job carries a live token.")
@@ -192,10 +192,13 @@ mod tests {
     #[test]
     fn the_job_token_expired_reason_confirms_an_expired_token() {
         let findings = check(&bridge_facts(Some("job_token_expired")));
-        let f = find(&findings, "token.expired");
+        let f = find(&findings, CauseId::TokenExpired);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert_linked(f);
-        assert_eq!(find(&findings, "token.invalid").verdict, Verdict::RuledOut);
+        assert_eq!(
+            find(&findings, CauseId::TokenInvalid).verdict,
+            Verdict::RuledOut
+        );
     }
 
     #[test]
@@ -207,7 +210,7 @@ mod tests {
             {"id": 3, "description": "nightly", "expires_at": null, "owner": {"id": 6, "username": "bob"}}
         ]));
         let findings = check(&facts);
-        let f = find(&findings, "token.expired");
+        let f = find(&findings, CauseId::TokenExpired);
         assert_eq!(f.verdict, Verdict::Likely);
         assert!(f.summary.contains("2 of 3 trigger tokens of grp/app"));
         assert!(f.summary.contains("project"));
@@ -218,8 +221,14 @@ mod tests {
             .as_deref()
             .unwrap()
             .ends_with("grp/app/-/settings/ci_cd#js-pipeline-triggers"));
-        assert_eq!(find(&findings, "token.invalid").verdict, Verdict::Likely);
-        assert_eq!(find(&findings, "token.revoked").verdict, Verdict::Unknown);
+        assert_eq!(
+            find(&findings, CauseId::TokenInvalid).verdict,
+            Verdict::Likely
+        );
+        assert_eq!(
+            find(&findings, CauseId::TokenRevoked).verdict,
+            Verdict::Unknown
+        );
     }
 
     #[test]
@@ -229,7 +238,7 @@ mod tests {
             {"id": 1, "expires_at": "2999-01-01", "owner": {"id": 5, "username": "alice"}},
             {"id": 2, "expires_at": null, "owner": {"id": 5, "username": "alice"}}
         ]));
-        let f = find(&check(&facts), "token.expired").clone();
+        let f = find(&check(&facts), CauseId::TokenExpired).clone();
         assert_eq!(f.verdict, Verdict::RuledOut);
         assert!(f.summary.contains("None of the 2"));
     }
@@ -241,12 +250,15 @@ mod tests {
             needs: "Maintainer".into(),
         };
         let findings = check(&facts);
-        let f = find(&findings, "token.expired");
+        let f = find(&findings, CauseId::TokenExpired);
         assert_eq!(f.verdict, Verdict::Unknown);
         assert!(f
             .summary
             .contains("the bot needs Maintainer on grp/app to read its trigger tokens"));
-        assert_eq!(find(&findings, "token.invalid").verdict, Verdict::Likely);
+        assert_eq!(
+            find(&findings, CauseId::TokenInvalid).verdict,
+            Verdict::Likely
+        );
     }
 
     #[test]
@@ -255,12 +267,18 @@ mod tests {
             "$ curl -X POST --header \"PRIVATE-TOKEN: $API_TOKEN\" https://gitlab.example.com/api/v4/projects/2/pipeline?ref=main\nHTTP/2 401\n{\"error\":\"invalid_token\",\"error_description\":\"Token is expired. You can either do re-authorization or token refresh.\"}\n",
         );
         let findings = check(&facts);
-        let f = find(&findings, "token.expired");
+        let f = find(&findings, CauseId::TokenExpired);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert!(f.evidence[0].contains("Token is expired"));
         assert_linked(f);
-        assert_eq!(find(&findings, "token.invalid").verdict, Verdict::RuledOut);
-        assert_eq!(find(&findings, "token.revoked").verdict, Verdict::RuledOut);
+        assert_eq!(
+            find(&findings, CauseId::TokenInvalid).verdict,
+            Verdict::RuledOut
+        );
+        assert_eq!(
+            find(&findings, CauseId::TokenRevoked).verdict,
+            Verdict::RuledOut
+        );
     }
 
     #[test]
@@ -269,10 +287,13 @@ mod tests {
             "$ curl -X POST -F token=$CI_JOB_TOKEN -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\nHTTP/1.1 401 Unauthorized\n",
         );
         let findings = check(&facts);
-        let f = find(&findings, "token.expired");
+        let f = find(&findings, CauseId::TokenExpired);
         assert_eq!(f.verdict, Verdict::Likely);
         assert_linked(f);
-        assert_eq!(find(&findings, "token.revoked").verdict, Verdict::RuledOut);
+        assert_eq!(
+            find(&findings, CauseId::TokenRevoked).verdict,
+            Verdict::RuledOut
+        );
     }
 
     #[test]
@@ -299,12 +320,12 @@ mod tests {
         ]));
         facts.now = Timestamp::parse("2024-05-01T09:59:59Z").unwrap();
         assert_eq!(
-            find(&check(&facts), "token.expired").verdict,
+            find(&check(&facts), CauseId::TokenExpired).verdict,
             Verdict::RuledOut
         );
         facts.now = Timestamp::parse("2024-05-01T10:00:00Z").unwrap();
         assert_eq!(
-            find(&check(&facts), "token.expired").verdict,
+            find(&check(&facts), CauseId::TokenExpired).verdict,
             Verdict::Confirmed
         );
     }

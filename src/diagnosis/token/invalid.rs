@@ -6,11 +6,11 @@ use super::wrong_kind::{accepts, wrong_kind_literal};
 use super::{
     downstream, line, new_token_steps, not_applicable_for_bridge, triggers_unknown, undecided, Call,
 };
-use crate::diagnosis::{Facts, Finding, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, Verdict};
 use crate::evidence::log_scan::TriggerEndpoint;
 
 pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {
-    const CAUSE: &str = "token.invalid";
+    const CAUSE: CauseId = CauseId::TokenInvalid;
     if call.job_token_expired.is_some() {
         return Finding::new(
             CAUSE,
@@ -135,7 +135,7 @@ mod tests {
     fn a_project_without_trigger_tokens_confirms_an_invalid_token() {
         let mut facts = curl_facts(TRIGGER_404);
         facts.triggers = Gathered::Found(Vec::new());
-        let f = find(&check(&facts), "token.invalid").clone();
+        let f = find(&check(&facts), CauseId::TokenInvalid).clone();
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert_linked(&f);
     }

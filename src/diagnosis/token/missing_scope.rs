@@ -4,11 +4,11 @@ use super::{
     endpoint_name, line, not_applicable_for_bridge, undecided, upstream_path, upstream_url, Call,
     SCOPES_DOC,
 };
-use crate::diagnosis::{links, Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{links, CauseId, Facts, Finding, FixStep, Settings, Verdict};
 use crate::evidence::log_scan::TriggerEndpoint;
 
 pub(super) fn missing_scope(facts: &Facts, call: &Call) -> Finding {
-    const CAUSE: &str = "token.missing_scope";
+    const CAUSE: CauseId = CauseId::TokenMissingScope;
     if call.bridge {
         return not_applicable_for_bridge(CAUSE);
     }
@@ -80,7 +80,7 @@ fn scope_steps(facts: &Facts, f: Finding) -> Finding {
             "Replace the token in the variables of {}",
             upstream_path(facts)
         ),
-        links::variables(&upstream_url(facts)),
+        Settings::Variables.link(&upstream_url(facts)),
     ))
     .fix(FixStep::linked("Read about token scopes", SCOPES_DOC))
     .why("Creating a pipeline is a write call; GitLab allows it only for tokens with the api scope.")
@@ -99,7 +99,7 @@ mod tests {
         let facts = curl_facts(
             "$ curl -X POST --header \"PRIVATE-TOKEN: $API_TOKEN\" https://gitlab.example.com/api/v4/projects/2/pipeline?ref=main\nHTTP/2 403\n{\"error\":\"insufficient_scope\",\"error_description\":\"The request requires higher privileges than provided by the access token.\",\"scope\":\"api\"}\n",
         );
-        let f = find(&check(&facts), "token.missing_scope").clone();
+        let f = find(&check(&facts), CauseId::TokenMissingScope).clone();
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert_linked(&f);
         assert!(f.next.is_some());
@@ -112,9 +112,12 @@ mod tests {
         );
         let findings = check(&facts);
         assert_eq!(
-            find(&findings, "token.missing_scope").verdict,
+            find(&findings, CauseId::TokenMissingScope).verdict,
             Verdict::RuledOut
         );
-        assert_eq!(find(&findings, "token.invalid").verdict, Verdict::Likely);
+        assert_eq!(
+            find(&findings, CauseId::TokenInvalid).verdict,
+            Verdict::Likely
+        );
     }
 }

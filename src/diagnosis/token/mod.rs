@@ -10,9 +10,10 @@ mod missing_scope;
 mod revoked;
 mod wrong_kind;
 
-use super::{links, Facts, Finding, FixStep, Gathered, Verdict};
+use super::{links, Facts, Finding, FixStep, Gathered, Settings, Verdict};
+use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{Signal, SignalKind, TokenUse, TriggerEndpoint};
-use crate::gitlab::model::Trigger;
+use crate::gitlab::model::{FailureReason, Trigger};
 use crate::redact::TokenKind;
 
 const TRIGGERS_DOC: &str = "https://docs.gitlab.com/ci/triggers/";
@@ -83,21 +84,22 @@ impl<'a> Call<'a> {
             SignalKind::TriggerCall(c) if c.reaches_api() => Some(c.endpoint),
             _ => None,
         });
-        let job_token_expired = if facts.failed.failure_reason() == Some("job_token_expired") {
-            Some("failure reason: job_token_expired".to_string())
-        } else {
-            signals
-                .iter()
-                .find(|s| {
-                    matches!(
-                        s.kind,
-                        SignalKind::BridgeFailure {
-                            reason: "job_token_expired"
-                        }
-                    )
-                })
-                .map(line)
-        };
+        let job_token_expired =
+            if facts.failed.failure_reason() == Some(&FailureReason::JobTokenExpired) {
+                Some("failure reason: job_token_expired".to_string())
+            } else {
+                signals
+                    .iter()
+                    .find(|s| {
+                        matches!(
+                            s.kind,
+                            SignalKind::BridgeFailure {
+                                reason: "job_token_expired"
+                            }
+                        )
+                    })
+                    .map(line)
+            };
         let mut call = Call {
             bridge: facts.failed.is_bridge(),
             job_token_expired,
@@ -332,25 +334,25 @@ fn new_token_steps(facts: &Facts, call: &Call, f: Finding) -> Finding {
         ))
         .fix(FixStep::linked(
             format!("Store it as the value of {variable} in {up} (masked)"),
-            links::variables(&up_url),
+            Settings::Variables.link(&up_url),
         ))
         .why("GitLab creates the pipeline only for an access token that exists, is active and not expired; a new token with the api scope is accepted by POST /projects/:id/pipeline.")
     } else {
         let (down, down_url) = downstream(facts);
         f.fix(FixStep::linked(
             format!("Create a new pipeline trigger token in {down} (Settings, CI/CD, Pipeline trigger tokens)"),
-            links::pipeline_triggers(&down_url),
+            Settings::TriggerTokens.link(&down_url),
         ))
         .fix(FixStep::linked(
             format!("Store it as the value of {variable} in {up} (masked)"),
-            links::variables(&up_url),
+            Settings::Variables.link(&up_url),
         ))
         .why("The trigger endpoint accepts only an existing, unexpired trigger token of the very project it triggers; a fresh token of the downstream project satisfies all three.")
         .next("Once the token is accepted, the pipeline runs as the token's owner: a 400 Insufficient permissions means the owner lacks Developer or push/merge rights on the target branch (permission.trigger_owner).")
     }
 }
 
-fn not_applicable_for_bridge(cause: &'static str) -> Finding {
+fn not_applicable_for_bridge(cause: CauseId) -> Finding {
     Finding::new(
         cause,
         Verdict::NotApplicable,
@@ -359,7 +361,7 @@ fn not_applicable_for_bridge(cause: &'static str) -> Finding {
 }
 
 /// The verdict when the log neither names nor excludes this cause.
-fn undecided(cause: &'static str, call: &Call) -> Finding {
+fn undecided(cause: CauseId, call: &Call) -> Finding {
     if let Some(s) = call.accepted {
         return Finding::new(
             cause,
@@ -403,7 +405,7 @@ mod testing {
     //! Facts and look-ups shared by the token tests.
     use super::*;
 
-    pub(super) fn find<'a>(findings: &'a [Finding], cause: &str) -> &'a Finding {
+    pub(super) fn find(findings: &[Finding], cause: CauseId) -> &Finding {
         findings.iter().find(|f| f.cause == cause).unwrap()
     }
 
@@ -434,15 +436,15 @@ mod tests {
     #[test]
     fn every_token_cause_gets_one_finding() {
         let findings = check(&curl_facts(TRIGGER_404));
-        let causes: Vec<&str> = findings.iter().map(|f| f.cause).collect();
+        let causes: Vec<CauseId> = findings.iter().map(|f| f.cause).collect();
         assert_eq!(
             causes,
             [
-                "token.invalid",
-                "token.expired",
-                "token.revoked",
-                "token.wrong_kind",
-                "token.missing_scope"
+                CauseId::TokenInvalid,
+                CauseId::TokenExpired,
+                CauseId::TokenRevoked,
+                CauseId::TokenWrongKind,
+                CauseId::TokenMissingScope
             ]
         );
     }
@@ -459,11 +461,15 @@ mod tests {
             "$ curl -X POST -F token=$DOWNSTREAM_TOKEN -F ref=nope https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n{\"message\":{\"base\":[\"Reference not found\"]}}\n",
         );
         let findings = check(&facts);
-        for cause in ["token.invalid", "token.expired", "token.revoked"] {
+        for cause in [
+            CauseId::TokenInvalid,
+            CauseId::TokenExpired,
+            CauseId::TokenRevoked,
+        ] {
             assert_eq!(find(&findings, cause).verdict, Verdict::RuledOut, "{cause}");
         }
         assert_eq!(
-            find(&findings, "token.missing_scope").verdict,
+            find(&findings, CauseId::TokenMissingScope).verdict,
             Verdict::NotApplicable
         );
     }

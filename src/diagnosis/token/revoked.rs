@@ -1,10 +1,10 @@
 //! `token.revoked`: GitLab said the token was revoked.
 
 use super::{downstream, line, new_token_steps, not_applicable_for_bridge, undecided, Call};
-use crate::diagnosis::{Facts, Finding, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, Verdict};
 
 pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
-    const CAUSE: &str = "token.revoked";
+    const CAUSE: CauseId = CauseId::TokenRevoked;
     if call.job_token_expired.is_some() {
         return Finding::new(
             CAUSE,
@@ -97,9 +97,12 @@ mod tests {
             "$ curl -X POST --header \"PRIVATE-TOKEN: $API_TOKEN\" https://gitlab.example.com/api/v4/projects/2/pipeline?ref=main\nHTTP/2 401\n{\"error\":\"invalid_token\",\"error_description\":\"Token was revoked. You have to re-authorize from the user.\"}\n",
         );
         let findings = check(&facts);
-        let f = find(&findings, "token.revoked");
+        let f = find(&findings, CauseId::TokenRevoked);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert_linked(f);
-        assert_eq!(find(&findings, "token.expired").verdict, Verdict::RuledOut);
+        assert_eq!(
+            find(&findings, CauseId::TokenExpired).verdict,
+            Verdict::RuledOut
+        );
     }
 }

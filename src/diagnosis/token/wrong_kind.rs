@@ -5,7 +5,7 @@ use super::{
     downstream, endpoint_name, kind_name, line, new_token_steps, not_applicable_for_bridge,
     upstream_path, upstream_url, Call, CREATE_PIPELINE_DOC, TRIGGERS_DOC,
 };
-use crate::diagnosis::{links, Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{links, CauseId, Facts, Finding, FixStep, Settings, Verdict};
 use crate::evidence::log_scan::{TokenUse, TriggerEndpoint};
 use crate::redact::TokenKind;
 
@@ -55,7 +55,7 @@ fn name_suggests(name: &str) -> Option<&'static str> {
 }
 
 pub(super) fn wrong_kind(facts: &Facts, call: &Call) -> Finding {
-    const CAUSE: &str = "token.wrong_kind";
+    const CAUSE: CauseId = CauseId::TokenWrongKind;
     if call.bridge {
         return not_applicable_for_bridge(CAUSE);
     }
@@ -210,18 +210,18 @@ fn wrong_kind_steps(facts: &Facts, endpoint: TriggerEndpoint, f: Finding) -> Fin
         ))
         .fix(FixStep::linked(
             format!("Store the token in a masked variable of {up}"),
-            links::variables(&up_url),
+            Settings::Variables.link(&up_url),
         ))
         .why("POST /projects/:id/pipeline authenticates users by access token; trigger and job tokens are accepted only by the trigger endpoint.")
     } else {
         let (down, down_url) = downstream(facts);
         f.fix(FixStep::linked(
             format!("Create a pipeline trigger token in {down} (Settings, CI/CD, Pipeline trigger tokens), or use CI_JOB_TOKEN"),
-            links::pipeline_triggers(&down_url),
+            Settings::TriggerTokens.link(&down_url),
         ))
         .fix(FixStep::linked(
             format!("Store it in a masked variable of {up} and send it as token="),
-            links::variables(&up_url),
+            Settings::Variables.link(&up_url),
         ))
         .fix(FixStep::linked(
             "Or keep the access token and call POST /projects/:id/pipeline with it instead",
@@ -244,10 +244,13 @@ mod tests {
             "$ curl -X POST -F token=glpat-abcdefghijklmnopqrst -F ref=main https://gitlab.example.com/api/v4/projects/2/trigger/pipeline\n{\"message\":\"404 Not Found\"}\n",
         );
         let findings = check(&facts);
-        let f = find(&findings, "token.wrong_kind");
+        let f = find(&findings, CauseId::TokenWrongKind);
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert_linked(f);
-        assert_eq!(find(&findings, "token.invalid").verdict, Verdict::RuledOut);
+        assert_eq!(
+            find(&findings, CauseId::TokenInvalid).verdict,
+            Verdict::RuledOut
+        );
     }
 
     #[test]
@@ -256,7 +259,7 @@ mod tests {
             "$ curl -X POST --header \"JOB-TOKEN: $CI_JOB_TOKEN\" https://gitlab.example.com/api/v4/projects/2/pipeline?ref=main\nHTTP/2 401\n",
         );
         facts.target.uses_job_token = true;
-        let f = find(&check(&facts), "token.wrong_kind").clone();
+        let f = find(&check(&facts), CauseId::TokenWrongKind).clone();
         assert_eq!(f.verdict, Verdict::Confirmed, "{f:?}");
         assert_linked(&f);
     }
@@ -268,15 +271,18 @@ mod tests {
         );
         let findings = check(&facts);
         assert_eq!(
-            find(&findings, "token.wrong_kind").verdict,
+            find(&findings, CauseId::TokenWrongKind).verdict,
             Verdict::RuledOut
         );
-        assert_eq!(find(&findings, "token.invalid").verdict, Verdict::RuledOut);
+        assert_eq!(
+            find(&findings, CauseId::TokenInvalid).verdict,
+            Verdict::RuledOut
+        );
     }
 
     #[test]
     fn a_token_seen_only_as_a_variable_leaves_its_kind_unknown() {
-        let f = find(&check(&curl_facts(TRIGGER_404)), "token.wrong_kind").clone();
+        let f = find(&check(&curl_facts(TRIGGER_404)), CauseId::TokenWrongKind).clone();
         assert_eq!(f.verdict, Verdict::Unknown);
         assert!(f.summary.contains("DOWNSTREAM_TOKEN"));
     }

@@ -2,10 +2,10 @@
 //! environment scopes than the job's.
 
 use super::{no_variables, Ctx, Place, Status, SCOPE_DOC};
-use crate::diagnosis::{Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, FixStep, Verdict};
 
 pub(super) fn environment_scope(facts: &Facts, ctx: &Ctx) -> Finding {
-    const CAUSE: &str = "variable.environment_scope";
+    const CAUSE: CauseId = CauseId::VariableEnvironmentScope;
     if ctx.names.is_empty() {
         return no_variables(ctx, CAUSE);
     }
@@ -95,7 +95,7 @@ mod tests {
         facts.project_variables = vars(serde_json::json!([
             {"key": "DOWNSTREAM_TOKEN", "protected": false, "environment_scope": "production"}
         ]));
-        let f = find(&check(&facts), "variable.environment_scope");
+        let f = find(&check(&facts), CauseId::VariableEnvironmentScope);
         assert_eq!(f.verdict, Verdict::Likely);
         assert!(f.summary.contains("production"));
         assert_linked(&f);
@@ -108,7 +108,7 @@ mod tests {
         facts.project_variables = vars(serde_json::json!([
             {"key": "DOWNSTREAM_TOKEN", "protected": false, "environment_scope": "production"}
         ]));
-        let f = find(&check(&facts), "variable.environment_scope");
+        let f = find(&check(&facts), CauseId::VariableEnvironmentScope);
         assert_eq!(f.verdict, Verdict::Unknown);
         assert!(f.summary.contains("environment is not known"));
     }

@@ -2,10 +2,10 @@
 //! protected (so the job got it empty).
 
 use super::{no_variables, Ctx, Place, Status, PROTECTED_DOC};
-use crate::diagnosis::{links, Facts, Finding, FixStep, Verdict};
+use crate::diagnosis::{CauseId, Facts, Finding, FixStep, Settings, Verdict};
 
 pub(super) fn protected_ref(facts: &Facts, ctx: &Ctx) -> Finding {
-    const CAUSE: &str = "variable.protected_ref";
+    const CAUSE: CauseId = CauseId::VariableProtectedRef;
     if ctx.names.is_empty() {
         return no_variables(ctx, CAUSE);
     }
@@ -81,7 +81,7 @@ pub(super) fn protected_ref(facts: &Facts, ctx: &Ctx) -> Finding {
     ))
     .fix(FixStep::linked(
         format!("Or protect {git_ref} if its pipelines should trigger the downstream project"),
-        links::repository_settings(&ctx.upstream_url),
+        Settings::ProtectedBranches.link(&ctx.upstream_url),
     ))
     .fix(FixStep::linked(
         format!(
@@ -107,7 +107,7 @@ mod tests {
         facts.project_variables = vars(serde_json::json!([
             {"key": "DOWNSTREAM_TOKEN", "protected": true, "environment_scope": "*"}
         ]));
-        let f = find(&check(&facts), "variable.protected_ref");
+        let f = find(&check(&facts), CauseId::VariableProtectedRef);
         assert_eq!(f.verdict, Verdict::Confirmed);
         assert!(f.evidence.iter().any(|e| e.contains("feature/x")));
         assert_linked(&f);
@@ -122,11 +122,11 @@ mod tests {
         ]));
         let findings = check(&facts);
         assert_eq!(
-            find(&findings, "variable.protected_ref").verdict,
+            find(&findings, CauseId::VariableProtectedRef).verdict,
             Verdict::RuledOut
         );
         assert_eq!(
-            find(&findings, "variable.undefined").verdict,
+            find(&findings, CauseId::VariableUndefined).verdict,
             Verdict::RuledOut
         );
     }
