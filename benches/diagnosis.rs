@@ -72,7 +72,7 @@ fn scenario(gitlab: &FakeGitlab) {
         .add_project(42, "grp/app");
     let config = "stages: [deploy]\ndeploy-app:\n  stage: deploy\n  trigger:\n    project: grp/old-app\n    branch: main\ntrigger-app:\n  stage: deploy\n  script:\n    - curl -X POST -F token=$DEPLOY_TOKEN -F ref=main \"$CI_API_V4_URL/projects/42/trigger/pipeline\"\n";
     gitlab.with(|s| {
-        s.has_trigger_jobs_endpoint = true;
+        s.version = "19.2.0-ee".into();
         s.redirects.insert("grp/old-app".into(), 42);
         s.members.insert((42, 1), 30);
         s.lint.insert((1, String::new()), json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": config}));

@@ -4,7 +4,6 @@
 //! Reference: <https://docs.gitlab.com/api/rest/>
 
 use std::io::Write;
-use std::sync::atomic::Ordering;
 
 use reqwest::Method;
 
@@ -86,33 +85,31 @@ impl Session {
         .await
     }
 
-    /// Trigger jobs of a pipeline: `/trigger_jobs`, falling back to `/bridges` on GitLab
-    /// versions without it (remembered for later calls).
+    /// Trigger jobs of a pipeline. `/pipelines/:id/trigger_jobs` exists from GitLab 19.2;
+    /// `/bridges` (deprecated, served by the same code) before. The instance's version decides;
+    /// while it is unknown, `/trigger_jobs` is tried first and a 404 sends calls to `/bridges`
+    /// for ten minutes (the instance may be upgraded meanwhile).
     pub async fn trigger_jobs(
         &self,
         project: ProjectId,
         pipeline: PipelineId,
     ) -> Result<Vec<Bridge>, GitlabError> {
-        if !self.trigger_jobs_missing().load(Ordering::Relaxed) {
-            match self
-                .get_all(
-                    &format!("/projects/{project}/pipelines/{pipeline}/trigger_jobs"),
-                    Reuse::Session,
-                )
-                .await
-            {
-                Err(GitlabError::NotFound { .. }) => {}
+        let bridges_path = format!("/projects/{project}/pipelines/{pipeline}/bridges");
+        let trigger_jobs_path = format!("/projects/{project}/pipelines/{pipeline}/trigger_jobs");
+        match self.known_version() {
+            Some(v) if v >= TRIGGER_JOBS_SINCE => {
+                return self.get_all(&trigger_jobs_path, Reuse::Session).await
+            }
+            Some(_) => return self.get_all(&bridges_path, Reuse::Session).await,
+            None => {}
+        }
+        if !self.trigger_jobs_missing() {
+            match self.get_all(&trigger_jobs_path, Reuse::Session).await {
+                Err(GitlabError::NotFound { .. }) => self.remember_trigger_jobs_missing(),
                 other => return other,
             }
         }
-        let bridges = self
-            .get_all(
-                &format!("/projects/{project}/pipelines/{pipeline}/bridges"),
-                Reuse::Session,
-            )
-            .await?;
-        self.trigger_jobs_missing().store(true, Ordering::Relaxed);
-        Ok(bridges)
+        self.get_all(&bridges_path, Reuse::Session).await
     }
 
     /// Failed builds of a pipeline (bridges are not included).
@@ -188,33 +185,39 @@ impl Session {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
-    /// `GET /projects/:id/ci/lint`: lints the project's own configuration as it is at commit
-    /// `sha` (`content_ref`; `sha` on versions before 16.x), with its includes resolved. With
-    /// `dry_run`, pipeline creation is simulated on the branch or tag `dry_run_ref`
-    /// (`dry_run_ref`; `ref` on older versions), which catches `rules` and `trigger:` problems.
+    /// `GET /projects/:id/ci/lint`: lints the project's own configuration (at its CI file
+    /// path) as it is at commit `sha`, with its includes resolved. With `dry_run`, pipeline
+    /// creation is simulated on the branch or tag `dry_run_ref`, which catches `rules` and
+    /// `trigger:` problems.
+    ///
+    /// GitLab names the two parameters `content_ref` and `dry_run_ref` from 16.10, and
+    /// declares each *mutually exclusive* with its older name (`sha`, `ref`, still served):
+    /// sending both of a pair is refused with 400 before anything else (`lib/api/lint.rb`).
+    /// The newer names are sent when the instance's version is known to have them; otherwise
+    /// the older ones, which every version since 16.5 reads (an older instance ignores
+    /// names it does not know and would silently lint its default branch instead). A 400
+    /// makes the call once more with the other names.
     pub async fn ci_lint(
         &self,
         project: ProjectId,
         sha: &str,
         dry_run_ref: Option<&str>,
     ) -> Result<LintResult, GitlabError> {
-        let mut path = format!(
-            "/projects/{project}/ci/lint?content_ref={sha}&sha={sha}&include_jobs=true",
-            sha = encode(sha)
-        );
-        if let Some(r) = dry_run_ref {
-            path.push_str(&format!(
-                "&dry_run=true&dry_run_ref={r}&ref={r}",
-                r = encode(r)
-            ));
-        }
+        let names = LintNames::for_version(self.known_version());
         // The merged configuration of a commit does not change; a dry run depends on the ref.
         let reuse = if dry_run_ref.is_none() {
             Reuse::Cached
         } else {
             Reuse::Session
         };
-        self.get(&path, reuse).await
+        let path = names.path(project, sha, dry_run_ref);
+        match self.get(&path, reuse).await {
+            Err(GitlabError::Rejected { status: 400, .. }) => {
+                let other = names.other().path(project, sha, dry_run_ref);
+                self.get(&other, reuse).await
+            }
+            answer => answer,
+        }
     }
 
     /// `GET /projects/:id/repository/branches/:branch`.
@@ -566,12 +569,64 @@ impl Session {
         .map(|_| ())
     }
 
-    /// `GET /metadata` (15.2+), falling back to `GET /version`.
+    /// `GET /metadata` (15.2+), falling back to `GET /version`. The version read is
+    /// remembered by the client (for an hour) to choose version-dependent routes.
     pub async fn version(&self) -> Result<Version, GitlabError> {
-        match self.get("/metadata", Reuse::Cached).await {
+        let answer: Result<Version, GitlabError> = match self.get("/metadata", Reuse::Cached).await
+        {
             Err(GitlabError::NotFound { .. }) => self.get("/version", Reuse::Cached).await,
             other => other,
+        };
+        if let Some(v) = answer.as_ref().ok().and_then(Version::major_minor) {
+            self.remember_version(v);
         }
+        answer
+    }
+}
+
+/// First version with `GET /projects/:id/pipelines/:id/trigger_jobs`.
+pub const TRIGGER_JOBS_SINCE: (u32, u32) = (19, 2);
+/// First version whose CI lint reads `content_ref` and `dry_run_ref`.
+pub const LINT_CONTENT_REF_SINCE: (u32, u32) = (16, 10);
+
+/// Which names CI lint's two ref parameters are sent under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LintNames {
+    /// `content_ref` and `dry_run_ref` (16.10 and later).
+    Current,
+    /// `sha` and `ref` (deprecated, still served).
+    Deprecated,
+}
+
+impl LintNames {
+    fn for_version(version: Option<(u32, u32)>) -> LintNames {
+        match version {
+            Some(v) if v >= LINT_CONTENT_REF_SINCE => LintNames::Current,
+            _ => LintNames::Deprecated,
+        }
+    }
+
+    fn other(self) -> LintNames {
+        match self {
+            LintNames::Current => LintNames::Deprecated,
+            LintNames::Deprecated => LintNames::Current,
+        }
+    }
+
+    /// The request path: one name of each pair, never both.
+    fn path(self, project: ProjectId, sha: &str, dry_run_ref: Option<&str>) -> String {
+        let (content, dry_run) = match self {
+            LintNames::Current => ("content_ref", "dry_run_ref"),
+            LintNames::Deprecated => ("sha", "ref"),
+        };
+        let mut path = format!(
+            "/projects/{project}/ci/lint?{content}={}&include_jobs=true",
+            encode(sha)
+        );
+        if let Some(r) = dry_run_ref {
+            path.push_str(&format!("&dry_run=true&{dry_run}={}", encode(r)));
+        }
+        path
     }
 }
 

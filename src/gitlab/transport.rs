@@ -7,7 +7,7 @@
 //! `X-Gitlab-Event-UUID`, never sends the same request twice, and counts its calls.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -155,9 +155,24 @@ struct Inner {
     permits: Semaphore,
     pace: Mutex<Pace>,
     cache: Mutex<HashMap<String, (Instant, Arc<Fetched>)>>,
-    trigger_jobs_missing: AtomicBool,
+    instance: Mutex<InstanceFacts>,
     metrics: Option<Arc<Metrics>>,
 }
+
+/// What the client has learnt about the instance, each with when it learnt it: an instance
+/// may be upgraded while the service runs, so nothing is remembered for ever.
+#[derive(Debug, Default)]
+struct InstanceFacts {
+    /// `(major, minor)` from the last `/metadata` or `/version` answer.
+    version: Option<((u32, u32), Instant)>,
+    /// When `/trigger_jobs` last answered 404 while the version was unknown.
+    trigger_jobs_missing: Option<Instant>,
+}
+
+/// How long a version read from the instance is trusted before it must be read again.
+pub(super) const VERSION_KEPT: Duration = Duration::from_secs(60 * 60);
+/// How long a 404 from `/trigger_jobs` (version unknown) sends calls straight to `/bridges`.
+pub(super) const TRIGGER_JOBS_MISSING_KEPT: Duration = Duration::from_secs(10 * 60);
 
 /// The shared client for one GitLab instance. Cheap to clone.
 #[derive(Clone)]
@@ -190,7 +205,7 @@ impl GitlabClient {
                     observed_limit: None,
                 }),
                 cache: Mutex::new(HashMap::new()),
-                trigger_jobs_missing: AtomicBool::new(false),
+                instance: Mutex::new(InstanceFacts::default()),
                 settings,
                 metrics,
             }),
@@ -309,10 +324,34 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 }
 
 impl Session {
-    /// Set once the instance answered 404 for `/trigger_jobs` (older GitLab): `/bridges` is
-    /// asked directly from then on.
-    pub(super) fn trigger_jobs_missing(&self) -> &AtomicBool {
-        &self.client.inner.trigger_jobs_missing
+    /// The instance's `(major, minor)` version, when it was read within [`VERSION_KEPT`].
+    pub fn known_version(&self) -> Option<(u32, u32)> {
+        let facts = self.client.inner.instance.lock().unwrap();
+        facts
+            .version
+            .filter(|(_, at)| at.elapsed() < VERSION_KEPT)
+            .map(|(v, _)| v)
+    }
+
+    pub(super) fn remember_version(&self, version: (u32, u32)) {
+        self.client.inner.instance.lock().unwrap().version = Some((version, Instant::now()));
+    }
+
+    /// Whether `/trigger_jobs` answered 404 within [`TRIGGER_JOBS_MISSING_KEPT`].
+    pub(super) fn trigger_jobs_missing(&self) -> bool {
+        let facts = self.client.inner.instance.lock().unwrap();
+        facts
+            .trigger_jobs_missing
+            .is_some_and(|at| at.elapsed() < TRIGGER_JOBS_MISSING_KEPT)
+    }
+
+    pub(super) fn remember_trigger_jobs_missing(&self) {
+        self.client
+            .inner
+            .instance
+            .lock()
+            .unwrap()
+            .trigger_jobs_missing = Some(Instant::now());
     }
 
     /// Calls made so far.

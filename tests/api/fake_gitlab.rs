@@ -49,8 +49,9 @@ pub struct State {
     pub job_token_allowlist: HashMap<u64, Vec<Value>>,
     pub commit_merge_requests: HashMap<(u64, String), Vec<Value>>,
     pub lint: HashMap<(u64, String), Value>,
-    /// Whether `/pipelines/:id/trigger_jobs` exists (newer GitLab) or only `/bridges`.
-    pub has_trigger_jobs_endpoint: bool,
+    /// The GitLab version this fake answers as (`/metadata`, `/version`); routes and
+    /// parameters that depend on it follow it.
+    pub version: String,
     /// Answer this many next requests with 502.
     pub outage: u32,
     /// Every request received: (method, path).
@@ -139,7 +140,7 @@ impl Default for State {
             job_token_allowlist: HashMap::new(),
             commit_merge_requests: HashMap::new(),
             lint: HashMap::new(),
-            has_trigger_jobs_endpoint: false,
+            version: "18.5.1-ee".to_string(),
             outage: 0,
             calls: Vec::new(),
             bot_user: json!({
@@ -272,6 +273,20 @@ impl Respond for Responder {
     }
 }
 
+impl State {
+    /// Whether the fake's version is `major.minor` or later.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        let mut parts = self.version.split(['.', '-']);
+        let mut next = || {
+            parts
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        (next(), next()) >= (major, minor)
+    }
+}
+
 fn bad_gateway() -> ResponseTemplate {
     ResponseTemplate::new(502).set_body_string("<html><body><h1>502 Bad Gateway</h1></body></html>")
 }
@@ -343,9 +358,9 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
     };
     let method = request.method.as_str();
     match parts.as_slice() {
-        ["version"] => ok(json!({"version": "18.5.1-ee", "revision": "abc123"})),
+        ["version"] => ok(json!({"version": state.version, "revision": "abc123"})),
         ["metadata"] => {
-            ok(json!({"version": "18.5.1-ee", "revision": "abc123", "enterprise": true}))
+            ok(json!({"version": state.version, "revision": "abc123", "enterprise": true}))
         }
         ["personal_access_tokens", "self"] => ok(state.token_self.clone()),
         ["groups", group, "variables"] => match state.group_variables.get(&decode(group)) {
@@ -366,7 +381,8 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         .get(&key)
                         .map_or_else(|| not_found(""), |v| ok(v.clone()))
                 }
-                ("GET", ["pipelines", p, "trigger_jobs"]) if !state.has_trigger_jobs_endpoint => {
+                // lib/api/ci/pipelines.rb: `trigger_jobs` from 19.2; an unknown route is 404.
+                ("GET", ["pipelines", p, "trigger_jobs"]) if !state.at_least(19, 2) => {
                     let _ = p;
                     ResponseTemplate::new(404).set_body_json(json!({"error": "404 Not Found"}))
                 }
@@ -474,8 +490,20 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                 }
                 ("GET", ["hooks"]) => forbidden(),
                 ("GET", ["variables" | "triggers" | "job_token_scope", ..]) => forbidden(),
+                // lib/api/lint.rb: `content_ref`/`dry_run_ref` (16.10+) are each mutually
+                // exclusive with their deprecated names `sha`/`ref`, checked before anything
+                // else; an older version does not know the new names and reads only the old.
                 ("GET", ["ci", "lint"]) => {
-                    let git_ref = query("dry_run_ref").unwrap_or_default();
+                    let current = state.at_least(16, 10);
+                    for (old, new) in [("sha", "content_ref"), ("ref", "dry_run_ref")] {
+                        if current && query(old).is_some() && query(new).is_some() {
+                            return ResponseTemplate::new(400).set_body_json(
+                                json!({"error": format!("{old}, {new} are mutually exclusive")}),
+                            );
+                        }
+                    }
+                    let dry_run_ref = current.then(|| query("dry_run_ref")).flatten();
+                    let git_ref = dry_run_ref.or_else(|| query("ref")).unwrap_or_default();
                     match state.lint.get(&(pid, git_ref)) {
                         Some(v) => ok(v.clone()),
                         None => ok(

@@ -372,3 +372,98 @@ async fn the_fake_chat_delivers_only_while_up() {
     let texts: Vec<Value> = chat.messages().iter().map(|m| m["text"].clone()).collect();
     assert_eq!(texts, [json!("hello"), json!("again")]);
 }
+
+/// `lib/api/lint.rb`: each new ref name is mutually exclusive with its deprecated one (16.10+),
+/// refused with 400 before anything else; an older version reads only the deprecated names.
+#[tokio::test]
+async fn ci_lint_refuses_both_names_of_a_pair_and_older_versions_read_only_the_old_names() {
+    let gitlab = gitlab().await;
+    gitlab.with(|s| {
+        s.lint.insert(
+            (42, "feature".to_string()),
+            json!({"valid": false, "errors": ["e"], "warnings": [], "merged_yaml": null}),
+        );
+    });
+    let lint = |query: &str| format!("/projects/42/ci/lint?include_jobs=true&{query}");
+    let (status, _, body) = call(
+        &gitlab,
+        Method::GET,
+        &lint(&format!("sha={SHA}&content_ref={SHA}")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"error": "sha, content_ref are mutually exclusive"})
+    );
+    let (status, _, body) = call(
+        &gitlab,
+        Method::GET,
+        &lint("dry_run=true&ref=feature&dry_run_ref=feature"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"error": "ref, dry_run_ref are mutually exclusive"})
+    );
+    for query in [
+        "dry_run=true&dry_run_ref=feature",
+        "dry_run=true&ref=feature",
+    ] {
+        let (status, _, body) = call(&gitlab, Method::GET, &lint(query), None).await;
+        assert_eq!(
+            (status, body["valid"].clone()),
+            (StatusCode::OK, json!(false))
+        );
+    }
+    // 16.9 does not know `dry_run_ref`: the dry run falls back to the default branch.
+    gitlab.with(|s| s.version = "16.9.2".to_string());
+    let (_, _, body) = call(
+        &gitlab,
+        Method::GET,
+        &lint("dry_run=true&dry_run_ref=feature"),
+        None,
+    )
+    .await;
+    assert_eq!(body["valid"], json!(true));
+    let (status, _, _) = call(
+        &gitlab,
+        Method::GET,
+        &lint(&format!("sha={SHA}&content_ref={SHA}")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// `/pipelines/:id/trigger_jobs` exists from 19.2; before, the route is unknown (404).
+#[tokio::test]
+async fn trigger_jobs_exist_from_19_2_and_bridges_always() {
+    let gitlab = gitlab().await;
+    gitlab.add_pipeline(42, 7, "failed", "main", SHA);
+    let (status, _, body) = call(
+        &gitlab,
+        Method::GET,
+        "/projects/42/pipelines/7/trigger_jobs",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::NOT_FOUND, json!({"error": "404 Not Found"}))
+    );
+    gitlab.with(|s| s.version = "19.2.0-ee".to_string());
+    for route in ["trigger_jobs", "bridges"] {
+        let (status, _, _) = call(
+            &gitlab,
+            Method::GET,
+            &format!("/projects/42/pipelines/7/{route}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{route}");
+    }
+}

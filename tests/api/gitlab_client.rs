@@ -495,3 +495,129 @@ async fn a_job_log_is_downloaded_to_a_file_up_to_the_limit() {
     trace.file.read_to_string(&mut text).unwrap();
     assert_eq!(text, log[..1000]);
 }
+
+// ---- Version-dependent routes and parameters, against the fake answering as each version ----
+
+const LINT_SHA: &str = "b83d6e391c22777fca1ed3012fce84f633d7fed0";
+
+/// A fake GitLab of `version` with project 1 whose dry run on `feature` finds an error and
+/// on any other ref none.
+async fn fake_of_version(version: &str) -> crate::fake_gitlab::FakeGitlab {
+    let gitlab = crate::fake_gitlab::FakeGitlab::start().await;
+    gitlab.add_project(1, "grp/app");
+    gitlab.with(|s| {
+        s.version = version.to_string();
+        s.lint.insert(
+            (1, "feature".to_string()),
+            serde_json::json!({"valid": false, "errors": ["jobs:deploy config contains unknown keys: trigger"], "warnings": [], "merged_yaml": null}),
+        );
+    });
+    gitlab
+}
+
+#[tokio::test]
+async fn ci_lint_reads_the_dry_run_ref_on_every_version_and_never_sends_both_names() {
+    for version in ["16.9.2", "17.11.3-ee", "18.6.1-ee", "19.3.0-ee"] {
+        let gitlab = fake_of_version(version).await;
+        let client = GitlabClient::new(settings(&gitlab.url()), None).unwrap();
+        // First with the version unknown, then once it has been read.
+        for read_version in [false, true] {
+            let session = client.session(None, false);
+            if read_version {
+                session.version().await.unwrap();
+            }
+            let lint = session
+                .ci_lint(ProjectId(1), LINT_SHA, Some("feature"))
+                .await
+                .unwrap_or_else(|e| panic!("{version}: {e}"));
+            assert!(
+                !lint.valid,
+                "{version}: the dry run on `feature` was not read"
+            );
+            let other = session
+                .ci_lint(ProjectId(1), LINT_SHA, Some("main"))
+                .await
+                .unwrap();
+            assert!(other.valid, "{version}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn ci_lint_asks_once_more_with_the_other_names_after_a_400() {
+    let server = MockServer::start().await;
+    // An instance that refuses the deprecated names, as a later version might.
+    Mock::given(path("/api/v4/projects/1/ci/lint"))
+        .and(query_param("sha", LINT_SHA))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_raw(r#"{"error":"sha is not supported"}"#, "application/json"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v4/projects/1/ci/lint"))
+        .and(query_param("content_ref", LINT_SHA))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"valid":true,"errors":[],"warnings":[],"merged_yaml":"a: 1"}"#,
+            "application/json",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let lint = client(&server)
+        .session(None, false)
+        .ci_lint(ProjectId(1), LINT_SHA, None)
+        .await
+        .unwrap();
+    assert_eq!(lint.merged_yaml.as_deref(), Some("a: 1"));
+}
+
+#[tokio::test]
+async fn trigger_jobs_or_bridges_follow_the_instance_version_also_after_an_upgrade() {
+    let gitlab = fake_of_version("18.6.1-ee").await;
+    gitlab.add_pipeline(1, 6, "failed", "main", LINT_SHA);
+    let client = GitlabClient::new(settings(&gitlab.url()), None).unwrap();
+    // Version unknown: /trigger_jobs is tried, its 404 leads to /bridges.
+    client
+        .session(None, false)
+        .trigger_jobs(ProjectId(1), PipelineId(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            gitlab.calls_to("/trigger_jobs"),
+            gitlab.calls_to("/bridges")
+        ),
+        (1, 1)
+    );
+    // Known to be 18.6: straight to /bridges.
+    let session = client.session(None, false);
+    session.version().await.unwrap();
+    session
+        .trigger_jobs(ProjectId(1), PipelineId(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            gitlab.calls_to("/trigger_jobs"),
+            gitlab.calls_to("/bridges")
+        ),
+        (1, 2)
+    );
+    // The instance is upgraded to 19.2; once its version is read again, /trigger_jobs is used.
+    gitlab.with(|s| s.version = "19.2.0-ee".to_string());
+    let session = client.session(None, true);
+    session.version().await.unwrap();
+    session
+        .trigger_jobs(ProjectId(1), PipelineId(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            gitlab.calls_to("/trigger_jobs"),
+            gitlab.calls_to("/bridges")
+        ),
+        (2, 2)
+    );
+}
