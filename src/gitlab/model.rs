@@ -472,13 +472,13 @@ pub struct ProjectHook {
     /// 17.1+.
     pub name: Option<String>,
     pub project_id: Option<ProjectId>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_false")]
     pub pipeline_events: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_false")]
     pub job_events: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_false")]
     pub note_events: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_false")]
     pub confidential_note_events: bool,
     /// `None` on versions that do not report it (GitLab's default is `true`).
     pub enable_ssl_verification: Option<bool>,
@@ -492,6 +492,12 @@ pub struct ProjectHook {
     /// Whether an HMAC signing token is set (19.0+).
     pub signing_token_present: Option<bool>,
     pub created_at: Option<Timestamp>,
+}
+
+/// A hook's event flags are nullable columns without a default (`confidential_note_events`
+/// on hooks created before the column existed): `null` means the events are not sent.
+fn null_is_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
 /// `GET /version` or `GET /metadata`.
@@ -533,6 +539,19 @@ mod tests {
         let text = std::fs::read(&path).unwrap();
         let mut de = serde_json::Deserializer::from_slice(&text);
         serde_path_to_error::deserialize(&mut de).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn a_hook_whose_event_flags_are_null_decodes_with_them_off() {
+        let hooks: Vec<ProjectHook> = serde_json::from_value(serde_json::json!([
+            {"id": 1, "url": "https://bot.example/webhooks/gitlab", "pipeline_events": true,
+             "job_events": null, "note_events": true, "confidential_note_events": null},
+            {"id": 2, "url": "https://bot.example/webhooks/gitlab"}
+        ]))
+        .unwrap();
+        assert!(hooks[0].pipeline_events && hooks[0].note_events);
+        assert!(!hooks[0].job_events && !hooks[0].confidential_note_events);
+        assert!(!hooks[1].pipeline_events);
     }
 
     #[test]

@@ -231,7 +231,8 @@ async fn a_hook_missing_events_without_ssl_verification_and_paused_is_reported_l
                 "https://deliver:hook-user-password@td.example.com/webhooks/gitlab",
                 |v| {
                     v["job_events"] = json!(false);
-                    v["confidential_note_events"] = json!(false);
+                    // A nullable column with no default: old hooks answer null.
+                    v["confidential_note_events"] = json!(null);
                     v["enable_ssl_verification"] = json!(false);
                     v["alert_status"] = json!("temporarily_disabled");
                     v["disabled_until"] = json!(until.to_rfc3339());
