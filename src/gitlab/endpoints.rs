@@ -203,7 +203,7 @@ impl Session {
         sha: &str,
         dry_run_ref: Option<&str>,
     ) -> Result<LintResult, GitlabError> {
-        let names = LintNames::for_version(self.known_version());
+        let names = self.lint_names(|| LintNames::for_version(self.known_version()));
         // The merged configuration of a commit does not change; a dry run depends on the ref.
         let reuse = if dry_run_ref.is_none() {
             Reuse::Cached
@@ -213,8 +213,12 @@ impl Session {
         let path = names.path(project, sha, dry_run_ref);
         match self.get(&path, reuse).await {
             Err(GitlabError::Rejected { status: 400, .. }) => {
-                let other = names.other().path(project, sha, dry_run_ref);
-                self.get(&other, reuse).await
+                let other = names.other();
+                let answer = self.get(&other.path(project, sha, dry_run_ref), reuse).await;
+                if answer.is_ok() {
+                    self.set_lint_names(other);
+                }
+                answer
             }
             answer => answer,
         }
@@ -591,7 +595,7 @@ pub const LINT_CONTENT_REF_SINCE: (u32, u32) = (16, 10);
 
 /// Which names CI lint's two ref parameters are sent under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LintNames {
+pub(super) enum LintNames {
     /// `content_ref` and `dry_run_ref` (16.10 and later).
     Current,
     /// `sha` and `ref` (deprecated, still served).

@@ -103,6 +103,19 @@ string_enum!(
     }
 );
 
+impl FailureReason {
+    /// Whether a bridge with this reason failed to create its downstream pipeline. Such a
+    /// bridge may still link a downstream pipeline: one saved as failed because its
+    /// configuration was invalid. A bridge whose downstream pipeline ran and failed has no
+    /// bridge reason (`unknown_failure`).
+    pub fn is_bridge_creation_failure(&self) -> bool {
+        !matches!(
+            self,
+            FailureReason::ScriptFailure | FailureReason::JobTokenExpired | FailureReason::Other(_)
+        )
+    }
+}
+
 /// Access levels: <https://docs.gitlab.com/api/members/#roles>.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

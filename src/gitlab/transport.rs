@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use super::endpoints::LintNames;
 use crate::config::{GitlabSettings, Secret};
 use crate::metrics::Metrics;
 use crate::retry::Backoff;
@@ -222,6 +223,7 @@ impl GitlabClient {
             calls: AtomicU32::new(0),
             memo: Mutex::new(HashMap::new()),
             max_retries: None,
+            lint_names: Mutex::new(None),
         }
     }
 }
@@ -243,6 +245,9 @@ pub struct Session {
     memo: Mutex<HashMap<String, Answer>>,
     /// Overrides `max_retries` (a health check asks once).
     max_retries: Option<u32>,
+    /// The names CI lint's ref parameters were sent under first in this session: kept, so
+    /// that one diagnosis asks for one configuration once, whenever the version arrives.
+    lint_names: Mutex<Option<LintNames>>,
 }
 
 /// How long an answer may be reused by later sessions.
@@ -331,6 +336,15 @@ impl Session {
             .version
             .filter(|(_, at)| at.elapsed() < VERSION_KEPT)
             .map(|(v, _)| v)
+    }
+
+    /// The CI lint names this session uses: those it used before, else `choose()`.
+    pub(super) fn lint_names(&self, choose: impl FnOnce() -> LintNames) -> LintNames {
+        *self.lint_names.lock().unwrap().get_or_insert_with(choose)
+    }
+
+    pub(super) fn set_lint_names(&self, names: LintNames) {
+        *self.lint_names.lock().unwrap() = Some(names);
     }
 
     pub(super) fn remember_version(&self, version: (u32, u32)) {

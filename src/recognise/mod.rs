@@ -12,7 +12,7 @@ pub mod ci_source;
 use serde::Serialize;
 
 use crate::evidence::log_scan::{self, Scan, ScanOptions, SignalKind};
-use crate::gitlab::model::{Bridge, DownstreamPipeline};
+use crate::gitlab::model::{Bridge, DownstreamPipeline, FailureReason};
 use crate::gitlab::{GitlabError, ProjectRef, Session};
 use crate::ids::{CommitSha, JobId, MergeRequestIid, NoteId, PipelineId, ProjectId, UserId};
 use crate::webhook::event::{
@@ -159,13 +159,19 @@ pub fn split_failed_bridges(bridges: Vec<Bridge>) -> (Vec<TriggerFailure>, Vec<D
     let mut failures = Vec::new();
     let mut downstream = Vec::new();
     for bridge in bridges.into_iter().filter(|b| b.status == Status::Failed) {
+        // A creation failure with a linked downstream pipeline: one saved as failed because
+        // its configuration was invalid. The trigger failed, not the downstream's jobs.
+        let creation_failed = bridge
+            .failure_reason
+            .as_ref()
+            .is_some_and(FailureReason::is_bridge_creation_failure);
         match bridge.downstream_pipeline.clone() {
-            None => failures.push(TriggerFailure::Bridge {
-                bridge: Box::new(bridge),
-            }),
-            Some(d) => downstream.push(DownstreamFailure {
+            Some(d) if !creation_failed => downstream.push(DownstreamFailure {
                 bridge,
                 downstream: d,
+            }),
+            _ => failures.push(TriggerFailure::Bridge {
+                bridge: Box::new(bridge),
             }),
         }
     }

@@ -207,6 +207,13 @@ pub enum BridgeOutcome {
     DownstreamFailed(u64),
     /// Its downstream pipeline (this id) was created and passed.
     Passed(u64),
+    /// Its downstream pipeline (this id) was saved, failed with a configuration error, and
+    /// the bridge failed with `downstream_pipeline_creation_failed`: GitLab builds the
+    /// downstream pipeline and its link before processing the configuration
+    /// (`lib/gitlab/ci/pipeline/chain/build/associations.rb`), and
+    /// `Ci::Pipeline#created_successfully?` is `persisted? && failure_reason.blank?`
+    /// (`app/services/ci/create_downstream_pipeline_service.rb`).
+    ConfigError(u64),
 }
 
 pub struct FakeGitlab {
@@ -1391,6 +1398,11 @@ impl FakeGitlab {
             BridgeOutcome::Failed(reason) => ("failed", Some(reason), None),
             BridgeOutcome::DownstreamFailed(id) => ("failed", None, Some((id, "failed"))),
             BridgeOutcome::Passed(id) => ("success", None, Some((id, "success"))),
+            BridgeOutcome::ConfigError(id) => (
+                "failed",
+                Some("downstream_pipeline_creation_failed"),
+                Some((id, "failed")),
+            ),
         };
         self.with(|s| {
             let downstream = downstream.map(|(id, st)| json!({"id": id, "status": st, "ref": "main", "sha": "f62a4b2fb89754372a346f24659212eb8da13601", "web_url": format!("{url}/downstream/-/pipelines/{id}")}));

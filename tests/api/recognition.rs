@@ -92,6 +92,22 @@ async fn a_failed_bridge_without_downstream_pipeline_is_a_trigger_failure() {
 }
 
 #[tokio::test]
+async fn a_bridge_whose_downstream_configuration_failed_is_a_trigger_failure_not_a_downstream_one()
+{
+    let gitlab = FakeGitlab::start().await;
+    gitlab
+        .add_project(1, "gitlab-org/gitlab-test")
+        .add_pipeline(1, 32, "failed", "master", SHA);
+    gitlab.add_bridge(1, 32, 501, "deploy", BridgeOutcome::ConfigError(901));
+    let app = app_with(&gitlab).await;
+    let outcome = outcome(&app, "Pipeline Hook", pipeline_hook(32, "failed"), "k").await;
+    assert_eq!(
+        outcome["recognition"]["kind"], "trigger_failed",
+        "{outcome}"
+    );
+}
+
+#[tokio::test]
 async fn a_failed_bridge_whose_downstream_pipeline_failed_is_a_downstream_failure() {
     let gitlab = FakeGitlab::start().await;
     gitlab
