@@ -214,7 +214,9 @@ impl Session {
         match self.get(&path, reuse).await {
             Err(GitlabError::Rejected { status: 400, .. }) => {
                 let other = names.other();
-                let answer = self.get(&other.path(project, sha, dry_run_ref), reuse).await;
+                let answer = self
+                    .get(&other.path(project, sha, dry_run_ref), reuse)
+                    .await;
                 if answer.is_ok() {
                     self.set_lint_names(other);
                 }

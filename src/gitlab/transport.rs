@@ -143,7 +143,12 @@ type Answer = Result<Arc<Fetched>, GitlabError>;
 
 /// Pacing shared by every call to the instance.
 struct Pace {
+    /// The whole instance refuses calls until then (an exhausted `RateLimit-*` window).
     blocked_until: Option<Instant>,
+    /// One endpoint refuses calls until then: GitLab's application rate limits are per
+    /// endpoint (`Gitlab::ApplicationRateLimiter`: notes creation, `GET /projects/:id`, CI
+    /// lint, raw files...), answered 429 with `Retry-After` but without `RateLimit-*`.
+    endpoint_blocked: HashMap<String, Instant>,
     tokens: f64,
     refilled: Instant,
     observed_limit: Option<u32>,
@@ -201,6 +206,7 @@ impl GitlabClient {
                 permits: Semaphore::new(settings.max_concurrency.max(1)),
                 pace: Mutex::new(Pace {
                     blocked_until: None,
+                    endpoint_blocked: HashMap::new(),
                     tokens: (rate / 10.0).max(1.0),
                     refilled: Instant::now(),
                     observed_limit: None,
@@ -384,14 +390,21 @@ impl Session {
         self
     }
 
-    /// Waits until the instance may be called: after any reset, within the bot's budget.
-    async fn pace(&self) {
+    /// Waits until `endpoint` may be called: after any reset of the instance or of that
+    /// endpoint, within the bot's budget.
+    async fn pace(&self, endpoint: &str) {
         loop {
             let wait = {
                 let inner = &self.client.inner;
                 let mut pace = inner.pace.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
-                match pace.blocked_until {
+                pace.endpoint_blocked.retain(|_, until| *until > now);
+                let blocked = pace
+                    .blocked_until
+                    .into_iter()
+                    .chain(pace.endpoint_blocked.get(endpoint).copied())
+                    .max();
+                match blocked {
                     Some(until) if until > now => Some(until - now),
                     _ => {
                         pace.blocked_until = None;
@@ -439,7 +452,8 @@ impl Session {
         }
     }
 
-    fn block_for(&self, wait: Duration) {
+    /// Holds back calls for `wait`: to the whole instance, or to one endpoint only.
+    fn block_for(&self, wait: Duration, endpoint: Option<&str>) {
         let mut pace = self
             .client
             .inner
@@ -447,7 +461,13 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let until = Instant::now() + wait;
-        pace.blocked_until = Some(pace.blocked_until.map_or(until, |b| b.max(until)));
+        match endpoint {
+            None => pace.blocked_until = Some(pace.blocked_until.map_or(until, |b| b.max(until))),
+            Some(e) => {
+                let entry = pace.endpoint_blocked.entry(e.to_string()).or_insert(until);
+                *entry = (*entry).max(until);
+            }
+        }
     }
 
     fn count_call(&self) -> Result<(), GitlabError> {
@@ -479,11 +499,13 @@ impl Session {
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, GitlabError> {
         let endpoint = endpoint_label(path);
+        // Rate limits apply per method and endpoint.
+        let limited = format!("{method} {endpoint}");
         self.count_call()?;
         let max_retries = self.max_retries.unwrap_or(self.settings().max_retries);
         let mut attempt = 0u32;
         loop {
-            self.pace().await;
+            self.pace(&limited).await;
             let result = {
                 let _permit = self
                     .client
@@ -553,7 +575,13 @@ impl Session {
                                     })
                                 })
                                 .unwrap_or(Duration::from_secs(60));
-                            self.block_for(wait);
+                            // The instance-wide user limits carry `RateLimit-*` headers; an
+                            // endpoint's own limit does not, and holds back that endpoint only.
+                            let instance_wide =
+                                ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]
+                                    .iter()
+                                    .any(|h| headers.contains_key(*h));
+                            self.block_for(wait, (!instance_wide).then_some(limited.as_str()));
                             if wait > self.settings().max_retry_wait || attempt >= max_retries {
                                 return Err(GitlabError::RateLimited {
                                     endpoint,
