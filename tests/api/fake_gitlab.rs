@@ -418,11 +418,14 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         .get(&key)
                         .map_or_else(|| not_found(""), |v| ok(v.clone()))
                 }
+                // lib/api/ci/jobs.rb: a job without a log is 200 with an empty body; an
+                // unknown job (or a bridge id) is 404.
                 ("GET", ["jobs", j, "trace"]) => {
                     let key = (pid, j.parse().unwrap_or(0));
-                    match state.traces.get(&key) {
-                        Some(t) => ResponseTemplate::new(200).set_body_string(t.clone()),
-                        None => not_found(""),
+                    match (state.traces.get(&key), state.jobs.contains_key(&key)) {
+                        (Some(t), _) => ResponseTemplate::new(200).set_body_string(t.clone()),
+                        (None, true) => ResponseTemplate::new(200).set_body_string(""),
+                        (None, false) => not_found("Job"),
                     }
                 }
                 ("GET", ["repository", "files", file, "raw"]) => {

@@ -467,3 +467,20 @@ async fn trigger_jobs_exist_from_19_2_and_bridges_always() {
         assert_eq!(status, StatusCode::OK, "{route}");
     }
 }
+
+/// `lib/api/ci/jobs.rb`: a job without a log answers 200 with an empty body; an unknown job 404.
+#[tokio::test]
+async fn a_job_without_a_log_is_an_empty_200_and_an_unknown_job_a_404() {
+    let gitlab = gitlab().await;
+    gitlab.add_job(42, 7, 70, "deploy", "failed", "");
+    gitlab.with(|s| {
+        s.traces.remove(&(42, 70));
+    });
+    let (status, _, body) = call(&gitlab, Method::GET, "/projects/42/jobs/70/trace", None).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, Value::String(String::new()))
+    );
+    let (status, _, _) = call(&gitlab, Method::GET, "/projects/42/jobs/71/trace", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
