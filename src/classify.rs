@@ -14,7 +14,7 @@ use crate::diagnosis::network::cause_of_failure;
 use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{
     self, CreationProblem, NetworkFailure, ProxyEvidence, Scan, Signal, SignalKind, TokenUse,
-    TriggerCall, TriggerEndpoint, BRIDGE_REASONS,
+    TriggerCall, TriggerEndpoint,
 };
 use crate::evidence::names::near_name;
 use crate::evidence::trigger_call::{self, Address};
@@ -195,13 +195,17 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> V
     let signals = &scan.signals;
     let calls = real_calls(signals);
     let reason = failure_reason.map(str::trim).filter(|r| !r.is_empty());
-    let bridge_reasons: Vec<&str> = signals
+    let bridge_reasons: Vec<FailureReason> = signals
         .iter()
         .filter_map(|s| match &s.kind {
-            SignalKind::BridgeFailure { reason } => Some(*reason),
+            SignalKind::BridgeFailure { reason } => Some(reason.clone()),
             _ => None,
         })
-        .chain(reason.filter(|r| BRIDGE_REASONS.contains(r)))
+        .chain(
+            reason
+                .map(FailureReason::from)
+                .filter(FailureReason::is_bridge_reason),
+        )
         .collect();
     let creation: Vec<(&Signal, CreationProblem)> = signals
         .iter()
@@ -320,17 +324,16 @@ fn downstream_failure(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn bridge_causes(c: &mut Candidates, reasons: &[&str], signals: &[Signal]) {
-    let evidence = |reason: &str| {
+fn bridge_causes(c: &mut Candidates, reasons: &[FailureReason], signals: &[Signal]) {
+    let evidence = |reason: &FailureReason| {
         signals
             .iter()
-            .find(|s| matches!(&s.kind, SignalKind::BridgeFailure { reason: r } if *r == reason))
+            .find(|s| matches!(&s.kind, SignalKind::BridgeFailure { reason: r } if r == reason))
     };
     for reason in reasons {
         let e = evidence(reason);
-        let reason = FailureReason::from(*reason);
         // The cause the reason names (as the checks read it), then the ones it may hide.
-        if let Some(cause) = cause_of_bridge_reason(&reason) {
+        if let Some(cause) = cause_of_bridge_reason(reason) {
             c.add(cause, 10, e);
         }
         match reason {

@@ -15,7 +15,7 @@ const WORKFLOW_DOCS: &str = "https://docs.gitlab.com/ci/yaml/workflow/";
 const INSTANCE_LIMITS_DOCS: &str = "https://docs.gitlab.com/administration/instance_limits/";
 const SETTINGS_API_DOCS: &str = "https://docs.gitlab.com/api/settings/";
 
-const CREATION_FAILED: &str = "downstream_pipeline_creation_failed";
+const CREATION_FAILED: FailureReason = FailureReason::DownstreamPipelineCreationFailed;
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let reasons = reasons(facts);
@@ -66,7 +66,7 @@ fn reasons(facts: &Facts) -> Vec<Reason<'_>> {
     for s in signals(facts) {
         if let SignalKind::BridgeFailure { reason } = &s.kind {
             out.push(Reason {
-                id: FailureReason::from(*reason),
+                id: reason.clone(),
                 signal: Some(s),
             });
         }
@@ -85,9 +85,9 @@ fn job_url(facts: &Facts) -> Option<&str> {
 }
 
 /// The bridge's own failure reason when it is set, for ruling causes out.
-fn bridge_reason(facts: &Facts) -> Option<&str> {
+fn bridge_reason(facts: &Facts) -> Option<&FailureReason> {
     match &facts.failed {
-        FailedJob::Bridge { failure_reason, .. } => failure_reason.as_ref().map(|r| r.as_str()),
+        FailedJob::Bridge { failure_reason, .. } => failure_reason.as_ref(),
         FailedJob::Job { .. } => None,
     }
 }
@@ -295,7 +295,7 @@ impl<'a> Creation<'a> {
             problems: Vec::new(),
             unprocessable: Vec::new(),
         };
-        if bridge_reason(facts) == Some(CREATION_FAILED) {
+        if bridge_reason(facts) == Some(&CREATION_FAILED) {
             c.failed = true;
         }
         for s in signals(facts) {
@@ -392,7 +392,7 @@ impl<'a> Creation<'a> {
             );
         }
         match bridge_reason(facts) {
-            Some(r) if r != CREATION_FAILED => Some(Finding::new(
+            Some(r) if *r != CREATION_FAILED => Some(Finding::new(
                 cause,
                 Verdict::RuledOut,
                 format!(
@@ -810,7 +810,7 @@ mod tests {
     #[test]
     fn another_downstream_project_rules_out_same_project() {
         let f = get(
-            &bridge_facts(Some(CREATION_FAILED)),
+            &bridge_facts(Some(CREATION_FAILED.as_str())),
             CauseId::ConfigSameProject,
         );
         assert_eq!(f.verdict, Verdict::RuledOut);
@@ -821,7 +821,7 @@ mod tests {
 
     #[test]
     fn a_lint_error_about_an_empty_pipeline_confirms_downstream_empty() {
-        let mut facts = bridge_facts(Some(CREATION_FAILED));
+        let mut facts = bridge_facts(Some(CREATION_FAILED.as_str()));
         facts.downstream_lint = lint(
             false,
             &["Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline."],
@@ -842,7 +842,7 @@ mod tests {
 
     #[test]
     fn a_valid_lint_after_a_creation_failure_makes_empty_likely_and_rules_out_invalid() {
-        let mut facts = bridge_facts(Some(CREATION_FAILED));
+        let mut facts = bridge_facts(Some(CREATION_FAILED.as_str()));
         facts.downstream_lint = lint(true, &[]);
         let empty = get(&facts, CauseId::ConfigDownstreamEmpty);
         assert_eq!(empty.verdict, Verdict::Likely);
@@ -855,7 +855,7 @@ mod tests {
 
     #[test]
     fn a_yaml_error_in_the_lint_confirms_downstream_invalid() {
-        let mut facts = bridge_facts(Some(CREATION_FAILED));
+        let mut facts = bridge_facts(Some(CREATION_FAILED.as_str()));
         facts.downstream_lint = lint(
             false,
             &["(<unknown>): mapping values are not allowed in this context at line 3 column 8"],
@@ -871,7 +871,7 @@ mod tests {
 
     #[test]
     fn a_forbidden_lint_leaves_both_unknown_with_the_reason() {
-        let mut facts = bridge_facts(Some(CREATION_FAILED));
+        let mut facts = bridge_facts(Some(CREATION_FAILED.as_str()));
         facts.downstream_lint = Gathered::Forbidden {
             needs: "the bot needs Developer on grp/app to run its CI lint".into(),
         };

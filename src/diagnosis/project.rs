@@ -71,10 +71,10 @@ impl NotFoundSignals {
             let line = format!("{}: {}", sig.line_no, sig.line);
             match &sig.kind {
                 SignalKind::BridgeFailure {
-                    reason: "downstream_bridge_project_not_found",
+                    reason: FailureReason::DownstreamBridgeProjectNotFound,
                 } => s.lines.push(line),
                 SignalKind::BridgeFailure {
-                    reason: "upstream_bridge_project_not_found",
+                    reason: FailureReason::UpstreamBridgeProjectNotFound,
                 } => s.upstream.push(line),
                 SignalKind::GitlabError {
                     status: Some(404),

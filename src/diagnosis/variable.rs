@@ -315,7 +315,7 @@ impl<'a> Ctx<'a> {
                         },
                     }),
                 SignalKind::BridgeFailure {
-                    reason: "downstream_project_trigger_resolved_to_empty",
+                    reason: FailureReason::DownstreamProjectTriggerResolvedToEmpty,
                 } => emptied.push(Emptied {
                     evidence: at,
                     names: project_vars.clone(),

@@ -180,7 +180,9 @@ impl<'a> Attempt<'a> {
         for s in signals {
             match &s.kind {
                 SignalKind::BridgeFailure {
-                    reason: "insufficient_bridge_permissions" | "insufficient_upstream_permissions",
+                    reason:
+                        FailureReason::InsufficientBridgePermissions
+                        | FailureReason::InsufficientUpstreamPermissions,
                 } => ctx.bridge_denied.push(at(s)),
                 SignalKind::CreationError { problem, .. } => match problem {
                     CreationProblem::InsufficientPermissions => ctx.insufficient.push(at(s)),

@@ -94,7 +94,7 @@ impl<'a> Call<'a> {
                         matches!(
                             s.kind,
                             SignalKind::BridgeFailure {
-                                reason: "job_token_expired"
+                                reason: FailureReason::JobTokenExpired
                             }
                         )
                     })

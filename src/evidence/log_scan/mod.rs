@@ -19,9 +19,9 @@ mod token;
 
 use self::lines::{cap_line, clean_line};
 use self::patterns::extract;
-pub use self::patterns::BRIDGE_REASONS;
 pub use self::token::token_use;
 pub use super::trigger_call::{Tool, TriggerCall, TriggerEndpoint};
+use crate::gitlab::model::FailureReason;
 use crate::redact::{redact, TokenKind};
 
 /// How a log is read.
@@ -123,7 +123,7 @@ pub enum SignalKind {
     Proxy(ProxyEvidence),
     /// One of GitLab's bridge failure messages (long or short form) or a bridge
     /// `failure_reason` id; `reason` is the id.
-    BridgeFailure { reason: &'static str },
+    BridgeFailure { reason: FailureReason },
     /// `ERROR: Job failed: exit code 1`.
     JobFailed {
         exit_code: Option<i32>,
