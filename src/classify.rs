@@ -67,7 +67,7 @@ impl Candidates {
         }
         entry.0 = entry.0.max(score);
         if let Some(s) = evidence {
-            let line = format!("{}: {}", s.line_no, s.line);
+            let line = s.numbered();
             if !entry.2.contains(&line) && entry.2.len() < 5 {
                 entry.2.push(line);
             }
@@ -260,14 +260,11 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> V
         };
     }
     // Show the call itself beside what went wrong with it.
-    let call_line = calls
-        .first()
-        .map(|(s, _)| format!("{}: {}", s.line_no, s.line))
-        .or_else(|| {
-            intents
-                .first()
-                .map(|i| format!("{}: {}", i.line_no, i.line))
-        });
+    let call_line = calls.first().map(|(s, _)| s.numbered()).or_else(|| {
+        intents
+            .first()
+            .map(|i| format!("{}: {}", i.line_no, i.line))
+    });
     let mut causes = c.ranked();
     if let Some(call) = call_line {
         for cause in &mut causes {

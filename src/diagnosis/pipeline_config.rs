@@ -40,7 +40,7 @@ struct Reason<'a> {
 impl Reason<'_> {
     fn evidence(&self, facts: &Facts) -> String {
         match self.signal {
-            Some(s) => format!("{}: {}", s.line_no, s.line),
+            Some(s) => s.numbered(),
             None => format!(
                 "job {} failed with failure_reason {}",
                 facts.failed.name(),
@@ -76,12 +76,6 @@ fn reasons(facts: &Facts) -> Vec<Reason<'_>> {
 
 fn signals(facts: &Facts) -> &[Signal] {
     facts.scan.as_ref().map_or(&[], |s| &s.signals)
-}
-
-fn job_url(facts: &Facts) -> Option<&str> {
-    match &facts.failed {
-        FailedJob::Bridge { web_url, .. } | FailedJob::Job { web_url, .. } => web_url.as_deref(),
-    }
 }
 
 /// The bridge's own failure reason when it is set, for ruling causes out.
@@ -228,7 +222,7 @@ fn same_project_fix(facts: &Facts, f: Finding) -> Finding {
         .fix(FixStep::new(
             "Otherwise point trigger:project at the other project's full path (check the variables it expands).",
         ));
-    if let Some(url) = job_url(facts) {
+    if let Some(url) = facts.failed.web_url() {
         f = f.fix(FixStep::linked("Retry the trigger job.", url));
     }
     f.why(
@@ -299,7 +293,7 @@ impl<'a> Creation<'a> {
             c.failed = true;
         }
         for s in signals(facts) {
-            let shown = format!("{}: {}", s.line_no, s.line);
+            let shown = s.numbered();
             match &s.kind {
                 SignalKind::BridgeFailure { reason } if *reason == CREATION_FAILED => {
                     c.failed = true
@@ -537,7 +531,7 @@ impl<'a> Creation<'a> {
                 Verdict::Likely,
                 "GitLab answered 422: the pipeline was saved but could not start, which points at the downstream configuration.",
             )
-            .evidence(format!("{}: {}", s.line_no, s.line));
+            .evidence(s.numbered());
             return self.invalid_fix(facts, f);
         }
         Finding::new(
@@ -583,7 +577,7 @@ impl<'a> Creation<'a> {
             Some(u) => FixStep::linked(text, links::ci_lint(u)),
             None => FixStep::linked(text, DOWNSTREAM_DOCS),
         });
-        if let Some(u) = job_url(facts) {
+        if let Some(u) = facts.failed.web_url() {
             f = f.fix(FixStep::linked("Retry the trigger job.", u));
         }
         f.why(
@@ -609,7 +603,7 @@ fn empty_fix(facts: &Facts, f: Finding) -> Finding {
         ),
         WORKFLOW_DOCS,
     ));
-    if let Some(u) = job_url(facts) {
+    if let Some(u) = facts.failed.web_url() {
         f = f.fix(FixStep::linked("Retry the trigger job.", u));
     }
     f.why(format!(
@@ -692,7 +686,7 @@ fn limit_summary(which: Limit) -> &'static str {
 }
 
 fn limit_fix(facts: &Facts, which: Limit, f: Finding) -> Finding {
-    let retry = job_url(facts);
+    let retry = facts.failed.web_url();
     match which {
         Limit::Loop => f
             .fix(FixStep::linked(

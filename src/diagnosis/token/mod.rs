@@ -98,7 +98,7 @@ impl<'a> Call<'a> {
                             }
                         )
                     })
-                    .map(line)
+                    .map(Signal::numbered)
             };
         let mut call = Call {
             bridge: facts.failed.is_bridge(),
@@ -197,10 +197,6 @@ impl<'a> Call<'a> {
             None
         }
     }
-}
-
-fn line(s: &Signal) -> String {
-    format!("{}: {}", s.line_no, s.line)
 }
 
 fn endpoint_name(e: TriggerEndpoint) -> &'static str {
@@ -368,7 +364,7 @@ fn undecided(cause: CauseId, call: &Call) -> Finding {
             Verdict::RuledOut,
             "GitLab accepted the token: its answer comes from pipeline creation, which runs after authentication.",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     if let Some(s) = call.token_missing {
         return Finding::new(
@@ -376,7 +372,7 @@ fn undecided(cause: CauseId, call: &Call) -> Finding {
             Verdict::Unknown,
             "No token reached GitLab (token is missing), so the token itself was never checked; fix the variable first (see the variable findings).",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     if matches!(call.token, Some(TokenUse::Empty)) {
         return Finding::new(
@@ -391,7 +387,7 @@ fn undecided(cause: CauseId, call: &Call) -> Finding {
             Verdict::Unknown,
             "The call never got an answer from GitLab (a network failure), so the token was not checked.",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     Finding::new(
         cause,

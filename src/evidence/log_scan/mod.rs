@@ -76,6 +76,13 @@ pub struct Signal {
     pub kind: SignalKind,
 }
 
+impl Signal {
+    /// The line with its number, as evidence shows it: `12: curl: (6) Could not resolve host`.
+    pub fn numbered(&self) -> String {
+        format!("{}: {}", self.line_no, self.line)
+    }
+}
+
 /// What a line shows. Every text field is redacted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
