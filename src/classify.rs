@@ -631,15 +631,8 @@ fn http_causes(
         || lower.contains("protected variable");
     let mut failed = false;
     for s in signals {
-        let (status, message) = match &s.kind {
-            SignalKind::GitlabError { status, message } => (*status, message.to_ascii_lowercase()),
-            SignalKind::HttpStatus { status } => (Some(*status), String::new()),
-            SignalKind::ClientError {
-                status: Some(st),
-                message,
-                ..
-            } => (Some(*st), message.to_ascii_lowercase()),
-            _ => continue,
+        let Some((status, message)) = s.kind.answer() else {
+            continue;
         };
         let e = Some(s);
         if message.contains("token is missing") || message.contains("token is empty") {

@@ -195,18 +195,14 @@ fn host_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
         .iter()
         .filter_map(|c| c.base_variable.clone())
         .collect();
-    let mut f = Finding::new(
+    unknown(
         ID,
-        Verdict::Unknown,
         format!(
             "The host of the called URL comes from ${}, whose value the bot cannot see.",
             variables.first().map_or("a variable", String::as_str)
         ),
-    );
-    for c in called {
-        f = f.evidence(c.shown.clone());
-    }
-    f
+        called,
+    )
 }
 
 fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding {
@@ -301,15 +297,11 @@ fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Findi
     if called.is_empty() {
         return no_url(ID);
     }
-    let mut f = Finding::new(
+    unknown(
         ID,
-        Verdict::Unknown,
         "The scheme of the called URL is held in a variable whose value the bot cannot see, and the log shows no redirect.",
-    );
-    for c in called {
-        f = f.evidence(c.shown.clone());
-    }
-    f
+        called,
+    )
 }
 
 fn path_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding {
@@ -389,15 +381,11 @@ fn path_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
     if called.is_empty() {
         return no_url(ID);
     }
-    let mut f = Finding::new(
+    unknown(
         ID,
-        Verdict::Unknown,
         "The path of the called URL is held in a variable whose value the bot cannot see.",
-    );
-    for c in called {
-        f = f.evidence(c.shown.clone());
-    }
-    f
+        called,
+    )
 }
 
 fn path_fix(facts: &Facts, f: Finding) -> Finding {
@@ -463,6 +451,15 @@ fn path_problem(c: &Called) -> Option<(String, bool)> {
         ));
     }
     None
+}
+
+/// An unknown verdict, with every called URL as evidence.
+fn unknown(id: CauseId, summary: impl Into<String>, called: &[Called]) -> Finding {
+    called
+        .iter()
+        .fold(Finding::new(id, Verdict::Unknown, summary), |f, c| {
+            f.evidence(c.shown.clone())
+        })
 }
 
 fn no_url(id: CauseId) -> Finding {

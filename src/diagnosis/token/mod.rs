@@ -139,17 +139,8 @@ impl<'a> Call<'a> {
                 call.network.get_or_insert(s);
                 continue;
             }
-            let (status, message) = match &s.kind {
-                SignalKind::GitlabError { status, message } => {
-                    (*status, message.to_ascii_lowercase())
-                }
-                SignalKind::HttpStatus { status } => (Some(*status), String::new()),
-                SignalKind::ClientError {
-                    status: Some(st),
-                    message,
-                    ..
-                } => (Some(*st), message.to_ascii_lowercase()),
-                _ => continue,
+            let Some((status, message)) = s.kind.answer() else {
+                continue;
             };
             if message.contains("token is missing") || message.contains("token is empty") {
                 call.token_missing.get_or_insert(s);

@@ -229,6 +229,24 @@ pub enum TokenUse {
 }
 
 impl SignalKind {
+    /// An answer to a request: its status, when stated, and its message in lower case (empty
+    /// for a bare status line). `None` for other signals, and for a client error without a
+    /// status.
+    pub fn answer(&self) -> Option<(Option<u16>, String)> {
+        match self {
+            SignalKind::GitlabError { status, message } => {
+                Some((*status, message.to_ascii_lowercase()))
+            }
+            SignalKind::HttpStatus { status } => Some((Some(*status), String::new())),
+            SignalKind::ClientError {
+                status: Some(status),
+                message,
+                ..
+            } => Some((Some(*status), message.to_ascii_lowercase())),
+            _ => None,
+        }
+    }
+
     /// The network-level cause this signal points at, if it is a client or proxy failure.
     pub fn network_failure(&self) -> Option<NetworkFailure> {
         match self {

@@ -344,15 +344,19 @@ fn extract_python(_clean: &str, line: &str, out: &mut Found) {
     }
 }
 
+/// The host of a URL a client printed (`https://host:port/…` → `host`), as written.
+fn host_in(url: &str) -> Option<String> {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .map(str::to_owned)
+}
+
 /// glab and other go-gitlab clients: `POST https://…: 404 {message: …}`, and transport
 /// failures: `Post "https://…": dial tcp: lookup gitlab.example.com …: no such host`.
 fn extract_go_client(_clean: &str, line: &str, out: &mut Found) {
     if let Some(c) = GO_DIAL.captures(line) {
-        let host = c[1]
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ':']).next())
-            .map(str::to_owned);
+        let host = host_in(&c[1]);
         out.push(SignalKind::ClientError {
             tool: Tool::Glab,
             status: None,
@@ -373,11 +377,7 @@ fn extract_go_client(_clean: &str, line: &str, out: &mut Found) {
             })
             .unwrap_or(body)
             .to_owned();
-        let host = c[1]
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ':']).next())
-            .map(str::to_owned);
+        let host = host_in(&c[1]);
         if let Some(code) = code {
             out.push(SignalKind::HttpStatus { status: code });
         }
