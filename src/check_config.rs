@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::config::{ConfigError, Settings};
+use crate::diagnosis::web_url;
 use crate::gitlab::model::{ProjectHook, TokenInfo};
 use crate::gitlab::{ClientSettings, GitlabClient, GitlabError, ProjectRef, Session};
 use crate::redact::redact_url;
@@ -511,45 +512,51 @@ pub fn points_here(hook_url: &str, service_url: Option<&str>) -> bool {
 }
 
 /// `scheme://host[:port]/path`, without credentials, query, fragment or trailing slash, with
-/// the scheme and host in lower case.
+/// the scheme and host in lower case (and a default port left out). Text that is not an
+/// absolute URL is kept as written, without its query.
 fn normalise(url: &str) -> String {
     let url = url.trim();
-    let url = url.split(['?', '#']).next().unwrap_or(url);
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (format!("{}://", s.to_ascii_lowercase()), r),
-        None => (String::new(), url),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    format!(
-        "{scheme}{}{}",
-        host.to_ascii_lowercase(),
-        path.trim_end_matches('/')
-    )
+    match web_url(url) {
+        Some(mut parsed) => {
+            // Cannot fail on a URL with a host.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.as_str().trim_end_matches('/').to_string()
+        }
+        None => url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or(url)
+            .trim_end_matches('/')
+            .to_string(),
+    }
 }
 
 /// A hook URL fit to print: credentials shown as `***`, a query as `?…`.
 pub fn display_url(url: &str) -> String {
     let url = url.trim();
-    let (base, query) = match url.find(['?', '#']) {
-        Some(i) => (&url[..i], "?…"),
-        None => (url, ""),
-    };
-    let shown = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
+    let (shown, query) = match web_url(url) {
+        Some(mut parsed) => {
+            let query = if parsed.query().is_some() || parsed.fragment().is_some() {
+                "?…"
+            } else {
+                ""
             };
-            match authority.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-                None => base.to_string(),
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                // Cannot fail on a URL with a host.
+                let _ = parsed.set_username("***");
+                let _ = parsed.set_password(None);
             }
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            (parsed.to_string(), query)
         }
-        None => base.to_string(),
+        None => match url.find(['?', '#']) {
+            Some(i) => (url[..i].to_string(), "?…"),
+            None => (url.to_string(), ""),
+        },
     };
     // And what the one redaction of URLs finds (a malformed URL's credentials).
     format!("{}{query}", redact_url(&shown))

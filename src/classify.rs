@@ -14,7 +14,7 @@ use crate::diagnosis::network::cause_of_failure;
 use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{
     self, CreationProblem, NetworkFailure, ProxyEvidence, Scan, Signal, SignalKind, TokenUse,
-    TriggerCall, TriggerEndpoint, BRIDGE_REASONS,
+    TriggerCall, TriggerEndpoint,
 };
 use crate::evidence::names::near_name;
 use crate::evidence::trigger_call::{self, Address};
@@ -67,7 +67,7 @@ impl Candidates {
         }
         entry.0 = entry.0.max(score);
         if let Some(s) = evidence {
-            let line = format!("{}: {}", s.line_no, s.line);
+            let line = s.numbered();
             if !entry.2.contains(&line) && entry.2.len() < 5 {
                 entry.2.push(line);
             }
@@ -195,13 +195,17 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> V
     let signals = &scan.signals;
     let calls = real_calls(signals);
     let reason = failure_reason.map(str::trim).filter(|r| !r.is_empty());
-    let bridge_reasons: Vec<&str> = signals
+    let bridge_reasons: Vec<FailureReason> = signals
         .iter()
         .filter_map(|s| match &s.kind {
-            SignalKind::BridgeFailure { reason } => Some(*reason),
+            SignalKind::BridgeFailure { reason } => Some(reason.clone()),
             _ => None,
         })
-        .chain(reason.filter(|r| BRIDGE_REASONS.contains(r)))
+        .chain(
+            reason
+                .map(FailureReason::from)
+                .filter(FailureReason::is_bridge_reason),
+        )
         .collect();
     let creation: Vec<(&Signal, CreationProblem)> = signals
         .iter()
@@ -256,14 +260,11 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> V
         };
     }
     // Show the call itself beside what went wrong with it.
-    let call_line = calls
-        .first()
-        .map(|(s, _)| format!("{}: {}", s.line_no, s.line))
-        .or_else(|| {
-            intents
-                .first()
-                .map(|i| format!("{}: {}", i.line_no, i.line))
-        });
+    let call_line = calls.first().map(|(s, _)| s.numbered()).or_else(|| {
+        intents
+            .first()
+            .map(|i| format!("{}: {}", i.line_no, i.line))
+    });
     let mut causes = c.ranked();
     if let Some(call) = call_line {
         for cause in &mut causes {
@@ -320,17 +321,16 @@ fn downstream_failure(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn bridge_causes(c: &mut Candidates, reasons: &[&str], signals: &[Signal]) {
-    let evidence = |reason: &str| {
+fn bridge_causes(c: &mut Candidates, reasons: &[FailureReason], signals: &[Signal]) {
+    let evidence = |reason: &FailureReason| {
         signals
             .iter()
-            .find(|s| matches!(&s.kind, SignalKind::BridgeFailure { reason: r } if *r == reason))
+            .find(|s| matches!(&s.kind, SignalKind::BridgeFailure { reason: r } if r == reason))
     };
     for reason in reasons {
         let e = evidence(reason);
-        let reason = FailureReason::from(*reason);
         // The cause the reason names (as the checks read it), then the ones it may hide.
-        if let Some(cause) = cause_of_bridge_reason(&reason) {
+        if let Some(cause) = cause_of_bridge_reason(reason) {
             c.add(cause, 10, e);
         }
         match reason {
@@ -631,15 +631,8 @@ fn http_causes(
         || lower.contains("protected variable");
     let mut failed = false;
     for s in signals {
-        let (status, message) = match &s.kind {
-            SignalKind::GitlabError { status, message } => (*status, message.to_ascii_lowercase()),
-            SignalKind::HttpStatus { status } => (Some(*status), String::new()),
-            SignalKind::ClientError {
-                status: Some(st),
-                message,
-                ..
-            } => (Some(*st), message.to_ascii_lowercase()),
-            _ => continue,
+        let Some((status, message)) = s.kind.answer() else {
+            continue;
         };
         let e = Some(s);
         if message.contains("token is missing") || message.contains("token is empty") {

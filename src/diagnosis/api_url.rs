@@ -6,6 +6,7 @@
 use crate::diagnosis::network::{failure_host, gitlab_answers, is_ci_variable};
 use crate::diagnosis::{CauseId, Facts, FailedJob, Finding, FixStep, Settings, Verdict};
 use crate::evidence::log_scan::{NetworkFailure, Signal, SignalKind};
+use crate::evidence::trigger_call::is_pipeline_route;
 
 const TRIGGER_DOCS: &str = "https://docs.gitlab.com/ci/triggers/";
 const PREDEFINED_VARIABLES_DOCS: &str =
@@ -87,6 +88,7 @@ fn host_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
             ),
         );
     };
+    let external = external.as_str();
     let wrong: Vec<(&Called, &str)> = called
         .iter()
         .filter(|c| !c.built_on_ci_variable())
@@ -131,7 +133,7 @@ fn host_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
             facts.instance.external_url
         ));
         for s in &failures {
-            f = f.evidence(format!("{}: {}", s.line_no, s.line));
+            f = f.evidence(s.numbered());
         }
         for s in redirects(signals) {
             f = f.evidence(format!(
@@ -193,27 +195,19 @@ fn host_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
         .iter()
         .filter_map(|c| c.base_variable.clone())
         .collect();
-    let mut f = Finding::new(
+    unknown(
         ID,
-        Verdict::Unknown,
         format!(
             "The host of the called URL comes from ${}, whose value the bot cannot see.",
             variables.first().map_or("a variable", String::as_str)
         ),
-    );
-    for c in called {
-        f = f.evidence(c.shown.clone());
-    }
-    f
+        called,
+    )
 }
 
 fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding {
     const ID: CauseId = CauseId::ApiUrlScheme;
-    let external_scheme = facts
-        .instance
-        .external_url
-        .split_once("://")
-        .map(|(s, _)| s.to_ascii_lowercase());
+    let external_scheme = facts.instance.external_scheme();
     let redirected: Vec<&Signal> = redirects(signals);
     let wrong: Vec<&Called> = called
         .iter()
@@ -266,7 +260,7 @@ fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Findi
             facts.instance.external_url
         ));
         for s in &redirected {
-            f = f.evidence(format!("{}: {}", s.line_no, s.line));
+            f = f.evidence(s.numbered());
         }
         let base = facts.instance.external_url.trim_end_matches('/');
         return f
@@ -303,15 +297,11 @@ fn scheme_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Findi
     if called.is_empty() {
         return no_url(ID);
     }
-    let mut f = Finding::new(
+    unknown(
         ID,
-        Verdict::Unknown,
         "The scheme of the called URL is held in a variable whose value the bot cannot see, and the log shows no redirect.",
-    );
-    for c in called {
-        f = f.evidence(c.shown.clone());
-    }
-    f
+        called,
+    )
 }
 
 fn path_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding {
@@ -357,7 +347,7 @@ fn path_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
             f = f.evidence(problem.clone());
         }
         for s in bad_urls.iter().chain(route_misses.iter()) {
-            f = f.evidence(format!("{}: {}", s.line_no, s.line));
+            f = f.evidence(s.numbered());
         }
         return path_fix(facts, f);
     }
@@ -368,7 +358,7 @@ fn path_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
                 Verdict::Likely,
                 "GitLab answered {\"error\":\"404 Not Found\"}, its answer for a route that does not exist; a missing project or a bad token answers {\"message\":...} instead.",
             )
-            .evidence(format!("{}: {}", s.line_no, s.line));
+            .evidence(s.numbered());
             return path_fix(facts, f);
         }
     }
@@ -391,15 +381,11 @@ fn path_finding(facts: &Facts, called: &[Called], signals: &[Signal]) -> Finding
     if called.is_empty() {
         return no_url(ID);
     }
-    let mut f = Finding::new(
+    unknown(
         ID,
-        Verdict::Unknown,
         "The path of the called URL is held in a variable whose value the bot cannot see.",
-    );
-    for c in called {
-        f = f.evidence(c.shown.clone());
-    }
-    f
+        called,
+    )
 }
 
 fn path_fix(facts: &Facts, f: Finding) -> Finding {
@@ -458,7 +444,7 @@ fn path_problem(c: &Called) -> Option<(String, bool)> {
         };
         return Some((format!("the path {full} lacks /api/v4{hint}"), true));
     }
-    if !route_ok(&full["/api/v4".len()..]) {
+    if !is_pipeline_route(full.trim_end_matches('/'), false) {
         return Some((
             format!("{full} is not a route that creates a pipeline"),
             false,
@@ -467,18 +453,13 @@ fn path_problem(c: &Called) -> Option<(String, bool)> {
     None
 }
 
-/// `/projects/:id/trigger/pipeline`, `/projects/:id/ref/:ref/trigger/pipeline`,
-/// `/projects/:id/pipeline`.
-fn route_ok(path: &str) -> bool {
-    let Some(after) = path.strip_prefix("/projects/") else {
-        return false;
-    };
-    let segments: Vec<&str> = after.trim_end_matches('/').split('/').collect();
-    !segments[0].is_empty()
-        && matches!(
-            segments.as_slice(),
-            [_, "trigger", "pipeline"] | [_, "ref", _, "trigger", "pipeline"] | [_, "pipeline"]
-        )
+/// An unknown verdict, with every called URL as evidence.
+fn unknown(id: CauseId, summary: impl Into<String>, called: &[Called]) -> Finding {
+    called
+        .iter()
+        .fold(Finding::new(id, Verdict::Unknown, summary), |f, c| {
+            f.evidence(c.shown.clone())
+        })
 }
 
 fn no_url(id: CauseId) -> Finding {
@@ -566,7 +547,7 @@ fn called_urls(facts: &Facts) -> Vec<Called> {
                 continue;
             }
             out.push(Called {
-                shown: format!("{}: {}", s.line_no, s.line),
+                shown: s.numbered(),
                 scheme: call.scheme.clone(),
                 host: call.host.clone().filter(|h| !h.starts_with('$')),
                 base_variable: call
@@ -788,6 +769,14 @@ mod tests {
             let f = get(&with_url(url), CauseId::ApiUrlPath);
             assert_eq!(f.verdict, Verdict::Confirmed, "{url}: {f:?}");
         }
+    }
+
+    #[test]
+    fn a_trigger_route_with_a_trailing_slash_is_a_route() {
+        let facts = with_url("https://gitlab.example.com/api/v4/projects/2/trigger/pipeline/");
+        assert_eq!(get(&facts, CauseId::ApiUrlPath).verdict, Verdict::RuledOut);
+        let facts = with_url("https://gitlab.example.com/api/v4/projects/2/trigger/");
+        assert_eq!(get(&facts, CauseId::ApiUrlPath).verdict, Verdict::Likely);
     }
 
     #[test]

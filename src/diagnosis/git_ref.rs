@@ -30,7 +30,7 @@ fn signals(facts: &Facts, git_ref: Option<&str>) -> Vec<String> {
                 }
             )
         })
-        .map(|s| format!("{}: {}", s.line_no, s.line))
+        .map(|s| s.numbered())
         .collect();
     if let (Some(lint), Some(r)) = (facts.downstream_lint.found(), git_ref) {
         for e in &lint.errors {

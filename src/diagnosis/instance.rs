@@ -72,10 +72,6 @@ fn is_rate_limit(problem: &str) -> bool {
         || p.contains("too many requests")
 }
 
-fn line(s: &Signal) -> String {
-    format!("{}: {}", s.line_no, s.line)
-}
-
 fn is_gitlab_com(facts: &Facts) -> bool {
     facts
         .instance
@@ -119,7 +115,7 @@ fn unavailable(facts: &Facts) -> Finding {
         };
         let mut f = Finding::new(ID, verdict, summary);
         for s in &errors {
-            f = f.evidence(line(s));
+            f = f.evidence(s.numbered());
         }
         for p in &problems {
             f = f.evidence(format!("the bot's own call failed: {p}"));
@@ -176,7 +172,7 @@ fn unavailable(facts: &Facts) -> Finding {
                 a.line_no
             ),
         )
-        .evidence(line(a));
+        .evidence(a.numbered());
     }
     let reason = version
         .unknown_reason("the instance version")
@@ -221,7 +217,7 @@ fn rate_limited(facts: &Facts) -> Finding {
                     a.line_no
                 ),
             )
-            .evidence(line(a));
+            .evidence(a.numbered());
             for p in &bot {
                 f = f.evidence(format!(
                     "the bot itself was throttled during this diagnosis: {p}"
@@ -256,7 +252,7 @@ fn rate_limited(facts: &Facts) -> Finding {
     };
     let mut f = Finding::new(ID, verdict, summary);
     for s in &hits {
-        f = f.evidence(line(s));
+        f = f.evidence(s.numbered());
     }
     for p in &bot {
         f = f.evidence(format!("the bot's own call was throttled: {p}"));

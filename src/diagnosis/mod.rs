@@ -116,6 +116,15 @@ impl FailedJob {
     pub fn is_bridge(&self) -> bool {
         matches!(self, FailedJob::Bridge { .. })
     }
+
+    /// The job's page in GitLab, when known.
+    pub fn web_url(&self) -> Option<&str> {
+        match self {
+            FailedJob::Bridge { web_url, .. } | FailedJob::Job { web_url, .. } => {
+                web_url.as_deref()
+            }
+        }
+    }
 }
 
 /// Where the trigger pointed, from the CI configuration and the log.
@@ -181,17 +190,28 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Host of the external URL.
-    pub fn external_host(&self) -> Option<&str> {
+    /// Host of the external URL (lower case).
+    pub fn external_host(&self) -> Option<String> {
         host_of(&self.external_url)
+    }
+
+    /// Scheme of the external URL (lower case): `https`, `http`.
+    pub fn external_scheme(&self) -> Option<String> {
+        web_url(&self.external_url).map(|u| u.scheme().to_string())
     }
 }
 
-/// Host part of an `http(s)://host[:port]/...` URL.
-pub fn host_of(url: &str) -> Option<&str> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', ':', '?']).next()?;
-    (!host.is_empty()).then_some(host)
+/// A URL from the configuration or from GitLab, parsed: `None` unless it is an absolute
+/// `scheme://host…` URL.
+pub fn web_url(text: &str) -> Option<url::Url> {
+    url::Url::parse(text)
+        .ok()
+        .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+}
+
+/// Host of a `scheme://host[:port]/...` URL, in lower case.
+pub fn host_of(url: &str) -> Option<String> {
+    web_url(url)?.host_str().map(str::to_string)
 }
 
 /// Everything one diagnosis knows, gathered once.
@@ -483,6 +503,11 @@ fn downstream_failed(run: &DownstreamRun) -> Finding {
 /// Links to GitLab pages that are not a project's settings pages (those are
 /// [`Settings::link`]), from a project's (or the instance's) web URL.
 pub mod links {
+    use crate::ids::JobId;
+
+    pub fn job(project_url: &str, job_id: JobId) -> String {
+        format!("{project_url}/-/jobs/{job_id}")
+    }
     pub fn branches(project_url: &str) -> String {
         format!("{project_url}/-/branches")
     }
@@ -612,10 +637,10 @@ mod tests {
     #[test]
     fn hosts_are_taken_from_urls() {
         assert_eq!(
-            host_of("https://gitlab.example.com:8443/x"),
+            host_of("https://gitlab.example.com:8443/x").as_deref(),
             Some("gitlab.example.com")
         );
-        assert_eq!(host_of("http://10.0.0.5"), Some("10.0.0.5"));
+        assert_eq!(host_of("http://10.0.0.5").as_deref(), Some("10.0.0.5"));
         assert_eq!(host_of(""), None);
     }
 }

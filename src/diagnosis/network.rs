@@ -262,7 +262,7 @@ fn finding(
                     answer.line_no
                 ),
             )
-            .evidence(format!("{}: {}", answer.line_no, answer.line));
+            .evidence(answer.numbered());
             for line in other {
                 f = f.evidence(line);
             }
@@ -273,7 +273,7 @@ fn finding(
                 facts,
                 cause,
                 Verdict::Likely,
-                vec![format!("{}: {}", exit.line_no, exit.line)],
+                vec![exit.numbered()],
                 hosts.first().cloned(),
                 &runner_text,
                 format!(
@@ -300,10 +300,7 @@ fn finding(
         .map(|h| h.verdict)
         .min()
         .unwrap_or(Verdict::Likely);
-    let mut evidence: Vec<String> = hits
-        .iter()
-        .map(|h| format!("{}: {}", h.signal.line_no, h.signal.line))
-        .collect();
+    let mut evidence: Vec<String> = hits.iter().map(|h| h.signal.numbered()).collect();
     evidence.dedup();
     let failing_host = hits
         .iter()
@@ -316,6 +313,7 @@ fn finding(
         evidence.push(format!("job {} ran on runner {r}", facts.failed.name()));
     }
     if let (Some(failing), Some(external)) = (&failing_host, facts.instance.external_host()) {
+        let external = external.as_str();
         let on_proxy = is_proxy_host(scan, failing);
         if !on_proxy && !failing.eq_ignore_ascii_case(external) {
             evidence.push(format!(
@@ -369,7 +367,7 @@ fn actionable(
     summary: String,
 ) -> Finding {
     let host = host
-        .or_else(|| facts.instance.external_host().map(str::to_string))
+        .or_else(|| facts.instance.external_host())
         .unwrap_or_else(|| "the GitLab host".to_string());
     let scheme = facts
         .target
@@ -523,7 +521,7 @@ pub(crate) fn trigger_hosts(facts: &Facts) -> Vec<String> {
     }
     if from_ci_variable {
         if let Some(h) = facts.instance.external_host() {
-            push(h);
+            push(&h);
         }
     }
     hosts

@@ -15,7 +15,7 @@ const WORKFLOW_DOCS: &str = "https://docs.gitlab.com/ci/yaml/workflow/";
 const INSTANCE_LIMITS_DOCS: &str = "https://docs.gitlab.com/administration/instance_limits/";
 const SETTINGS_API_DOCS: &str = "https://docs.gitlab.com/api/settings/";
 
-const CREATION_FAILED: &str = "downstream_pipeline_creation_failed";
+const CREATION_FAILED: FailureReason = FailureReason::DownstreamPipelineCreationFailed;
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let reasons = reasons(facts);
@@ -40,7 +40,7 @@ struct Reason<'a> {
 impl Reason<'_> {
     fn evidence(&self, facts: &Facts) -> String {
         match self.signal {
-            Some(s) => format!("{}: {}", s.line_no, s.line),
+            Some(s) => s.numbered(),
             None => format!(
                 "job {} failed with failure_reason {}",
                 facts.failed.name(),
@@ -66,7 +66,7 @@ fn reasons(facts: &Facts) -> Vec<Reason<'_>> {
     for s in signals(facts) {
         if let SignalKind::BridgeFailure { reason } = &s.kind {
             out.push(Reason {
-                id: FailureReason::from(*reason),
+                id: reason.clone(),
                 signal: Some(s),
             });
         }
@@ -78,16 +78,10 @@ fn signals(facts: &Facts) -> &[Signal] {
     facts.scan.as_ref().map_or(&[], |s| &s.signals)
 }
 
-fn job_url(facts: &Facts) -> Option<&str> {
-    match &facts.failed {
-        FailedJob::Bridge { web_url, .. } | FailedJob::Job { web_url, .. } => web_url.as_deref(),
-    }
-}
-
 /// The bridge's own failure reason when it is set, for ruling causes out.
-fn bridge_reason(facts: &Facts) -> Option<&str> {
+fn bridge_reason(facts: &Facts) -> Option<&FailureReason> {
     match &facts.failed {
-        FailedJob::Bridge { failure_reason, .. } => failure_reason.as_ref().map(|r| r.as_str()),
+        FailedJob::Bridge { failure_reason, .. } => failure_reason.as_ref(),
         FailedJob::Job { .. } => None,
     }
 }
@@ -228,7 +222,7 @@ fn same_project_fix(facts: &Facts, f: Finding) -> Finding {
         .fix(FixStep::new(
             "Otherwise point trigger:project at the other project's full path (check the variables it expands).",
         ));
-    if let Some(url) = job_url(facts) {
+    if let Some(url) = facts.failed.web_url() {
         f = f.fix(FixStep::linked("Retry the trigger job.", url));
     }
     f.why(
@@ -295,11 +289,11 @@ impl<'a> Creation<'a> {
             problems: Vec::new(),
             unprocessable: Vec::new(),
         };
-        if bridge_reason(facts) == Some(CREATION_FAILED) {
+        if bridge_reason(facts) == Some(&CREATION_FAILED) {
             c.failed = true;
         }
         for s in signals(facts) {
-            let shown = format!("{}: {}", s.line_no, s.line);
+            let shown = s.numbered();
             match &s.kind {
                 SignalKind::BridgeFailure { reason } if *reason == CREATION_FAILED => {
                     c.failed = true
@@ -392,7 +386,7 @@ impl<'a> Creation<'a> {
             );
         }
         match bridge_reason(facts) {
-            Some(r) if r != CREATION_FAILED => Some(Finding::new(
+            Some(r) if *r != CREATION_FAILED => Some(Finding::new(
                 cause,
                 Verdict::RuledOut,
                 format!(
@@ -537,7 +531,7 @@ impl<'a> Creation<'a> {
                 Verdict::Likely,
                 "GitLab answered 422: the pipeline was saved but could not start, which points at the downstream configuration.",
             )
-            .evidence(format!("{}: {}", s.line_no, s.line));
+            .evidence(s.numbered());
             return self.invalid_fix(facts, f);
         }
         Finding::new(
@@ -583,7 +577,7 @@ impl<'a> Creation<'a> {
             Some(u) => FixStep::linked(text, links::ci_lint(u)),
             None => FixStep::linked(text, DOWNSTREAM_DOCS),
         });
-        if let Some(u) = job_url(facts) {
+        if let Some(u) = facts.failed.web_url() {
             f = f.fix(FixStep::linked("Retry the trigger job.", u));
         }
         f.why(
@@ -609,7 +603,7 @@ fn empty_fix(facts: &Facts, f: Finding) -> Finding {
         ),
         WORKFLOW_DOCS,
     ));
-    if let Some(u) = job_url(facts) {
+    if let Some(u) = facts.failed.web_url() {
         f = f.fix(FixStep::linked("Retry the trigger job.", u));
     }
     f.why(format!(
@@ -692,7 +686,7 @@ fn limit_summary(which: Limit) -> &'static str {
 }
 
 fn limit_fix(facts: &Facts, which: Limit, f: Finding) -> Finding {
-    let retry = job_url(facts);
+    let retry = facts.failed.web_url();
     match which {
         Limit::Loop => f
             .fix(FixStep::linked(
@@ -810,7 +804,7 @@ mod tests {
     #[test]
     fn another_downstream_project_rules_out_same_project() {
         let f = get(
-            &bridge_facts(Some(CREATION_FAILED)),
+            &bridge_facts(Some(CREATION_FAILED.as_str())),
             CauseId::ConfigSameProject,
         );
         assert_eq!(f.verdict, Verdict::RuledOut);
@@ -821,7 +815,7 @@ mod tests {
 
     #[test]
     fn a_lint_error_about_an_empty_pipeline_confirms_downstream_empty() {
-        let mut facts = bridge_facts(Some(CREATION_FAILED));
+        let mut facts = bridge_facts(Some(CREATION_FAILED.as_str()));
         facts.downstream_lint = lint(
             false,
             &["Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline."],
@@ -842,7 +836,7 @@ mod tests {
 
     #[test]
     fn a_valid_lint_after_a_creation_failure_makes_empty_likely_and_rules_out_invalid() {
-        let mut facts = bridge_facts(Some(CREATION_FAILED));
+        let mut facts = bridge_facts(Some(CREATION_FAILED.as_str()));
         facts.downstream_lint = lint(true, &[]);
         let empty = get(&facts, CauseId::ConfigDownstreamEmpty);
         assert_eq!(empty.verdict, Verdict::Likely);
@@ -855,7 +849,7 @@ mod tests {
 
     #[test]
     fn a_yaml_error_in_the_lint_confirms_downstream_invalid() {
-        let mut facts = bridge_facts(Some(CREATION_FAILED));
+        let mut facts = bridge_facts(Some(CREATION_FAILED.as_str()));
         facts.downstream_lint = lint(
             false,
             &["(<unknown>): mapping values are not allowed in this context at line 3 column 8"],
@@ -871,7 +865,7 @@ mod tests {
 
     #[test]
     fn a_forbidden_lint_leaves_both_unknown_with_the_reason() {
-        let mut facts = bridge_facts(Some(CREATION_FAILED));
+        let mut facts = bridge_facts(Some(CREATION_FAILED.as_str()));
         facts.downstream_lint = Gathered::Forbidden {
             needs: "the bot needs Developer on grp/app to run its CI lint".into(),
         };

@@ -8,6 +8,7 @@
 
 use super::{CauseId, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind};
+use crate::evidence::names::variables_in;
 use crate::gitlab::model::{FailureReason, Member, Project};
 
 const NOT_FOUND: CauseId = CauseId::ProjectNotFound;
@@ -68,13 +69,13 @@ impl NotFoundSignals {
             _ => {}
         }
         for sig in signals(facts) {
-            let line = format!("{}: {}", sig.line_no, sig.line);
+            let line = sig.numbered();
             match &sig.kind {
                 SignalKind::BridgeFailure {
-                    reason: "downstream_bridge_project_not_found",
+                    reason: FailureReason::DownstreamBridgeProjectNotFound,
                 } => s.lines.push(line),
                 SignalKind::BridgeFailure {
-                    reason: "upstream_bridge_project_not_found",
+                    reason: FailureReason::UpstreamBridgeProjectNotFound,
                 } => s.upstream.push(line),
                 SignalKind::GitlabError {
                     status: Some(404),
@@ -122,42 +123,20 @@ fn where_written(facts: &Facts) -> (&'static str, String) {
     } else {
         (
             "the project id or path in the trigger call",
-            job_url(facts).unwrap_or_else(|| DOCS_TRIGGER_API.to_string()),
+            facts
+                .failed
+                .web_url()
+                .unwrap_or(DOCS_TRIGGER_API)
+                .to_string(),
         )
     }
-}
-
-fn job_url(facts: &Facts) -> Option<String> {
-    match &facts.failed {
-        super::FailedJob::Bridge { web_url, .. } | super::FailedJob::Job { web_url, .. } => {
-            web_url.clone()
-        }
-    }
-}
-
-/// Variable names in a value as written (`$NAME`, `${NAME}`).
-fn variable_names(written: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = written;
-    while let Some(i) = rest.find('$') {
-        rest = &rest[i + 1..];
-        let body = rest.strip_prefix('{').unwrap_or(rest);
-        let name: String = body
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        if !name.is_empty() && !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    out
 }
 
 /// The downstream project could not be named: a variable the bot could not expand.
 fn unresolved(facts: &Facts, signals: &NotFoundSignals) -> Vec<Finding> {
     let why = match facts.target.project_written.as_deref() {
         Some(written) => {
-            let mut vars = variable_names(written);
+            let mut vars = variables_in(written);
             if vars.is_empty() {
                 vars = facts.target.variables_used.clone();
             }
@@ -213,7 +192,7 @@ fn upstream_missing(facts: &Facts, signals: &NotFoundSignals) -> Finding {
     for line in &signals.upstream {
         f = f.evidence(line.clone());
     }
-    let link = job_url(facts).unwrap_or_else(|| DOCS_TRIGGER_PROJECT.to_string());
+    let link = facts.failed.web_url().unwrap_or(DOCS_TRIGGER_PROJECT);
     f.fix(FixStep::linked(
         "Check the upstream project the job refers to (needs:pipeline:job, needs:project) still exists under that path and that the user who runs the pipeline can read it",
         link,
@@ -915,13 +894,5 @@ mod tests {
         let findings = check(&facts);
         assert!(findings.iter().all(|f| f.verdict == Verdict::Unknown));
         assert!(findings.iter().all(|f| f.summary.contains("503")));
-    }
-
-    #[test]
-    fn variable_names_are_read_from_both_forms() {
-        assert_eq!(
-            variable_names("$GROUP/${APP_NAME}-x"),
-            vec!["GROUP".to_string(), "APP_NAME".to_string()]
-        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{links, CauseId, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::evidence::log_scan::{SignalKind, TokenUse};
-use crate::evidence::names::edit_distance;
+use crate::evidence::names::{edit_distance, variables_in};
 use crate::gitlab::model::{FailureReason, Variable};
 
 const VARIABLES_DOC: &str = "https://docs.gitlab.com/ci/variables/";
@@ -35,24 +35,6 @@ fn predefined(name: &str) -> bool {
             name,
             "GITLAB_CI" | "GITLAB_FEATURES" | "TRIGGER_PAYLOAD" | "CHAT_CHANNEL" | "CHAT_INPUT"
         )
-}
-
-/// Variable names referenced in a text: `$NAME`, `${NAME}`.
-fn referenced(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        rest = &rest[at + 1..];
-        let body = rest.strip_prefix('{').unwrap_or(rest);
-        let len = body
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            .count();
-        if len > 0 && !body.as_bytes()[0].is_ascii_digit() {
-            names.push(body[..len].to_string());
-        }
-    }
-    names
 }
 
 /// Where a variable can be defined.
@@ -226,7 +208,7 @@ impl<'a> Ctx<'a> {
         let project_vars: Vec<String> = target
             .project_written
             .as_deref()
-            .map(referenced)
+            .map(variables_in)
             .unwrap_or_default();
         let mut names: Vec<String> = Vec::new();
         let mut add = |n: &str| {
@@ -253,7 +235,7 @@ impl<'a> Ctx<'a> {
                 .collect();
             for n in direct {
                 if let Some(value) = yaml.get(&n) {
-                    for r in referenced(value) {
+                    for r in variables_in(value) {
                         add(&r);
                     }
                 }
@@ -283,7 +265,7 @@ impl<'a> Ctx<'a> {
         }
         let signals = facts.scan.as_ref().map_or(&[][..], |s| &s.signals[..]);
         for s in signals {
-            let at = format!("{}: {}", s.line_no, s.line);
+            let at = s.numbered();
             match &s.kind {
                 SignalKind::Token(TokenUse::Empty) => emptied.push(Emptied {
                     evidence: at,
@@ -315,7 +297,7 @@ impl<'a> Ctx<'a> {
                         },
                     }),
                 SignalKind::BridgeFailure {
-                    reason: "downstream_project_trigger_resolved_to_empty",
+                    reason: FailureReason::DownstreamProjectTriggerResolvedToEmpty,
                 } => emptied.push(Emptied {
                     evidence: at,
                     names: project_vars.clone(),
@@ -888,13 +870,5 @@ mod tests {
     fn a_trigger_without_variables_makes_variable_causes_not_applicable() {
         let findings = check(&bridge_facts(Some("insufficient_bridge_permissions")));
         assert!(findings.iter().all(|f| f.verdict == Verdict::NotApplicable));
-    }
-
-    #[test]
-    fn variable_references_are_read_from_text() {
-        assert_eq!(
-            referenced("$GROUP/${APP}-x $1"),
-            vec!["GROUP".to_string(), "APP".to_string()]
-        );
     }
 }

@@ -45,6 +45,14 @@ pub fn variable_names(text: &str, out: &mut Vec<String>) {
     }
 }
 
+/// The variable names `text` refers to, each once, in the order written (the forms of
+/// [`variable_names`]).
+pub fn variables_in(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    variable_names(text, &mut names);
+    names
+}
+
 /// The end of an identifier (`[A-Za-z_][A-Za-z0-9_]*`) starting at `start`, or `start`.
 pub fn identifier_end(bytes: &[u8], start: usize) -> usize {
     match bytes.get(start) {
@@ -156,6 +164,23 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variable_references_are_listed_once_in_every_form() {
+        assert_eq!(
+            variables_in("$CI_API_V4_URL/projects/${ID}/trigger/pipeline?token=$env:TOKEN&x=$ID"),
+            vec!["CI_API_V4_URL".to_string(), "ID".into(), "TOKEN".into()]
+        );
+        assert_eq!(
+            variables_in("$GROUP/${APP_NAME}-x"),
+            vec!["GROUP".to_string(), "APP_NAME".to_string()]
+        );
+        // A positional parameter is no variable name.
+        assert_eq!(
+            variables_in("$GROUP/${APP}-x $1"),
+            vec!["GROUP".to_string(), "APP".to_string()]
+        );
+    }
 
     #[test]
     fn the_banded_distance_agrees_with_the_full_one_up_to_its_bound() {

@@ -24,6 +24,9 @@ macro_rules! string_enum {
         }
 
         impl $name {
+            /// Every named value, in the order they are declared.
+            pub const NAMED: &'static [$name] = &[$($name::$variant,)*];
+
             pub fn as_str(&self) -> &str {
                 match self {
                     $($name::$variant => $text,)*
@@ -84,17 +87,18 @@ string_enum!(
 string_enum!(
     /// A job's `failure_reason` (`script_failure`, `downstream_bridge_project_not_found`, ...):
     /// the reasons a bridge (a `trigger:` job) fails with are named, every other reason is kept
-    /// as text (the list grows with every GitLab release).
+    /// as text (the list grows with every GitLab release). The bridge reasons are declared in
+    /// the order the log scanner tries them (see [`FailureReason::bridge_reasons`]).
     FailureReason {
         ScriptFailure = "script_failure",
         DownstreamBridgeProjectNotFound = "downstream_bridge_project_not_found",
-        UpstreamBridgeProjectNotFound = "upstream_bridge_project_not_found",
         InsufficientBridgePermissions = "insufficient_bridge_permissions",
-        InsufficientUpstreamPermissions = "insufficient_upstream_permissions",
         InvalidBridgeTrigger = "invalid_bridge_trigger",
         DownstreamProjectTriggerResolvedToEmpty = "downstream_project_trigger_resolved_to_empty",
         BridgePipelineIsChildPipeline = "bridge_pipeline_is_child_pipeline",
         DownstreamPipelineCreationFailed = "downstream_pipeline_creation_failed",
+        UpstreamBridgeProjectNotFound = "upstream_bridge_project_not_found",
+        InsufficientUpstreamPermissions = "insufficient_upstream_permissions",
         ReachedMaxDescendantPipelinesDepth = "reached_max_descendant_pipelines_depth",
         ReachedMaxPipelineHierarchySize = "reached_max_pipeline_hierarchy_size",
         ReachedDownstreamPipelineTriggerRateLimit = "reached_downstream_pipeline_trigger_rate_limit",
@@ -113,6 +117,17 @@ impl FailureReason {
             self,
             FailureReason::ScriptFailure | FailureReason::JobTokenExpired | FailureReason::Other(_)
         )
+    }
+
+    /// Whether this is one of the named reasons a trigger fails with (every named reason but
+    /// `script_failure`), as the log scanner looks for them.
+    pub fn is_bridge_reason(&self) -> bool {
+        !matches!(self, FailureReason::ScriptFailure | FailureReason::Other(_))
+    }
+
+    /// The named bridge reasons, in the order the log scanner tries them.
+    pub fn bridge_reasons() -> impl Iterator<Item = &'static FailureReason> {
+        FailureReason::NAMED.iter().filter(|r| r.is_bridge_reason())
     }
 }
 

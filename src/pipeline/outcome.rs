@@ -82,12 +82,8 @@ impl Outcome {
             .iter()
             .map(|d| {
                 let subject = &d.facts.subject;
-                let (job_name, job_url) = match &d.facts.failed {
-                    diagnosis::FailedJob::Bridge { name, web_url, .. }
-                    | diagnosis::FailedJob::Job { name, web_url, .. } => {
-                        (name.clone(), web_url.clone())
-                    }
-                };
+                let job_name = d.facts.failed.name().to_string();
+                let job_url = d.facts.failed.web_url().map(str::to_string);
                 let target = &d.facts.target;
                 // Names from the webhook or a log are kept as they are shown elsewhere:
                 // with anything that looks like a secret taken out.

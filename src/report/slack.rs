@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::verdict_label;
-use crate::diagnosis::{host_of, Diagnosis, Facts, FailedJob};
+use crate::diagnosis::{web_url, Diagnosis, Facts, FailedJob};
 use crate::ids::PipelineId;
 use crate::redact::redact;
 
@@ -95,10 +95,7 @@ pub fn escape(text: &str) -> String {
 /// without a secret in it); otherwise the escaped label alone.
 pub fn link(label: &str, url: &str) -> String {
     let url = url.trim();
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    let safe = rest.is_some_and(|rest| host_of(rest).is_some())
+    let safe = web_url(url).is_some_and(|u| matches!(u.scheme(), "https" | "http"))
         && url
             .chars()
             .all(|c| c.is_ascii_graphic() && !matches!(c, '|' | '<' | '>'))

@@ -20,7 +20,9 @@ pub use target::expand;
 use target::{known_variables, target_of};
 use values::{forget_values, token_value};
 
-use super::{host_of, ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target};
+use super::{
+    links, web_url, ConfigFacts, DownstreamRun, Facts, FailedJob, Gathered, Instance, Target,
+};
 use crate::evidence::ci_config::CiConfig;
 use crate::evidence::log_scan::{CreationProblem, Scan, SignalKind};
 use crate::gitlab::model::{FailureReason, Trigger};
@@ -83,9 +85,7 @@ fn problems_of<T>(g: &Gathered<T>, out: &mut Vec<String>) {
 
 /// The origin (`https://host[:port]`) of a web URL.
 fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split('/').next()?;
-    Some(format!("{scheme}://{host}"))
+    web_url(url).map(|u| u.origin().ascii_serialization())
 }
 
 fn creation_problem(scan: Option<&Scan>) -> bool {
@@ -141,10 +141,7 @@ pub async fn gather(
                 status: job_status.clone(),
                 failure_reason: failure_reason.as_deref().map(FailureReason::from),
                 runner: runner.clone(),
-                web_url: subject
-                    .project_url
-                    .as_ref()
-                    .map(|u| format!("{u}/-/jobs/{job_id}")),
+                web_url: subject.project_url.as_ref().map(|u| links::job(u, *job_id)),
             },
             Some(scan.clone()),
         ),
@@ -527,10 +524,13 @@ fn probe_target(
     let url = target.url.as_ref()?;
     let (host, scheme) = match (&url.host, &url.base_variable) {
         (Some(h), _) if !h.starts_with('$') => (h.clone(), url.scheme.clone()),
-        (_, Some(v)) if v.starts_with("CI_") => (
-            host_of(external_url)?.to_string(),
-            external_url.split_once("://").map(|(s, _)| s.to_string()),
-        ),
+        (_, Some(v)) if v.starts_with("CI_") => {
+            let external = web_url(external_url)?;
+            (
+                external.host_str()?.to_string(),
+                Some(external.scheme().to_string()),
+            )
+        }
         _ => return None,
     };
     let port = url.port.unwrap_or(if scheme.as_deref() == Some("http") {

@@ -40,7 +40,7 @@ impl ProbePolicy {
                 .into_iter()
                 .flatten()
                 .filter_map(host_of)
-                .map(str::to_ascii_lowercase)
+                .map(|h| h.to_ascii_lowercase())
                 .collect()
         };
         ProbePolicy {

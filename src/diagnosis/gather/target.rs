@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::diagnosis::{FailedJob, Target, TargetUrl};
 use crate::evidence::ci_config::TriggerKind;
 use crate::evidence::log_scan::{Scan, SignalKind, TokenUse};
+use crate::evidence::names::{variable_names, variables_in};
 use crate::gitlab::model::Project;
 use crate::recognise::Subject;
 
@@ -67,25 +68,6 @@ pub(super) fn known_variables(
     vars
 }
 
-/// `$NAME`/`${NAME}` references in a text.
-fn variables_in(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        let after = rest[i + 1..]
-            .trim_start_matches("env:")
-            .trim_start_matches('{');
-        let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        if end > 0 && !names.contains(&after[..end].to_string()) {
-            names.push(after[..end].to_string());
-        }
-        rest = &after[end..];
-    }
-    names
-}
-
 /// The target of a failed trigger, from its configuration and its log.
 pub(super) fn target_of(
     failed: &FailedJob,
@@ -127,11 +109,7 @@ pub(super) fn target_of(
             }
             t.variables_sent = call.variables.iter().map(|(k, _)| k.clone()).collect();
             if let Some(url) = &call.url {
-                for name in variables_in(url) {
-                    if !t.variables_used.contains(&name) {
-                        t.variables_used.push(name);
-                    }
-                }
+                variable_names(url, &mut t.variables_used);
             }
         }
         // What actually ran, from the log, wins over the script.
@@ -200,13 +178,5 @@ mod tests {
         assert_eq!(expand("$GROUP/${APP}", &v).as_deref(), Some("platform/api"));
         assert_eq!(expand("plain/path", &v).as_deref(), Some("plain/path"));
         assert_eq!(expand("$MISSING/app", &v), None);
-    }
-
-    #[test]
-    fn variable_references_are_listed_once() {
-        assert_eq!(
-            variables_in("$CI_API_V4_URL/projects/${ID}/trigger/pipeline?token=$env:TOKEN&x=$ID"),
-            vec!["CI_API_V4_URL".to_string(), "ID".into(), "TOKEN".into()]
-        );
     }
 }

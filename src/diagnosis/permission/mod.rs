@@ -80,7 +80,7 @@ fn refused_before_permissions(facts: &Facts) -> Option<(String, &'static str)> {
         )
     });
     scan.signals.iter().find_map(|s| {
-        let line = at(s);
+        let line = s.numbered();
         match &s.kind {
             SignalKind::GitlabError { message, .. }
                 if message.contains("token is missing")
@@ -134,10 +134,6 @@ struct Attempt<'a> {
     forbidden: Vec<String>,
 }
 
-fn at(s: &Signal) -> String {
-    format!("{}: {}", s.line_no, s.line)
-}
-
 impl<'a> Attempt<'a> {
     fn new(facts: &'a Facts) -> Attempt<'a> {
         let signals: Vec<&Signal> = facts.scan.iter().flat_map(|s| s.signals.iter()).collect();
@@ -180,22 +176,26 @@ impl<'a> Attempt<'a> {
         for s in signals {
             match &s.kind {
                 SignalKind::BridgeFailure {
-                    reason: "insufficient_bridge_permissions" | "insufficient_upstream_permissions",
-                } => ctx.bridge_denied.push(at(s)),
+                    reason:
+                        FailureReason::InsufficientBridgePermissions
+                        | FailureReason::InsufficientUpstreamPermissions,
+                } => ctx.bridge_denied.push(s.numbered()),
                 SignalKind::CreationError { problem, .. } => match problem {
-                    CreationProblem::InsufficientPermissions => ctx.insufficient.push(at(s)),
-                    CreationProblem::RefNotAllowed => ctx.ref_not_allowed.push(at(s)),
-                    CreationProblem::VariablesRestricted => ctx.variables_restricted.push(at(s)),
+                    CreationProblem::InsufficientPermissions => ctx.insufficient.push(s.numbered()),
+                    CreationProblem::RefNotAllowed => ctx.ref_not_allowed.push(s.numbered()),
+                    CreationProblem::VariablesRestricted => {
+                        ctx.variables_restricted.push(s.numbered())
+                    }
                     _ => {}
                 },
                 SignalKind::GitlabError {
                     status: Some(404), ..
                 }
-                | SignalKind::HttpStatus { status: 404 } => ctx.not_found.push(at(s)),
+                | SignalKind::HttpStatus { status: 404 } => ctx.not_found.push(s.numbered()),
                 SignalKind::GitlabError {
                     status: Some(403), ..
                 }
-                | SignalKind::HttpStatus { status: 403 } => ctx.forbidden.push(at(s)),
+                | SignalKind::HttpStatus { status: 403 } => ctx.forbidden.push(s.numbered()),
                 _ => {}
             }
         }

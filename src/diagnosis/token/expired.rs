@@ -2,8 +2,8 @@
 //! its job.
 
 use super::{
-    describe_trigger, downstream, line, new_token_steps, not_applicable_for_bridge,
-    triggers_unknown, undecided, upstream_url, Call, JOB_TOKEN_DOC,
+    describe_trigger, downstream, new_token_steps, not_applicable_for_bridge, triggers_unknown,
+    undecided, upstream_url, Call, JOB_TOKEN_DOC,
 };
 use crate::diagnosis::{CauseId, Facts, Finding, FixStep, Settings, Verdict};
 use crate::gitlab::model::Trigger;
@@ -36,7 +36,7 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
             "The CI job token had expired when the trigger ran: a job token is valid only while its job runs, and this job outlived it (it may have exceeded its time limit).",
         )
         .evidence(evidence.clone());
-        if let Some(url) = job_url(facts) {
+        if let Some(url) = facts.failed.web_url() {
             f = f.fix(FixStep::linked("Retry the job", url));
         }
         return f
@@ -64,7 +64,7 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
                 "GitLab refused the token because it has expired."
             },
         )
-        .evidence(line(said));
+        .evidence(said.numbered());
         return if call.job_token {
             job_token_steps(facts, f)
         } else {
@@ -78,7 +78,7 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
                 Verdict::Likely,
                 "GitLab refused CI_JOB_TOKEN with 401: a job token stops being valid when its job ends, so the call probably ran after the job's time was up (or from a background process).",
             )
-            .evidence(line(s));
+            .evidence(s.numbered());
             return job_token_steps(facts, f);
         }
         if call.named_refusal().is_none() {
@@ -87,14 +87,14 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
                 Verdict::Unknown,
                 "GitLab answered 401 without naming the reason: an expired, revoked or unknown token all answer this way, and GitLab does not let the bot look up another user's access token.",
             )
-            .evidence(line(s));
+            .evidence(s.numbered());
         }
         return Finding::new(
             CAUSE,
             Verdict::RuledOut,
             "GitLab named another reason for refusing the token (see token.revoked).",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     if let Some(s) = call.trigger_token_not_found() {
         let (down, _) = downstream(facts);
@@ -114,7 +114,7 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
                             )
                         },
                     )
-                    .evidence(line(s))
+                    .evidence(s.numbered())
                 } else {
                     let all = expired.len() == list.len();
                     let mut f = Finding::new(
@@ -134,7 +134,7 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
                             )
                         },
                     )
-                    .evidence(line(s));
+                    .evidence(s.numbered());
                     for t in expired {
                         f = f.evidence(format!("{down}: {} (expired)", describe_trigger(t)));
                     }
@@ -147,7 +147,7 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
                     "The 404 may come from an expired trigger token, but the expiry dates could not be checked: {reason}."
                 )
             })
-            .evidence(line(s)),
+            .evidence(s.numbered()),
         };
     }
     if let Some(s) = call.not_found.filter(|_| call.job_token) {
@@ -156,20 +156,13 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
             Verdict::RuledOut,
             "An expired job token answers 401; this 404 with CI_JOB_TOKEN points at the job token allowlist or the project.",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     undecided(CAUSE, call)
 }
 
-fn job_url(facts: &Facts) -> Option<String> {
-    match &facts.failed {
-        crate::diagnosis::FailedJob::Bridge { web_url, .. }
-        | crate::diagnosis::FailedJob::Job { web_url, .. } => web_url.clone(),
-    }
-}
-
 fn job_token_steps(facts: &Facts, mut f: Finding) -> Finding {
-    if let Some(url) = job_url(facts) {
+    if let Some(url) = facts.failed.web_url() {
         f = f.fix(FixStep::linked("Retry the job", url));
     }
     f.fix(FixStep::linked(

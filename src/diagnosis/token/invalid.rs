@@ -4,7 +4,7 @@
 use super::expired::expired_triggers;
 use super::wrong_kind::{accepts, wrong_kind_literal};
 use super::{
-    downstream, line, new_token_steps, not_applicable_for_bridge, triggers_unknown, undecided, Call,
+    downstream, new_token_steps, not_applicable_for_bridge, triggers_unknown, undecided, Call,
 };
 use crate::diagnosis::{CauseId, Facts, Finding, Verdict};
 use crate::evidence::log_scan::TriggerEndpoint;
@@ -39,7 +39,7 @@ pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {
                 Verdict::RuledOut,
                 format!("GitLab said why it refused the token: it is {named} (see token.{named})."),
             )
-            .evidence(line(s));
+            .evidence(s.numbered());
         }
         if call.job_token {
             return Finding::new(
@@ -47,14 +47,14 @@ pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {
                 Verdict::Unknown,
                 "GitLab refused CI_JOB_TOKEN with 401 without naming the reason; a job token is issued by GitLab itself, so the usual reason is that its job had ended (token.expired).",
             )
-            .evidence(line(s));
+            .evidence(s.numbered());
         }
         let f = Finding::new(
             CAUSE,
             Verdict::Likely,
             "GitLab refused the token with 401: it is unknown to GitLab (mistyped, deleted, or of a removed user); an expired or revoked token answers the same way.",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
         return new_token_steps(facts, call, f);
     }
     if let Some(s) = call.trigger_token_not_found() {
@@ -71,7 +71,7 @@ pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {
                         "{down} has no pipeline trigger tokens at all, so the token sent cannot be one of its trigger tokens: GitLab answers 404 to it."
                     ),
                 )
-                .evidence(line(s))
+                .evidence(s.numbered())
                 .evidence(format!("downstream project {down} has 0 trigger tokens"));
                 return new_token_steps(facts, call, f);
             }
@@ -83,7 +83,7 @@ pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {
                     "The trigger token is probably not a valid token of {down}. {ambiguity}."
                 ),
             )
-            .evidence(line(s))
+            .evidence(s.numbered())
             .evidence(format!(
                 "downstream project {down} has {} trigger tokens, {alive} of them unexpired; the token sent cannot be matched to one (GitLab shows only 4 characters of other users' tokens)",
                 list.len()
@@ -95,7 +95,7 @@ pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {
             Verdict::Likely,
             format!("The trigger token is probably not a valid token of {down}. {ambiguity}."),
         )
-        .evidence(line(s))
+        .evidence(s.numbered())
         .evidence(format!(
             "trigger tokens not checked: {}",
             triggers_unknown(facts, &down)
@@ -109,7 +109,7 @@ pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {
                 Verdict::RuledOut,
                 "CI_JOB_TOKEN is issued by GitLab for the running job; a 404 with it points at the job token allowlist or the project, not at the token.",
             )
-            .evidence(line(s));
+            .evidence(s.numbered());
         }
         if call.endpoint == Some(TriggerEndpoint::CreatePipeline) {
             return Finding::new(
@@ -117,7 +117,7 @@ pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {
                 Verdict::RuledOut,
                 "An unknown access token answers 401 on POST /projects/:id/pipeline; this 404 means the token was accepted but the project was not found or not visible.",
             )
-            .evidence(line(s));
+            .evidence(s.numbered());
         }
     }
     undecided(CAUSE, call)

@@ -1,7 +1,7 @@
 //! `token.missing_scope`: an access token without the `api` scope.
 
 use super::{
-    endpoint_name, line, not_applicable_for_bridge, undecided, upstream_path, upstream_url, Call,
+    endpoint_name, not_applicable_for_bridge, undecided, upstream_path, upstream_url, Call,
     SCOPES_DOC,
 };
 use crate::diagnosis::{links, CauseId, Facts, Finding, FixStep, Settings, Verdict};
@@ -20,7 +20,7 @@ pub(super) fn missing_scope(facts: &Facts, call: &Call) -> Finding {
                 Verdict::Confirmed,
                 "GitLab refused the access token with insufficient_scope: it lacks the api scope needed to create a pipeline.",
             )
-            .evidence(line(s)),
+            .evidence(s.numbered()),
         );
     }
     match call.endpoint {
@@ -46,7 +46,7 @@ pub(super) fn missing_scope(facts: &Facts, call: &Call) -> Finding {
                         Verdict::Likely,
                         "GitLab answered 403 to POST /projects/:id/pipeline: the access token probably lacks the api scope (read_api is not enough); a role below Developer on the downstream project gives the same answer (permission.role).",
                     )
-                    .evidence(line(s)),
+                    .evidence(s.numbered()),
                 );
             }
             if let Some(s) = call.unauthorized {
@@ -55,7 +55,7 @@ pub(super) fn missing_scope(facts: &Facts, call: &Call) -> Finding {
                     Verdict::RuledOut,
                     "GitLab answered 401: it refused the token itself; a missing scope answers 403 insufficient_scope.",
                 )
-                .evidence(line(s));
+                .evidence(s.numbered());
             }
             if let Some(s) = call.not_found {
                 return Finding::new(
@@ -63,7 +63,7 @@ pub(super) fn missing_scope(facts: &Facts, call: &Call) -> Finding {
                     Verdict::RuledOut,
                     "A token without the needed scope answers 403, not this 404.",
                 )
-                .evidence(line(s));
+                .evidence(s.numbered());
             }
             undecided(CAUSE, call)
         }

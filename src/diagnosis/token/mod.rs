@@ -94,11 +94,11 @@ impl<'a> Call<'a> {
                         matches!(
                             s.kind,
                             SignalKind::BridgeFailure {
-                                reason: "job_token_expired"
+                                reason: FailureReason::JobTokenExpired
                             }
                         )
                     })
-                    .map(line)
+                    .map(Signal::numbered)
             };
         let mut call = Call {
             bridge: facts.failed.is_bridge(),
@@ -139,17 +139,8 @@ impl<'a> Call<'a> {
                 call.network.get_or_insert(s);
                 continue;
             }
-            let (status, message) = match &s.kind {
-                SignalKind::GitlabError { status, message } => {
-                    (*status, message.to_ascii_lowercase())
-                }
-                SignalKind::HttpStatus { status } => (Some(*status), String::new()),
-                SignalKind::ClientError {
-                    status: Some(st),
-                    message,
-                    ..
-                } => (Some(*st), message.to_ascii_lowercase()),
-                _ => continue,
+            let Some((status, message)) = s.kind.answer() else {
+                continue;
             };
             if message.contains("token is missing") || message.contains("token is empty") {
                 call.token_missing.get_or_insert(s);
@@ -197,10 +188,6 @@ impl<'a> Call<'a> {
             None
         }
     }
-}
-
-fn line(s: &Signal) -> String {
-    format!("{}: {}", s.line_no, s.line)
 }
 
 fn endpoint_name(e: TriggerEndpoint) -> &'static str {
@@ -368,7 +355,7 @@ fn undecided(cause: CauseId, call: &Call) -> Finding {
             Verdict::RuledOut,
             "GitLab accepted the token: its answer comes from pipeline creation, which runs after authentication.",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     if let Some(s) = call.token_missing {
         return Finding::new(
@@ -376,7 +363,7 @@ fn undecided(cause: CauseId, call: &Call) -> Finding {
             Verdict::Unknown,
             "No token reached GitLab (token is missing), so the token itself was never checked; fix the variable first (see the variable findings).",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     if matches!(call.token, Some(TokenUse::Empty)) {
         return Finding::new(
@@ -391,7 +378,7 @@ fn undecided(cause: CauseId, call: &Call) -> Finding {
             Verdict::Unknown,
             "The call never got an answer from GitLab (a network failure), so the token was not checked.",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     Finding::new(
         cause,

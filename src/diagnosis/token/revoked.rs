@@ -1,6 +1,6 @@
 //! `token.revoked`: GitLab said the token was revoked.
 
-use super::{downstream, line, new_token_steps, not_applicable_for_bridge, undecided, Call};
+use super::{downstream, new_token_steps, not_applicable_for_bridge, undecided, Call};
 use crate::diagnosis::{CauseId, Facts, Finding, Verdict};
 
 pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
@@ -22,7 +22,7 @@ pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
                 Verdict::Confirmed,
                 "GitLab refused the token because it was revoked.",
             )
-            .evidence(line(said));
+            .evidence(said.numbered());
             return new_token_steps(facts, call, f);
         }
         if call.said_revoked.is_some() {
@@ -32,7 +32,7 @@ pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
                 Verdict::Likely,
                 "The log says the token was revoked, and also that it expired (see token.expired): either way it must be replaced.",
             )
-            .evidence(line(call.said_revoked.unwrap_or(s)));
+            .evidence(call.said_revoked.unwrap_or(s).numbered());
         }
         if call.job_token {
             return Finding::new(
@@ -40,7 +40,7 @@ pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
                 Verdict::RuledOut,
                 "Job tokens are not revoked by hand: a 401 for CI_JOB_TOKEN means its job had ended (see token.expired).",
             )
-            .evidence(line(s));
+            .evidence(s.numbered());
         }
         if call.said_expired.is_some() {
             return Finding::new(
@@ -48,14 +48,14 @@ pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
                 Verdict::RuledOut,
                 "GitLab said the token expired, not that it was revoked (see token.expired).",
             )
-            .evidence(line(s));
+            .evidence(s.numbered());
         }
         return Finding::new(
             CAUSE,
             Verdict::Unknown,
             "GitLab answered 401 without naming the reason: a revoked token answers like an expired or unknown one, and GitLab does not let the bot look up another user's access token.",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     if let Some(s) = call.trigger_token_not_found() {
         let (down, _) = downstream(facts);
@@ -71,7 +71,7 @@ pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
                 "A revoked trigger token is deleted and leaves no trace: GitLab answers 404 as for any unknown token, and the remaining trigger tokens of {down}{count} cannot be matched to the token sent (GitLab shows only 4 characters of other users' tokens)."
             ),
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     if let Some(s) = call.not_found.filter(|_| call.job_token) {
         return Finding::new(
@@ -79,7 +79,7 @@ pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
             Verdict::RuledOut,
             "Job tokens are not revoked by hand; a 404 with CI_JOB_TOKEN points at the job token allowlist or the project.",
         )
-        .evidence(line(s));
+        .evidence(s.numbered());
     }
     undecided(CAUSE, call)
 }

@@ -2,7 +2,7 @@
 //! to the trigger endpoint, a trigger token to `POST /projects/:id/pipeline`, ...).
 
 use super::{
-    downstream, endpoint_name, kind_name, line, new_token_steps, not_applicable_for_bridge,
+    downstream, endpoint_name, kind_name, new_token_steps, not_applicable_for_bridge,
     upstream_path, upstream_url, Call, CREATE_PIPELINE_DOC, TRIGGERS_DOC,
 };
 use crate::diagnosis::{links, CauseId, Facts, Finding, FixStep, Settings, Verdict};
@@ -107,7 +107,7 @@ pub(super) fn wrong_kind(facts: &Facts, call: &Call) -> Finding {
                 .evidence(format!("token kind from its prefix: {}", kind.as_str()))
                 .evidence(format!("endpoint called: {ep}"));
                 let f = match failed {
-                    Some(s) => f.evidence(line(s)),
+                    Some(s) => f.evidence(s.numbered()),
                     None => f,
                 };
                 wrong_kind_steps(facts, endpoint, f)
@@ -140,7 +140,7 @@ pub(super) fn wrong_kind(facts: &Facts, call: &Call) -> Finding {
                 )
                 .evidence(format!("endpoint called: {ep}"));
                 let f = match failed {
-                    Some(s) => f.evidence(line(s)),
+                    Some(s) => f.evidence(s.numbered()),
                     None => f,
                 };
                 wrong_kind_steps(facts, endpoint, f)
@@ -183,7 +183,7 @@ pub(super) fn wrong_kind(facts: &Facts, call: &Call) -> Finding {
                     )
                     .evidence(format!("token variable: {variable}"))
                     .evidence(format!("endpoint called: {ep}"))
-                    .evidence(line(s));
+                    .evidence(s.numbered());
                     wrong_kind_steps(facts, endpoint, f)
                 }
                 _ => Finding::new(

@@ -19,9 +19,9 @@ mod token;
 
 use self::lines::{cap_line, clean_line};
 use self::patterns::extract;
-pub use self::patterns::BRIDGE_REASONS;
 pub use self::token::token_use;
 pub use super::trigger_call::{Tool, TriggerCall, TriggerEndpoint};
+use crate::gitlab::model::FailureReason;
 use crate::redact::{redact, TokenKind};
 
 /// How a log is read.
@@ -76,6 +76,13 @@ pub struct Signal {
     pub kind: SignalKind,
 }
 
+impl Signal {
+    /// The line with its number, as evidence shows it: `12: curl: (6) Could not resolve host`.
+    pub fn numbered(&self) -> String {
+        format!("{}: {}", self.line_no, self.line)
+    }
+}
+
 /// What a line shows. Every text field is redacted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
@@ -123,7 +130,7 @@ pub enum SignalKind {
     Proxy(ProxyEvidence),
     /// One of GitLab's bridge failure messages (long or short form) or a bridge
     /// `failure_reason` id; `reason` is the id.
-    BridgeFailure { reason: &'static str },
+    BridgeFailure { reason: FailureReason },
     /// `ERROR: Job failed: exit code 1`.
     JobFailed {
         exit_code: Option<i32>,
@@ -222,6 +229,24 @@ pub enum TokenUse {
 }
 
 impl SignalKind {
+    /// An answer to a request: its status, when stated, and its message in lower case (empty
+    /// for a bare status line). `None` for other signals, and for a client error without a
+    /// status.
+    pub fn answer(&self) -> Option<(Option<u16>, String)> {
+        match self {
+            SignalKind::GitlabError { status, message } => {
+                Some((*status, message.to_ascii_lowercase()))
+            }
+            SignalKind::HttpStatus { status } => Some((Some(*status), String::new())),
+            SignalKind::ClientError {
+                status: Some(status),
+                message,
+                ..
+            } => Some((Some(*status), message.to_ascii_lowercase())),
+            _ => None,
+        }
+    }
+
     /// The network-level cause this signal points at, if it is a client or proxy failure.
     pub fn network_failure(&self) -> Option<NetworkFailure> {
         match self {

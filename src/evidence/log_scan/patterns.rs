@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::token::find_token_use;
 use super::{family, CreationProblem, ProxyEvidence, SignalKind, Tool};
 use crate::evidence::trigger_call;
+use crate::gitlab::model::FailureReason;
 
 pub(super) fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("log pattern")
@@ -107,45 +108,27 @@ static REQUEST_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Bridge messages (lower case) with their `failure_reason`, more specific texts first.
 #[rustfmt::skip]
-const BRIDGE_MESSAGES: &[(&str, &str)] = &[
-    ("downstream bridge project could not be found", "downstream_bridge_project_not_found"),
-    ("downstream project could not be found", "downstream_bridge_project_not_found"),
-    ("insufficient permissions to create a downstream pipeline", "insufficient_bridge_permissions"),
-    ("no permissions to trigger downstream pipeline", "insufficient_bridge_permissions"),
-    ("downstream pipeline trigger definition is invalid", "invalid_bridge_trigger"),
-    ("trigger:project value resolved to a blank value", "downstream_project_trigger_resolved_to_empty"),
-    ("belongs to a child pipeline and cannot create further child pipelines", "bridge_pipeline_is_child_pipeline"),
-    ("creation of child pipeline not allowed from another child pipeline", "bridge_pipeline_is_child_pipeline"),
-    ("downstream pipeline could not be created", "downstream_pipeline_creation_failed"),
-    ("downstream pipeline can not be created", "downstream_pipeline_creation_failed"),
-    ("upstream bridge project could not be found", "upstream_bridge_project_not_found"),
-    ("upstream project could not be found", "upstream_bridge_project_not_found"),
-    ("insufficient permissions to track the upstream project", "insufficient_upstream_permissions"),
-    ("no permissions to read upstream project", "insufficient_upstream_permissions"),
-    ("reached the maximum depth of child pipelines", "reached_max_descendant_pipelines_depth"),
-    ("reached maximum depth of child pipelines", "reached_max_descendant_pipelines_depth"),
-    ("downstream pipeline tree is too large", "reached_max_pipeline_hierarchy_size"),
-    ("too many downstream pipelines triggered in the last minute", "reached_downstream_pipeline_trigger_rate_limit"),
-    ("would create infinitely looping pipelines", "pipeline_loop_detected"),
-    ("ci job token has expired", "job_token_expired"),
-];
-
-/// Bridge `failure_reason` ids, as they appear in API output or logs: the trigger itself
-/// failed before a downstream pipeline existed.
-pub const BRIDGE_REASONS: &[&str] = &[
-    "downstream_bridge_project_not_found",
-    "insufficient_bridge_permissions",
-    "invalid_bridge_trigger",
-    "downstream_project_trigger_resolved_to_empty",
-    "bridge_pipeline_is_child_pipeline",
-    "downstream_pipeline_creation_failed",
-    "upstream_bridge_project_not_found",
-    "insufficient_upstream_permissions",
-    "reached_max_descendant_pipelines_depth",
-    "reached_max_pipeline_hierarchy_size",
-    "reached_downstream_pipeline_trigger_rate_limit",
-    "pipeline_loop_detected",
-    "job_token_expired",
+const BRIDGE_MESSAGES: &[(&str, FailureReason)] = &[
+    ("downstream bridge project could not be found", FailureReason::DownstreamBridgeProjectNotFound),
+    ("downstream project could not be found", FailureReason::DownstreamBridgeProjectNotFound),
+    ("insufficient permissions to create a downstream pipeline", FailureReason::InsufficientBridgePermissions),
+    ("no permissions to trigger downstream pipeline", FailureReason::InsufficientBridgePermissions),
+    ("downstream pipeline trigger definition is invalid", FailureReason::InvalidBridgeTrigger),
+    ("trigger:project value resolved to a blank value", FailureReason::DownstreamProjectTriggerResolvedToEmpty),
+    ("belongs to a child pipeline and cannot create further child pipelines", FailureReason::BridgePipelineIsChildPipeline),
+    ("creation of child pipeline not allowed from another child pipeline", FailureReason::BridgePipelineIsChildPipeline),
+    ("downstream pipeline could not be created", FailureReason::DownstreamPipelineCreationFailed),
+    ("downstream pipeline can not be created", FailureReason::DownstreamPipelineCreationFailed),
+    ("upstream bridge project could not be found", FailureReason::UpstreamBridgeProjectNotFound),
+    ("upstream project could not be found", FailureReason::UpstreamBridgeProjectNotFound),
+    ("insufficient permissions to track the upstream project", FailureReason::InsufficientUpstreamPermissions),
+    ("no permissions to read upstream project", FailureReason::InsufficientUpstreamPermissions),
+    ("reached the maximum depth of child pipelines", FailureReason::ReachedMaxDescendantPipelinesDepth),
+    ("reached maximum depth of child pipelines", FailureReason::ReachedMaxDescendantPipelinesDepth),
+    ("downstream pipeline tree is too large", FailureReason::ReachedMaxPipelineHierarchySize),
+    ("too many downstream pipelines triggered in the last minute", FailureReason::ReachedDownstreamPipelineTriggerRateLimit),
+    ("would create infinitely looping pipelines", FailureReason::PipelineLoopDetected),
+    ("ci job token has expired", FailureReason::JobTokenExpired),
 ];
 
 #[rustfmt::skip]
@@ -256,15 +239,12 @@ fn extract_bridge_failure(_clean: &str, line: &str, out: &mut Found) {
     let reason = BRIDGE_MESSAGES
         .iter()
         .find(|(text, _)| lower.contains(text))
-        .map(|(_, reason)| *reason)
-        .or_else(|| {
-            BRIDGE_REASONS
-                .iter()
-                .find(|id| contains_word(line, id))
-                .copied()
-        });
+        .map(|(_, reason)| reason)
+        .or_else(|| FailureReason::bridge_reasons().find(|r| contains_word(line, r.as_str())));
     if let Some(reason) = reason {
-        out.push(SignalKind::BridgeFailure { reason });
+        out.push(SignalKind::BridgeFailure {
+            reason: reason.clone(),
+        });
     }
 }
 
@@ -364,15 +344,19 @@ fn extract_python(_clean: &str, line: &str, out: &mut Found) {
     }
 }
 
+/// The host of a URL a client printed (`https://host:port/…` → `host`), as written.
+fn host_in(url: &str) -> Option<String> {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .map(str::to_owned)
+}
+
 /// glab and other go-gitlab clients: `POST https://…: 404 {message: …}`, and transport
 /// failures: `Post "https://…": dial tcp: lookup gitlab.example.com …: no such host`.
 fn extract_go_client(_clean: &str, line: &str, out: &mut Found) {
     if let Some(c) = GO_DIAL.captures(line) {
-        let host = c[1]
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ':']).next())
-            .map(str::to_owned);
+        let host = host_in(&c[1]);
         out.push(SignalKind::ClientError {
             tool: Tool::Glab,
             status: None,
@@ -393,11 +377,7 @@ fn extract_go_client(_clean: &str, line: &str, out: &mut Found) {
             })
             .unwrap_or(body)
             .to_owned();
-        let host = c[1]
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ':']).next())
-            .map(str::to_owned);
+        let host = host_in(&c[1]);
         if let Some(code) = code {
             out.push(SignalKind::HttpStatus { status: code });
         }

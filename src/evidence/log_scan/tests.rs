@@ -334,7 +334,13 @@ fn bridge_messages_in_both_forms_give_the_failure_reason() {
             ("\"failure_reason\":\"invalid_bridge_trigger\"", "invalid_bridge_trigger"),
         ];
     for (text, reason) in forms {
-        assert_eq!(one(text), SignalKind::BridgeFailure { reason }, "{text}");
+        assert_eq!(
+            one(text),
+            SignalKind::BridgeFailure {
+                reason: FailureReason::from(reason)
+            },
+            "{text}"
+        );
     }
 }
 
@@ -342,7 +348,7 @@ fn bridge_messages_in_both_forms_give_the_failure_reason() {
 fn pipeline_creation_errors_are_recognised() {
     let found = kinds("downstream pipeline can not be created, the resulting pipeline would have been empty. Review the rules configuration for the relevant jobs.");
     assert!(found.contains(&SignalKind::BridgeFailure {
-        reason: "downstream_pipeline_creation_failed"
+        reason: FailureReason::DownstreamPipelineCreationFailed
     }));
     assert!(found.contains(&SignalKind::CreationError {
         problem: CreationProblem::EmptyPipeline,
@@ -683,7 +689,7 @@ fn a_bridge_message_alone_is_scanned_like_a_log() {
     let scan = scan_str("downstream pipeline can not be created, Reference not found");
     let found: Vec<_> = scan.signals.into_iter().map(|s| s.kind).collect();
     assert!(found.contains(&SignalKind::BridgeFailure {
-        reason: "downstream_pipeline_creation_failed"
+        reason: FailureReason::DownstreamPipelineCreationFailed
     }));
     assert!(found.contains(&SignalKind::CreationError {
         problem: CreationProblem::ReferenceNotFound,
