@@ -32,7 +32,7 @@ pub enum Confidence {
 
 /// One candidate cause.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Cause {
+pub struct Candidate {
     /// A cause id of SPEC section 5 (`network.dns`, `token.invalid`, ...).
     pub id: CauseId,
     pub confidence: Confidence,
@@ -40,12 +40,12 @@ pub struct Cause {
     pub evidence: Vec<String>,
 }
 
-/// The verdict on a text.
+/// What `classify` makes of a text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verdict {
+pub struct Classification {
     pub trigger_failure: bool,
     /// Best first. Empty when the text shows no trigger failure.
-    pub causes: Vec<Cause>,
+    pub causes: Vec<Candidate>,
 }
 
 /// A candidate's score, the order it was first seen in, and its evidence lines.
@@ -84,12 +84,12 @@ impl Candidates {
         }
     }
 
-    fn ranked(self) -> Vec<Cause> {
+    fn ranked(self) -> Vec<Candidate> {
         let mut all: Vec<(CauseId, Scored)> = self.scores.into_iter().collect();
         all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
         all.into_iter()
             .filter(|(_, (score, _, _))| *score > 0)
-            .map(|(id, (score, _, evidence))| Cause {
+            .map(|(id, (score, _, evidence))| Candidate {
                 id,
                 confidence: match score {
                     s if s >= 10 => Confidence::High,
@@ -184,14 +184,14 @@ fn intents(text: &str) -> Vec<Intent> {
 }
 
 /// Classifies a text (a job log, an API error body, a bridge failure message).
-pub fn classify(text: &str, failure_reason: Option<&str>) -> Verdict {
+pub fn classify(text: &str, failure_reason: Option<&str>) -> Classification {
     let scan = log_scan::scan_str(text);
     classify_scan(&scan, text, failure_reason)
 }
 
 /// Classifies the signals of a scan; `text` adds context found outside signal lines (the
 /// instance's `CI_SERVER_*` values, variable names defined elsewhere, prose).
-pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> Verdict {
+pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> Classification {
     let signals = &scan.signals;
     let calls = real_calls(signals);
     let reason = failure_reason.map(str::trim).filter(|r| !r.is_empty());
@@ -222,7 +222,7 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> V
         || !bridge_reasons.is_empty()
         || downstream_failed.is_some();
     if !trigger_related {
-        return Verdict {
+        return Classification {
             trigger_failure: false,
             causes: Vec::new(),
         };
@@ -235,7 +235,7 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> V
         let creation_failed = !creation.is_empty() || !bridge_reasons.is_empty();
         if !creation_failed {
             c.add_line(CauseId::DownstreamFailed, 12, line);
-            return Verdict {
+            return Classification {
                 trigger_failure: true,
                 causes: c.ranked(),
             };
@@ -254,7 +254,7 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> V
     let failed = network || http || hinted || !creation.is_empty() || !bridge_reasons.is_empty();
     if !failed {
         // A trigger call that went through (or whose outcome the text does not show).
-        return Verdict {
+        return Classification {
             trigger_failure: false,
             causes: Vec::new(),
         };
@@ -273,14 +273,14 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> V
             }
         }
     }
-    Verdict {
+    Classification {
         trigger_failure: true,
         causes,
     }
 }
 
 /// The verdict for people: a headline, then each cause with its confidence and evidence.
-pub fn render_text(verdict: &Verdict) -> String {
+pub fn render_text(verdict: &Classification) -> String {
     let mut out = String::new();
     if !verdict.trigger_failure {
         out.push_str("No failed pipeline trigger in this text.\n");

@@ -193,17 +193,19 @@ impl Session {
     /// GitLab names the two parameters `content_ref` and `dry_run_ref` from 16.10, and
     /// declares each *mutually exclusive* with its older name (`sha`, `ref`, still served):
     /// sending both of a pair is refused with 400 before anything else (`lib/api/lint.rb`).
-    /// The newer names are sent when the instance's version is known to have them; otherwise
-    /// the older ones, which every version since 16.5 reads (an older instance ignores
-    /// names it does not know and would silently lint its default branch instead). A 400
-    /// makes the call once more with the other names.
+    /// The newer names are sent when the instance's version is known to have them at the
+    /// client's first lint call; otherwise the older ones, which every version since 16.5
+    /// reads (an older instance ignores names it does not know and would silently lint its
+    /// default branch instead). The choice is kept, so a configuration is always asked for
+    /// under one address and cached; a 400 makes the call once more with the other names,
+    /// which are kept from then on.
     pub async fn ci_lint(
         &self,
         project: ProjectId,
         sha: &str,
         dry_run_ref: Option<&str>,
     ) -> Result<LintResult, GitlabError> {
-        let names = self.lint_names(|| LintNames::for_version(self.known_version()));
+        let names = self.lint_names(LintNames::for_version);
         // The merged configuration of a commit does not change; a dry run depends on the ref.
         let reuse = if dry_run_ref.is_none() {
             Reuse::Cached

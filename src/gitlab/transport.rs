@@ -173,6 +173,10 @@ struct InstanceFacts {
     version: Option<((u32, u32), Instant)>,
     /// When `/trigger_jobs` last answered 404 while the version was unknown.
     trigger_jobs_missing: Option<Instant>,
+    /// The names CI lint's ref parameters are sent under, chosen at the first lint call and
+    /// kept (a 400 switches them): the same configuration is then always asked for under the
+    /// same address, so the cache serves it whenever the version became known.
+    lint_names: Option<LintNames>,
 }
 
 /// How long a version read from the instance is trusted before it must be read again.
@@ -229,7 +233,6 @@ impl GitlabClient {
             calls: AtomicU32::new(0),
             memo: Mutex::new(HashMap::new()),
             max_retries: None,
-            lint_names: Mutex::new(None),
         }
     }
 }
@@ -251,9 +254,6 @@ pub struct Session {
     memo: Mutex<HashMap<String, Answer>>,
     /// Overrides `max_retries` (a health check asks once).
     max_retries: Option<u32>,
-    /// The names CI lint's ref parameters were sent under first in this session: kept, so
-    /// that one diagnosis asks for one configuration once, whenever the version arrives.
-    lint_names: Mutex<Option<LintNames>>,
 }
 
 /// How long an answer may be reused by later sessions.
@@ -344,13 +344,18 @@ impl Session {
             .map(|(v, _)| v)
     }
 
-    /// The CI lint names this session uses: those it used before, else `choose()`.
-    pub(super) fn lint_names(&self, choose: impl FnOnce() -> LintNames) -> LintNames {
-        *self.lint_names.lock().unwrap().get_or_insert_with(choose)
+    /// The CI lint names the client uses: those chosen before, else `choose(known version)`.
+    pub(super) fn lint_names(
+        &self,
+        choose: impl FnOnce(Option<(u32, u32)>) -> LintNames,
+    ) -> LintNames {
+        let version = self.known_version();
+        let mut facts = self.client.inner.instance.lock().unwrap();
+        *facts.lint_names.get_or_insert_with(|| choose(version))
     }
 
     pub(super) fn set_lint_names(&self, names: LintNames) {
-        *self.lint_names.lock().unwrap() = Some(names);
+        self.client.inner.instance.lock().unwrap().lint_names = Some(names);
     }
 
     pub(super) fn remember_version(&self, version: (u32, u32)) {

@@ -18,7 +18,7 @@ use crate::report::markdown::escape;
 
 /// What the command's argument asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub enum DiagnoseArgument {
     /// The latest pipeline of the merge request or commit.
     Latest,
     Pipeline(PipelineId),
@@ -26,18 +26,18 @@ pub enum Command {
     Unknown(String),
 }
 
-impl Command {
-    pub fn parse(argument: &str) -> Command {
+impl DiagnoseArgument {
+    pub fn parse(argument: &str) -> DiagnoseArgument {
         let word = argument.split_whitespace().next().unwrap_or("");
         let number = word.trim_start_matches('#');
         match word {
-            "" => Command::Latest,
-            "help" | "--help" | "-h" => Command::Help,
+            "" => DiagnoseArgument::Latest,
+            "help" | "--help" | "-h" => DiagnoseArgument::Help,
             _ if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) => number
                 .parse()
-                .map(|n| Command::Pipeline(PipelineId(n)))
-                .unwrap_or_else(|_| Command::Unknown(word.to_string())),
-            _ => Command::Unknown(word.to_string()),
+                .map(|n| DiagnoseArgument::Pipeline(PipelineId(n)))
+                .unwrap_or_else(|_| DiagnoseArgument::Unknown(word.to_string())),
+            _ => DiagnoseArgument::Unknown(word.to_string()),
         }
     }
 }
@@ -241,12 +241,12 @@ async fn admit(
         )));
     }
 
-    let pipeline = match Command::parse(&request.argument) {
-        Command::Help => {
+    let pipeline = match DiagnoseArgument::parse(&request.argument) {
+        DiagnoseArgument::Help => {
             place.answer(session, usage(min)).await?;
             return Ok(Admission::Answered("help".into()));
         }
-        Command::Unknown(word) => {
+        DiagnoseArgument::Unknown(word) => {
             let text = format!(
                 "Unknown `/diagnose` sub-command `{}`.\n\n{}",
                 escape(&word).replace('`', ""),
@@ -255,8 +255,8 @@ async fn admit(
             place.answer(session, text).await?;
             return Ok(Admission::Answered("unknown sub-command".into()));
         }
-        Command::Pipeline(id) => Some((request.project_id, id)),
-        Command::Latest => None,
+        DiagnoseArgument::Pipeline(id) => Some((request.project_id, id)),
+        DiagnoseArgument::Latest => None,
     };
 
     if !notifier
@@ -357,21 +357,24 @@ mod tests {
 
     #[test]
     fn arguments_parse_into_commands() {
-        assert_eq!(Command::parse(""), Command::Latest);
-        assert_eq!(Command::parse("  "), Command::Latest);
-        assert_eq!(Command::parse("31"), Command::Pipeline(PipelineId(31)));
+        assert_eq!(DiagnoseArgument::parse(""), DiagnoseArgument::Latest);
+        assert_eq!(DiagnoseArgument::parse("  "), DiagnoseArgument::Latest);
         assert_eq!(
-            Command::parse("#31 please"),
-            Command::Pipeline(PipelineId(31))
-        );
-        assert_eq!(Command::parse("help"), Command::Help);
-        assert_eq!(
-            Command::parse("fix-it now"),
-            Command::Unknown("fix-it".into())
+            DiagnoseArgument::parse("31"),
+            DiagnoseArgument::Pipeline(PipelineId(31))
         );
         assert_eq!(
-            Command::parse("99999999999999999999999"),
-            Command::Unknown("99999999999999999999999".into())
+            DiagnoseArgument::parse("#31 please"),
+            DiagnoseArgument::Pipeline(PipelineId(31))
+        );
+        assert_eq!(DiagnoseArgument::parse("help"), DiagnoseArgument::Help);
+        assert_eq!(
+            DiagnoseArgument::parse("fix-it now"),
+            DiagnoseArgument::Unknown("fix-it".into())
+        );
+        assert_eq!(
+            DiagnoseArgument::parse("99999999999999999999999"),
+            DiagnoseArgument::Unknown("99999999999999999999999".into())
         );
     }
 

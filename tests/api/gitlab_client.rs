@@ -519,9 +519,9 @@ async fn fake_of_version(version: &str) -> crate::fake_gitlab::FakeGitlab {
 async fn ci_lint_reads_the_dry_run_ref_on_every_version_and_never_sends_both_names() {
     for version in ["16.9.2", "17.11.3-ee", "18.6.1-ee", "19.3.0-ee"] {
         let gitlab = fake_of_version(version).await;
-        let client = GitlabClient::new(settings(&gitlab.url()), None).unwrap();
-        // First with the version unknown, then once it has been read.
+        // A client that lints before it knows the version, and one that read it first.
         for read_version in [false, true] {
+            let client = GitlabClient::new(settings(&gitlab.url()), None).unwrap();
             let session = client.session(None, false);
             if read_version {
                 session.version().await.unwrap();

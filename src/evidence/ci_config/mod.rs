@@ -396,7 +396,7 @@ pub struct ScriptLine {
 /// One logical shell command: the lines of one entry joined where a line ends with a backslash
 /// (or a PowerShell backtick) or leaves a quote open.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
+pub struct ScriptCommand {
     pub section: ScriptSection,
     /// The command, its lines joined by single spaces and continuation characters removed.
     pub text: String,
@@ -442,7 +442,7 @@ pub enum TriggerKind {
 /// Reference: <https://docs.gitlab.com/ci/triggers/>
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptCall {
-    pub command: Command,
+    pub command: ScriptCommand,
     /// The URL (or `glab api` path, or python-gitlab's server) as written, not redacted:
     /// [`TriggerCall::target`].
     pub url: Option<String>,
@@ -470,8 +470,8 @@ impl Job {
         all
     }
 
-    /// The script as logical commands (see [`Command`]), in order.
-    pub fn commands(&self) -> Vec<Command> {
+    /// The script as logical commands (see [`ScriptCommand`]), in order.
+    pub fn commands(&self) -> Vec<ScriptCommand> {
         let mut commands = Vec::new();
         let mut start = 0;
         for group in self
@@ -479,7 +479,7 @@ impl Job {
             .chunk_by(|a, b| a.section == b.section && a.entry == b.entry)
         {
             for (offset, text) in join_continued(group.iter().map(|line| line.text.as_str())) {
-                commands.push(Command {
+                commands.push(ScriptCommand {
                     section: group[0].section,
                     text,
                     first_line: start + offset,
