@@ -188,10 +188,13 @@ pub struct Project {
     pub ci_config_path: Option<String>,
     pub namespace: Option<Namespace>,
     pub permissions: Option<Permissions>,
-    /// Whether the inbound job-token allowlist is enforced (newer versions).
+    /// The *outbound* job-token scope (`ci_outbound_job_token_scope_enabled?`), not the
+    /// inbound allowlist (that is `GET /projects/:id/job_token_scope`). Shown only to users
+    /// who may `admin_project` (Maintainer), like the two settings below.
     pub ci_job_token_scope_enabled: Option<bool>,
-    /// `no_one_allowed`, `developer`, `maintainer` or `owner` (17.1+).
+    /// `no_one_allowed`, `developer`, `maintainer` or `owner` (17.1+); Maintainer only.
     pub ci_pipeline_variables_minimum_override_role: Option<String>,
+    /// Maintainer only.
     pub restrict_user_defined_variables: Option<bool>,
     pub builds_access_level: Option<String>,
     pub jobs_enabled: Option<bool>,

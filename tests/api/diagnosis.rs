@@ -854,3 +854,41 @@ async fn a_custom_ci_file_path_is_read_when_ci_lint_gives_no_merged_yaml() {
     assert_top(&d, "project.renamed", "confirmed");
     assert_eq!(gitlab.calls_to("/files/.gitlab-ci.yml/raw"), 0);
 }
+
+#[tokio::test]
+async fn a_developer_bot_cannot_see_the_pipeline_variables_setting_and_says_so() {
+    let gitlab = instance().await;
+    let body = failed_bridge(
+        &gitlab,
+        "downstream_pipeline_creation_failed",
+        "grp/app",
+        "main",
+    );
+    let config = "stages: [deploy]\ndeploy-app:\n  stage: deploy\n  variables:\n    RELEASE: '1.2'\n  trigger:\n    project: grp/app\n    branch: main\n";
+    gitlab.with(|s| {
+        s.lint.insert(
+            (1, String::new()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": config}),
+        );
+        let p = s.projects.get_mut(&42).unwrap();
+        p["ci_pipeline_variables_minimum_override_role"] = "no_one_allowed".into();
+        p["restrict_user_defined_variables"] = true.into();
+        // GitLab shows these settings to Maintainers only.
+        s.bot_access.insert(42, DEVELOPER);
+    });
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    let finding = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["cause"] == "permission.pipeline_variables")
+        .unwrap();
+    assert_ne!(finding["verdict"], "confirmed", "{finding}");
+    assert!(
+        finding["summary"]
+            .as_str()
+            .unwrap()
+            .contains("ci_pipeline_variables_minimum_override_role"),
+        "{finding}"
+    );
+}

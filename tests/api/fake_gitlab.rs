@@ -280,6 +280,13 @@ impl Respond for Responder {
     }
 }
 
+/// Fields of `GET /projects/:id` shown only to users who may `admin_project`.
+const MAINTAINER_ONLY_PROJECT_FIELDS: &[&str] = &[
+    "ci_job_token_scope_enabled",
+    "ci_pipeline_variables_minimum_override_role",
+    "restrict_user_defined_variables",
+];
+
 impl State {
     /// Whether the fake's version is `major.minor` or later.
     pub fn at_least(&self, major: u32, minor: u32) -> bool {
@@ -380,7 +387,18 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
             };
             let maintainer = bot_access(state, pid) >= MAINTAINER;
             match (method, tail) {
-                ("GET", []) => ok(state.projects[&pid].clone()),
+                // lib/api/entities/project.rb: CI settings only for `admin_project`.
+                ("GET", []) => {
+                    let mut project = state.projects[&pid].clone();
+                    if !maintainer {
+                        if let Some(fields) = project.as_object_mut() {
+                            for key in MAINTAINER_ONLY_PROJECT_FIELDS {
+                                fields.remove(*key);
+                            }
+                        }
+                    }
+                    ok(project)
+                }
                 ("GET", ["pipelines", p]) => {
                     let key = (pid, p.parse().unwrap_or(0));
                     state

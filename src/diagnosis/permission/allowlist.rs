@@ -35,12 +35,11 @@ pub(super) fn allowlist(ctx: &Attempt) -> Finding {
         .unwrap_or_else(|| format!("project {upstream_id}"));
     let enabled = match &facts.job_token_scope {
         Gathered::Found(s) => Ok(s.inbound_enabled),
-        other => match ctx.downstream.and_then(|p| p.ci_job_token_scope_enabled) {
-            Some(e) => Ok(e),
-            None => Err(other
-                .unknown_reason(&format!("the job token settings of {path}"))
-                .unwrap_or_else(|| format!("the job token settings of {path} are unknown"))),
-        },
+        // Not `ci_job_token_scope_enabled` of `GET /projects/:id`: that is the *outbound*
+        // scope (`ci_outbound_job_token_scope_enabled?`, lib/api/entities/project.rb).
+        other => Err(other
+            .unknown_reason(&format!("the job token settings of {path}"))
+            .unwrap_or_else(|| format!("the job token settings of {path} are unknown"))),
     };
     let fix = |f: Finding| {
         let link = ctx
@@ -206,6 +205,23 @@ mod tests {
         );
         facts.job_token_groups_allowlist = Gathered::Found(Vec::new());
         assert_eq!(finding(&facts, ALLOWLIST).verdict, Verdict::RuledOut);
+    }
+
+    #[test]
+    fn the_outbound_scope_setting_is_not_read_as_the_inbound_allowlist() {
+        let mut facts = job_token_facts();
+        facts.job_token_scope = Gathered::Forbidden {
+            needs: "the bot needs Maintainer on grp/app".into(),
+        };
+        // `ci_job_token_scope_enabled: false` says the *outbound* scope is off; the inbound
+        // allowlist may still refuse the call.
+        if let Gathered::Found(p) = &mut facts.downstream {
+            p.ci_job_token_scope_enabled = Some(false);
+        } else {
+            panic!("the test facts have a downstream project");
+        }
+        let f = finding(&facts, ALLOWLIST);
+        assert_eq!(f.verdict, Verdict::Likely, "{}", f.summary);
     }
 
     #[test]
