@@ -401,7 +401,7 @@ impl Session {
         loop {
             let wait = {
                 let inner = &self.client.inner;
-                let mut pace = inner.pace.lock().unwrap_or_else(|p| p.into_inner());
+                let mut pace = self.pacing();
                 let now = Instant::now();
                 pace.endpoint_blocked.retain(|_, until| *until > now);
                 let blocked = pace
@@ -437,14 +437,18 @@ impl Session {
         }
     }
 
-    /// Learns the instance's limits from `RateLimit-*` headers.
-    fn observe(&self, headers: &HeaderMap) {
-        let mut pace = self
-            .client
+    /// The pacing state shared by every session (still usable after a panic elsewhere).
+    fn pacing(&self) -> std::sync::MutexGuard<'_, Pace> {
+        self.client
             .inner
             .pace
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Learns the instance's limits from `RateLimit-*` headers.
+    fn observe(&self, headers: &HeaderMap) {
+        let mut pace = self.pacing();
         if let Some(limit) = header_u64(headers, "ratelimit-limit") {
             pace.observed_limit = Some(limit as u32);
         }
@@ -459,12 +463,7 @@ impl Session {
 
     /// Holds back calls for `wait`: to the whole instance, or to one endpoint only.
     fn block_for(&self, wait: Duration, endpoint: Option<&str>) {
-        let mut pace = self
-            .client
-            .inner
-            .pace
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut pace = self.pacing();
         let until = Instant::now() + wait;
         match endpoint {
             None => pace.blocked_until = Some(pace.blocked_until.map_or(until, |b| b.max(until))),
