@@ -1,0 +1,150 @@
+//! Causes stated in words: a bridge's failure reason, GitLab's pipeline-creation errors, and
+//! messages that name a cause (downstream configuration errors, an unset token variable, a
+//! renamed project).
+
+use super::calls::{echoed_command, uses_job_token};
+use super::Candidates;
+use crate::diagnosis::causes::cause_of_bridge_reason;
+use crate::diagnosis::CauseId;
+use crate::evidence::log_scan::{
+    CreationProblem, Signal, SignalKind, TriggerCall, TriggerEndpoint,
+};
+use crate::gitlab::model::FailureReason;
+
+pub(super) fn bridge_causes(c: &mut Candidates, reasons: &[FailureReason], signals: &[Signal]) {
+    let evidence = |reason: &FailureReason| {
+        signals
+            .iter()
+            .find(|s| matches!(&s.kind, SignalKind::BridgeFailure { reason: r } if r == reason))
+    };
+    for reason in reasons {
+        let e = evidence(reason);
+        // The cause the reason names (as the checks read it), then the ones it may hide.
+        if let Some(cause) = cause_of_bridge_reason(reason) {
+            c.add(cause, 10, e);
+        }
+        match reason {
+            FailureReason::DownstreamBridgeProjectNotFound
+            | FailureReason::UpstreamBridgeProjectNotFound => {
+                c.add(CauseId::ProjectRenamed, 5, e);
+                c.add(CauseId::ProjectNoAccess, 5, e);
+            }
+            FailureReason::InsufficientBridgePermissions
+            | FailureReason::InsufficientUpstreamPermissions => {
+                c.add(CauseId::PermissionProtectedRef, 6, e);
+                c.add(CauseId::ProjectNoAccess, 3, e);
+            }
+            FailureReason::DownstreamProjectTriggerResolvedToEmpty => {
+                c.add(CauseId::ConfigDownstreamInvalid, 3, e);
+            }
+            FailureReason::DownstreamPipelineCreationFailed => {
+                // Without the creation message, the common causes in order of frequency.
+                c.add(CauseId::ConfigDownstreamEmpty, 5, e);
+                c.add(CauseId::RefNotFound, 4, e);
+                c.add(CauseId::ConfigDownstreamInvalid, 4, e);
+                c.add(CauseId::PermissionPipelineVariables, 3, e);
+                c.add(CauseId::PermissionProtectedRef, 2, e);
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(super) fn creation_causes(
+    c: &mut Candidates,
+    creation: &[(&Signal, CreationProblem)],
+    signals: &[Signal],
+    calls: &[(&Signal, &TriggerCall)],
+) {
+    // With a trigger token the pipeline runs as the token's owner, so a permission refusal
+    // is about the owner; with a job token it is about the user who ran the job.
+    let trigger_endpoint = calls
+        .iter()
+        .any(|(_, call)| call.endpoint != TriggerEndpoint::CreatePipeline);
+    let trigger_token = trigger_endpoint && !uses_job_token(signals);
+    for (s, problem) in creation {
+        let e = Some(*s);
+        match problem {
+            CreationProblem::ReferenceNotFound => c.add(CauseId::RefNotFound, 12, e),
+            CreationProblem::EmptyPipeline => c.add(CauseId::ConfigDownstreamEmpty, 12, e),
+            CreationProblem::InsufficientPermissions => {
+                if trigger_token {
+                    c.add(CauseId::PermissionTriggerOwner, 11, e);
+                    c.add(CauseId::PermissionRole, 8, e);
+                } else {
+                    c.add(CauseId::PermissionRole, 11, e);
+                }
+                c.add(CauseId::PermissionProtectedRef, 5, e);
+            }
+            CreationProblem::RefNotAllowed => {
+                c.add(CauseId::PermissionProtectedRef, 12, e);
+                c.add(CauseId::PermissionRole, 5, e);
+            }
+            CreationProblem::VariablesRestricted => {
+                c.add(CauseId::PermissionPipelineVariables, 12, e)
+            }
+            CreationProblem::PipelinesDisabled | CreationProblem::MissingConfig => {
+                c.add(CauseId::ConfigDownstreamInvalid, 11, e)
+            }
+            CreationProblem::ProjectDeleted => c.add(CauseId::ProjectNotFound, 11, e),
+        }
+    }
+}
+
+/// Texts that name a cause without a status line: shell errors about the token variable,
+/// downstream configuration errors, renamed projects. Returns whether one showed a failure.
+pub(super) fn text_causes(c: &mut Candidates, text: &str, attempted: bool) -> bool {
+    let mut failed = false;
+    for (i, line) in text.lines().enumerate() {
+        let lower = line.to_ascii_lowercase();
+        let at = |l: &str| format!("{}: {}", i + 1, l.trim());
+        // Echoed commands say what the script would print, not what happened.
+        let echoed = echoed_command(&lower);
+        if lower.contains("rules configuration prevented")
+            || lower.contains("will not run for the selected trigger")
+        {
+            c.add_line(CauseId::ConfigDownstreamEmpty, 12, &at(line));
+            failed = true;
+        }
+        if lower.contains("mapping values are not allowed")
+            || lower.contains("(<unknown>):")
+            || lower.contains("jobs config should contain")
+            || lower.contains("does not exist!")
+            || lower.contains("yaml invalid")
+            || lower.contains("syntax error")
+            || lower.contains("config contains unknown keys")
+        {
+            c.add_line(CauseId::ConfigDownstreamInvalid, 12, &at(line));
+            failed = true;
+        }
+        if attempted && !echoed {
+            if lower.contains("unbound variable") && lower.contains("token") {
+                c.add_line(CauseId::VariableUndefined, 12, &at(line));
+                failed = true;
+            }
+            if lower.contains("is not set")
+                && (lower.contains("token") || lower.contains("trigger"))
+            {
+                let protected =
+                    lower.contains("protected: false") || lower.contains("protected=false");
+                let (likely, other) = if protected {
+                    (CauseId::VariableProtectedRef, CauseId::VariableUndefined)
+                } else {
+                    (CauseId::VariableUndefined, CauseId::VariableProtectedRef)
+                };
+                c.add_line(likely, 12, &at(line));
+                c.add_line(other, 7, &at(line));
+                failed = true;
+            }
+        }
+        if (lower.contains("renamed")
+            || lower.contains("is now at")
+            || lower.contains("was moved")
+            || lower.contains("group move"))
+            && lower.contains(' ')
+        {
+            c.add_line(CauseId::ProjectRenamed, 13, &at(line));
+        }
+    }
+    failed
+}

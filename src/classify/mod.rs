@@ -1,0 +1,275 @@
+//! The offline verdict from text alone (`trigger-doctor classify`): is this a failed pipeline
+//! trigger, and which causes does the text point at, ranked, each with its evidence lines.
+//!
+//! The JSON shape is a public contract:
+//! `{"trigger_failure": bool, "causes": [{"id": "network.dns", "confidence": "high"|"medium"|"low",
+//! "evidence": ["<line>", ...]}]}`, causes ranked best first.
+//!
+//! Here: the public types, the scorer and the entry points. The rules live by family:
+//! `creation` (bridge reasons, creation errors, messages naming a cause), `network`, `http`
+//! (statuses and error bodies), `request` (URL and token kind); `calls` reads the attempt itself.
+
+mod calls;
+mod creation;
+mod http;
+mod network;
+mod request;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::diagnosis::CauseId;
+use crate::evidence::log_scan::{self, CreationProblem, Scan, Signal, SignalKind};
+use crate::gitlab::model::FailureReason;
+use crate::redact;
+use calls::{intents, real_calls, Intent};
+use creation::{bridge_causes, creation_causes, text_causes};
+use http::http_causes;
+use network::network_causes;
+use request::{token_kind_causes, url_causes};
+
+/// How sure a cause is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    High,
+    Medium,
+    Low,
+}
+
+/// One candidate cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// A cause id of SPEC section 5 (`network.dns`, `token.invalid`, ...).
+    pub id: CauseId,
+    pub confidence: Confidence,
+    /// The (redacted) lines that point at it, with their line numbers.
+    pub evidence: Vec<String>,
+}
+
+/// What `classify` makes of a text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Classification {
+    pub trigger_failure: bool,
+    /// Best first. Empty when the text shows no trigger failure.
+    pub causes: Vec<Candidate>,
+}
+
+/// A candidate's score, the order it was first seen in, and its evidence lines.
+type Scored = (i32, usize, Vec<String>);
+
+/// Candidate causes with their scores and evidence, in the order they were first seen.
+#[derive(Default)]
+struct Candidates {
+    scores: HashMap<CauseId, Scored>,
+    seen: usize,
+}
+
+impl Candidates {
+    fn add(&mut self, id: CauseId, score: i32, evidence: Option<&Signal>) {
+        let seen = self.seen;
+        let entry = self.scores.entry(id).or_insert((0, seen, Vec::new()));
+        if entry.2.is_empty() && entry.0 == 0 {
+            self.seen += 1;
+        }
+        entry.0 = entry.0.max(score);
+        if let Some(s) = evidence {
+            keep_evidence(&mut entry.2, s.numbered());
+        }
+    }
+
+    fn add_line(&mut self, id: CauseId, score: i32, line: &str) {
+        self.add(id, score, None);
+        if let Some(entry) = self.scores.get_mut(&id) {
+            keep_evidence(&mut entry.2, redact::redact(line).into_owned());
+        }
+    }
+
+    fn ranked(self) -> Vec<Candidate> {
+        let mut all: Vec<(CauseId, Scored)> = self.scores.into_iter().collect();
+        all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
+        all.into_iter()
+            .filter(|(_, (score, _, _))| *score > 0)
+            .map(|(id, (score, _, evidence))| Candidate {
+                id,
+                confidence: match score {
+                    s if s >= 10 => Confidence::High,
+                    s if s >= 6 => Confidence::Medium,
+                    _ => Confidence::Low,
+                },
+                evidence,
+            })
+            .collect()
+    }
+}
+
+/// Adds an evidence line a cause does not show yet, up to five lines.
+fn keep_evidence(evidence: &mut Vec<String>, line: String) {
+    if !evidence.contains(&line) && evidence.len() < 5 {
+        evidence.push(line);
+    }
+}
+
+/// Classifies a text (a job log, an API error body, a bridge failure message).
+pub fn classify(text: &str, failure_reason: Option<&str>) -> Classification {
+    let scan = log_scan::scan_str(text);
+    classify_scan(&scan, text, failure_reason)
+}
+
+/// Classifies the signals of a scan; `text` adds context found outside signal lines (the
+/// instance's `CI_SERVER_*` values, variable names defined elsewhere, prose).
+pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> Classification {
+    let signals = &scan.signals;
+    let calls = real_calls(signals);
+    let reason = failure_reason.map(str::trim).filter(|r| !r.is_empty());
+    let bridge_reasons: Vec<FailureReason> = signals
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SignalKind::BridgeFailure { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .chain(
+            reason
+                .map(FailureReason::from)
+                .filter(FailureReason::is_bridge_reason),
+        )
+        .collect();
+    let creation: Vec<(&Signal, CreationProblem)> = signals
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SignalKind::CreationError { problem, .. } => Some((s, *problem)),
+            _ => None,
+        })
+        .collect();
+    let downstream_failed = downstream_failure(text);
+    let intents = intents(text);
+
+    let trigger_related = !calls.is_empty()
+        || !intents.is_empty()
+        || !bridge_reasons.is_empty()
+        || downstream_failed.is_some();
+    if !trigger_related {
+        return Classification {
+            trigger_failure: false,
+            causes: Vec::new(),
+        };
+    }
+
+    let mut c = Candidates::default();
+
+    // The downstream pipeline exists and failed: not a trigger problem at all.
+    if let Some(line) = &downstream_failed {
+        let creation_failed = !creation.is_empty() || !bridge_reasons.is_empty();
+        if !creation_failed {
+            c.add_line(CauseId::DownstreamFailed, 12, line);
+            return Classification {
+                trigger_failure: true,
+                causes: c.ranked(),
+            };
+        }
+    }
+
+    let attempted = !calls.is_empty() || !intents.is_empty();
+    bridge_causes(&mut c, &bridge_reasons, signals);
+    creation_causes(&mut c, &creation, signals, &calls);
+    let hinted = text_causes(&mut c, text, attempted);
+    let network = network_causes(&mut c, signals, &calls, attempted, text);
+    let http = http_causes(&mut c, signals, &calls, attempted, text);
+    url_causes(&mut c, &calls, &intents, text, http);
+    token_kind_causes(&mut c, signals, &calls);
+
+    let failed = network || http || hinted || !creation.is_empty() || !bridge_reasons.is_empty();
+    if !failed {
+        // A trigger call that went through (or whose outcome the text does not show).
+        return Classification {
+            trigger_failure: false,
+            causes: Vec::new(),
+        };
+    }
+    // Show the call itself beside what went wrong with it.
+    let call_line = calls
+        .first()
+        .map(|(s, _)| s.numbered())
+        .or_else(|| intents.first().map(Intent::numbered));
+    let mut causes = c.ranked();
+    if let Some(call) = call_line {
+        for cause in &mut causes {
+            if !cause.evidence.contains(&call) {
+                cause.evidence.insert(0, call.clone());
+            }
+        }
+    }
+    Classification {
+        trigger_failure: true,
+        causes,
+    }
+}
+
+/// The verdict for people: a headline, then each cause with its confidence and evidence.
+pub fn render_text(verdict: &Classification) -> String {
+    let mut out = String::new();
+    if !verdict.trigger_failure {
+        out.push_str("No failed pipeline trigger in this text.\n");
+        return out;
+    }
+    out.push_str("Failed pipeline trigger. Likely causes, best first:\n");
+    for (i, cause) in verdict.causes.iter().enumerate() {
+        let confidence = match cause.confidence {
+            Confidence::High => "high",
+            Confidence::Medium => "medium",
+            Confidence::Low => "low",
+        };
+        out.push_str(&format!(
+            "{}. {} ({confidence} confidence)\n",
+            i + 1,
+            cause.id
+        ));
+        for line in &cause.evidence {
+            out.push_str(&format!("     {line}\n"));
+        }
+    }
+    out
+}
+
+/// `Downstream pipeline #123 failed`, a mirrored `strategy: depend` failure, or a polled
+/// downstream pipeline whose status became `failed`.
+fn downstream_failure(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| {
+            let lower = l.to_ascii_lowercase();
+            (lower.contains("downstream pipeline")
+                && lower.contains("failed")
+                && !lower.contains("could not"))
+                && !lower.contains("can not be created")
+                && !lower.contains("cannot be created")
+        })
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_with_multibyte_characters_is_classified_without_panic() {
+        let verdict = classify("curl /trigger/pipeline é", None);
+        assert!(verdict.causes.len() <= 20);
+    }
+
+    #[test]
+    fn the_json_shape_is_the_public_contract() {
+        let v = classify(
+            "This job could not be executed because downstream bridge project could not be found",
+            None,
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["trigger_failure"], true);
+        assert_eq!(json["causes"][0]["id"], "project.not_found");
+        assert_eq!(json["causes"][0]["confidence"], "high");
+        assert!(json["causes"][0]["evidence"].is_array());
+        assert_eq!(json.as_object().unwrap().len(), 2);
+        assert_eq!(json["causes"][0].as_object().unwrap().len(), 3);
+    }
+}
