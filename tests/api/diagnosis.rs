@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use trigger_doctor::worker::Settled;
 
-use crate::fake_gitlab::{BridgeOutcome, FakeGitlab, DEVELOPER};
+use crate::fake_gitlab::{BridgeOutcome, FakeGitlab, DEVELOPER, MAINTAINER};
 use crate::helpers::*;
 
 /// A personal access token of the right shape that was never valid.
@@ -396,11 +396,11 @@ async fn a_downstream_pipeline_that_would_be_empty_is_found_by_the_lint_dry_run(
     assert_top(&d, "config.downstream_empty", "confirmed");
 }
 
-#[tokio::test]
-async fn restricted_pipeline_variables_downstream_are_found() {
-    let gitlab = instance().await;
+/// A failed bridge into grp/app that sends a pipeline variable, where grp/app lets no one
+/// set pipeline variables (`bot_access` is the bot's role on grp/app). Returns the delivery.
+fn bridge_into_restricted_pipeline_variables(gitlab: &FakeGitlab, bot_access: u32) -> Vec<u8> {
     let body = failed_bridge(
-        &gitlab,
+        gitlab,
         "downstream_pipeline_creation_failed",
         "grp/app",
         "main",
@@ -414,7 +414,15 @@ async fn restricted_pipeline_variables_downstream_are_found() {
         let p = s.projects.get_mut(&42).unwrap();
         p["ci_pipeline_variables_minimum_override_role"] = "no_one_allowed".into();
         p["restrict_user_defined_variables"] = true.into();
+        s.bot_access.insert(42, bot_access);
     });
+    body
+}
+
+#[tokio::test]
+async fn restricted_pipeline_variables_downstream_are_found() {
+    let gitlab = instance().await;
+    let body = bridge_into_restricted_pipeline_variables(&gitlab, MAINTAINER);
     let d = diagnose(&gitlab, "Pipeline Hook", body).await;
     assert_top(&d, "permission.pipeline_variables", "confirmed");
 }
@@ -858,24 +866,8 @@ async fn a_custom_ci_file_path_is_read_when_ci_lint_gives_no_merged_yaml() {
 #[tokio::test]
 async fn a_developer_bot_cannot_see_the_pipeline_variables_setting_and_says_so() {
     let gitlab = instance().await;
-    let body = failed_bridge(
-        &gitlab,
-        "downstream_pipeline_creation_failed",
-        "grp/app",
-        "main",
-    );
-    let config = "stages: [deploy]\ndeploy-app:\n  stage: deploy\n  variables:\n    RELEASE: '1.2'\n  trigger:\n    project: grp/app\n    branch: main\n";
-    gitlab.with(|s| {
-        s.lint.insert(
-            (1, String::new()),
-            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": config}),
-        );
-        let p = s.projects.get_mut(&42).unwrap();
-        p["ci_pipeline_variables_minimum_override_role"] = "no_one_allowed".into();
-        p["restrict_user_defined_variables"] = true.into();
-        // GitLab shows these settings to Maintainers only.
-        s.bot_access.insert(42, DEVELOPER);
-    });
+    // GitLab shows the setting to Maintainers only.
+    let body = bridge_into_restricted_pipeline_variables(&gitlab, DEVELOPER);
     let d = diagnose(&gitlab, "Pipeline Hook", body).await;
     let finding = d["findings"]
         .as_array()

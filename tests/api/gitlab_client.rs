@@ -622,18 +622,19 @@ async fn trigger_jobs_or_bridges_follow_the_instance_version_also_after_an_upgra
     );
 }
 
-#[tokio::test]
-async fn an_endpoints_own_429_holds_back_that_endpoint_only() {
+/// Lint answers 429 once (with `lint_429`'s headers), then 200; while it waits, another
+/// endpoint (`GET /projects/5`) is called. Returns when lint was refused, when it was asked
+/// again and when the other endpoint was called.
+async fn another_endpoint_during_a_lint_429(
+    lint_429: ResponseTemplate,
+) -> (Instant, Instant, Instant) {
     let server = MockServer::start().await;
     let lint_times = Arc::new(Mutex::new(Vec::new()));
-    // CI lint's own limit: 429 with Retry-After and no RateLimit-* headers.
     Mock::given(path("/api/v4/projects/5/ci/lint"))
         .respond_with(Recorder {
             times: lint_times.clone(),
             script: vec![
-                ResponseTemplate::new(429)
-                    .insert_header("Retry-After", "1")
-                    .set_body_json(serde_json::json!({"message": {"error": "This endpoint has been requested too many times. Try again later."}})),
+                lint_429,
                 ResponseTemplate::new(200).set_body_json(serde_json::json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": null})),
             ],
         })
@@ -649,79 +650,57 @@ async fn an_endpoints_own_429_holds_back_that_endpoint_only() {
         .await;
     let gitlab = client(&server);
     let lint_session = gitlab.session(None, false);
-    let started = Instant::now();
     let lint = tokio::spawn(async move {
         lint_session
             .ci_lint(ProjectId(5), LINT_SHA, None)
             .await
             .unwrap()
     });
-    // Once the 429 is in, another endpoint is called at once.
     while lint_times.lock().unwrap().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // The 429 has been sent; give the client a moment to read it before the other call.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     gitlab
         .session(None, false)
         .project(&ProjectRef::Id(ProjectId(5)))
         .await
         .unwrap();
-    let project_at = project_times.lock().unwrap()[0] - started;
     assert!(lint.await.unwrap().valid);
     let lint_times = lint_times.lock().unwrap();
+    let project_at = project_times.lock().unwrap()[0];
+    (lint_times[0], lint_times[1], project_at)
+}
+
+#[tokio::test]
+async fn an_endpoints_own_429_holds_back_that_endpoint_only() {
+    // CI lint's own limit: 429 with Retry-After and no RateLimit-* headers.
+    let (refused, retried, other) = another_endpoint_during_a_lint_429(
+        ResponseTemplate::new(429)
+            .insert_header("Retry-After", "1")
+            .set_body_json(serde_json::json!({"message": {"error": "This endpoint has been requested too many times. Try again later."}})),
+    )
+    .await;
     assert!(
-        project_at < Duration::from_millis(500),
-        "held back {project_at:?}"
+        other - refused < Duration::from_millis(500),
+        "held back {:?}",
+        other - refused
     );
-    assert!(lint_times[1] - lint_times[0] >= Duration::from_millis(1000));
+    assert!(retried - refused >= Duration::from_millis(1000));
 }
 
 #[tokio::test]
 async fn an_instance_wide_429_holds_back_every_endpoint() {
-    let server = MockServer::start().await;
-    let lint_times = Arc::new(Mutex::new(Vec::new()));
-    Mock::given(path("/api/v4/projects/5/ci/lint"))
-        .respond_with(Recorder {
-            times: lint_times.clone(),
-            script: vec![
-                ResponseTemplate::new(429)
-                    .insert_header("Retry-After", "1")
-                    .insert_header("RateLimit-Limit", "600")
-                    .insert_header("RateLimit-Remaining", "0"),
-                ResponseTemplate::new(200).set_body_json(serde_json::json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": null})),
-            ],
-        })
-        .mount(&server)
-        .await;
-    let project_times = Arc::new(Mutex::new(Vec::new()));
-    Mock::given(path("/api/v4/projects/5"))
-        .respond_with(Recorder {
-            times: project_times.clone(),
-            script: vec![ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": 5, "path_with_namespace": "g/app", "web_url": "http://x/g/app"}))],
-        })
-        .mount(&server)
-        .await;
-    let gitlab = client(&server);
-    let lint_session = gitlab.session(None, false);
-    let lint = tokio::spawn(async move {
-        lint_session
-            .ci_lint(ProjectId(5), LINT_SHA, None)
-            .await
-            .unwrap()
-    });
-    while lint_times.lock().unwrap().is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    gitlab
-        .session(None, false)
-        .project(&ProjectRef::Id(ProjectId(5)))
-        .await
-        .unwrap();
-    assert!(lint.await.unwrap().valid);
-    let refused_at = lint_times.lock().unwrap()[0];
-    let project_at = project_times.lock().unwrap()[0];
+    let (refused, _, other) = another_endpoint_during_a_lint_429(
+        ResponseTemplate::new(429)
+            .insert_header("Retry-After", "1")
+            .insert_header("RateLimit-Limit", "600")
+            .insert_header("RateLimit-Remaining", "0"),
+    )
+    .await;
     assert!(
-        project_at - refused_at >= Duration::from_millis(1000),
+        other - refused >= Duration::from_millis(1000),
         "another endpoint was called {:?} after an instance-wide 429",
-        project_at - refused_at
+        other - refused
     );
 }
