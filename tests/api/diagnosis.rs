@@ -884,3 +884,31 @@ async fn a_developer_bot_cannot_see_the_pipeline_variables_setting_and_says_so()
         "{finding}"
     );
 }
+
+#[tokio::test]
+async fn a_protected_token_variable_on_the_second_page_of_variables_is_found() {
+    let gitlab = instance().await;
+    gitlab.add_job(
+        1,
+        31,
+        901,
+        "trigger-app",
+        "failed",
+        &curl_log("$DEPLOY_TOKEN", r#"{"error":"token is missing"}"#),
+    );
+    gitlab.with(|s| {
+        // GitLab pages every list (at most 100 a page): the variable is the 131st.
+        let mut variables: Vec<Value> = (0..130)
+            .map(|i| variable(&format!("OTHER_{i:03}"), false, "*"))
+            .collect();
+        variables.push(variable("DEPLOY_TOKEN", true, "*"));
+        s.variables.insert(1, variables);
+        s.branches.insert(
+            (1, "feature/login".into()),
+            json!({"name": "feature/login", "protected": false}),
+        );
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("feature/login")).await;
+    assert_top(&d, "variable.protected_ref", "confirmed");
+    assert_eq!(gitlab.calls_to("/projects/1/variables"), 2);
+}

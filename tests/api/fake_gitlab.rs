@@ -378,7 +378,7 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
         }
         ["personal_access_tokens", "self"] => ok(state.token_self.clone()),
         ["groups", group, "variables"] => match state.group_variables.get(&decode(group)) {
-            Some(vars) => ok(json!(vars)),
+            Some(vars) => list(request, vars.clone()),
             None => not_found("Group"),
         },
         ["projects", id, tail @ ..] => {
@@ -414,7 +414,10 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                 ("GET", ["pipelines", p, "trigger_jobs" | "bridges"]) => {
                     let key = (pid, p.parse().unwrap_or(0));
                     match state.pipelines.contains_key(&key) {
-                        true => ok(json!(state.bridges.get(&key).cloned().unwrap_or_default())),
+                        true => list(
+                            request,
+                            state.bridges.get(&key).cloned().unwrap_or_default(),
+                        ),
                         false => not_found(""),
                     }
                 }
@@ -427,7 +430,7 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         .filter(|(_, j)| query("scope[]").is_none_or(|s| j["status"] == s.as_str()))
                         .map(|(_, j)| j.clone())
                         .collect();
-                    ok(json!(jobs))
+                    list(request, jobs)
                 }
                 ("GET", ["jobs", j]) => {
                     let key = (pid, j.parse().unwrap_or(0));
@@ -466,11 +469,14 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                     Some(t) => ok(t.clone()),
                     None => not_found("Tag"),
                 },
-                ("GET", ["repository", "commits", sha, "merge_requests"]) => ok(json!(state
-                    .commit_merge_requests
-                    .get(&(pid, sha.to_string()))
-                    .cloned()
-                    .unwrap_or_default())),
+                ("GET", ["repository", "commits", sha, "merge_requests"]) => list(
+                    request,
+                    state
+                        .commit_merge_requests
+                        .get(&(pid, sha.to_string()))
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
                 ("GET", ["members", "all"]) => {
                     let members: Vec<Value> = state
                         .members
@@ -478,7 +484,7 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         .filter(|((p, _), _)| *p == pid)
                         .map(|((_, uid), level)| json!({"id": uid, "username": format!("user{uid}"), "state": "active", "access_level": level}))
                         .collect();
-                    ok(json!(members))
+                    list(request, members)
                 }
                 ("GET", ["members", "all", user]) => {
                     let uid: u64 = user.parse().unwrap_or(0);
@@ -489,32 +495,40 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         None => not_found(""),
                     }
                 }
-                ("GET", ["protected_branches"]) => ok(json!(state
-                    .protected_branches
-                    .get(&pid)
-                    .cloned()
-                    .unwrap_or_default())),
-                ("GET", ["variables"]) if maintainer => ok(json!(state
-                    .variables
-                    .get(&pid)
-                    .cloned()
-                    .unwrap_or_default())),
-                ("GET", ["triggers"]) if maintainer => {
-                    ok(json!(state.triggers.get(&pid).cloned().unwrap_or_default()))
-                }
+                ("GET", ["protected_branches"]) => list(
+                    request,
+                    state
+                        .protected_branches
+                        .get(&pid)
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+                ("GET", ["variables"]) if maintainer => list(
+                    request,
+                    state.variables.get(&pid).cloned().unwrap_or_default(),
+                ),
+                ("GET", ["triggers"]) if maintainer => list(
+                    request,
+                    state.triggers.get(&pid).cloned().unwrap_or_default(),
+                ),
                 ("GET", ["job_token_scope"]) if maintainer => ok(state
                     .job_token_scope
                     .get(&pid)
                     .cloned()
                     .unwrap_or(json!({"inbound_enabled": true, "outbound_enabled": false}))),
-                ("GET", ["job_token_scope", "allowlist"]) if maintainer => ok(json!(state
-                    .job_token_allowlist
-                    .get(&pid)
-                    .cloned()
-                    .unwrap_or_default())),
-                ("GET", ["job_token_scope", "groups_allowlist"]) if maintainer => ok(json!([])),
+                ("GET", ["job_token_scope", "allowlist"]) if maintainer => list(
+                    request,
+                    state
+                        .job_token_allowlist
+                        .get(&pid)
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+                ("GET", ["job_token_scope", "groups_allowlist"]) if maintainer => {
+                    list(request, Vec::new())
+                }
                 ("GET", ["hooks"]) if maintainer => {
-                    ok(json!(state.hooks.get(&pid).cloned().unwrap_or_default()))
+                    list(request, state.hooks.get(&pid).cloned().unwrap_or_default())
                 }
                 ("GET", ["hooks"]) => forbidden(),
                 ("GET", ["variables" | "triggers" | "job_token_scope", ..]) => forbidden(),
@@ -684,6 +698,12 @@ fn valid_note_text(text: &str) -> Result<(), Refusal> {
 /// GitLab's offset pagination: `per_page` (default 20, at most 100) and `page` (default 1),
 /// with `X-Page`, `X-Per-Page`, `X-Total`, `X-Total-Pages`, `X-Prev-Page`, `X-Next-Page`
 /// (empty on the last page, as GitLab sends it) and a `Link` header.
+/// A list answer, paged as GitLab pages every list (`lib/api/helpers/pagination_helpers.rb`:
+/// 20 a page by default, `per_page` at most 100, `X-Next-Page` empty on the last page).
+fn list(request: &Request, items: Vec<Value>) -> ResponseTemplate {
+    paginate(request, items).unwrap_or_else(Into::into)
+}
+
 fn paginate(request: &Request, items: Vec<Value>) -> Answer {
     let number = |name: &str, default: usize| -> Result<usize, Refusal> {
         match query(request, name) {

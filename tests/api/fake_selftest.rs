@@ -484,3 +484,42 @@ async fn a_job_without_a_log_is_an_empty_200_and_an_unknown_job_a_404() {
     let (status, _, _) = call(&gitlab, Method::GET, "/projects/42/jobs/71/trace", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Every list pages like GitLab: 20 by default, at most 100, `X-Next-Page` empty on the last.
+#[tokio::test]
+async fn every_list_is_paged_like_gitlab() {
+    let gitlab = gitlab().await;
+    gitlab.with(|s| {
+        s.variables.insert(
+            42,
+            (0..130)
+                .map(|i| json!({"key": format!("V{i}"), "value": "x", "protected": false, "environment_scope": "*"}))
+                .collect(),
+        );
+        s.protected_branches.insert(
+            42,
+            (0..25).map(|i| json!({"id": i, "name": format!("release/{i}")})).collect(),
+        );
+    });
+    let (_, headers, body) = call(&gitlab, Method::GET, "/projects/42/variables", None).await;
+    assert_eq!(body.as_array().unwrap().len(), 20);
+    assert_eq!(headers["x-next-page"], "2");
+    let (_, headers, body) = call(
+        &gitlab,
+        Method::GET,
+        "/projects/42/variables?per_page=500&page=2",
+        None,
+    )
+    .await;
+    assert_eq!(body.as_array().unwrap().len(), 30);
+    assert_eq!(headers["x-next-page"], "");
+    let (_, headers, body) = call(
+        &gitlab,
+        Method::GET,
+        "/projects/42/protected_branches?page=2",
+        None,
+    )
+    .await;
+    assert_eq!(body.as_array().unwrap().len(), 5);
+    assert_eq!(headers["x-next-page"], "");
+}
