@@ -305,8 +305,10 @@ fn bad_gateway() -> ResponseTemplate {
     ResponseTemplate::new(502).set_body_string("<html><body><h1>502 Bad Gateway</h1></body></html>")
 }
 
+/// GitLab's `not_found!(what)`: `404 Project Not Found`, or `404 Not Found` without a name
+/// (lib/api/helpers.rb); a missing record is `404 Not found` ([`record_not_found`]).
 fn not_found(what: &str) -> ResponseTemplate {
-    ResponseTemplate::new(404).set_body_json(json!({ "message": format!("404 {what} Not Found") }))
+    ResponseTemplate::from(refuse_not_found(what))
 }
 
 fn forbidden() -> ResponseTemplate {
@@ -590,7 +592,12 @@ fn record_not_found() -> Refusal {
 
 /// `not_found!(what)`.
 fn refuse_not_found(what: &str) -> Refusal {
-    Refusal(404, json!({ "message": format!("404 {what} Not Found") }))
+    let message = if what.is_empty() {
+        "404 Not Found".to_string()
+    } else {
+        format!("404 {what} Not Found")
+    };
+    Refusal(404, json!({ "message": message }))
 }
 
 fn refuse_forbidden() -> Refusal {
