@@ -176,6 +176,14 @@ async fn a_personal_access_token_sent_to_the_trigger_api_is_the_wrong_kind() {
 #[tokio::test]
 async fn expired_trigger_tokens_explain_a_404_from_the_trigger_api() {
     let gitlab = instance().await;
+    let d = diagnose(&gitlab, "Job Hook", expired_trigger_token(&gitlab)).await;
+    assert_top(&d, "token.expired", "confirmed");
+    assert_eq!(finding(&d, "project.not_found")["verdict"], "ruled_out");
+}
+
+/// A curl job whose trigger call got a 404 while grp/app's only trigger token has expired.
+/// Returns the Job Hook.
+fn expired_trigger_token(gitlab: &FakeGitlab) -> Vec<u8> {
     gitlab.add_job(
         1,
         31,
@@ -188,9 +196,7 @@ async fn expired_trigger_tokens_explain_a_404_from_the_trigger_api() {
         s.variables.insert(1, vec![variable("DEPLOY_TOKEN", false, "*")]);
         s.triggers.insert(42, vec![json!({"id": 10, "description": "from upstream", "token": "glpt", "expires_at": "2024-01-31", "owner": {"id": 7, "username": "dev", "state": "active"}})]);
     });
-    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
-    assert_top(&d, "token.expired", "confirmed");
-    assert_eq!(finding(&d, "project.not_found")["verdict"], "ruled_out");
+    job_hook("main")
 }
 
 #[tokio::test]
@@ -310,8 +316,20 @@ async fn a_missing_downstream_project_is_not_found() {
 #[tokio::test]
 async fn a_renamed_downstream_project_is_found_under_its_new_path() {
     let gitlab = instance().await;
-    let body = failed_bridge(
+    let d = diagnose(
         &gitlab,
+        "Pipeline Hook",
+        bridge_into_renamed_project(&gitlab),
+    )
+    .await;
+    assert_top(&d, "project.renamed", "confirmed");
+    assert!(d["findings"][0].to_string().contains("grp/app"));
+}
+
+/// A failed bridge into grp/old-app, renamed to grp/app. Returns the Pipeline Hook.
+fn bridge_into_renamed_project(gitlab: &FakeGitlab) -> Vec<u8> {
+    let body = failed_bridge(
+        gitlab,
         "downstream_bridge_project_not_found",
         "grp/old-app",
         "main",
@@ -319,9 +337,7 @@ async fn a_renamed_downstream_project_is_found_under_its_new_path() {
     gitlab.with(|s| {
         s.redirects.insert("grp/old-app".into(), 42);
     });
-    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
-    assert_top(&d, "project.renamed", "confirmed");
-    assert!(d["findings"][0].to_string().contains("grp/app"));
+    body
 }
 
 #[tokio::test]
@@ -380,8 +396,20 @@ async fn a_missing_downstream_branch_is_ref_not_found() {
 #[tokio::test]
 async fn a_downstream_pipeline_that_would_be_empty_is_found_by_the_lint_dry_run() {
     let gitlab = instance().await;
-    let body = failed_bridge(
+    let d = diagnose(
         &gitlab,
+        "Pipeline Hook",
+        bridge_into_empty_pipeline(&gitlab),
+    )
+    .await;
+    assert_top(&d, "config.downstream_empty", "confirmed");
+}
+
+/// A failed bridge into grp/app whose rules leave no job on `main` (the CI lint dry run
+/// says so). Returns the Pipeline Hook.
+fn bridge_into_empty_pipeline(gitlab: &FakeGitlab) -> Vec<u8> {
+    let body = failed_bridge(
+        gitlab,
         "downstream_pipeline_creation_failed",
         "grp/app",
         "main",
@@ -392,8 +420,50 @@ async fn a_downstream_pipeline_that_would_be_empty_is_found_by_the_lint_dry_run(
             json!({"valid": false, "errors": ["Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline."], "warnings": []}),
         );
     });
-    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
-    assert_top(&d, "config.downstream_empty", "confirmed");
+    body
+}
+
+/// The same diagnoses whichever GitLab version answers (routes and parameters that depend
+/// on it follow it), also when the bot may not read the version at all.
+#[tokio::test]
+async fn the_diagnoses_are_the_same_on_every_gitlab_version() {
+    type Scenario = fn(&FakeGitlab) -> Vec<u8>;
+    let scenarios: [(&str, Scenario, &str, &str); 3] = [
+        (
+            "Pipeline Hook",
+            bridge_into_renamed_project,
+            "project.renamed",
+            "confirmed",
+        ),
+        (
+            "Pipeline Hook",
+            bridge_into_empty_pipeline,
+            "config.downstream_empty",
+            "confirmed",
+        ),
+        (
+            "Job Hook",
+            expired_trigger_token,
+            "token.expired",
+            "confirmed",
+        ),
+    ];
+    for version in ["16.11.10", "17.11.6-ee", "18.6.1-ee", "19.3.0-ee", ""] {
+        for (event, scenario, cause, verdict) in scenarios {
+            let gitlab = instance().await;
+            // An empty version: `/metadata` and `/version` answer 404.
+            gitlab.with(|s| s.version = version.to_string());
+            let body = scenario(&gitlab);
+            let d = diagnose(&gitlab, event, body).await;
+            let top = &d["findings"][0];
+            assert_eq!(
+                (top["cause"].as_str(), top["verdict"].as_str()),
+                (Some(cause), Some(verdict)),
+                "GitLab {version:?}: {:#}",
+                d["findings"]
+            );
+        }
+    }
 }
 
 /// A failed bridge into grp/app that sends a pipeline variable, where grp/app lets no one

@@ -374,6 +374,8 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
     };
     let method = request.method.as_str();
     match parts.as_slice() {
+        // An empty version stands for an instance that does not tell the bot its version.
+        ["version" | "metadata"] if state.version.is_empty() => not_found(""),
         ["version"] => ok(json!({"version": state.version, "revision": "abc123"})),
         ["metadata"] => {
             ok(json!({"version": state.version, "revision": "abc123", "enterprise": true}))
