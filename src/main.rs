@@ -3,10 +3,12 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use trigger_doctor::config::Settings;
+use trigger_doctor::gitlab::recording::Tape;
 use trigger_doctor::gitlab::ProjectRef;
 use trigger_doctor::ids::PipelineId;
 use trigger_doctor::pipeline::{self, Stages};
@@ -58,6 +60,13 @@ enum Command {
         /// request or commit (through the configured store, as the service would).
         #[arg(long)]
         post: bool,
+        /// Keep every GitLab exchange of this diagnosis (secrets and personal data taken out)
+        /// in DIR/gitlab-exchanges.json, to attach to a bug report.
+        #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+        record: Option<PathBuf>,
+        /// Answer every GitLab call from the recording in DIR instead of asking GitLab.
+        #[arg(long, value_name = "DIR", conflicts_with = "post")]
+        replay: Option<PathBuf>,
     },
     /// Check the configuration, the bot's token and each project's webhook against GitLab.
     ///
@@ -118,7 +127,27 @@ async fn main() -> ExitCode {
             json,
             markdown,
             post,
-        } => diagnose(settings, &target, pipeline, json, markdown, post).await,
+            record,
+            replay,
+        } => {
+            let tape = match (record, replay) {
+                (Some(dir), _) => Some(Tape::record(&dir)),
+                (None, Some(dir)) => match Tape::replay(&dir) {
+                    Ok(tape) => Some(tape),
+                    Err(e) => {
+                        eprintln!("trigger-doctor: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, None) => None,
+            };
+            let options = DiagnoseOptions {
+                json,
+                markdown,
+                post,
+            };
+            diagnose(settings, &target, pipeline, options, tape.map(Arc::new)).await
+        }
     }
 }
 
@@ -196,14 +225,25 @@ fn pipeline_target(
     Ok((ProjectRef::parse(project), PipelineId(id)))
 }
 
+/// How `diagnose` prints and whether it posts.
+struct DiagnoseOptions {
+    json: bool,
+    markdown: bool,
+    post: bool,
+}
+
 async fn diagnose(
     settings: Settings,
     target: &str,
     pipeline: Option<u64>,
-    json: bool,
-    markdown: bool,
-    post: bool,
+    options: DiagnoseOptions,
+    tape: Option<Arc<Tape>>,
 ) -> ExitCode {
+    let DiagnoseOptions {
+        json,
+        markdown,
+        post,
+    } = options;
     let terminal = std::io::stderr().is_terminal();
     let _ = telemetry::init(&settings.log, std::io::stderr, terminal);
     let progress = |text: &str| {
@@ -218,14 +258,32 @@ async fn diagnose(
             return ExitCode::from(2);
         }
     };
-    let found =
-        match pipeline::diagnose_on_request(&settings, &project, pipeline, post, &progress).await {
-            Ok(found) => found,
+    let found = match pipeline::diagnose_on_request(
+        &settings,
+        &project,
+        pipeline,
+        post,
+        tape.clone(),
+        &progress,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("trigger-doctor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(tape) = &tape {
+        match tape.save() {
+            Ok(Some(path)) => eprintln!("GitLab exchanges recorded in {}", path.display()),
+            Ok(None) => {}
             Err(e) => {
                 eprintln!("trigger-doctor: {e}");
                 return ExitCode::FAILURE;
             }
-        };
+        }
+    }
     if let Some(n) = &found.notified {
         let link = n.note_url.as_deref().map(|u| format!(": {u}"));
         eprintln!(
@@ -319,7 +377,7 @@ async fn replay(settings: Settings, files: &[PathBuf]) -> ExitCode {
         std::io::stderr,
         std::io::stderr().is_terminal(),
     );
-    let stages = match Stages::standalone(&settings) {
+    let stages = match Stages::standalone(&settings, None) {
         Ok(stages) => stages,
         Err(e) => {
             eprintln!("trigger-doctor: {e}");

@@ -3,6 +3,7 @@
 
 mod endpoints;
 pub mod model;
+pub mod recording;
 mod transport;
 
 pub use endpoints::{encode, JobTrace, ProjectRef};

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::endpoints::LintNames;
+use super::recording::{Exchange, Tape};
 use crate::config::{GitlabSettings, Secret};
 use crate::metrics::Metrics;
 use crate::retry::Backoff;
@@ -162,6 +163,8 @@ struct Inner {
     pace: Mutex<Pace>,
     cache: Mutex<HashMap<String, (Instant, Arc<Fetched>)>>,
     instance: Mutex<InstanceFacts>,
+    /// Recording or replaying exchanges (`diagnose --record` / `--replay`).
+    tape: Option<Arc<Tape>>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -217,10 +220,24 @@ impl GitlabClient {
                 }),
                 cache: Mutex::new(HashMap::new()),
                 instance: Mutex::new(InstanceFacts::default()),
+                tape: None,
                 settings,
                 metrics,
             }),
         })
+    }
+
+    /// A client whose exchanges go through `tape`: kept for a recording, or answered from
+    /// one without any network.
+    pub fn with_tape(
+        settings: ClientSettings,
+        metrics: Option<Arc<Metrics>>,
+        tape: Arc<Tape>,
+    ) -> anyhow::Result<GitlabClient> {
+        let mut client = GitlabClient::new(settings, metrics)?;
+        let inner = Arc::get_mut(&mut client.inner).expect("a new client is not shared yet");
+        inner.tape = Some(tape);
+        Ok(client)
     }
 
     /// A session for one unit of work. `event_uuid` is echoed on every call; `fresh`
@@ -235,6 +252,54 @@ impl GitlabClient {
             max_retries: None,
         }
     }
+}
+
+/// Sends a request through a tape: answered from a recording, or sent and kept.
+async fn through_tape(
+    tape: &Tape,
+    method: &Method,
+    path: &str,
+    builder: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    if tape.is_replay() {
+        return Ok(match tape.answer(method.as_str(), path) {
+            Some(e) => {
+                let mut headers = HeaderMap::new();
+                for (name, value) in &e.headers {
+                    if let (Ok(n), Ok(v)) = (
+                        reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                        reqwest::header::HeaderValue::from_str(value),
+                    ) {
+                        headers.insert(n, v);
+                    }
+                }
+                rebuilt(e.status, headers, e.body.into_bytes())
+            }
+            None => rebuilt(
+                404,
+                HeaderMap::new(),
+                br#"{"message":"404 not in the recording"}"#.to_vec(),
+            ),
+        });
+    }
+    let response = builder.send().await?;
+    let (status, headers) = (response.status(), response.headers().clone());
+    let body = response.bytes().await?;
+    tape.keep(Exchange::kept(
+        method.as_str(),
+        path,
+        status.as_u16(),
+        &headers,
+        &body,
+    ));
+    Ok(rebuilt(status.as_u16(), headers, body.to_vec()))
+}
+
+fn rebuilt(status: u16, headers: HeaderMap, body: Vec<u8>) -> reqwest::Response {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *response.headers_mut() = headers;
+    reqwest::Response::from(response)
 }
 
 fn per_minute(settings: &ClientSettings, observed: Option<u32>) -> f64 {
@@ -523,7 +588,10 @@ impl Session {
                     builder = builder.json(body);
                 }
                 let started = Instant::now();
-                let result = builder.send().await;
+                let result = match &self.client.inner.tape {
+                    None => builder.send().await,
+                    Some(tape) => through_tape(tape, &method, path, builder).await,
+                };
                 if let Some(m) = &self.client.inner.metrics {
                     let status = result.as_ref().map_or(0, |r| r.status().as_u16());
                     m.gitlab_call(&endpoint, status, started.elapsed());

@@ -10,11 +10,14 @@ mod outcome;
 pub use on_request::{diagnose_on_request, RequestError, Requested};
 pub use outcome::{from_gitlab, from_post, Outcome, ProcessError, StageRecord};
 
+use std::sync::Arc;
+
 use tracing::info;
 
 use crate::config::{CommandSettings, Settings};
 use crate::diagnosis::probe::ProbePolicy;
 use crate::diagnosis::{self, gather, Diagnosis};
+use crate::gitlab::recording::Tape;
 use crate::gitlab::{ClientSettings, GitlabClient, Session};
 use crate::ids::PipelineId;
 use crate::notify::comment::{Mode, Prepared};
@@ -86,9 +89,16 @@ impl Stages {
 
     /// The stages as the settings describe them, with a GitLab client of their own (no
     /// metrics), rendering only: the command line's.
-    pub fn standalone(settings: &Settings) -> Result<Stages, RequestError> {
-        let gitlab = GitlabClient::new(ClientSettings::from_settings(&settings.gitlab), None)
-            .map_err(RequestError::Client)?;
+    pub fn standalone(
+        settings: &Settings,
+        tape: Option<Arc<Tape>>,
+    ) -> Result<Stages, RequestError> {
+        let client = ClientSettings::from_settings(&settings.gitlab);
+        let gitlab = match tape {
+            None => GitlabClient::new(client, None),
+            Some(tape) => GitlabClient::with_tape(client, None, tape),
+        }
+        .map_err(RequestError::Client)?;
         Ok(Stages::from_settings(settings, gitlab))
     }
 

@@ -3,6 +3,9 @@
 
 use crate::config::Settings;
 use crate::diagnosis::Diagnosis;
+use std::sync::Arc;
+
+use crate::gitlab::recording::Tape;
 use crate::gitlab::{GitlabClient, GitlabError, ProjectRef};
 use crate::ids::PipelineId;
 use crate::notify::comment::Mode;
@@ -46,9 +49,10 @@ pub async fn diagnose_on_request(
     project: &ProjectRef,
     pipeline: PipelineId,
     post: bool,
+    tape: Option<Arc<Tape>>,
     progress: &dyn Fn(&str),
 ) -> Result<Requested, RequestError> {
-    let mut stages = Stages::standalone(settings)?;
+    let mut stages = Stages::standalone(settings, tape)?;
     let gitlab = stages.gitlab.clone();
     // Asked for by hand: a canceled pipeline is diagnosed too.
     stages.recognise.include_canceled = true;

@@ -36,13 +36,18 @@ async fn run_with(
     env: &[(&str, String)],
     args: &[&str],
 ) -> std::process::Output {
+    run_at(&gitlab.url(), env, args).await
+}
+
+/// `trigger-doctor diagnose ARGS` with GitLab at `gitlab_url`.
+async fn run_at(gitlab_url: &str, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trigger-doctor"));
     for (key, _) in std::env::vars() {
         if key.starts_with("TRIGGER_DOCTOR__") {
             cmd.env_remove(key);
         }
     }
-    cmd.env("TRIGGER_DOCTOR__GITLAB__URL", gitlab.url())
+    cmd.env("TRIGGER_DOCTOR__GITLAB__URL", gitlab_url)
         .env("TRIGGER_DOCTOR__GITLAB__TOKEN", "glpat-bot-token-for-tests")
         .arg("diagnose")
         .args(args);
@@ -213,4 +218,58 @@ async fn diagnose_with_post_and_json_posts_the_comment_and_sends_its_chat_messag
         "{}",
         messages[0]
     );
+}
+
+#[tokio::test]
+async fn a_recorded_diagnosis_replays_offline_to_the_same_report() {
+    let gitlab = FakeGitlab::start().await;
+    fake_with_missing_downstream(&gitlab);
+    gitlab.with(|s| {
+        s.triggers.insert(1, vec![json!({"id": 10, "token": "glptt-0123456789abcdef0123", "owner": {"id": 7, "username": "dev", "name": "Dana Dev", "email": "dana@example.com", "state": "active"}})]);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("rec");
+    let record = recording.to_str().unwrap();
+    let url = format!("{}/grp/upstream/-/pipelines/500", gitlab.url());
+    let live = run(&gitlab, &[&url, "--json", "--record", record]).await;
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    let kept = std::fs::read_to_string(recording.join("gitlab-exchanges.json")).unwrap();
+    assert!(kept.contains("/projects/1/pipelines/500"), "{kept}");
+    assert!(!kept.contains("glpat-bot-token") && !kept.contains("dana@example.com"));
+
+    // Offline: the fake GitLab is gone; every answer comes from the recording.
+    let gitlab_url = gitlab.url();
+    drop(gitlab);
+    let replayed = run_at(&gitlab_url, &[], &[&url, "--json", "--replay", record]).await;
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    // The same report but for people's names, which a recording does not keep.
+    let mut live: Value = serde_json::from_slice(&live.stdout).unwrap();
+    let mut replayed: Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    without_names_of_people(&mut live);
+    without_names_of_people(&mut replayed);
+    assert_eq!(replayed["recognition"], live["recognition"]);
+    assert_eq!(replayed["diagnoses"], live["diagnoses"]);
+    assert_eq!(replayed["gitlab_calls"], live["gitlab_calls"]);
+}
+
+/// Drops `name` from every object that describes a user (one with a `username`).
+fn without_names_of_people(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(without_names_of_people),
+        Value::Object(fields) => {
+            if fields.contains_key("username") {
+                fields.remove("name");
+            }
+            fields.values_mut().for_each(without_names_of_people);
+        }
+        _ => {}
+    }
 }
