@@ -273,3 +273,32 @@ fn without_names_of_people(value: &mut Value) {
         _ => {}
     }
 }
+
+/// A recording kept with the tests (`tests/fixtures/recordings/`), made by `--record`
+/// against the fake GitLab; recordings from real instances are kept the same way.
+#[tokio::test]
+async fn a_kept_recording_replays_without_gitlab() {
+    let recording = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/recordings/missing-downstream"
+    );
+    let out = run_at(
+        "http://127.0.0.1:9",
+        &[],
+        &["grp/upstream", "500", "--json", "--replay", recording],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["recognition"]["kind"], "trigger_failed");
+    let top = &report["diagnoses"][0]["findings"][0];
+    assert_eq!(top["cause"], "project.not_found", "{top}");
+    assert_eq!(
+        report["diagnoses"][0]["facts"]["target"]["project"],
+        "grp/app"
+    );
+}
