@@ -462,7 +462,10 @@ impl Session {
 
     /// Waits until `endpoint` may be called: after any reset of the instance or of that
     /// endpoint, within the bot's budget.
-    async fn pace(&self, endpoint: &str) {
+    /// A hold longer than `gitlab.max_retry_wait_seconds` is not waited out: its length is
+    /// returned, and the call is reported rate limited at once.
+    async fn pace(&self, endpoint: &str) -> Result<(), Duration> {
+        let longest = self.settings().max_retry_wait;
         loop {
             let wait = {
                 let inner = &self.client.inner;
@@ -475,6 +478,7 @@ impl Session {
                     .chain(pace.endpoint_blocked.get(endpoint).copied())
                     .max();
                 match blocked {
+                    Some(until) if until - now > longest => return Err(until - now),
                     Some(until) if until > now => Some(until - now),
                     _ => {
                         pace.blocked_until = None;
@@ -493,7 +497,7 @@ impl Session {
                 }
             };
             match wait {
-                None => return,
+                None => return Ok(()),
                 Some(d) => {
                     debug!(wait_ms = d.as_millis() as u64, "pacing GitLab calls");
                     tokio::time::sleep(d).await;
@@ -574,7 +578,13 @@ impl Session {
         let max_retries = self.max_retries.unwrap_or(self.settings().max_retries);
         let mut attempt = 0u32;
         loop {
-            self.pace(&limited).await;
+            if let Err(wait) = self.pace(&limited).await {
+                self.calls.fetch_sub(1, Ordering::SeqCst);
+                return Err(GitlabError::RateLimited {
+                    endpoint,
+                    retry_after: wait,
+                });
+            }
             let result = {
                 let _permit = self
                     .client

@@ -49,7 +49,9 @@ pub async fn load(
                 }
             }
         }
-        Err(e) if e.is_transient() => return Err(e.into()),
+        // CI lint has its own rate limit: the files may still be read. GitLab being down
+        // stops here (the delivery is tried again later).
+        Err(e @ GitlabError::Unavailable { .. }) => return Err(e.into()),
         Err(e) => tracing::debug!(error = %e, "CI lint unavailable; reading the files"),
     }
     let path = config_path

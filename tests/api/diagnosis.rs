@@ -982,3 +982,26 @@ async fn a_protected_token_variable_on_the_second_page_of_variables_is_found() {
     assert_top(&d, "variable.protected_ref", "confirmed");
     assert_eq!(gitlab.calls_to("/projects/1/variables"), 2);
 }
+
+#[tokio::test]
+async fn a_rate_limited_ci_lint_is_replaced_by_the_files_and_the_diagnosis_goes_on() {
+    let gitlab = instance().await;
+    let body = bridge_into_renamed_project(&gitlab);
+    let config = bridge_config("grp/old-app", "main");
+    gitlab.with(|s| {
+        // CI lint's own limit, with and without Retry-After (both longer than the bot waits).
+        s.endpoint_limits.push(("/ci/lint".into(), Some(120)));
+        s.files
+            .insert((1, ".gitlab-ci.yml".into(), SHA.into()), config);
+    });
+    let d = diagnose(&gitlab, "Pipeline Hook", body.clone()).await;
+    assert_eq!(
+        d["facts"]["config"]["state"], "found",
+        "{:#}",
+        d["facts"]["config"]
+    );
+    assert_top(&d, "project.renamed", "confirmed");
+    gitlab.with(|s| s.endpoint_limits = vec![("/ci/lint".into(), None)]);
+    let d = diagnose(&gitlab, "Pipeline Hook", body).await;
+    assert_top(&d, "project.renamed", "confirmed");
+}

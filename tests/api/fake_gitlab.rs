@@ -52,6 +52,10 @@ pub struct State {
     /// The GitLab version this fake answers as (`/metadata`, `/version`); routes and
     /// parameters that depend on it follow it.
     pub version: String,
+    /// Endpoints under their own application rate limit (`Gitlab::ApplicationRateLimiter`):
+    /// a path ending with the first value answers 429, with `Retry-After` when the second is
+    /// set, and without `RateLimit-*` headers (those come with the instance-wide limit).
+    pub endpoint_limits: Vec<(String, Option<u64>)>,
     /// Answer this many next requests with 502.
     pub outage: u32,
     /// Every request received: (method, path).
@@ -141,6 +145,7 @@ impl Default for State {
             commit_merge_requests: HashMap::new(),
             lint: HashMap::new(),
             version: "18.5.1-ee".to_string(),
+            endpoint_limits: Vec::new(),
             outage: 0,
             calls: Vec::new(),
             bot_user: json!({
@@ -263,11 +268,22 @@ impl Respond for Responder {
         let path = request.url.path().to_string();
         let method = request.method.to_string();
         state.calls.push((method.clone(), path.clone()));
+        let limited = state
+            .endpoint_limits
+            .iter()
+            .find(|(suffix, _)| path.ends_with(suffix.as_str()))
+            .map(|(_, retry_after)| *retry_after);
         let write = matches!(method.as_str(), "POST" | "PUT" | "DELETE" | "PATCH");
         if write {
             state.writes.push((method, path, body_value(request)));
         }
-        let template = if state.outage > 0 {
+        let template = if let Some(retry_after) = limited {
+            let answer = ResponseTemplate::new(429).set_body_json(json!({"message": {"error": "This endpoint has been requested too many times. Try again later."}}));
+            match retry_after {
+                Some(seconds) => answer.insert_header("Retry-After", seconds.to_string().as_str()),
+                None => answer,
+            }
+        } else if state.outage > 0 {
             state.outage -= 1;
             bad_gateway()
         } else if write && state.write_outage > 0 {

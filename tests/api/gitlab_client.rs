@@ -704,3 +704,26 @@ async fn an_instance_wide_429_holds_back_every_endpoint() {
         other - refused
     );
 }
+
+#[tokio::test]
+async fn a_hold_longer_than_the_client_waits_fails_later_calls_at_once() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v4/projects/5/ci/lint"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "120"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let gitlab = client(&server);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let answer = gitlab
+            .session(None, false)
+            .ci_lint(ProjectId(5), LINT_SHA, None)
+            .await;
+        assert!(
+            matches!(answer, Err(GitlabError::RateLimited { .. })),
+            "{answer:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
