@@ -6,10 +6,7 @@ use crate::evidence::log_scan::{self, Signal, SignalKind, TokenUse, TriggerCall}
 use crate::evidence::trigger_call::{self, Address};
 use crate::redact::{self, TokenKind};
 
-pub(super) fn is_loopback(host: &str) -> bool {
-    let h = host.trim_matches(['[', ']']);
-    h == "localhost" || h.starts_with("127.") || h == "::1"
-}
+pub(super) use crate::diagnosis::api_url::is_loopback;
 
 /// Calls that reach something other than a local test server.
 pub(super) fn real_calls(signals: &[Signal]) -> Vec<(&Signal, &TriggerCall)> {

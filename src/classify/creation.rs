@@ -4,13 +4,15 @@
 
 use super::calls::{echoed_command, uses_job_token};
 use super::Candidates;
-use crate::diagnosis::causes::cause_of_bridge_reason;
+use crate::diagnosis::causes::{cause_of_bridge_reason, cause_of_creation_problem};
 use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{
     CreationProblem, Signal, SignalKind, TriggerCall, TriggerEndpoint,
 };
 use crate::gitlab::model::FailureReason;
 
+/// A bridge's failure reason: the cause it names through `causes::cause_of_bridge_reason`,
+/// then classify's own ranking of the causes it may hide.
 pub(super) fn bridge_causes(c: &mut Candidates, reasons: &[FailureReason], signals: &[Signal]) {
     let evidence = |reason: &FailureReason| {
         signals
@@ -64,35 +66,35 @@ pub(super) fn creation_causes(
     let trigger_token = trigger_endpoint && !uses_job_token(signals);
     for (s, problem) in creation {
         let e = Some(*s);
+        // The cause the message names (as the checks read it), then the ones it may hide.
+        let cause = cause_of_creation_problem(*problem, trigger_token);
+        let score = match cause {
+            CauseId::PermissionTriggerOwner
+            | CauseId::PermissionRole
+            | CauseId::ConfigDownstreamInvalid
+            | CauseId::ProjectNotFound => 11,
+            _ => 12,
+        };
+        c.add(cause, score, e);
         match problem {
-            CreationProblem::ReferenceNotFound => c.add(CauseId::RefNotFound, 12, e),
-            CreationProblem::EmptyPipeline => c.add(CauseId::ConfigDownstreamEmpty, 12, e),
             CreationProblem::InsufficientPermissions => {
                 if trigger_token {
-                    c.add(CauseId::PermissionTriggerOwner, 11, e);
                     c.add(CauseId::PermissionRole, 8, e);
-                } else {
-                    c.add(CauseId::PermissionRole, 11, e);
                 }
                 c.add(CauseId::PermissionProtectedRef, 5, e);
             }
-            CreationProblem::RefNotAllowed => {
-                c.add(CauseId::PermissionProtectedRef, 12, e);
-                c.add(CauseId::PermissionRole, 5, e);
-            }
-            CreationProblem::VariablesRestricted => {
-                c.add(CauseId::PermissionPipelineVariables, 12, e)
-            }
-            CreationProblem::PipelinesDisabled | CreationProblem::MissingConfig => {
-                c.add(CauseId::ConfigDownstreamInvalid, 11, e)
-            }
-            CreationProblem::ProjectDeleted => c.add(CauseId::ProjectNotFound, 11, e),
+            CreationProblem::RefNotAllowed => c.add(CauseId::PermissionRole, 5, e),
+            _ => {}
         }
     }
 }
 
 /// Texts that name a cause without a status line: shell errors about the token variable,
 /// downstream configuration errors, renamed projects. Returns whether one showed a failure.
+///
+/// Classify-only: these read every line of a pasted text, not only the scanner's signals.
+/// The configuration check has its own, longer phrase lists for the signal lines and CI lint
+/// (`pipeline_config`); reading them here would change classify's verdicts.
 pub(super) fn text_causes(c: &mut Candidates, text: &str, attempted: bool) -> bool {
     let mut failed = false;
     for (i, line) in text.lines().enumerate() {

@@ -1,9 +1,16 @@
 //! HTTP statuses and GitLab error bodies the trigger call got back, and the 404 that GitLab
 //! gives alike for a bad token, a missing project and a refused job token.
+//!
+//! What a status or body names is read through the checks' own functions
+//! (`instance::cause_of_status`, `api_url::is_redirect`, `token::cause_of_refusal`,
+//! `variable::says_token_missing`, `project::says_project_not_found`, ...); this file adds only
+//! the ranking of the other causes each answer may hide, and the rules marked classify-only.
 
 use super::calls::{token_uses, uses_job_token};
 use super::Candidates;
-use crate::diagnosis::CauseId;
+use crate::diagnosis::project::says_project_not_found;
+use crate::diagnosis::variable::{says_ref_missing, says_token_missing};
+use crate::diagnosis::{api_url, instance, token, CauseId};
 use crate::evidence::log_scan::{Signal, TokenUse, TriggerCall, TriggerEndpoint};
 use crate::evidence::names::near_name;
 
@@ -48,7 +55,7 @@ pub(super) fn http_causes(
             continue;
         };
         let e = Some(s);
-        if message.contains("token is missing") || message.contains("token is empty") {
+        if says_token_missing(&message) {
             failed = true;
             let misnamed = token_variable.as_deref().and_then(|v| near_name(text, v));
             if let Some(other) = misnamed {
@@ -68,12 +75,15 @@ pub(super) fn http_causes(
             c.add(CauseId::VariableEnvironmentScope, 4, e);
             continue;
         }
-        if message.contains("ref is missing") || message.contains("ref is empty") {
+        if says_ref_missing(&message) {
             failed = true;
             c.add(CauseId::VariableUndefined, 9, e);
             continue;
         }
         let Some(status) = status else {
+            // Classify-only: a body with no status that refuses the token. The token check
+            // reads it as a 401 (`token::cause_of_refusal`); here revoked is read before
+            // expired and a job token is not considered, as classify always has.
             if message.contains("invalid_token") || message.contains("unauthorized") {
                 failed = true;
                 if said_revoked {
@@ -83,44 +93,56 @@ pub(super) fn http_causes(
                 } else {
                     c.add(CauseId::TokenInvalid, 10, e);
                 }
-            } else if message.contains("retry later") {
+            } else if instance::says_throttled(&message) {
                 failed = true;
                 c.add(CauseId::InstanceRateLimited, 11, e);
             } else if message.contains("bad gateway")
                 || message.contains("not responding")
                 || message.contains("unavailable")
             {
+                // Not shared: `instance::says_unavailable` also reads GitLab's "taking too
+                // much time to respond" page, which classify has never counted; sharing it
+                // would change classify's verdicts (corpus case 069 gains an evidence line).
                 failed = true;
                 c.add(CauseId::InstanceUnavailable, 11, e);
             }
             continue;
         };
-        match status {
-            301 | 302 | 307 | 308 => {
-                failed = true;
-                if http_call {
-                    c.add(CauseId::ApiUrlScheme, 11, e);
-                } else {
-                    c.add(CauseId::ApiUrlHost, 9, e);
-                    c.add(CauseId::ApiUrlScheme, 6, e);
-                }
+        if let Some(cause) = instance::cause_of_status(status) {
+            failed = true;
+            c.add(cause, 12, e);
+            if status == 504 {
+                c.add(CauseId::NetworkTimeout, 4, e);
             }
-            405 => {
-                failed = true;
+            continue;
+        }
+        if api_url::is_redirect(status) {
+            failed = true;
+            if status == 405 {
                 c.add(CauseId::ApiUrlScheme, if http_call { 11 } else { 8 }, e);
+            } else if http_call {
+                c.add(CauseId::ApiUrlScheme, 11, e);
+            } else {
+                c.add(CauseId::ApiUrlHost, 9, e);
+                c.add(CauseId::ApiUrlScheme, 6, e);
             }
+            continue;
+        }
+        match status {
             401 => {
                 failed = true;
-                if said_expired || (job_token && !said_revoked) {
-                    c.add(CauseId::TokenExpired, 11, e);
-                } else if said_revoked {
-                    c.add(CauseId::TokenRevoked, 11, e);
-                } else {
-                    c.add(CauseId::TokenInvalid, 10, e);
-                    c.add(CauseId::TokenExpired, 6, e);
-                    c.add(CauseId::TokenRevoked, 6, e);
+                match token::cause_of_refusal(said_expired, said_revoked, job_token) {
+                    CauseId::TokenInvalid => {
+                        c.add(CauseId::TokenInvalid, 10, e);
+                        c.add(CauseId::TokenExpired, 6, e);
+                        c.add(CauseId::TokenRevoked, 6, e);
+                    }
+                    cause => c.add(cause, 11, e),
                 }
             }
+            // Classify-only from here: the checks settle a 403, 404, 422 or 400 with what they
+            // look up in GitLab (the endpoint's token rules, the project, the allowlist, CI
+            // lint); from text alone classify ranks the causes each may hide.
             403 => {
                 failed = true;
                 if said_scope || message.contains("scope") {
@@ -138,17 +160,6 @@ pub(super) fn http_causes(
             422 => {
                 failed = true;
                 c.add(CauseId::ConfigDownstreamInvalid, 9, e);
-            }
-            429 => {
-                failed = true;
-                c.add(CauseId::InstanceRateLimited, 12, e);
-            }
-            500..=599 => {
-                failed = true;
-                c.add(CauseId::InstanceUnavailable, 12, e);
-                if status == 504 {
-                    c.add(CauseId::NetworkTimeout, 4, e);
-                }
             }
             400 => {
                 failed = true;
@@ -180,7 +191,7 @@ fn not_found_causes(
         c.add(CauseId::ApiUrlPath, 4, e);
         return;
     }
-    if message.contains("project not found") {
+    if says_project_not_found(message) {
         c.add(CauseId::ProjectNotFound, 12, e);
         c.add(CauseId::ProjectRenamed, 6, e);
         c.add(CauseId::ProjectNoAccess, 6, e);

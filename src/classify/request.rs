@@ -9,6 +9,11 @@ use crate::evidence::trigger_call;
 use crate::redact::TokenKind;
 
 /// Wrong host, scheme or path in the URL itself.
+///
+/// Classify-only: the host is compared with the `CI_SERVER_*` values printed in the text (the
+/// `api_url` check compares with the instance's external URL, which a pasted text does not
+/// carry), and the lines that try a trigger call with a URL the scanner could not take apart
+/// are read here alone.
 pub(super) fn url_causes(
     c: &mut Candidates,
     calls: &[(&Signal, &TriggerCall)],
@@ -68,6 +73,11 @@ fn elsewhere(host: &str, instance: &str) -> bool {
 }
 
 /// A token of the wrong kind for the endpoint it was sent to.
+///
+/// Not shared: the `token.wrong_kind` check's table (`token::wrong_kind::accepts`) also refuses
+/// deploy, runner, feed and job tokens sent to `POST /projects/:id/pipeline` and other
+/// prefixed kinds sent to the trigger endpoint; classify flags only the kinds below, and
+/// reading the check's table would add verdicts.
 pub(super) fn token_kind_causes(
     c: &mut Candidates,
     signals: &[Signal],

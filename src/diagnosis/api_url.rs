@@ -493,6 +493,14 @@ fn retry_step(facts: &Facts) -> FixStep {
     }
 }
 
+/// A status that points at the URL rather than at GitLab's answer to the request: a redirect
+/// (the instance serves another scheme or address, `api_url.scheme` / `api_url.host`), or a
+/// 405 after one (the redirected POST became a GET). The checks below and `classify` read
+/// statuses this way.
+pub fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 307 | 308 | 405)
+}
+
 /// Redirects, and 405 answers (a POST turned into a GET by a redirect).
 fn redirects(signals: &[Signal]) -> Vec<&Signal> {
     signals
@@ -504,7 +512,7 @@ fn redirects(signals: &[Signal]) -> Vec<&Signal> {
                 SignalKind::ClientError { status, .. } => *status,
                 _ => None,
             };
-            matches!(status, Some(301 | 302 | 307 | 308 | 405))
+            status.is_some_and(is_redirect)
         })
         .collect()
 }
@@ -561,7 +569,8 @@ fn called_urls(facts: &Facts) -> Vec<Called> {
     out
 }
 
-fn is_loopback(host: &str) -> bool {
+/// A local test server (`localhost`, `127.*`, `::1`): calls to it are not the trigger.
+pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_matches(['[', ']']);
     h == "localhost" || h.starts_with("127.") || h == "::1"
 }

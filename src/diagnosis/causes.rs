@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::evidence::log_scan::CreationProblem;
 use crate::gitlab::model::FailureReason;
 
 /// A settings page of a project (or group), where a cause or one step of its fix is done.
@@ -192,6 +193,25 @@ pub fn cause_of_bridge_reason(reason: &FailureReason) -> Option<CauseId> {
         R::JobTokenExpired => CauseId::TokenExpired,
         R::DownstreamPipelineCreationFailed | R::ScriptFailure | R::Other(_) => return None,
     })
+}
+
+/// The cause a GitLab pipeline-creation message names (`Reference not found`, `Insufficient
+/// permissions to create a new pipeline`, ...). The permission, ref, configuration and project
+/// checks and `classify` all read a creation message this way. `trigger_token`: the call used a
+/// pipeline trigger token, so the pipeline runs as the token's owner and a refused permission
+/// is the owner's (`permission.trigger_owner`); otherwise it is the caller's role.
+pub fn cause_of_creation_problem(problem: CreationProblem, trigger_token: bool) -> CauseId {
+    use CreationProblem as P;
+    match problem {
+        P::ReferenceNotFound => CauseId::RefNotFound,
+        P::EmptyPipeline => CauseId::ConfigDownstreamEmpty,
+        P::InsufficientPermissions if trigger_token => CauseId::PermissionTriggerOwner,
+        P::InsufficientPermissions => CauseId::PermissionRole,
+        P::RefNotAllowed => CauseId::PermissionProtectedRef,
+        P::VariablesRestricted => CauseId::PermissionPipelineVariables,
+        P::PipelinesDisabled | P::MissingConfig => CauseId::ConfigDownstreamInvalid,
+        P::ProjectDeleted => CauseId::ProjectNotFound,
+    }
 }
 
 impl fmt::Display for CauseId {

@@ -3,8 +3,9 @@
 //! The downstream pipeline runs on `trigger:branch` (or the trigger API's `ref=`), else on the
 //! downstream project's default branch, which exists unless the repository is empty.
 
+use super::causes::cause_of_creation_problem;
 use super::{links, CauseId, Facts, Finding, FixStep, Gathered, Verdict};
-use crate::evidence::log_scan::{CreationProblem, SignalKind};
+use crate::evidence::log_scan::SignalKind;
 
 const NOT_FOUND: CauseId = CauseId::RefNotFound;
 
@@ -22,13 +23,8 @@ fn signals(facts: &Facts, git_ref: Option<&str>) -> Vec<String> {
         .iter()
         .flat_map(|s| s.signals.iter())
         .filter(|s| {
-            matches!(
-                s.kind,
-                SignalKind::CreationError {
-                    problem: CreationProblem::ReferenceNotFound,
-                    ..
-                }
-            )
+            matches!(s.kind, SignalKind::CreationError { problem, .. }
+                if cause_of_creation_problem(problem, false) == CauseId::RefNotFound)
         })
         .map(|s| s.numbered())
         .collect();

@@ -27,24 +27,47 @@ fn status_of(kind: &SignalKind) -> Option<u16> {
     }
 }
 
+/// The instance cause an HTTP status names: 429 is GitLab throttling the caller, any 5xx is
+/// GitLab (or the proxy in front of it) failing. The checks below and `classify` read an
+/// answer's status this way.
+pub fn cause_of_status(status: u16) -> Option<CauseId> {
+    match status {
+        429 => Some(CauseId::InstanceRateLimited),
+        500..=599 => Some(CauseId::InstanceUnavailable),
+        _ => None,
+    }
+}
+
+/// GitLab's throttling body (`Retry later`), in a lowercased message; `instance.rate_limited`.
+pub fn says_throttled(message: &str) -> bool {
+    message.contains("retry later")
+}
+
+/// An error page or body of a failing instance (`502 Bad Gateway`, `GitLab is not
+/// responding`, `... taking too much time to respond`, `Service Unavailable`), in a lowercased
+/// message; `instance.unavailable`.
+pub fn says_unavailable(message: &str) -> bool {
+    message.contains("bad gateway")
+        || message.contains("not responding")
+        || message.contains("too much time to respond")
+        || message.contains("unavailable")
+}
+
+/// GitLab's own error body of a signal, lowercased; other answers carry only a status here.
+fn gitlab_message(kind: &SignalKind) -> Option<String> {
+    match kind {
+        SignalKind::GitlabError { message, .. } => Some(message.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
 /// 5xx answers, error pages and "GitLab is not responding".
 fn server_errors(signals: &[Signal]) -> Vec<&Signal> {
     signals
         .iter()
         .filter(|s| {
-            if status_of(&s.kind).is_some_and(|st| (500..=599).contains(&st)) {
-                return true;
-            }
-            match &s.kind {
-                SignalKind::GitlabError { message, .. } => {
-                    let m = message.to_ascii_lowercase();
-                    m.contains("bad gateway")
-                        || m.contains("not responding")
-                        || m.contains("too much time to respond")
-                        || m.contains("unavailable")
-                }
-                _ => false,
-            }
+            status_of(&s.kind).and_then(cause_of_status) == Some(CauseId::InstanceUnavailable)
+                || gitlab_message(&s.kind).is_some_and(|m| says_unavailable(&m))
         })
         .collect()
 }
@@ -54,9 +77,8 @@ fn throttled(signals: &[Signal]) -> Vec<&Signal> {
     signals
         .iter()
         .filter(|s| {
-            status_of(&s.kind) == Some(429)
-                || matches!(&s.kind, SignalKind::GitlabError { message, .. }
-                    if message.to_ascii_lowercase().contains("retry later"))
+            status_of(&s.kind).and_then(cause_of_status) == Some(CauseId::InstanceRateLimited)
+                || gitlab_message(&s.kind).is_some_and(|m| says_throttled(&m))
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! parse (checked with a CI lint dry run on the target ref), loops, nesting depth, tree size
 //! and the per-minute limit on downstream pipelines.
 
-use crate::diagnosis::causes::cause_of_bridge_reason;
+use crate::diagnosis::causes::{cause_of_bridge_reason, cause_of_creation_problem};
 use crate::diagnosis::{
     links, CauseId, Facts, FailedJob, Finding, FixStep, Gathered, Settings, Verdict,
 };
@@ -301,11 +301,9 @@ impl<'a> Creation<'a> {
                 SignalKind::CreationError { problem, .. } => {
                     c.failed = true;
                     c.problems.push(*problem);
-                    match problem {
-                        CreationProblem::EmptyPipeline => c.empty.push(shown.clone()),
-                        CreationProblem::MissingConfig | CreationProblem::PipelinesDisabled => {
-                            c.invalid.push(shown.clone())
-                        }
+                    match cause_of_creation_problem(*problem, false) {
+                        CauseId::ConfigDownstreamEmpty => c.empty.push(shown.clone()),
+                        CauseId::ConfigDownstreamInvalid => c.invalid.push(shown.clone()),
                         _ => c.other.push(shown.clone()),
                     }
                 }

@@ -6,8 +6,9 @@
 //! `path_with_namespace` was renamed or moved. GitLab answers 404 both for a missing project
 //! and for one the caller cannot read, so the bot's own look-up and the user's can differ.
 
+use super::causes::cause_of_creation_problem;
 use super::{CauseId, Facts, Finding, FixStep, Gathered, Settings, Verdict};
-use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind};
+use crate::evidence::log_scan::{Signal, SignalKind};
 use crate::evidence::names::variables_in;
 use crate::gitlab::model::{FailureReason, Member, Project};
 
@@ -18,6 +19,13 @@ const WRONG_ID: CauseId = CauseId::ProjectWrongId;
 
 const DOCS_TRIGGER_PROJECT: &str = "https://docs.gitlab.com/ci/yaml/#triggerproject";
 const DOCS_TRIGGER_API: &str = "https://docs.gitlab.com/ci/triggers/";
+
+/// GitLab's 404 body for a project it does not show the caller (`404 Project Not Found`), in a
+/// lowercased message: `project.not_found` first (a renamed, hidden or mistyped project
+/// answers the same). The check below and `classify` read a 404's body this way.
+pub fn says_project_not_found(message: &str) -> bool {
+    message.contains("project not found")
+}
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let signals = NotFoundSignals::collect(facts);
@@ -80,13 +88,12 @@ impl NotFoundSignals {
                 SignalKind::GitlabError {
                     status: Some(404),
                     message,
-                } if message.to_ascii_lowercase().contains("project not found") => {
-                    s.lines.push(line)
+                } if says_project_not_found(&message.to_ascii_lowercase()) => s.lines.push(line),
+                SignalKind::CreationError { problem, .. }
+                    if cause_of_creation_problem(*problem, false) == CauseId::ProjectNotFound =>
+                {
+                    s.deleted.push(line)
                 }
-                SignalKind::CreationError {
-                    problem: CreationProblem::ProjectDeleted,
-                    ..
-                } => s.deleted.push(line),
                 SignalKind::TriggerCall(call) => {
                     if let Some(p) = call.project.as_deref() {
                         if p.parse::<u64>().is_ok() && s.numeric_call.is_none() {

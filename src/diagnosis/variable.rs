@@ -17,6 +17,20 @@ const SCOPE_DOC: &str =
 mod environment_scope;
 mod protected_ref;
 
+/// GitLab's answer to a trigger call whose token parameter arrived empty (`token is missing`,
+/// `token is empty`), in a lowercased message: the token variable expanded to nothing, which
+/// the variable causes below explain. The token check and `classify` read it the same way.
+pub fn says_token_missing(message: &str) -> bool {
+    message.contains("token is missing") || message.contains("token is empty")
+}
+
+/// GitLab's answer to a trigger call whose `ref` parameter arrived empty (`ref is missing`,
+/// `ref is empty`), in a lowercased message: the variable that held the ref expanded to
+/// nothing.
+pub fn says_ref_missing(message: &str) -> bool {
+    message.contains("ref is missing") || message.contains("ref is empty")
+}
+
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let ctx = Ctx::read(facts);
     vec![
@@ -274,13 +288,13 @@ impl<'a> Ctx<'a> {
                 SignalKind::GitlabError { message, .. }
                 | SignalKind::ClientError { message, .. } => {
                     let lower = message.to_ascii_lowercase();
-                    if lower.contains("token is missing") || lower.contains("token is empty") {
+                    if says_token_missing(&lower) {
                         emptied.push(Emptied {
                             evidence: at.clone(),
                             names: token_names.clone(),
                         });
                     }
-                    if lower.contains("ref is missing") || lower.contains("ref is empty") {
+                    if says_ref_missing(&lower) {
                         emptied.push(Emptied {
                             evidence: at,
                             names: others.clone(),

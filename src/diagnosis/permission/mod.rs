@@ -13,8 +13,9 @@ mod role;
 mod trigger_owner;
 
 use super::{Facts, Finding, Gathered, Verdict};
+use crate::diagnosis::causes::cause_of_creation_problem;
 use crate::diagnosis::CauseId;
-use crate::evidence::log_scan::{CreationProblem, Signal, SignalKind, TokenUse, TriggerEndpoint};
+use crate::evidence::log_scan::{Signal, SignalKind, TokenUse, TriggerEndpoint};
 use crate::gitlab::model::{FailureReason, Member, Project};
 use crate::redact::TokenKind;
 
@@ -180,14 +181,18 @@ impl<'a> Attempt<'a> {
                         FailureReason::InsufficientBridgePermissions
                         | FailureReason::InsufficientUpstreamPermissions,
                 } => ctx.bridge_denied.push(s.numbered()),
-                SignalKind::CreationError { problem, .. } => match problem {
-                    CreationProblem::InsufficientPermissions => ctx.insufficient.push(s.numbered()),
-                    CreationProblem::RefNotAllowed => ctx.ref_not_allowed.push(s.numbered()),
-                    CreationProblem::VariablesRestricted => {
-                        ctx.variables_restricted.push(s.numbered())
+                SignalKind::CreationError { problem, .. } => {
+                    match cause_of_creation_problem(*problem, via == Via::TriggerToken) {
+                        CauseId::PermissionRole | CauseId::PermissionTriggerOwner => {
+                            ctx.insufficient.push(s.numbered())
+                        }
+                        CauseId::PermissionProtectedRef => ctx.ref_not_allowed.push(s.numbered()),
+                        CauseId::PermissionPipelineVariables => {
+                            ctx.variables_restricted.push(s.numbered())
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                },
+                }
                 SignalKind::GitlabError {
                     status: Some(404), ..
                 }

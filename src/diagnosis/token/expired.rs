@@ -53,48 +53,48 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
     if call.bridge {
         return not_applicable_for_bridge(CAUSE);
     }
-    if let (Some(s), Some("expired")) = (call.unauthorized, call.named_refusal()) {
-        let said = call.said_expired.unwrap_or(s);
-        let f = Finding::new(
-            CAUSE,
-            Verdict::Confirmed,
-            if call.job_token {
-                "GitLab refused CI_JOB_TOKEN because it had expired: the job token is valid only while its job runs."
-            } else {
-                "GitLab refused the token because it has expired."
-            },
-        )
-        .evidence(said.numbered());
-        return if call.job_token {
-            job_token_steps(facts, f)
-        } else {
-            new_token_steps(facts, call, f)
-        };
-    }
     if let Some(s) = call.unauthorized {
-        if call.job_token && call.said_revoked.is_none() {
-            let f = Finding::new(
-                CAUSE,
-                Verdict::Likely,
-                "GitLab refused CI_JOB_TOKEN with 401: a job token stops being valid when its job ends, so the call probably ran after the job's time was up (or from a background process).",
-            )
-            .evidence(s.numbered());
-            return job_token_steps(facts, f);
-        }
-        if call.named_refusal().is_none() {
-            return Finding::new(
+        return match (call.refused_as(), call.said_expired) {
+            (Some(CAUSE), Some(said)) => {
+                let f = Finding::new(
+                    CAUSE,
+                    Verdict::Confirmed,
+                    if call.job_token {
+                        "GitLab refused CI_JOB_TOKEN because it had expired: the job token is valid only while its job runs."
+                    } else {
+                        "GitLab refused the token because it has expired."
+                    },
+                )
+                .evidence(said.numbered());
+                if call.job_token {
+                    job_token_steps(facts, f)
+                } else {
+                    new_token_steps(facts, call, f)
+                }
+            }
+            // Nothing said, and a job token: it expired with its job.
+            (Some(CAUSE), None) => {
+                let f = Finding::new(
+                    CAUSE,
+                    Verdict::Likely,
+                    "GitLab refused CI_JOB_TOKEN with 401: a job token stops being valid when its job ends, so the call probably ran after the job's time was up (or from a background process).",
+                )
+                .evidence(s.numbered());
+                job_token_steps(facts, f)
+            }
+            _ if call.named_refusal().is_none() => Finding::new(
                 CAUSE,
                 Verdict::Unknown,
                 "GitLab answered 401 without naming the reason: an expired, revoked or unknown token all answer this way, and GitLab does not let the bot look up another user's access token.",
             )
-            .evidence(s.numbered());
-        }
-        return Finding::new(
-            CAUSE,
-            Verdict::RuledOut,
-            "GitLab named another reason for refusing the token (see token.revoked).",
-        )
-        .evidence(s.numbered());
+            .evidence(s.numbered()),
+            _ => Finding::new(
+                CAUSE,
+                Verdict::RuledOut,
+                "GitLab named another reason for refusing the token (see token.revoked).",
+            )
+            .evidence(s.numbered()),
+        };
     }
     if let Some(s) = call.trigger_token_not_found() {
         let (down, _) = downstream(facts);

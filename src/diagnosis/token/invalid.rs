@@ -41,7 +41,8 @@ pub(super) fn invalid(facts: &Facts, call: &Call) -> Finding {
             )
             .evidence(s.numbered());
         }
-        if call.job_token {
+        // Nothing said: a job token points at its expiry, any other token at this cause.
+        if call.refused_as() != Some(CAUSE) {
             return Finding::new(
                 CAUSE,
                 Verdict::Unknown,

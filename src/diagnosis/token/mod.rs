@@ -11,6 +11,7 @@ mod revoked;
 mod wrong_kind;
 
 use super::{links, Facts, Finding, FixStep, Gathered, Settings, Verdict};
+use crate::diagnosis::variable::says_token_missing;
 use crate::diagnosis::CauseId;
 use crate::evidence::log_scan::{Signal, SignalKind, TokenUse, TriggerEndpoint};
 use crate::gitlab::model::{FailureReason, Trigger};
@@ -21,6 +22,22 @@ const JOB_TOKEN_DOC: &str = "https://docs.gitlab.com/ci/jobs/ci_job_token/";
 const CREATE_PIPELINE_DOC: &str = "https://docs.gitlab.com/api/pipelines/#create-a-new-pipeline";
 const SCOPES_DOC: &str =
     "https://docs.gitlab.com/user/profile/personal_access_tokens/#personal-access-token-scopes";
+
+/// The token cause a refused token (a 401) points at first: what GitLab said (expired before
+/// revoked), else, for a job token, that its job had ended (a job token expires with its
+/// job and is never revoked by hand), else a token GitLab does not know. The checks below and
+/// `classify` rank a 401 this way; the checks then judge each cause with what they gathered.
+pub fn cause_of_refusal(said_expired: bool, said_revoked: bool, job_token: bool) -> CauseId {
+    if said_expired {
+        CauseId::TokenExpired
+    } else if said_revoked {
+        CauseId::TokenRevoked
+    } else if job_token {
+        CauseId::TokenExpired
+    } else {
+        CauseId::TokenInvalid
+    }
+}
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let call = Call::read(facts);
@@ -142,7 +159,7 @@ impl<'a> Call<'a> {
             let Some((status, message)) = s.kind.answer() else {
                 continue;
             };
-            if message.contains("token is missing") || message.contains("token is empty") {
+            if says_token_missing(&message) {
                 call.token_missing.get_or_insert(s);
             } else if status == Some(401)
                 || message.contains("invalid_token")
@@ -176,6 +193,17 @@ impl<'a> Call<'a> {
     fn trigger_token_not_found(&self) -> Option<&'a Signal> {
         self.not_found
             .filter(|_| self.is_trigger_endpoint() && !self.job_token && self.token_sent())
+    }
+
+    /// The cause a refusal (401) points at first, when GitLab refused the token.
+    fn refused_as(&self) -> Option<CauseId> {
+        self.unauthorized.map(|_| {
+            cause_of_refusal(
+                self.said_expired.is_some(),
+                self.said_revoked.is_some(),
+                self.job_token,
+            )
+        })
     }
 
     /// What a 401 said, when it named the reason.

@@ -16,7 +16,7 @@ pub(super) fn revoked(facts: &Facts, call: &Call) -> Finding {
         return not_applicable_for_bridge(CAUSE);
     }
     if let Some(s) = call.unauthorized {
-        if let (Some(said), Some("revoked")) = (call.said_revoked, call.named_refusal()) {
+        if let (Some(said), Some(CAUSE)) = (call.said_revoked, call.refused_as()) {
             let f = Finding::new(
                 CAUSE,
                 Verdict::Confirmed,
