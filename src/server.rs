@@ -160,8 +160,10 @@ impl Application {
             body_timeout: settings.server.body_timeout,
             // Every connection's read-ahead buffers are set aside before any body is admitted.
             budget: webhook::BodyBudget::new(
-                settings.server.unauthenticated_body_budget
-                    - settings.server.max_connections * CONNECTION_ALLOWANCE,
+                settings
+                    .server
+                    .unauthenticated_body_budget
+                    .saturating_sub(settings.server.max_connections * CONNECTION_ALLOWANCE),
             ),
             store: store.clone(),
             metrics: metrics.clone(),
