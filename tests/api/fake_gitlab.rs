@@ -469,6 +469,7 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         (None, false) => not_found("Job"),
                     }
                 }
+                // lib/api/files.rb: the raw file at `ref`; 404 `File Not Found` otherwise.
                 ("GET", ["repository", "files", file, "raw"]) => {
                     let git_ref = query("ref").unwrap_or_default();
                     match state.files.get(&(pid, decode(file), git_ref)) {
@@ -497,6 +498,7 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         .cloned()
                         .unwrap_or_default(),
                 ),
+                // lib/api/members.rb: `members/all` includes inherited members, paged.
                 ("GET", ["members", "all"]) => {
                     let members: Vec<Value> = state
                         .members
@@ -515,6 +517,7 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         None => not_found(""),
                     }
                 }
+                // lib/api/protected_branches.rb: the rules, wildcards included, paged.
                 ("GET", ["protected_branches"]) => list(
                     request,
                     state
@@ -523,6 +526,8 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         .cloned()
                         .unwrap_or_default(),
                 ),
+                // lib/api/ci/variables.rb, triggers.rb, job_token_scope.rb and hooks: each
+                // needs `admin_build`/`admin_project` (Maintainer); a lower role gets 403.
                 ("GET", ["variables"]) if maintainer => list(
                     request,
                     state.variables.get(&pid).cloned().unwrap_or_default(),
