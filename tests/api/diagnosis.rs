@@ -36,6 +36,11 @@ fn job_hook(git_ref: &str) -> Vec<u8> {
     })
 }
 
+/// Adds the failed curl-style job 901 of pipeline 31 ("trigger-app") with this log.
+fn failed_trigger_job(gitlab: &FakeGitlab, log: &str) {
+    gitlab.add_job(1, 31, 901, "trigger-app", "failed", log);
+}
+
 fn curl_log(token: &str, answer: &str) -> String {
     format!(
         "Running with gitlab-runner 17.5.0 (a1b2c3d4) on docker-runner-1 xYz12\n\
@@ -108,12 +113,8 @@ fn assert_top(d: &Value, cause: &str, verdict: &str) {
 #[tokio::test]
 async fn a_misnamed_token_variable_is_found_with_the_name_it_should_have() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log("$TRIGGER_TOKN", r#"{"error":"token is missing"}"#),
     );
     gitlab.with(|s| {
@@ -133,12 +134,8 @@ async fn a_misnamed_token_variable_is_found_with_the_name_it_should_have() {
 #[tokio::test]
 async fn a_protected_token_variable_on_a_feature_branch_is_found() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log("$DEPLOY_TOKEN", r#"{"error":"token is missing"}"#),
     );
     gitlab.with(|s| {
@@ -156,12 +153,8 @@ async fn a_protected_token_variable_on_a_feature_branch_is_found() {
 #[tokio::test]
 async fn a_personal_access_token_sent_to_the_trigger_api_is_the_wrong_kind() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log(FAKE_PAT, r#"{"message":"404 Not Found"}"#),
     );
     let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
@@ -184,12 +177,8 @@ async fn expired_trigger_tokens_explain_a_404_from_the_trigger_api() {
 /// A curl job whose trigger call got a 404 while grp/app's only trigger token has expired.
 /// Returns the Job Hook.
 fn expired_trigger_token(gitlab: &FakeGitlab) -> Vec<u8> {
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        gitlab,
         &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
     );
     gitlab.with(|s| {
@@ -202,12 +191,8 @@ fn expired_trigger_token(gitlab: &FakeGitlab) -> Vec<u8> {
 #[tokio::test]
 async fn without_maintainer_the_variable_checks_say_what_they_could_not_read() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
     );
     gitlab.with(|s| {
@@ -541,12 +526,8 @@ async fn a_url_with_an_old_hostname_is_api_url_host() {
 #[tokio::test]
 async fn a_job_token_from_a_project_not_on_the_allowlist_is_found() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log("$CI_JOB_TOKEN", r#"{"message":"404 Not Found"}"#),
     );
     gitlab.with(|s| {
@@ -563,12 +544,8 @@ async fn a_job_token_from_a_project_not_on_the_allowlist_is_found() {
 #[tokio::test]
 async fn gitlab_answering_502_is_retried_and_the_diagnosis_completes_once_it_recovers() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log(FAKE_PAT, r#"{"message":"404 Not Found"}"#),
     );
     gitlab.with(|s| s.outage = 1);
@@ -679,12 +656,8 @@ async fn bridge_failure_reasons_each_get_their_cause() {
 #[tokio::test]
 async fn an_undefined_token_variable_is_found() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log("$DOWNSTREAM_TOKEN", r#"{"error":"token is missing"}"#),
     );
     gitlab.with(|s| {
@@ -707,12 +680,8 @@ async fn an_undefined_token_variable_is_found() {
 #[tokio::test]
 async fn a_token_variable_scoped_to_another_environment_is_found() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log("$DEPLOY_TOKEN", r#"{"error":"token is missing"}"#),
     );
     gitlab.with(|s| {
@@ -807,12 +776,8 @@ fn pat_variable() -> Value {
 #[tokio::test]
 async fn with_values_readable_a_personal_token_in_the_trigger_variable_is_the_wrong_kind() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
     );
     gitlab.with(|s| {
@@ -840,12 +805,8 @@ async fn with_values_readable_a_personal_token_in_the_trigger_variable_is_the_wr
 #[tokio::test]
 async fn by_default_variable_values_are_not_used() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
     );
     gitlab.with(|s| {
@@ -888,14 +849,7 @@ async fn a_job_log_with_hostile_unicode_lines_is_diagnosed_without_stalling_the_
                    $ curl -F token=é -F ref=mé\u{301} \"https://gitlab.example.com/api/v4/projects/é/trigger/pipeline\"\n\
                    \u{200f}https://ü:ö@gitlab.example.com/api/v4/projects/42/ref/ß/trigger/pipeline\u{0}\n\
                    curl: (6) Could not resolve host: gitläb.example.com";
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
-        &curl_log("$TRIGGER_TOKEN", hostile),
-    );
+    failed_trigger_job(&gitlab, &curl_log("$TRIGGER_TOKEN", hostile));
     let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
     assert!(
         !d["findings"].as_array().unwrap().is_empty(),
@@ -958,12 +912,8 @@ async fn a_developer_bot_cannot_see_the_pipeline_variables_setting_and_says_so()
 #[tokio::test]
 async fn a_protected_token_variable_on_the_second_page_of_variables_is_found() {
     let gitlab = instance().await;
-    gitlab.add_job(
-        1,
-        31,
-        901,
-        "trigger-app",
-        "failed",
+    failed_trigger_job(
+        &gitlab,
         &curl_log("$DEPLOY_TOKEN", r#"{"error":"token is missing"}"#),
     );
     gitlab.with(|s| {

@@ -578,19 +578,19 @@ async fn trigger_jobs_or_bridges_follow_the_instance_version_also_after_an_upgra
     let gitlab = fake_of_version("18.6.1-ee").await;
     gitlab.add_pipeline(1, 6, "failed", "main", LINT_SHA);
     let client = GitlabClient::new(settings(&gitlab.url()), None).unwrap();
+    let routes_asked = || {
+        (
+            gitlab.calls_to("/trigger_jobs"),
+            gitlab.calls_to("/bridges"),
+        )
+    };
     // Version unknown: /trigger_jobs is tried, its 404 leads to /bridges.
     client
         .session(None, false)
         .trigger_jobs(ProjectId(1), PipelineId(6))
         .await
         .unwrap();
-    assert_eq!(
-        (
-            gitlab.calls_to("/trigger_jobs"),
-            gitlab.calls_to("/bridges")
-        ),
-        (1, 1)
-    );
+    assert_eq!(routes_asked(), (1, 1));
     // Known to be 18.6: straight to /bridges.
     let session = client.session(None, false);
     session.version().await.unwrap();
@@ -598,13 +598,7 @@ async fn trigger_jobs_or_bridges_follow_the_instance_version_also_after_an_upgra
         .trigger_jobs(ProjectId(1), PipelineId(6))
         .await
         .unwrap();
-    assert_eq!(
-        (
-            gitlab.calls_to("/trigger_jobs"),
-            gitlab.calls_to("/bridges")
-        ),
-        (1, 2)
-    );
+    assert_eq!(routes_asked(), (1, 2));
     // The instance is upgraded to 19.2; once its version is read again, /trigger_jobs is used.
     gitlab.with(|s| s.version = "19.2.0-ee".to_string());
     let session = client.session(None, true);
@@ -613,13 +607,7 @@ async fn trigger_jobs_or_bridges_follow_the_instance_version_also_after_an_upgra
         .trigger_jobs(ProjectId(1), PipelineId(6))
         .await
         .unwrap();
-    assert_eq!(
-        (
-            gitlab.calls_to("/trigger_jobs"),
-            gitlab.calls_to("/bridges")
-        ),
-        (2, 2)
-    );
+    assert_eq!(routes_asked(), (2, 2));
 }
 
 /// Lint answers 429 once (with `lint_429`'s headers), then 200; while it waits, another
