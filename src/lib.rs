@@ -5,6 +5,7 @@
 //! `worker` (claims, settles) → `pipeline` (recognise → gather → check → rank → render →
 //! deliver through `notify`), whose outcome the worker records; `api` serves that history.
 
+pub mod cause;
 pub mod check_config;
 pub mod classify;
 pub mod config;

@@ -358,8 +358,7 @@ fn classify(failure_reason: Option<&str>, json: bool) -> ExitCode {
         eprintln!("trigger-doctor: cannot read standard input: {e}");
         return ExitCode::from(2);
     }
-    let text = String::from_utf8_lossy(&input);
-    let verdict = trigger_doctor::classify::classify(&text, failure_reason);
+    let verdict = trigger_doctor::classify::classify_bytes(&input, failure_reason);
     if json {
         println!(
             "{}",

@@ -22,6 +22,10 @@ struct Case {
     acceptable: Vec<String>,
     #[serde(default)]
     ambiguous: bool,
+    /// The downstream pipeline was created and failed on its own: not a trigger failure, and
+    /// the verdict says so.
+    #[serde(default)]
+    downstream: bool,
 }
 
 fn dir() -> PathBuf {
@@ -93,6 +97,11 @@ fn classify_meets_its_precision_and_recall_on_the_corpus() {
                 );
             }
         }
+        assert!(
+            !case.downstream || verdict.downstream.is_some(),
+            "{}: the downstream pipeline's own failure is not named",
+            case.file
+        );
         if !case.trigger_failure {
             if verdict.trigger_failure {
                 failures.push(format!(

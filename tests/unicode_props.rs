@@ -277,6 +277,7 @@ fn the_log_scanner_never_panics_on_text_or_on_bytes_read_lossily() {
     let opts = log_scan::ScanOptions {
         chunk_bytes: 1024,
         max_signals: 50,
+        every_line: false,
     };
     for_each_input("scan_reader", inputs, |bytes| {
         let scan = log_scan::scan_reader(Cursor::new(bytes), &opts).unwrap();

@@ -10,9 +10,12 @@
 //! (statuses and error bodies), `request` (URL and token kind); `calls` reads the attempt itself.
 
 mod calls;
+mod context;
 mod creation;
 mod http;
+mod messages;
 mod network;
+mod prose;
 mod request;
 
 use std::collections::HashMap;
@@ -20,6 +23,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::diagnosis::CauseId;
+use crate::evidence::catalogue;
 use crate::evidence::log_scan::{self, CreationProblem, Scan, Signal, SignalKind};
 use crate::gitlab::model::FailureReason;
 use crate::redact;
@@ -46,18 +50,43 @@ pub struct Candidate {
     pub confidence: Confidence,
     /// The (redacted) lines that point at it, with their line numbers.
     pub evidence: Vec<String>,
+    /// The ids of the message-catalogue rows (`gitlab.bridge.project_not_found`,
+    /// `curl.dns`) and report descriptions (`prose.project.renamed`) that matched.
+    pub catalogue: Vec<&'static str>,
 }
 
 /// What `classify` makes of a text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Classification {
     pub trigger_failure: bool,
-    /// Best first. Empty when the text shows no trigger failure.
+    /// Best first. Empty when the text shows no trigger failure; a single `unknown` when it
+    /// shows one whose cause it does not tell.
     pub causes: Vec<Candidate>,
+    /// The line saying the downstream pipeline was created and failed (or passed) on its own:
+    /// the trigger worked. Not part of the JSON.
+    #[serde(skip)]
+    pub downstream: Option<String>,
 }
 
-/// A candidate's score, the order it was first seen in, and its evidence lines.
-type Scored = (i32, usize, Vec<String>);
+impl Classification {
+    fn none() -> Classification {
+        Classification {
+            trigger_failure: false,
+            causes: Vec::new(),
+            downstream: None,
+        }
+    }
+}
+
+/// A candidate's score, the order it was first seen in, its evidence lines and the catalogue
+/// and description rows behind it.
+#[derive(Default)]
+struct Scored {
+    score: i32,
+    seen: usize,
+    evidence: Vec<String>,
+    rows: Vec<&'static str>,
+}
 
 /// Candidate causes with their scores and evidence, in the order they were first seen.
 #[derive(Default)]
@@ -67,38 +96,61 @@ struct Candidates {
 }
 
 impl Candidates {
-    fn add(&mut self, id: CauseId, score: i32, evidence: Option<&Signal>) {
+    fn entry(&mut self, id: CauseId) -> &mut Scored {
         let seen = self.seen;
-        let entry = self.scores.entry(id).or_insert((0, seen, Vec::new()));
-        if entry.2.is_empty() && entry.0 == 0 {
+        let entry = self.scores.entry(id).or_insert_with(|| Scored {
+            seen,
+            ..Scored::default()
+        });
+        if entry.seen == seen {
             self.seen += 1;
         }
-        entry.0 = entry.0.max(score);
+        entry
+    }
+
+    fn add(&mut self, id: CauseId, score: i32, evidence: Option<&Signal>) {
+        let entry = self.entry(id);
+        entry.score = entry.score.max(score);
         if let Some(s) = evidence {
-            keep_evidence(&mut entry.2, s.numbered());
+            keep_evidence(&mut entry.evidence, s.numbered());
         }
     }
 
     fn add_line(&mut self, id: CauseId, score: i32, line: &str) {
         self.add(id, score, None);
         if let Some(entry) = self.scores.get_mut(&id) {
-            keep_evidence(&mut entry.2, redact::redact(line).into_owned());
+            keep_evidence(&mut entry.evidence, redact::redact(line).into_owned());
         }
+    }
+
+    /// A cause a catalogue or description row points at, with the line it matched.
+    fn add_row(&mut self, id: CauseId, score: i32, line: &str, row: &'static str) {
+        self.add_line(id, score, line);
+        if let Some(entry) = self.scores.get_mut(&id) {
+            if !entry.rows.contains(&row) {
+                entry.rows.push(row);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.scores.values().all(|s| s.score <= 0)
     }
 
     fn ranked(self) -> Vec<Candidate> {
         let mut all: Vec<(CauseId, Scored)> = self.scores.into_iter().collect();
-        all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
+        all.sort_by(|a, b| b.1.score.cmp(&a.1.score).then(a.1.seen.cmp(&b.1.seen)));
         all.into_iter()
-            .filter(|(_, (score, _, _))| *score > 0)
-            .map(|(id, (score, _, evidence))| Candidate {
+            .filter(|(_, s)| s.score > 0)
+            .map(|(id, s)| Candidate {
                 id,
-                confidence: match score {
+                confidence: match s.score {
                     s if s >= 10 => Confidence::High,
                     s if s >= 6 => Confidence::Medium,
                     _ => Confidence::Low,
                 },
-                evidence,
+                evidence: s.evidence,
+                catalogue: s.rows,
             })
             .collect()
     }
@@ -111,10 +163,16 @@ fn keep_evidence(evidence: &mut Vec<String>, line: String) {
     }
 }
 
-/// Classifies a text (a job log, an API error body, a bridge failure message).
+/// Classifies a text (a job log, an API error body, a bridge failure message, a report).
 pub fn classify(text: &str, failure_reason: Option<&str>) -> Classification {
-    let scan = log_scan::scan_str(text);
-    classify_scan(&scan, text, failure_reason)
+    classify_bytes(text.as_bytes(), failure_reason)
+}
+
+/// Classifies bytes as they came (invalid UTF-8 and NUL bytes are read lossily, never refused).
+pub fn classify_bytes(bytes: &[u8], failure_reason: Option<&str>) -> Classification {
+    let scan = log_scan::scan_bytes(bytes, true);
+    let text = String::from_utf8_lossy(bytes);
+    classify_scan(&scan, &text, failure_reason)
 }
 
 /// Classifies the signals of a scan; `text` adds context found outside signal lines (the
@@ -142,56 +200,76 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
             _ => None,
         })
         .collect();
-    let downstream_failed = downstream_failure(text);
+    let messages = messages::found(signals);
+    let words = context::read(text);
+    let downstream_failed = downstream_failure(text).or_else(|| words.created.clone());
     let intents = intents(text);
+    let proven = messages
+        .iter()
+        .any(|(_, row)| row.says == catalogue::Says::TriggerFailed);
 
-    let trigger_related = !calls.is_empty()
-        || !intents.is_empty()
-        || !bridge_reasons.is_empty()
-        || downstream_failed.is_some();
-    if !trigger_related {
-        return Classification {
-            trigger_failure: false,
-            causes: Vec::new(),
-        };
+    let attempted = !calls.is_empty() || !intents.is_empty();
+    let about_trigger = attempted || !bridge_reasons.is_empty() || proven || words.trigger.is_some();
+    if !about_trigger && downstream_failed.is_none() {
+        return Classification::none();
     }
 
     let mut c = Candidates::default();
 
-    // The downstream pipeline exists and failed: not a trigger problem at all.
+    // The downstream pipeline exists: the trigger worked, whatever failed afterwards.
     if let Some(line) = &downstream_failed {
-        let creation_failed = !creation.is_empty() || !bridge_reasons.is_empty();
+        let creation_failed = !creation.is_empty() || !bridge_reasons.is_empty() || proven;
         if !creation_failed {
-            c.add_line(CauseId::DownstreamFailed, 12, line);
             return Classification {
-                trigger_failure: true,
-                causes: c.ranked(),
+                trigger_failure: false,
+                causes: Vec::new(),
+                downstream: Some(line.clone()),
             };
         }
     }
+    // A test suite's report names triggers it only tests.
+    if words.test_report && !attempted && !proven && bridge_reasons.is_empty() {
+        return Classification::none();
+    }
 
-    let attempted = !calls.is_empty() || !intents.is_empty();
     bridge_causes(&mut c, &bridge_reasons, signals);
     creation_causes(&mut c, &creation, signals, &calls);
     let hinted = text_causes(&mut c, text, attempted);
     let network = network_causes(&mut c, signals, &calls, attempted, text);
-    let http = http_causes(&mut c, signals, &calls, attempted, text);
+    let http = http_causes(&mut c, signals, &calls, attempted || words.trigger.is_some(), text);
     url_causes(&mut c, &calls, &intents, text, http);
     token_kind_causes(&mut c, signals, &calls);
+    let about = attempted || words.trigger.is_some() || proven || !bridge_reasons.is_empty();
+    let said = messages::message_causes(&mut c, &messages, signals, about);
+    // A log with a trigger call shows its outcome in signals; words around it (a test's
+    // output, an echo) do not say how it went. Reports in prose are read for their words.
+    let described = about && (!attempted || c.is_empty()) && messages::described_causes(&mut c, text);
+    let unexpanded = messages::unexpanded_variables(&mut c, text);
 
-    let failed = network || http || hinted || !creation.is_empty() || !bridge_reasons.is_empty();
+    let failed = network
+        || http
+        || hinted
+        || said
+        || !creation.is_empty()
+        || !bridge_reasons.is_empty()
+        || (!attempted && words.failure && (words.trigger.is_some() || unexpanded || described));
     if !failed {
         // A trigger call that went through (or whose outcome the text does not show).
-        return Classification {
-            trigger_failure: false,
-            causes: Vec::new(),
-        };
+        return Classification::none();
     }
     // Show the call itself beside what went wrong with it.
     let call_line = calls
         .first()
         .map(|(s, _)| s.numbered())
         .or_else(|| intents.first().map(Intent::numbered));
+    if c.is_empty() {
+        let line = call_line.clone().or_else(|| words.trigger.clone());
+        if let Some(line) = line {
+            c.add_line(CauseId::Unknown, 1, &line);
+        } else {
+            c.add(CauseId::Unknown, 1, None);
+        }
+    }
     let mut causes = c.ranked();
     if let Some(call) = call_line {
         for cause in &mut causes {
@@ -203,6 +281,7 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
     Classification {
         trigger_failure: true,
         causes,
+        downstream: None,
     }
 }
 
@@ -210,7 +289,12 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
 pub fn render_text(verdict: &Classification) -> String {
     let mut out = String::new();
     if !verdict.trigger_failure {
-        out.push_str("No failed pipeline trigger in this text.\n");
+        match &verdict.downstream {
+            Some(line) => out.push_str(&format!(
+                "No failed pipeline trigger: the downstream pipeline was created and ran on its own.\n     {line}\n"
+            )),
+            None => out.push_str("No failed pipeline trigger in this text.\n"),
+        }
         return out;
     }
     out.push_str("Failed pipeline trigger. Likely causes, best first:\n");
@@ -270,6 +354,10 @@ mod tests {
         assert_eq!(json["causes"][0]["confidence"], "high");
         assert!(json["causes"][0]["evidence"].is_array());
         assert_eq!(json.as_object().unwrap().len(), 2);
-        assert_eq!(json["causes"][0].as_object().unwrap().len(), 3);
+        assert_eq!(json["causes"][0].as_object().unwrap().len(), 4);
+        assert_eq!(
+            json["causes"][0]["catalogue"][0],
+            "gitlab.bridge.project_not_found.long"
+        );
     }
 }

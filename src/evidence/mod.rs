@@ -3,6 +3,7 @@
 
 pub mod ci_config;
 pub mod ci_source;
+pub mod catalogue;
 pub mod log_scan;
 pub mod names;
 pub mod shell;

@@ -33,6 +33,10 @@ pub struct ScanOptions {
     /// Signals kept, nearest the end of the log first. Default 200. Once reached, the rest of
     /// the log is only counted (for line numbers), not examined.
     pub max_signals: usize,
+    /// Examine every line, not only those the prefilter picks: for short texts pasted by
+    /// people (a bridge message, an API answer, a report), where the catalogue's messages
+    /// may stand on lines with no anchor. Default false.
+    pub every_line: bool,
 }
 
 impl Default for ScanOptions {
@@ -40,6 +44,7 @@ impl Default for ScanOptions {
         ScanOptions {
             chunk_bytes: 1 << 20,
             max_signals: 200,
+            every_line: false,
         }
     }
 }
@@ -138,6 +143,8 @@ pub enum SignalKind {
     },
     /// `Job succeeded`.
     JobSucceeded,
+    /// A message of the catalogue ([`crate::evidence::catalogue`]); `row` is its id.
+    Message { row: &'static str },
     /// `Running with gitlab-runner 17.5.0 (abc) on my-runner abcd123`.
     Runner {
         version: Option<String>,
@@ -229,6 +236,12 @@ pub enum TokenUse {
 }
 
 impl SignalKind {
+    /// Whether the signal counts towards [`ScanOptions::max_signals`]: catalogue messages ride
+    /// along with their line and are bounded on their own.
+    fn counts(&self) -> bool {
+        !matches!(self, SignalKind::Message { .. })
+    }
+
     /// An answer to a request: its status, when stated, and its message in lower case (empty
     /// for a bare status line). `None` for other signals, and for a client error without a
     /// status.
@@ -354,6 +367,8 @@ mod family {
     pub const CREATION: u32 = 1 << 13;
     pub const JOB: u32 = 1 << 14;
     pub const RUNNER: u32 = 1 << 15;
+    /// Every family: the catalogue is matched on every line examined.
+    pub const ALL: u32 = u32::MAX;
 }
 
 /// Literal anchors (case-sensitive). A line holding none of them yields no signal. At most 64,
@@ -541,8 +556,8 @@ pub fn scan_reader<R: Read + Seek>(mut reader: R, opts: &ScanOptions) -> io::Res
         };
 
         let region_nl = if collecting {
-            let nl = examine(window, region, nl_after, &mut pending);
-            if pending.len() >= opts.max_signals {
+            let nl = examine(window, region, nl_after, opts.every_line, &mut pending);
+            if pending.iter().filter(|p| p.kind.counts()).count() >= opts.max_signals {
                 collecting = false;
                 scan.stopped_early = true;
             }
@@ -566,26 +581,63 @@ pub fn scan_reader<R: Read + Seek>(mut reader: R, opts: &ScanOptions) -> io::Res
         })
         .collect();
     signals.sort_by_key(|s| s.line_no);
-    if signals.len() > opts.max_signals {
-        signals.drain(..signals.len() - opts.max_signals);
-    }
+    keep_last(&mut signals, opts.max_signals);
     scan.signals = tidy(signals);
     Ok(scan)
+}
+
+/// Keeps the last `max` signals that count, the catalogue messages of their lines, and at most
+/// `max` messages in all.
+fn keep_last(signals: &mut Vec<Signal>, max: usize) {
+    let mut typed = 0;
+    let mut messages = 0;
+    let mut first_kept = signals.len();
+    for (i, s) in signals.iter().enumerate().rev() {
+        if s.kind.counts() {
+            if typed == max {
+                break;
+            }
+            typed += 1;
+        } else {
+            if messages == max {
+                break;
+            }
+            messages += 1;
+        }
+        first_kept = i;
+    }
+    signals.drain(..first_kept);
 }
 
 /// Scans text already in memory (a bridge message, stdin, a short log) the same way, with a
 /// buffer no larger than the text needs.
 pub fn scan_str(text: &str) -> Scan {
+    scan_bytes(text.as_bytes(), false)
+}
+
+/// Scans bytes in memory (invalid UTF-8 and NUL bytes are read lossily); `every_line`: see
+/// [`ScanOptions::every_line`].
+pub fn scan_bytes(bytes: &[u8], every_line: bool) -> Scan {
     let defaults = ScanOptions::default();
     let opts = ScanOptions {
-        chunk_bytes: text.len().clamp(MIN_CHUNK_BYTES, defaults.chunk_bytes),
+        chunk_bytes: bytes.len().clamp(MIN_CHUNK_BYTES, defaults.chunk_bytes),
+        every_line,
         ..defaults
     };
-    scan_reader(Cursor::new(text.as_bytes()), &opts).expect("reading from memory cannot fail")
+    scan_reader(Cursor::new(bytes), &opts).expect("reading from memory cannot fail")
 }
 
 /// Examines the complete lines in `window[region..]`; returns the newlines counted there.
-fn examine(window: &[u8], region: usize, nl_after_window: u64, out: &mut Vec<Pending>) -> u64 {
+fn examine(
+    window: &[u8],
+    region: usize,
+    nl_after_window: u64,
+    every_line: bool,
+    out: &mut Vec<Pending>,
+) -> u64 {
+    if every_line {
+        return examine_every_line(window, region, nl_after_window, out);
+    }
     let mut found: Vec<(u64, String, SignalKind)> = Vec::new();
     let mut from = region;
     let mut counted = region;
@@ -624,9 +676,38 @@ fn examine(window: &[u8], region: usize, nl_after_window: u64, out: &mut Vec<Pen
     region_nl
 }
 
+/// Examines each line of `window[region..]` (pieces of overlong lines), every family on each.
+fn examine_every_line(
+    window: &[u8],
+    region: usize,
+    nl_after_window: u64,
+    out: &mut Vec<Pending>,
+) -> u64 {
+    let text = &window[region..];
+    let region_nl = count_newlines(text);
+    let mut nl_before = 0u64;
+    for line in text.split(|&b| b == b'\n') {
+        for piece in line.chunks(MAX_SEGMENT_BYTES) {
+            for (line, kind) in examine_line_as(piece, family::ALL) {
+                out.push(Pending {
+                    nl_after: nl_after_window + (region_nl - nl_before),
+                    line,
+                    kind,
+                });
+            }
+        }
+        nl_before += 1;
+    }
+    region_nl
+}
+
 /// Confirms one candidate line: cleans, redacts and extracts its signals.
 fn examine_line(raw: &[u8]) -> Vec<(String, SignalKind)> {
-    let families = families_of(raw);
+    examine_line_as(raw, families_of(raw))
+}
+
+/// Cleans, redacts and extracts the signals of the given families from one line.
+fn examine_line_as(raw: &[u8], families: u32) -> Vec<(String, SignalKind)> {
     if families == 0 {
         return Vec::new();
     }

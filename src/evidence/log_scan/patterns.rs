@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::token::find_token_use;
 use super::{family, CreationProblem, ProxyEvidence, SignalKind, Tool};
+use crate::evidence::catalogue::{self, Meaning};
 use crate::evidence::trigger_call;
 use crate::gitlab::model::FailureReason;
 
@@ -106,45 +107,6 @@ static REQUEST_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
-/// Bridge messages (lower case) with their `failure_reason`, more specific texts first.
-#[rustfmt::skip]
-const BRIDGE_MESSAGES: &[(&str, FailureReason)] = &[
-    ("downstream bridge project could not be found", FailureReason::DownstreamBridgeProjectNotFound),
-    ("downstream project could not be found", FailureReason::DownstreamBridgeProjectNotFound),
-    ("insufficient permissions to create a downstream pipeline", FailureReason::InsufficientBridgePermissions),
-    ("no permissions to trigger downstream pipeline", FailureReason::InsufficientBridgePermissions),
-    ("downstream pipeline trigger definition is invalid", FailureReason::InvalidBridgeTrigger),
-    ("trigger:project value resolved to a blank value", FailureReason::DownstreamProjectTriggerResolvedToEmpty),
-    ("belongs to a child pipeline and cannot create further child pipelines", FailureReason::BridgePipelineIsChildPipeline),
-    ("creation of child pipeline not allowed from another child pipeline", FailureReason::BridgePipelineIsChildPipeline),
-    ("downstream pipeline could not be created", FailureReason::DownstreamPipelineCreationFailed),
-    ("downstream pipeline can not be created", FailureReason::DownstreamPipelineCreationFailed),
-    ("upstream bridge project could not be found", FailureReason::UpstreamBridgeProjectNotFound),
-    ("upstream project could not be found", FailureReason::UpstreamBridgeProjectNotFound),
-    ("insufficient permissions to track the upstream project", FailureReason::InsufficientUpstreamPermissions),
-    ("no permissions to read upstream project", FailureReason::InsufficientUpstreamPermissions),
-    ("reached the maximum depth of child pipelines", FailureReason::ReachedMaxDescendantPipelinesDepth),
-    ("reached maximum depth of child pipelines", FailureReason::ReachedMaxDescendantPipelinesDepth),
-    ("downstream pipeline tree is too large", FailureReason::ReachedMaxPipelineHierarchySize),
-    ("too many downstream pipelines triggered in the last minute", FailureReason::ReachedDownstreamPipelineTriggerRateLimit),
-    ("would create infinitely looping pipelines", FailureReason::PipelineLoopDetected),
-    ("ci job token has expired", FailureReason::JobTokenExpired),
-];
-
-#[rustfmt::skip]
-const CREATION_MESSAGES: &[(&str, CreationProblem)] = &[
-    ("reference not found", CreationProblem::ReferenceNotFound),
-    ("would have been empty", CreationProblem::EmptyPipeline),
-    ("no stages / jobs for this pipeline", CreationProblem::EmptyPipeline),
-    ("insufficient permissions to create a new pipeline", CreationProblem::InsufficientPermissions),
-    ("sufficient permission to run a pipeline on", CreationProblem::RefNotAllowed),
-    ("insufficient permissions to set pipeline variables", CreationProblem::VariablesRestricted),
-    ("pipelines are disabled", CreationProblem::PipelinesDisabled),
-    ("project is deleted", CreationProblem::ProjectDeleted),
-    ("missing ci config file", CreationProblem::MissingConfig),
-    ("missing .gitlab-ci.yml file", CreationProblem::MissingConfig),
-];
-
 /// Runner lines that report artifact and cache transfers carry `token=<prefix>` of the job's
 /// own token; that is not the token a trigger call used.
 fn is_runner_transfer_line(line: &str) -> bool {
@@ -177,8 +139,7 @@ type Extractor = fn(clean: &str, line: &str, out: &mut Found);
 const EXTRACTORS: &[(u32, Extractor)] = &[
     (family::RUNNER, extract_runner),
     (family::JOB, extract_job_outcome),
-    (family::BRIDGE, extract_bridge_failure),
-    (family::CREATION, extract_creation_error),
+    (family::BRIDGE | family::CREATION, extract_messages),
     (family::CURL, extract_curl),
     (family::WGET, extract_wget),
     (family::PWSH, extract_powershell),
@@ -191,6 +152,7 @@ const EXTRACTORS: &[(u32, Extractor)] = &[
     (family::TRIGGER, extract_trigger_call),
     (family::TOKEN, extract_token),
     (family::MASKED, extract_masked),
+    (family::ALL, extract_catalogue),
 ];
 
 /// Every signal of one cleaned line. Text fields come from the redacted `line`; only the token
@@ -233,34 +195,37 @@ fn extract_job_outcome(_clean: &str, line: &str, out: &mut Found) {
     }
 }
 
-/// GitLab's bridge failure messages, long and short, and bare `failure_reason` ids.
-fn extract_bridge_failure(_clean: &str, line: &str, out: &mut Found) {
-    let lower = line.to_ascii_lowercase();
-    let reason = BRIDGE_MESSAGES
-        .iter()
-        .find(|(text, _)| lower.contains(text))
-        .map(|(_, reason)| reason)
-        .or_else(|| FailureReason::bridge_reasons().find(|r| contains_word(line, r.as_str())));
-    if let Some(reason) = reason {
-        out.push(SignalKind::BridgeFailure {
-            reason: reason.clone(),
-        });
+/// Bridge failure messages and pipeline-creation errors of the catalogue, as the typed signals
+/// the checks read. A bare `failure_reason` id (`reached_max_…`) counts as its bridge failure.
+fn extract_messages(_clean: &str, line: &str, out: &mut Found) {
+    let rows = catalogue::find(line);
+    let mut bridge = None;
+    for row in &rows {
+        match row.meaning {
+            Meaning::Bridge(reason) if bridge.is_none() => bridge = Some(FailureReason::from(reason)),
+            _ => {}
+        }
+    }
+    if bridge.is_none() {
+        bridge = FailureReason::bridge_reasons().find(|r| contains_word(line, r.as_str())).cloned();
+    }
+    if let Some(reason) = bridge {
+        out.push(SignalKind::BridgeFailure { reason });
+    }
+    for row in &rows {
+        if let Meaning::Creation(problem) = row.meaning {
+            let git_ref = (problem == CreationProblem::RefNotAllowed)
+                .then(|| REF_NOT_ALLOWED.captures(line).map(|c| c[1].to_owned()))
+                .flatten();
+            out.push(SignalKind::CreationError { problem, git_ref });
+        }
     }
 }
 
-/// Known reasons why GitLab could not create a pipeline.
-fn extract_creation_error(_clean: &str, line: &str, out: &mut Found) {
-    let lower = line.to_ascii_lowercase();
-    for (text, problem) in CREATION_MESSAGES {
-        if lower.contains(text) {
-            let git_ref = (*problem == CreationProblem::RefNotAllowed)
-                .then(|| REF_NOT_ALLOWED.captures(line).map(|c| c[1].to_owned()))
-                .flatten();
-            out.push(SignalKind::CreationError {
-                problem: *problem,
-                git_ref,
-            });
-        }
+/// Every catalogue message on the line, after the line's typed signals.
+fn extract_catalogue(_clean: &str, line: &str, out: &mut Found) {
+    for row in catalogue::find(line) {
+        out.push(SignalKind::Message { row: row.id });
     }
 }
 

@@ -2,8 +2,50 @@
 
 use super::*;
 
+/// The typed signals of a text (catalogue messages are tested on their own, below).
 fn kinds(text: &str) -> Vec<SignalKind> {
-    scan_str(text).signals.into_iter().map(|s| s.kind).collect()
+    scan_str(text)
+        .signals
+        .into_iter()
+        .map(|s| s.kind)
+        .filter(|k| !matches!(k, SignalKind::Message { .. }))
+        .collect()
+}
+
+/// The signals other than catalogue messages.
+fn typed(signals: &[Signal]) -> Vec<&Signal> {
+    signals
+        .iter()
+        .filter(|s| !matches!(s.kind, SignalKind::Message { .. }))
+        .collect()
+}
+
+/// The catalogue rows a scan reports.
+fn messages(scan: &Scan) -> Vec<&'static str> {
+    scan.signals
+        .iter()
+        .filter_map(|s| match s.kind {
+            SignalKind::Message { row } => Some(row),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn catalogue_messages_are_reported_on_examined_lines_and_on_every_line_when_asked() {
+    let log = "$ curl -X POST https://gitlab.example.com/api/v4/projects/1/trigger/pipeline\n\
+               curl: (6) Could not resolve host: gitlab.example.com\n\
+               Error: getaddrinfo ENOTFOUND gitlab.example.com\n";
+    let scan = scan_str(log);
+    assert_eq!(messages(&scan), ["curl.dns"]);
+    // Line 3 holds no anchor: the prefilter skips it; reading every line finds it.
+    let every = scan_bytes(log.as_bytes(), true);
+    assert_eq!(messages(&every), ["curl.dns", "node.dns"]);
+    assert_eq!(every.signals.last().unwrap().line_no, 3);
+    // Invalid UTF-8 and NUL bytes are read lossily.
+    let bytes = b"\xff\x00 downstream pipeline can not be created, Reference not found\n";
+    let scan = scan_bytes(bytes, true);
+    assert!(messages(&scan).contains(&"gitlab.creation.reference_not_found"));
 }
 
 fn one(text: &str) -> SignalKind {
@@ -576,19 +618,22 @@ fn reading_from_the_end_finds_the_last_failure_with_bounded_memory() {
     let opts = ScanOptions {
         chunk_bytes: chunk,
         max_signals: 2,
+        every_line: false,
     };
     let scan = scan_reader(Cursor::new(log.as_bytes()), &opts).unwrap();
-    assert_eq!(scan.signals.len(), 2);
-    assert_eq!(scan.signals[0].line_no, last_failure);
+    let signals = typed(&scan.signals);
+    assert_eq!(signals.len(), 2);
+    assert_eq!(messages(&scan), ["curl.dns"]);
+    assert_eq!(signals[0].line_no, last_failure);
     assert_eq!(
-        scan.signals[0].kind,
+        signals[0].kind,
         curl(
             6,
             "Could not resolve host: gitlab.example.com",
             Some("gitlab.example.com")
         )
     );
-    assert_eq!(scan.signals[1].line_no, last_failure + 1);
+    assert_eq!(signals[1].line_no, last_failure + 1);
     assert!(scan.stopped_early);
     assert!(
         scan.peak_buffer_bytes <= 2 * chunk,
@@ -603,10 +648,11 @@ fn reading_from_the_end_finds_the_last_failure_with_bounded_memory() {
         &ScanOptions {
             chunk_bytes: chunk,
             max_signals: 200,
+            every_line: false,
         },
     )
     .unwrap();
-    assert_eq!(all.signals.len(), 3);
+    assert_eq!(typed(&all.signals).len(), 3);
     assert_eq!(all.signals[0].line_no, 1);
     assert!(all.peak_buffer_bytes <= 2 * chunk);
 }
@@ -636,10 +682,11 @@ fn lines_split_across_chunk_boundaries_are_found_whole_with_true_numbers() {
             &ScanOptions {
                 chunk_bytes: chunk,
                 max_signals: 10,
+                every_line: false,
             },
         )
         .unwrap();
-        assert_eq!(scan.signals.len(), 1, "shift {shift}: {:?}", scan.signals);
+        assert_eq!(typed(&scan.signals).len(), 1, "shift {shift}: {:?}", scan.signals);
         assert_eq!(scan.signals[0].line, evidence, "shift {shift}");
         assert_eq!(scan.signals[0].line_no, evidence_line, "shift {shift}");
         assert_eq!(scan.lines_seen, line_no);
@@ -659,6 +706,7 @@ fn lines_longer_than_a_chunk_are_examined_in_pieces() {
         &ScanOptions {
             chunk_bytes: chunk,
             max_signals: 10,
+            every_line: false,
         },
     )
     .unwrap();
