@@ -139,12 +139,7 @@ pub(super) fn text_causes(c: &mut Candidates, text: &str, attempted: bool) -> bo
                 failed = true;
             }
         }
-        if (lower.contains("renamed")
-            || lower.contains("is now at")
-            || lower.contains("was moved")
-            || lower.contains("group move"))
-            && lower.contains(' ')
-        {
+        if lower.contains("is now at") || lower.contains("group move") {
             c.add_line(CauseId::ProjectRenamed, 13, &at(line));
         }
     }

@@ -18,6 +18,22 @@ pub(super) fn found(signals: &[Signal]) -> Vec<(&Signal, &'static Row)> {
         .collect()
 }
 
+/// A pipeline-creation refusal that an API client printed (`Server responded with code 400,
+/// message: … Request URI: …/api/v4/…`, `POST …/pipeline: 400 {…}`): the answer to a call that
+/// starts a pipeline, so a failed trigger even without the words for one.
+pub(super) fn creation_call(messages: &[(&Signal, &'static Row)], text: &str) -> bool {
+    messages.iter().any(|(s, row)| {
+        row.says == Says::PipelineRefused && {
+            let line = text
+                .lines()
+                .nth(usize::try_from(s.line_no).unwrap_or(usize::MAX).saturating_sub(1))
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            line.contains("/api/v4/") || line.contains("server responded with code")
+        }
+    })
+}
+
 /// Whether a line also holds a typed signal of a request that failed (a curl or wget error, a
 /// client error, a status line, a GitLab error body): the typed rules have read it already,
 /// with the host of the call in mind.
@@ -154,7 +170,7 @@ pub(super) fn unexpanded_variables(c: &mut Candidates, text: &str) -> bool {
                 .is_some_and(holds_variable)
         };
         if inline || (under_trigger && target) {
-            let score = if not_found { 11 } else { 7 };
+            let score = if not_found { 11 } else { 6 };
             c.add_row(CauseId::VariableUndefined, score, &numbered, "unexpanded.trigger_target");
             found = true;
         }
@@ -188,7 +204,7 @@ mod tests {
         let v = classify("Failed - no permissions to trigger downstream pipeline", None);
         assert!(v.trigger_failure);
         assert_eq!(v.causes[0].id, CauseId::PermissionRole);
-        assert!(v.causes[0].catalogue.contains(&"gitlab.bridge.permissions.plural"), "{v:?}");
+        assert!(v.causes[0].catalogue.contains(&"gitlab.bridge.permissions"), "{v:?}");
     }
 
     #[test]

@@ -209,7 +209,11 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
         .any(|(_, row)| row.says == catalogue::Says::TriggerFailed);
 
     let attempted = !calls.is_empty() || !intents.is_empty();
-    let about_trigger = attempted || !bridge_reasons.is_empty() || proven || words.trigger.is_some();
+    let about_trigger = attempted
+        || !bridge_reasons.is_empty()
+        || proven
+        || words.trigger.is_some()
+        || messages::creation_call(&messages, text);
     if !about_trigger && downstream_failed.is_none() {
         return Classification::none();
     }
@@ -239,7 +243,11 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
     let http = http_causes(&mut c, signals, &calls, attempted || words.trigger.is_some(), text);
     url_causes(&mut c, &calls, &intents, text, http);
     token_kind_causes(&mut c, signals, &calls);
-    let about = attempted || words.trigger.is_some() || proven || !bridge_reasons.is_empty();
+    let about = attempted
+        || words.trigger.is_some()
+        || proven
+        || !bridge_reasons.is_empty()
+        || messages::creation_call(&messages, text);
     let said = messages::message_causes(&mut c, &messages, signals, about);
     // A log with a trigger call shows its outcome in signals; words around it (a test's
     // output, an echo) do not say how it went. Reports in prose are read for their words.
@@ -252,7 +260,8 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
         || said
         || !creation.is_empty()
         || !bridge_reasons.is_empty()
-        || (!attempted && words.failure && (words.trigger.is_some() || unexpanded || described));
+        || (described && (words.failure || !attempted))
+        || (!attempted && words.failure && (words.trigger.is_some() || unexpanded));
     if !failed {
         // A trigger call that went through (or whose outcome the text does not show).
         return Classification::none();
@@ -316,18 +325,28 @@ pub fn render_text(verdict: &Classification) -> String {
     out
 }
 
-/// `Downstream pipeline #123 failed`, a mirrored `strategy: depend` failure, or a polled
-/// downstream pipeline whose status became `failed`.
+/// `Downstream pipeline #123 failed`, a mirrored `strategy: depend` failure
+/// (`Downstream pipeline: group/project #123 (failed)`), or a polled downstream pipeline whose
+/// status became `failed`: the downstream pipeline itself failed, within a few words of being
+/// named, and nothing says it could not be created.
 fn downstream_failure(text: &str) -> Option<String> {
+    const NEAR: usize = 48;
     text.lines()
         .map(str::trim)
         .find(|l| {
             let lower = l.to_ascii_lowercase();
-            (lower.contains("downstream pipeline")
-                && lower.contains("failed")
-                && !lower.contains("could not"))
-                && !lower.contains("can not be created")
-                && !lower.contains("cannot be created")
+            let not_created = ["could not", "can not", "cannot", "not be created", "not created"]
+                .iter()
+                .any(|p| lower.contains(p));
+            !not_created
+                && lower.match_indices("downstream pipeline").any(|(at, m)| {
+                    let after = &lower[at + m.len()..];
+                    let end = after
+                        .char_indices()
+                        .nth(NEAR)
+                        .map_or(after.len(), |(i, _)| i);
+                    after[..end].contains("failed")
+                })
         })
         .map(str::to_string)
 }

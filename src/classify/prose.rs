@@ -37,7 +37,7 @@ pub(super) const DESCRIPTIONS: &[Description] = &[
     d!("prose.project.missing", [PROJECT, NOT_THERE], ProjectNotFound, 7),
     d!("prose.project.hidden", [PROJECT, &["no access", "not visible", "cannot see", "can't see", "private project", "is private"]], ProjectNoAccess, 7),
     // Variables
-    d!("prose.variable.unexpanded", [&["variable", "$ci_", "${", "变量", "変数", "переменн"], &["not expanded", "expansion", "expanded", "literally", "unexpanded", "not substituted", "not replaced", "not interpolated", "not resolved", "as-is", "as is"]], VariableUndefined, 9),
+    d!("prose.variable.unexpanded", [&["variable", "$ci_", "${", "变量", "変数", "переменн"], &["not expanded", "expansion", "expanded", "literally", "unexpanded", "not substituted", "not replaced", "not interpolated", "not resolved", "as-is", "as is", "constant value", "hardcoded", "hard-coded", "hard coded", "literal value"]], VariableUndefined, 9),
     d!("prose.variable.unavailable", [&["variable", "secret", "token", "env"], &["not available", "isn't available", "is not set", "not set", "is empty", "was empty", "undefined", "not defined", "unset"]], VariableUndefined, 8),
     d!("prose.variable.misnamed", [&["variable name", "wrong variable", "misnamed", "instead of", "renamed variable"], &["variable", "_id", "_token", "name"]], VariableMisnamed, 8),
     d!("prose.variable.protected", [&["protected variable", "variable is protected", "variables are protected", "protected variables", "masked and protected", "only exposed to protected"]], VariableProtectedRef, 10),
@@ -75,7 +75,8 @@ pub(super) const DESCRIPTIONS: &[Description] = &[
     d!("prose.network.proxy", [&["proxy"]], NetworkProxy, 7),
     d!("prose.network.connect", [&["firewall", "unreachable", "not reachable", "can't reach", "cannot reach", "connection refused", "reachable from"]], NetworkConnect, 7),
     d!("prose.network.timeout", [&["timed out", "i/o timeout", "timeout"]], NetworkTimeout, 6),
-    d!("prose.api_url.method", [&["get request", "a `get`", "using get", "with get", "get instead of post", "turns the post into a get", "post into a get"]], ApiUrlScheme, 8),
+    d!("prose.api_url.method", [&["get request", "a `get`", "using get", "with get", "get instead of post", "turns the post into a get", "post into a get"]], ApiUrlScheme, 10),
+    d!("prose.api_url.client_method", [&["method"], &["any more", "anymore", "no longer", "was removed", "been removed", "deprecated"]], ApiUrlPath, 6),
     d!("prose.api_url.redirect", [&["redirect"], &["http://", "https", "301", "302"]], ApiUrlScheme, 8),
     d!("prose.api_url.v3", [&["/api/v3"]], ApiUrlPath, 9),
     d!("prose.api_url.endpoint", [&["endpoint", "wrong url", "wrong path", "api path", "method no longer", "did you mean"]], ApiUrlPath, 6),

@@ -25,6 +25,11 @@ rows! { Client;
     "curl.http_error", "the requested url returned error", "curl: CURLE_HTTP_RETURNED_ERROR (22), --fail", CallFailed, Meaning::Causes, [];
     "curl.bad_url", "url using bad/illegal format", "curl: CURLE_URL_MALFORMAT (3)", CallFailed, Meaning::Causes, [ApiUrlHost, VariableUndefined];
     "curl.no_url", "no url specified", "curl: CURLE_URL_MALFORMAT (3)", CallFailed, Meaning::Causes, [VariableUndefined];
+    "curl.no_host", "no host part in the url", "curl: CURLE_URL_MALFORMAT (3), 'URL rejected: No host part in the URL'", CallFailed, Meaning::Causes, [VariableUndefined, ApiUrlHost];
+    "curl.protocol", "not supported or disabled in libcurl", "curl: CURLE_UNSUPPORTED_PROTOCOL (1)", CallFailed, Meaning::Causes, [ApiUrlScheme, VariableUndefined];
+    "curl.dns_timeout", "resolving timed out after", "curl: CURLE_OPERATION_TIMEDOUT (28) while resolving", CallFailed, Meaning::Causes, [NetworkDns, NetworkTimeout];
+    "curl.tls.subject", "does not match target host name", "curl: CURLE_PEER_FAILED_VERIFICATION (60), certificate subject name", CallFailed, Meaning::Causes, [NetworkTls, ApiUrlHost];
+    "curl.tls.expired", "certificate has expired", "curl / OpenSSL: X509_V_ERR_CERT_HAS_EXPIRED", CallFailed, Meaning::Causes, [NetworkTls];
 
     // Operating-system texts many clients pass on (glibc, Windows, BSD).
     "os.dns.unknown_name", "name or service not known", "glibc: getaddrinfo EAI_NONAME", CallFailed, Meaning::Causes, [NetworkDns];
@@ -41,6 +46,8 @@ rows! { Client;
     "wget.dns.busybox", "bad address", "BusyBox wget: xconnect.c", CallFailed, Meaning::Causes, [NetworkDns];
     "wget.tls", "cannot verify", "GNU wget: openssl.c, 'cannot verify <host>'s certificate'", CallFailed, Meaning::Causes, [NetworkTls];
     "wget.tls.connect", "unable to establish ssl connection", "GNU wget: openssl.c", CallFailed, Meaning::Causes, [NetworkTls];
+    "wget.connect.busybox", "can't connect to remote host", "BusyBox wget: xconnect.c", CallFailed, Meaning::Causes, [NetworkConnect];
+    "wget.timeout.busybox", "download timed out", "BusyBox wget: wget.c", CallFailed, Meaning::Causes, [NetworkTimeout];
     "wget.http_error", "server returned error: http/", "BusyBox wget: 'server returned error: HTTP/1.1 N'", CallFailed, Meaning::Causes, [];
 
     // PowerShell Invoke-RestMethod / Invoke-WebRequest (.NET WebException and HttpClient texts).
@@ -51,6 +58,8 @@ rows! { Client;
     "pwsh.tls", "could not establish trust relationship", "PowerShell 5.1: System.Net.WebException TrustFailure", CallFailed, Meaning::Causes, [NetworkTls];
     "pwsh.tls.channel", "could not create ssl/tls secure channel", "PowerShell 5.1: System.Net.WebException SecureChannelFailure", CallFailed, Meaning::Causes, [NetworkTls];
     "pwsh.tls.core", "the ssl connection could not be established", ".NET HttpClient: HttpRequestException", CallFailed, Meaning::Causes, [NetworkTls];
+    "pwsh.connect.refused", "target machine actively refused it", ".NET: SocketException ConnectionRefused", CallFailed, Meaning::Causes, [NetworkConnect];
+    "pwsh.timeout.core", "httpclient.timeout", ".NET HttpClient: TaskCanceledException on timeout", CallFailed, Meaning::Causes, [NetworkTimeout];
     "pwsh.http_error", "the remote server returned an error", "PowerShell 5.1: System.Net.WebException ProtocolError", CallFailed, Meaning::Causes, [];
     "pwsh.http_error.core", "response status code does not indicate success", "PowerShell 7 / .NET HttpClient: HttpRequestException", CallFailed, Meaning::Causes, [];
 
@@ -62,9 +71,12 @@ rows! { Client;
     "python.timeout.read", "read timed out", "urllib3: ReadTimeoutError", CallFailed, Meaning::Causes, [NetworkTimeout];
     "python.tls", "certificate_verify_failed", "Python ssl: SSLCertVerificationError", CallFailed, Meaning::Causes, [NetworkTls];
     "python.proxy", "proxyerror", "requests: ProxyError", CallFailed, Meaning::Causes, [NetworkProxy];
+    "python.no_scheme", "no scheme supplied", "requests: MissingSchema", CallFailed, Meaning::Causes, [VariableUndefined, ApiUrlScheme];
+    "python.bad_scheme", "no connection adapters were found", "requests: InvalidSchema", CallFailed, Meaning::Causes, [ApiUrlScheme];
     "python.http_error", "client error: ", "requests: HTTPError ('404 Client Error: Not Found for url')", CallFailed, Meaning::Causes, [];
     "python.server_error", "server error: ", "requests: HTTPError ('500 Server Error: … for url')", CallFailed, Meaning::Causes, [InstanceUnavailable];
     "python_gitlab.auth", "gitlabauthenticationerror", "python-gitlab: gitlab.exceptions.GitlabAuthenticationError", CallFailed, Meaning::Causes, [TokenInvalid, TokenExpired];
+    "python_gitlab.redirect", "detected a 301", "python-gitlab: RedirectError on a 301 to https", CallFailed, Meaning::Causes, [ApiUrlScheme];
     "python_gitlab.create", "gitlabcreateerror", "python-gitlab: gitlab.exceptions.GitlabCreateError", CallFailed, Meaning::Causes, [];
 
     // Node.js (fetch / undici, axios, got): system error codes and OpenSSL verification codes.
@@ -79,6 +91,9 @@ rows! { Client;
     "node.tls.self_signed", "self-signed certificate", "Node.js / OpenSSL: 'self-signed certificate in certificate chain'", CallFailed, Meaning::Causes, [NetworkTls];
     "node.tls.self_signed.old", "self signed certificate", "Node.js < 17 / OpenSSL 1.1: 'self signed certificate'", CallFailed, Meaning::Causes, [NetworkTls];
     "node.tls.expired", "cert_has_expired", "Node.js: CERT_HAS_EXPIRED", CallFailed, Meaning::Causes, [NetworkTls];
+    "node.hang_up", "socket hang up", "Node.js: ECONNRESET 'socket hang up'", CallFailed, Meaning::Causes, [NetworkConnect, NetworkProxy];
+    "node.tls.altnames", "does not match certificate's altnames", "Node.js: ERR_TLS_CERT_ALTNAME_INVALID", CallFailed, Meaning::Causes, [NetworkTls, ApiUrlHost];
+    "node.timeout.undici", "connect timeout error", "undici: ConnectTimeoutError", CallFailed, Meaning::Causes, [NetworkTimeout];
     "node.fetch_failed", "fetch failed", "Node.js fetch (undici): TypeError: fetch failed", CallFailed, Meaning::Causes, [NetworkConnect];
     "node.axios_status", "request failed with status code", "axios: AxiosError", CallFailed, Meaning::Causes, [];
 
@@ -91,7 +106,10 @@ rows! { Client;
     "go.tls.authority", "certificate signed by unknown authority", "Go crypto/x509: UnknownAuthorityError", CallFailed, Meaning::Causes, [NetworkTls];
     "go.tls.verify", "tls: failed to verify certificate", "Go crypto/tls (1.20+)", CallFailed, Meaning::Causes, [NetworkTls];
     "go.tls.name", "x509: certificate is valid for", "Go crypto/x509: HostnameError", CallFailed, Meaning::Causes, [NetworkTls];
-    "go.tls.expired", "x509: certificate has expired", "Go crypto/x509: CertificateInvalidError Expired", CallFailed, Meaning::Causes, [NetworkTls];
+    "go.tls.handshake", "tls handshake timeout", "Go net/http: 'net/http: TLS handshake timeout'", CallFailed, Meaning::Causes, [NetworkTimeout, NetworkTls, NetworkProxy];
+    "go.scheme", "unsupported protocol scheme", "Go net/http: 'unsupported protocol scheme'", CallFailed, Meaning::Causes, [VariableUndefined, ApiUrlScheme];
+    "go.no_host", "no host in request url", "Go net/http: 'http: no Host in request URL'", CallFailed, Meaning::Causes, [VariableUndefined, ApiUrlHost];
+    "go.unknown_error", "failed to parse unknown error format", "go-gitlab: ErrorResponse for a body that is not GitLab's", CallFailed, Meaning::Causes, [ApiUrlPath, ApiUrlHost];
     "go.proxy", "proxyconnect tcp", "Go net/http: proxy dial error", CallFailed, Meaning::Causes, [NetworkProxy];
     "go.http_gitlab", "{message: 404", "go-gitlab: ErrorResponse 'POST <url>: 404 {message: 404 …}'", CallFailed, Meaning::Causes, [];
 

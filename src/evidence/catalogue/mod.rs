@@ -152,9 +152,9 @@ mod tests {
             assert!(r.text.len() >= 4, "{}", r.id);
             if r.origin == Origin::Gitlab {
                 assert!(
-                    r.source.starts_with("app/")
-                        || r.source.starts_with("lib/")
-                        || r.source.starts_with("doc/"),
+                    ["app/", "lib/", "ee/", "doc/", "public/", "workhorse/"]
+                        .iter()
+                        .any(|p| r.source.starts_with(p)),
                     "{}: a GitLab row names a file of GitLab's source: {}",
                     r.id,
                     r.source
@@ -186,6 +186,7 @@ mod tests {
         let ids: Vec<_> = found.iter().map(|r| r.id).collect();
         assert_eq!(ids, ["gitlab.bridge.project_not_found.long"]);
         let found = find("Failed - No permissions to trigger downstream pipeline");
+        assert_eq!(found[0].id, "gitlab.bridge.permissions");
         assert_eq!(found[0].causes[0], CauseId::PermissionRole);
         assert!(find("nothing to see here").is_empty());
         assert!(find("é€ curl: (6) COULD NOT RESOLVE HOST: x").iter().any(|r| r.causes[0] == CauseId::NetworkDns));
