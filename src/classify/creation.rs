@@ -89,12 +89,9 @@ pub(super) fn creation_causes(
     }
 }
 
-/// Texts that name a cause without a status line: shell errors about the token variable,
-/// downstream configuration errors, renamed projects. Returns whether one showed a failure.
-///
-/// Classify-only: these read every line of a pasted text, not only the scanner's signals.
-/// The configuration check has its own, longer phrase lists for the signal lines and CI lint
-/// (`pipeline_config`); reading them here would change classify's verdicts.
+/// Shell errors about the token variable (`TOKEN: unbound variable`, `… is not set`) and a
+/// project's new home (`is now at`). Returns whether one showed a failure. GitLab's own
+/// messages (configuration errors, empty pipelines) come from the catalogue.
 pub(super) fn text_causes(c: &mut Candidates, text: &str, attempted: bool) -> bool {
     let mut failed = false;
     for (i, line) in text.lines().enumerate() {
@@ -102,23 +99,6 @@ pub(super) fn text_causes(c: &mut Candidates, text: &str, attempted: bool) -> bo
         let at = |l: &str| format!("{}: {}", i + 1, l.trim());
         // Echoed commands say what the script would print, not what happened.
         let echoed = echoed_command(&lower);
-        if lower.contains("rules configuration prevented")
-            || lower.contains("will not run for the selected trigger")
-        {
-            c.add_line(CauseId::ConfigDownstreamEmpty, 12, &at(line));
-            failed = true;
-        }
-        if lower.contains("mapping values are not allowed")
-            || lower.contains("(<unknown>):")
-            || lower.contains("jobs config should contain")
-            || lower.contains("does not exist!")
-            || lower.contains("yaml invalid")
-            || lower.contains("syntax error")
-            || lower.contains("config contains unknown keys")
-        {
-            c.add_line(CauseId::ConfigDownstreamInvalid, 12, &at(line));
-            failed = true;
-        }
         if attempted && !echoed {
             if lower.contains("unbound variable") && lower.contains("token") {
                 c.add_line(CauseId::VariableUndefined, 12, &at(line));

@@ -710,10 +710,12 @@ fn lines_longer_than_a_chunk_are_examined_in_pieces() {
         },
     )
     .unwrap();
-    assert_eq!(scan.signals.len(), 1, "{:?}", scan.signals);
-    assert_eq!(scan.signals[0].line_no, 2);
+    let signals = typed(&scan.signals);
+    assert_eq!(signals.len(), 1, "{:?}", scan.signals);
+    assert_eq!(messages(&scan), ["gitlab.api.forbidden"]);
+    assert_eq!(signals[0].line_no, 2);
     assert_eq!(
-        scan.signals[0].kind,
+        signals[0].kind,
         SignalKind::GitlabError {
             status: Some(403),
             message: "403 Forbidden".into()
