@@ -342,8 +342,25 @@ fn failure_from_text(message: &str) -> Option<NetworkFailure> {
     ]) {
         Some(NetworkFailure::Reset)
     } else {
-        None
+        catalogue_failure(message)
     }
+}
+
+/// The network failure a client message of the catalogue names (Node's `ENOTFOUND`, Go's
+/// `x509: …`, .NET's `actively refused it`, …), for texts the phrases above do not know.
+fn catalogue_failure(message: &str) -> Option<NetworkFailure> {
+    use crate::cause::CauseId;
+    crate::evidence::catalogue::find(message)
+        .into_iter()
+        .filter(|r| r.origin == crate::evidence::catalogue::Origin::Client)
+        .find_map(|r| match r.causes.first()? {
+            CauseId::NetworkDns => Some(NetworkFailure::Dns),
+            CauseId::NetworkConnect => Some(NetworkFailure::Connect),
+            CauseId::NetworkTimeout => Some(NetworkFailure::Timeout),
+            CauseId::NetworkTls => Some(NetworkFailure::Certificate),
+            CauseId::NetworkProxy => Some(NetworkFailure::Proxy),
+            _ => None,
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,7 +384,9 @@ mod family {
     pub const CREATION: u32 = 1 << 13;
     pub const JOB: u32 = 1 << 14;
     pub const RUNNER: u32 = 1 << 15;
-    /// Every family: the catalogue is matched on every line examined.
+    /// Lines only the catalogue reads (it reads every line examined).
+    pub const CATALOGUE: u32 = 1 << 16;
+    /// Every family.
     pub const ALL: u32 = u32::MAX;
 }
 
@@ -446,6 +465,11 @@ const ANCHORS: &[(&str, u32)] = {
         // go-gitlab (glab) transport errors and PowerShell 7's `No such host is known.`
         ("dial tcp", GO_CLIENT),
         ("such host", PWSH | GO_CLIENT),
+        // Client errors the catalogue reads: Node's `getaddrinfo ENOTFOUND`, `ECONNREFUSED`,
+        // `ECONNRESET`, and Go's `x509: …` certificate errors.
+        ("ENOTFOUND", CATALOGUE),
+        ("ECONN", CATALOGUE),
+        ("x509: ", CATALOGUE),
     ]
 };
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::token::find_token_use;
 use super::{family, CreationProblem, ProxyEvidence, SignalKind, Tool};
-use crate::evidence::catalogue::{self, Meaning};
+use crate::evidence::catalogue::{self, Meaning, Origin};
 use crate::evidence::trigger_call;
 use crate::gitlab::model::FailureReason;
 
@@ -222,11 +222,50 @@ fn extract_messages(_clean: &str, line: &str, out: &mut Found) {
     }
 }
 
-/// Every catalogue message on the line, after the line's typed signals.
+/// Every catalogue message on the line, after the line's typed signals. A client's network
+/// error that no pattern above read (Node's `getaddrinfo ENOTFOUND host`, Go's `x509: …`)
+/// also becomes a client error, so the checks read it like the others.
 fn extract_catalogue(_clean: &str, line: &str, out: &mut Found) {
-    for row in catalogue::find(line) {
+    let rows = catalogue::find(line);
+    let typed_network = out.0.iter().any(|k| k.network_failure().is_some());
+    if !typed_network {
+        let network = rows.iter().find(|r| {
+            r.origin == Origin::Client && r.causes.first().is_some_and(|c| c.category() == "network")
+        });
+        if let Some(row) = network {
+            let lower = line.to_ascii_lowercase();
+            let at = lower.find(row.text).unwrap_or(0);
+            let message: String = line[at..].chars().take(300).collect();
+            out.push(SignalKind::ClientError {
+                tool: Tool::Other,
+                status: None,
+                host: host_after(&line[at..]),
+                message,
+            });
+        }
+    }
+    for row in rows {
         out.push(SignalKind::Message { row: row.id });
     }
+}
+
+/// The first word after a client's message that looks like a host name
+/// (`ENOTFOUND gitlab.example.com` → `gitlab.example.com`).
+fn host_after(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '(' | ')' | ',' | '`'))
+        .skip(1)
+        .map(|w| w.trim_end_matches([':', '.', ';']))
+        .map(|w| w.split("://").last().unwrap_or(w))
+        .map(|w| w.split(['/', ':']).next().unwrap_or(w))
+        .find(|w| {
+            w.contains('.')
+                && w.len() > 3
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                && w.chars().any(|c| c.is_ascii_alphabetic())
+                && !w.ends_with(".rb")
+                && !w.ends_with(".go")
+        })
+        .map(str::to_owned)
 }
 
 /// `curl: (N) message`; exit code 22 also reports the HTTP status.

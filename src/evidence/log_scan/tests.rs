@@ -35,13 +35,14 @@ fn messages(scan: &Scan) -> Vec<&'static str> {
 fn catalogue_messages_are_reported_on_examined_lines_and_on_every_line_when_asked() {
     let log = "$ curl -X POST https://gitlab.example.com/api/v4/projects/1/trigger/pipeline\n\
                curl: (6) Could not resolve host: gitlab.example.com\n\
+               TypeError: fetch failed\n\
                Error: getaddrinfo ENOTFOUND gitlab.example.com\n";
     let scan = scan_str(log);
-    assert_eq!(messages(&scan), ["curl.dns"]);
+    assert_eq!(messages(&scan), ["curl.dns", "node.dns"]);
     // Line 3 holds no anchor: the prefilter skips it; reading every line finds it.
     let every = scan_bytes(log.as_bytes(), true);
-    assert_eq!(messages(&every), ["curl.dns", "node.dns"]);
-    assert_eq!(every.signals.last().unwrap().line_no, 3);
+    assert_eq!(messages(&every), ["curl.dns", "node.fetch_failed", "node.dns"]);
+    assert_eq!(every.signals.last().unwrap().line_no, 4);
     // Invalid UTF-8 and NUL bytes are read lossily.
     let bytes = b"\xff\x00 downstream pipeline can not be created, Reference not found\n";
     let scan = scan_bytes(bytes, true);
@@ -799,4 +800,38 @@ fn powershell_hashtable_tokens_name_their_variable() {
         Some(TokenUse::Variable("CI_JOB_TOKEN".into()))
     );
     assert_eq!(token_use("-F token= -F ref=main"), Some(TokenUse::Empty));
+}
+
+#[test]
+fn a_client_network_error_known_only_to_the_catalogue_becomes_a_client_error() {
+    for (line, host, failure) in [
+        (
+            "Error: getaddrinfo ENOTFOUND gitlab.example.com",
+            Some("gitlab.example.com"),
+            NetworkFailure::Dns,
+        ),
+        (
+            "Post \"https://gitlab.example.com/api/v4/projects/1/trigger/pipeline\": x509: certificate signed by unknown authority",
+            None,
+            NetworkFailure::Certificate,
+        ),
+        (
+            "No connection could be made because the target machine actively refused it. (gitlab.example.com:443)",
+            Some("gitlab.example.com"),
+            NetworkFailure::Connect,
+        ),
+    ] {
+        let scan = scan_bytes(line.as_bytes(), true);
+        let client = typed(&scan.signals)
+            .into_iter()
+            .find(|s| matches!(s.kind, SignalKind::ClientError { .. }))
+            .unwrap_or_else(|| panic!("{line}: {:?}", scan.signals));
+        assert_eq!(client.kind.network_failure(), Some(failure), "{line}");
+        if let (SignalKind::ClientError { host: h, .. }, Some(want)) = (&client.kind, host) {
+            assert_eq!(h.as_deref(), Some(want), "{line}");
+        }
+    }
+    // A curl error keeps its own typed signal and gains no second one.
+    let scan = scan_bytes(b"curl: (6) Could not resolve host: gitlab.example.com", true);
+    assert_eq!(typed(&scan.signals).len(), 1, "{:?}", scan.signals);
 }
