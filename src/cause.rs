@@ -8,7 +8,6 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-
 /// A settings page of a project (or group), where a cause or one step of its fix is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settings {

@@ -26,7 +26,11 @@ pub(super) fn creation_call(messages: &[(&Signal, &'static Row)], text: &str) ->
         row.says == Says::PipelineRefused && {
             let line = text
                 .lines()
-                .nth(usize::try_from(s.line_no).unwrap_or(usize::MAX).saturating_sub(1))
+                .nth(
+                    usize::try_from(s.line_no)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(1),
+                )
                 .unwrap_or("")
                 .to_ascii_lowercase();
             line.contains("/api/v4/") || line.contains("server responded with code")
@@ -101,7 +105,12 @@ pub(super) fn described_causes(c: &mut Candidates, text: &str) -> bool {
         }
         for d in prose::matches(&lower) {
             any = true;
-            c.add_row(d.cause, d.score, &format!("{}: {}", i + 1, line.trim()), d.id);
+            c.add_row(
+                d.cause,
+                d.score,
+                &format!("{}: {}", i + 1, line.trim()),
+                d.id,
+            );
         }
     }
     any
@@ -149,7 +158,12 @@ pub(super) fn unexpanded_variables(c: &mut Candidates, text: &str) -> bool {
         .any(|p| lower.contains(p));
         let command = lower.starts_with("$ ") || lower.starts_with("+ ") || lower.contains("curl ");
         if answer && !command && holds_variable(line) && !is_trigger_key(line) {
-            c.add_row(CauseId::VariableUndefined, 12, &numbered, "unexpanded.answer");
+            c.add_row(
+                CauseId::VariableUndefined,
+                12,
+                &numbered,
+                "unexpanded.answer",
+            );
             found = true;
             continue;
         }
@@ -159,9 +173,7 @@ pub(super) fn unexpanded_variables(c: &mut Candidates, text: &str) -> bool {
                 .split_once("trigger:")
                 .is_some_and(|(_, rest)| holds_variable(rest));
         let under_trigger = (1..=6).any(|back| {
-            i >= back
-                && is_trigger_key(lines[i - back])
-                && indent(lines[i - back]) < indent(line)
+            i >= back && is_trigger_key(lines[i - back]) && indent(lines[i - back]) < indent(line)
         });
         let target = {
             let t = line.trim_start().trim_start_matches("- ");
@@ -171,7 +183,12 @@ pub(super) fn unexpanded_variables(c: &mut Candidates, text: &str) -> bool {
         };
         if inline || (under_trigger && target) {
             let score = if not_found { 11 } else { 6 };
-            c.add_row(CauseId::VariableUndefined, score, &numbered, "unexpanded.trigger_target");
+            c.add_row(
+                CauseId::VariableUndefined,
+                score,
+                &numbered,
+                "unexpanded.trigger_target",
+            );
             found = true;
         }
     }
@@ -184,8 +201,8 @@ fn indent(line: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use crate::classify::classify;
     use crate::cause::CauseId;
+    use crate::classify::classify;
 
     #[test]
     fn a_variable_in_a_trigger_branch_that_gitlab_took_literally_is_a_variable_problem() {
@@ -201,10 +218,16 @@ mod tests {
 
     #[test]
     fn a_bridge_message_alone_names_its_cause_and_its_catalogue_row() {
-        let v = classify("Failed - no permissions to trigger downstream pipeline", None);
+        let v = classify(
+            "Failed - no permissions to trigger downstream pipeline",
+            None,
+        );
         assert!(v.trigger_failure);
         assert_eq!(v.causes[0].id, CauseId::PermissionRole);
-        assert!(v.causes[0].catalogue.contains(&"gitlab.bridge.permissions"), "{v:?}");
+        assert!(
+            v.causes[0].catalogue.contains(&"gitlab.bridge.permissions"),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -240,7 +240,13 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
     creation_causes(&mut c, &creation, signals, &calls);
     let hinted = text_causes(&mut c, text, attempted);
     let network = network_causes(&mut c, signals, &calls, attempted, text);
-    let http = http_causes(&mut c, signals, &calls, attempted || words.trigger.is_some(), text);
+    let http = http_causes(
+        &mut c,
+        signals,
+        &calls,
+        attempted || words.trigger.is_some(),
+        text,
+    );
     url_causes(&mut c, &calls, &intents, text, http);
     token_kind_causes(&mut c, signals, &calls);
     let about = attempted
@@ -251,7 +257,8 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
     let said = messages::message_causes(&mut c, &messages, signals, about);
     // A log with a trigger call shows its outcome in signals; words around it (a test's
     // output, an echo) do not say how it went. Reports in prose are read for their words.
-    let described = about && (!attempted || c.is_empty()) && messages::described_causes(&mut c, text);
+    let described =
+        about && (!attempted || c.is_empty()) && messages::described_causes(&mut c, text);
     let unexpanded = messages::unexpanded_variables(&mut c, text);
 
     let failed = network
@@ -335,9 +342,15 @@ fn downstream_failure(text: &str) -> Option<String> {
         .map(str::trim)
         .find(|l| {
             let lower = l.to_ascii_lowercase();
-            let not_created = ["could not", "can not", "cannot", "not be created", "not created"]
-                .iter()
-                .any(|p| lower.contains(p));
+            let not_created = [
+                "could not",
+                "can not",
+                "cannot",
+                "not be created",
+                "not created",
+            ]
+            .iter()
+            .any(|p| lower.contains(p));
             !not_created
                 && lower.match_indices("downstream pipeline").any(|(at, m)| {
                     let after = &lower[at + m.len()..];

@@ -1,9 +1,9 @@
 //! Evidence read from text: job logs (streamed signals), CI configuration (trigger jobs) and the
 //! calls to GitLab's trigger API in either. Pure: text in, signals out; nothing here does I/O.
 
+pub mod catalogue;
 pub mod ci_config;
 pub mod ci_source;
-pub mod catalogue;
 pub mod log_scan;
 pub mod names;
 pub mod shell;

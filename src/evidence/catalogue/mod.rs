@@ -182,13 +182,17 @@ mod tests {
 
     #[test]
     fn a_line_finds_its_rows_case_blind_and_the_longest_of_nested_texts() {
-        let found = find("This job could not be executed because downstream bridge project could not be found");
+        let found = find(
+            "This job could not be executed because downstream bridge project could not be found",
+        );
         let ids: Vec<_> = found.iter().map(|r| r.id).collect();
         assert_eq!(ids, ["gitlab.bridge.project_not_found.long"]);
         let found = find("Failed - No permissions to trigger downstream pipeline");
         assert_eq!(found[0].id, "gitlab.bridge.permissions");
         assert_eq!(found[0].causes[0], CauseId::PermissionRole);
         assert!(find("nothing to see here").is_empty());
-        assert!(find("é€ curl: (6) COULD NOT RESOLVE HOST: x").iter().any(|r| r.causes[0] == CauseId::NetworkDns));
+        assert!(find("é€ curl: (6) COULD NOT RESOLVE HOST: x")
+            .iter()
+            .any(|r| r.causes[0] == CauseId::NetworkDns));
     }
 }

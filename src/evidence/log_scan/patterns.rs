@@ -202,12 +202,16 @@ fn extract_messages(_clean: &str, line: &str, out: &mut Found) {
     let mut bridge = None;
     for row in &rows {
         match row.meaning {
-            Meaning::Bridge(reason) if bridge.is_none() => bridge = Some(FailureReason::from(reason)),
+            Meaning::Bridge(reason) if bridge.is_none() => {
+                bridge = Some(FailureReason::from(reason))
+            }
             _ => {}
         }
     }
     if bridge.is_none() {
-        bridge = FailureReason::bridge_reasons().find(|r| contains_word(line, r.as_str())).cloned();
+        bridge = FailureReason::bridge_reasons()
+            .find(|r| contains_word(line, r.as_str()))
+            .cloned();
     }
     if let Some(reason) = bridge {
         out.push(SignalKind::BridgeFailure { reason });
@@ -230,7 +234,8 @@ fn extract_catalogue(_clean: &str, line: &str, out: &mut Found) {
     let typed_network = out.0.iter().any(|k| k.network_failure().is_some());
     if !typed_network {
         let network = rows.iter().find(|r| {
-            r.origin == Origin::Client && r.causes.first().is_some_and(|c| c.category() == "network")
+            r.origin == Origin::Client
+                && r.causes.first().is_some_and(|c| c.category() == "network")
         });
         if let Some(row) = network {
             let lower = line.to_ascii_lowercase();
@@ -260,7 +265,8 @@ fn host_after(text: &str) -> Option<String> {
         .find(|w| {
             w.contains('.')
                 && w.len() > 3
-                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
                 && w.chars().any(|c| c.is_ascii_alphabetic())
                 && !w.ends_with(".rb")
                 && !w.ends_with(".go")

@@ -41,7 +41,10 @@ fn catalogue_messages_are_reported_on_examined_lines_and_on_every_line_when_aske
     assert_eq!(messages(&scan), ["curl.dns", "node.dns"]);
     // Line 3 holds no anchor: the prefilter skips it; reading every line finds it.
     let every = scan_bytes(log.as_bytes(), true);
-    assert_eq!(messages(&every), ["curl.dns", "node.fetch_failed", "node.dns"]);
+    assert_eq!(
+        messages(&every),
+        ["curl.dns", "node.fetch_failed", "node.dns"]
+    );
     assert_eq!(every.signals.last().unwrap().line_no, 4);
     // Invalid UTF-8 and NUL bytes are read lossily.
     let bytes = b"\xff\x00 downstream pipeline can not be created, Reference not found\n";
@@ -687,7 +690,12 @@ fn lines_split_across_chunk_boundaries_are_found_whole_with_true_numbers() {
             },
         )
         .unwrap();
-        assert_eq!(typed(&scan.signals).len(), 1, "shift {shift}: {:?}", scan.signals);
+        assert_eq!(
+            typed(&scan.signals).len(),
+            1,
+            "shift {shift}: {:?}",
+            scan.signals
+        );
         assert_eq!(scan.signals[0].line, evidence, "shift {shift}");
         assert_eq!(scan.signals[0].line_no, evidence_line, "shift {shift}");
         assert_eq!(scan.lines_seen, line_no);
@@ -832,6 +840,9 @@ fn a_client_network_error_known_only_to_the_catalogue_becomes_a_client_error() {
         }
     }
     // A curl error keeps its own typed signal and gains no second one.
-    let scan = scan_bytes(b"curl: (6) Could not resolve host: gitlab.example.com", true);
+    let scan = scan_bytes(
+        b"curl: (6) Could not resolve host: gitlab.example.com",
+        true,
+    );
     assert_eq!(typed(&scan.signals).len(), 1, "{:?}", scan.signals);
 }
