@@ -11,7 +11,6 @@ const TRIGGER: &[&str] = &[
     "/trigger/builds",
     "trigger token",
     "trigger-token",
-    "pipeline trigger",
     "pipeline_trigger",
     "trigger job",
     "trigger-job",
@@ -178,6 +177,23 @@ const CREATED: &[&str] = &[
     "triggered pipeline status",
 ];
 
+/// `pipeline trigger` and `pipeline triggers` (GitLab's name for trigger tokens), not `pipeline
+/// triggering` or `pipeline triggered`, which people also say of pipelines a push starts.
+fn names_pipeline_triggers(lower: &str) -> bool {
+    lower.match_indices("pipeline trigger").any(|(at, m)| {
+        let rest = &lower[at + m.len()..];
+        rest.is_empty() || rest.starts_with('s') || !rest.starts_with(|c: char| c.is_alphanumeric())
+    })
+}
+
+/// A line about managing trigger tokens (`POST /projects/:id/triggers`, `API::Ci::Triggers`):
+/// creating or deleting a token is not running a trigger.
+fn manages_trigger_tokens(lower: &str) -> bool {
+    lower.contains("api::ci::triggers")
+        || lower.contains("/triggers") && !lower.contains("/triggers/")
+        || lower.contains("trigger tokens within")
+}
+
 /// What the words of a text say.
 #[derive(Debug, Default)]
 pub(super) struct Context {
@@ -189,6 +205,8 @@ pub(super) struct Context {
     pub created: Option<String>,
     /// A test suite's report (GitLab's own specs): its words name triggers it only tests.
     pub test_report: bool,
+    /// The text is about managing trigger tokens (their API), not about running a trigger.
+    pub manages_tokens: bool,
 }
 
 /// A `trigger:` key of a CI configuration (`trigger:`, `trigger: group/project`,
@@ -224,9 +242,15 @@ pub(super) fn read(text: &str) -> Context {
         let numbered = || format!("{}: {}", i + 1, crate::redact::redact(line.trim()));
         // A call to a local test server is a test, not a trigger.
         let local = lower.contains("127.0.0.1") || lower.contains("localhost");
+        if manages_trigger_tokens(&lower) {
+            c.manages_tokens = true;
+        }
         if c.trigger.is_none()
             && !local
-            && (is_trigger_key(line) || TRIGGER.iter().any(|p| lower.contains(p)))
+            && !manages_trigger_tokens(&lower)
+            && (is_trigger_key(line)
+                || names_pipeline_triggers(&lower)
+                || TRIGGER.iter().any(|p| lower.contains(p)))
         {
             c.trigger = Some(numbered());
         }

@@ -231,8 +231,13 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
             };
         }
     }
-    // A test suite's report names triggers it only tests.
-    if words.test_report && !attempted && !proven && bridge_reasons.is_empty() {
+    // A test suite's report names triggers it only tests; the trigger tokens' own API
+    // (creating, listing, deleting tokens) is not a trigger.
+    if (words.test_report || (words.manages_tokens && words.trigger.is_none()))
+        && !attempted
+        && !proven
+        && bridge_reasons.is_empty()
+    {
         return Classification::none();
     }
 
