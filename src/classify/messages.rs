@@ -67,18 +67,23 @@ pub(super) fn message_causes(
     let mut failed = false;
     for (s, row) in messages {
         let line = s.numbered();
+        let network = row.causes.first().is_some_and(|c| c.category() == "network");
+        // An API's own words (`… job token not allowed …`) say more than the status beside
+        // them.
         let scores: &[i32] = match row.says {
             Says::TriggerFailed => &[12, 6, 5, 4],
             Says::PipelineRefused if about_trigger => &[11, 6, 5, 4],
-            Says::CallFailed if about_trigger => &[9, 5, 4, 3],
+            Says::CallFailed if about_trigger && network => &[9, 5, 4, 3],
+            Says::CallFailed if about_trigger => &[10, 5, 4, 3],
             _ => continue,
         };
         failed = true;
-        // Bridge reasons, creation errors and requests the typed rules read (with what the
-        // rest of the text says: a trigger token, the host called): the row joins the causes
-        // they ranked, and adds only the ones they left out, low.
+        // Bridge reasons and creation errors the typed rules read (with what the rest of the
+        // text says, such as a trigger token), and a client's network error on a line they
+        // read (they know whether it hit the host the trigger called): the row joins the
+        // causes they ranked, and adds only the ones they left out, low.
         let typed = matches!(row.meaning, Meaning::Bridge(_) | Meaning::Creation(_))
-            || (row.says == Says::CallFailed && typed_failure_on(signals, s.line_no));
+            || (row.says == Says::CallFailed && network && typed_failure_on(signals, s.line_no));
         for (i, cause) in row.causes.iter().enumerate() {
             let score = if typed {
                 if c.scores.get(cause).is_some_and(|e| e.score > 0) {
@@ -228,6 +233,21 @@ mod tests {
             v.causes[0].catalogue.contains(&"gitlab.bridge.permissions"),
             "{v:?}"
         );
+    }
+
+    #[test]
+    fn an_api_answer_naming_the_job_token_allowlist_outranks_its_status() {
+        let v = classify(
+            "$ curl --fail-with-body -X POST -F token=$CI_JOB_TOKEN -F ref=main https://gitlab.example.com/api/v4/projects/7/trigger/pipeline\n\
+             {\"message\":\"403 Forbidden - Authentication by CI/CD job token not allowed from app to deployer.\"}\n\
+             curl: (22) The requested URL returned error: 403",
+            None,
+        );
+        assert!(v.trigger_failure);
+        assert_eq!(v.causes[0].id, CauseId::PermissionJobTokenAllowlist, "{v:?}");
+        assert!(v.causes[0]
+            .catalogue
+            .contains(&"gitlab.api.job_token_not_allowed"));
     }
 
     #[test]
