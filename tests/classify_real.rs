@@ -140,3 +140,46 @@ fn classify_reads_the_real_cases_found_since() {
         s.none_called
     );
 }
+
+/// Texts as GitLab and the clients print them (from GitLab's source and the clients' formats),
+/// each alone or with a line of context, and look-alikes: the category `classify` must give.
+#[test]
+fn classify_reads_gitlab_and_client_texts_alone() {
+    let cases: &[(&str, &str)] = &[
+        ("Failed - (downstream pipeline can not be created, Insufficient permissions to set pipeline variables)", "permission"),
+        ("jobs:deploy:trigger config must specify either project or include", "config"),
+        ("Failed - (downstream pipeline can not be created, Ref is ambiguous)", "ref"),
+        ("failed - (downstream project could not be found)", "project"),
+        ("The trigger job failed: This job could not be executed because the trigger:project value resolved to a blank value. Check that the variables or inputs used in trigger:project are set.", "variable"),
+        ("gitlab.exceptions.GitlabCreateError: 400: {'base': ['Reference not found']}", "ref"),
+        ("glab: 404 Project Not Found (HTTP 404)", "none"),
+        ("$ glab ci run -b main -R group/app\nglab: 404 Project Not Found (HTTP 404)", "project"),
+        ("POST https://gitlab.example.com/api/v4/projects/12/trigger/pipeline: 401 {error: invalid_token}, {error_description: Token was revoked. You have to re-authorize from the user.}", "token"),
+        ("Gitlab::Error::NotFound: Server responded with code 404, message: 404 Not Found. Request URI: https://gitlab.example.com/api/v4/projects/12/trigger/pipeline", "token"),
+        ("requests.exceptions.HTTPError: 404 Client Error: Not Found for url: https://gitlab.example.com/api/v4/projects/12/trigger/pipeline", "token"),
+        ("Invoke-RestMethod : The remote server returned an error: (404) Not Found.\nAt line:1 char:1\n+ Invoke-RestMethod -Method Post -Uri \"https://gitlab.example.com/api/v4/projects/12/trigger/pipeline\" -Body @{token=$env:TRIGGER_TOKEN; ref=\"main\"}", "token"),
+        ("Error: getaddrinfo ENOTFOUND gitlab.internal.example\n    at GetAddrInfoReqWrap.onlookup [as oncomplete] (node:dns:107:26)\n  hostname: 'gitlab.internal.example'\ntriggering the downstream pipeline failed", "network"),
+        ("Post \"https://gitlab.example.com/api/v4/projects/12/trigger/pipeline\": x509: certificate signed by unknown authority", "network"),
+        ("Post \"https://gitlab.example.com/api/v4/projects/12/trigger/pipeline\": dial tcp: lookup gitlab.example.com on 10.0.0.2:53: no such host", "network"),
+        ("{\"message\":{\"base\":[\"You do not have sufficient permission to run a pipeline on 'main'. Please select a different branch or contact your administrator for assistance.\"]}}", "permission"),
+        ("curl -X POST --fail -F token=$TRIGGER_TOKEN -F ref=main https://gitlab.example.com/api/v4/projects/12/trigger/pipeline\n{\"message\":{\"base\":[\"Insufficient permissions to create a new pipeline\"]}}", "permission"),
+        ("The downstream pipeline could not be created: Pipeline filtered out by workflow rules.", "config"),
+        ("Downstream pipeline #4412 failed\nThe job test:unit failed with exit code 1", "none"),
+        ("Our nightly job runs curl to download artifacts: curl: (6) Could not resolve host: artifacts.example.com", "none"),
+        ("The trigger job stays pending forever when the downstream project was renamed", "project"),
+        ("Pipeline trigger token expired last week, now the nightly trigger returns 404", "token"),
+        ("No permissions to trigger downstream pipeline", "permission"),
+        ("Too many pipelines created in the last minute. Try again later.", "none"),
+        ("child pipeline: Included file `ci/child.yml` is empty or does not exist!", "config"),
+        ("The multi-project pipeline fails: Job token scope does not include our project, so the curl with CI_JOB_TOKEN gets 404", "permission"),
+        ("Failed - (reached maximum depth of child pipelines)", "config"),
+    ];
+    let mut misses = Vec::new();
+    for (text, want) in cases {
+        let got = predicted(text);
+        if got != *want {
+            misses.push(format!("{text:?}: expected {want}, got {got}"));
+        }
+    }
+    assert!(misses.is_empty(), "{misses:#?}");
+}

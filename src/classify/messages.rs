@@ -33,7 +33,13 @@ pub(super) fn creation_call(messages: &[(&Signal, &'static Row)], text: &str) ->
                 )
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            line.contains("/api/v4/") || line.contains("server responded with code")
+            // A creation error in the API's validation shape: `{"message":{"base":[…]}}`,
+            // python-gitlab's `{'base': […]}`, go-gitlab's `{base: […]}`.
+            line.contains("/api/v4/")
+                || line.contains("server responded with code")
+                || line.contains("\"base\"")
+                || line.contains("'base'")
+                || line.contains("{base:")
         }
     })
 }
@@ -67,7 +73,10 @@ pub(super) fn message_causes(
     let mut failed = false;
     for (s, row) in messages {
         let line = s.numbered();
-        let network = row.causes.first().is_some_and(|c| c.category() == "network");
+        let network = row
+            .causes
+            .first()
+            .is_some_and(|c| c.category() == "network");
         // An API's own words (`… job token not allowed …`) say more than the status beside
         // them.
         let scores: &[i32] = match row.says {
@@ -104,7 +113,7 @@ pub(super) fn message_causes(
 pub(super) fn described_causes(c: &mut Candidates, text: &str) -> bool {
     let mut any = false;
     for (i, line) in text.lines().enumerate() {
-        let lower = normalise(line);
+        let lower = words_of(line);
         if lower.is_empty() {
             continue;
         }
@@ -119,6 +128,16 @@ pub(super) fn described_causes(c: &mut Candidates, text: &str) -> bool {
         }
     }
     any
+}
+
+/// A line as words: normalised, with API paths cut before `/projects/` (the API prefix stays,
+/// but `…/projects/12/trigger/pipeline` names no project in prose).
+fn words_of(line: &str) -> String {
+    normalise(line)
+        .split(' ')
+        .map(|w| w.find("/projects/").map_or(w, |at| &w[..at]))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `$NAME` or `${NAME}` in a value: a variable reference.
@@ -244,7 +263,11 @@ mod tests {
             None,
         );
         assert!(v.trigger_failure);
-        assert_eq!(v.causes[0].id, CauseId::PermissionJobTokenAllowlist, "{v:?}");
+        assert_eq!(
+            v.causes[0].id,
+            CauseId::PermissionJobTokenAllowlist,
+            "{v:?}"
+        );
         assert!(v.causes[0]
             .catalogue
             .contains(&"gitlab.api.job_token_not_allowed"));

@@ -358,6 +358,14 @@ fn downstream_failure(text: &str) -> Option<String> {
             .any(|p| lower.contains(p));
             !not_created
                 && lower.match_indices("downstream pipeline").any(|(at, m)| {
+                    // "triggering the downstream pipeline failed" is the trigger failing.
+                    let before = &lower[..at];
+                    if ["trigger", "creat", "start", "launch"]
+                        .iter()
+                        .any(|w| before.contains(w))
+                    {
+                        return false;
+                    }
                     let after = &lower[at + m.len()..];
                     let end = after
                         .char_indices()

@@ -86,7 +86,7 @@ rows! { Gitlab;
     "gitlab.config.include_yaml", "does not have valid yaml syntax", "lib/gitlab/ci/config/external/file/base.rb", PipelineRefused, Meaning::Causes, [ConfigDownstreamInvalid];
     "gitlab.config.project_include", "not found or access denied!", "lib/gitlab/ci/config/external/file/project.rb", PipelineRefused, Meaning::Causes, [ConfigDownstreamInvalid];
     "gitlab.config.artifact_include", "not found in parent pipeline or does not have artifacts", "lib/gitlab/ci/config/external/file/artifact.rb", PipelineRefused, Meaning::Causes, [ConfigDownstreamInvalid];
-    "gitlab.config.trigger_target", "config must specify either project or include", "lib/gitlab/ci/config/entry/trigger.rb", PipelineRefused, Meaning::Causes, [ConfigDownstreamInvalid];
+    "gitlab.config.trigger_target", "config must specify either project or include", "lib/gitlab/ci/config/entry/trigger.rb", TriggerFailed, Meaning::Causes, [ConfigDownstreamInvalid];
     "gitlab.config.yaml_mapping", "mapping values are not allowed", "lib/gitlab/ci/config/yaml.rb", PipelineRefused, Meaning::Causes, [ConfigDownstreamInvalid];
     "gitlab.config.yaml_unknown", "(<unknown>):", "lib/gitlab/ci/config/yaml.rb", PipelineRefused, Meaning::Causes, [ConfigDownstreamInvalid];
     "gitlab.config.invalid_yaml", "invalid configuration format", "lib/gitlab/ci/config.rb", PipelineRefused, Meaning::Causes, [ConfigDownstreamInvalid];

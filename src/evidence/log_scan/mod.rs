@@ -709,8 +709,7 @@ fn examine_every_line(
 ) -> u64 {
     let text = &window[region..];
     let region_nl = count_newlines(text);
-    let mut nl_before = 0u64;
-    for line in text.split(|&b| b == b'\n') {
+    for (nl_before, line) in (0u64..).zip(text.split(|&b| b == b'\n')) {
         for piece in line.chunks(MAX_SEGMENT_BYTES) {
             for (line, kind) in examine_line_as(piece, family::ALL) {
                 out.push(Pending {
@@ -720,7 +719,6 @@ fn examine_every_line(
                 });
             }
         }
-        nl_before += 1;
     }
     region_nl
 }

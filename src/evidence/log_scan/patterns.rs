@@ -60,6 +60,15 @@ static HTTP_STATUS: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// Statuses as clients report them: the gitlab gem (`Server responded with code 404`), Python
+/// requests (`404 Client Error: Not Found for url`), glab (`(HTTP 404)`), axios (`Request
+/// failed with status code 404`), got (`Response code 403 (Forbidden)`).
+static CLIENT_STATUS: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"responded with code ([1-5]\d\d)\b|\b([1-5]\d\d) (?:Client|Server) Error\b|\(HTTP ([1-5]\d\d)\)|\bstatus code ([1-5]\d\d)\b|\bResponse code ([1-5]\d\d)\b",
+    )
+});
+
 static JSON_PAIR: LazyLock<Regex> =
     LazyLock::new(|| re(r#"^"(?:message|error)"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,?$"#));
 static LEADING_STATUS: LazyLock<Regex> = LazyLock::new(|| re(r"^([1-5]\d\d)(?:\s|$)"));
@@ -402,6 +411,14 @@ fn extract_go_client(_clean: &str, line: &str, out: &mut Found) {
 
 /// HTTP status lines and wget's `awaiting response... 404`.
 fn extract_http_status(_clean: &str, line: &str, out: &mut Found) {
+    for c in CLIENT_STATUS.captures_iter(line) {
+        if let Some(code) = (1..=5)
+            .find_map(|i| c.get(i))
+            .and_then(|m| status(m.as_str()))
+        {
+            out.push(SignalKind::HttpStatus { status: code });
+        }
+    }
     for c in HTTP_STATUS.captures_iter(line) {
         if let Some(code) = c
             .get(1)
