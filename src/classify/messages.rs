@@ -109,10 +109,22 @@ pub(super) fn message_causes(
     failed
 }
 
-/// Causes a report states in words. Returns whether any did.
-pub(super) fn described_causes(c: &mut Candidates, text: &str) -> bool {
+/// Causes a report states in words, on the lines that hold no catalogue message naming a cause
+/// (those words are GitLab's or a client's, read above; a bare status leaves the cause to the
+/// words around it). Returns whether any did.
+pub(super) fn described_causes(
+    c: &mut Candidates,
+    text: &str,
+    messages: &[(&Signal, &'static Row)],
+) -> bool {
     let mut any = false;
     for (i, line) in text.lines().enumerate() {
+        if messages
+            .iter()
+            .any(|(s, row)| s.line_no == i as u64 + 1 && !row.causes.is_empty())
+        {
+            continue;
+        }
         let lower = words_of(line);
         if lower.is_empty() {
             continue;

@@ -262,8 +262,9 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
     let said = messages::message_causes(&mut c, &messages, signals, about);
     // A log with a trigger call shows its outcome in signals; words around it (a test's
     // output, an echo) do not say how it went. Reports in prose are read for their words.
-    let described =
-        about && (!attempted || c.is_empty()) && messages::described_causes(&mut c, text);
+    let described = about
+        && (!attempted || c.is_empty())
+        && messages::described_causes(&mut c, text, &messages);
     let unexpanded = messages::unexpanded_variables(&mut c, text);
 
     let failed = network
