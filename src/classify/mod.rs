@@ -334,6 +334,7 @@ pub fn render_text(verdict: &Classification) -> String {
         for line in &cause.evidence {
             out.push_str(&format!("     {line}\n"));
         }
+        out.push_str(&format!("     fix: {}\n", cause.id.fix()));
     }
     out
 }

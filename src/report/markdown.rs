@@ -198,14 +198,18 @@ fn view(d: &Diagnosis) -> DiagnosisView {
         verdict: verdict_label(top.verdict),
         summary: escape(&top.summary),
         evidence: (!top.evidence.is_empty()).then(|| fenced(&top.evidence)),
-        fix: top
-            .fix
-            .iter()
-            .map(|s| match &s.link {
-                Some(url) => format!("{} ({})", escape(&s.text), link("open", url)),
-                None => escape(&s.text),
-            })
-            .collect(),
+        // The check's own steps; without them, the cause's fix from the cause table.
+        fix: if top.fix.is_empty() {
+            vec![escape(top.cause.fix())]
+        } else {
+            top.fix
+                .iter()
+                .map(|s| match &s.link {
+                    Some(url) => format!("{} ({})", escape(&s.text), link("open", url)),
+                    None => escape(&s.text),
+                })
+                .collect()
+        },
         why: top.why.as_deref().map(escape),
         next: top.next.as_deref().map(escape),
     });
