@@ -66,9 +66,9 @@ const TRIGGER: &[&str] = &[
     "can't trigger",
     "could not trigger",
     "pipeline to trigger",
-    "== \"trigger\"",
-    "== \"pipeline\"",
-    "== \"parent_pipeline\"",
+    "pipeline_source == \"trigger\"",
+    "pipeline_source == \"pipeline\"",
+    "pipeline_source == \"parent_pipeline\"",
     "source: trigger",
     "source: parent_pipeline",
     // Other languages (GitLab's documentation translations and common forum wording).

@@ -81,28 +81,24 @@ pub(super) fn http_causes(
             continue;
         }
         let Some(status) = status else {
-            // Classify-only: a body with no status that refuses the token. The token check
-            // reads it as a 401 (`token::cause_of_refusal`); here revoked is read before
-            // expired and a job token is not considered, as classify always has.
+            // A body with no status: read as the checks read it (a refused token as a 401,
+            // GitLab's error pages as unavailable, `Retry later` as throttled).
             if message.contains("invalid_token") || message.contains("unauthorized") {
                 failed = true;
-                if said_revoked {
-                    c.add(CauseId::TokenRevoked, 11, e);
-                } else if said_expired {
-                    c.add(CauseId::TokenExpired, 11, e);
-                } else {
-                    c.add(CauseId::TokenInvalid, 10, e);
-                }
+                let cause = token::cause_of_refusal(said_expired, said_revoked, job_token);
+                c.add(
+                    cause,
+                    if cause == CauseId::TokenInvalid {
+                        10
+                    } else {
+                        11
+                    },
+                    e,
+                );
             } else if instance::says_throttled(&message) {
                 failed = true;
                 c.add(CauseId::InstanceRateLimited, 11, e);
-            } else if message.contains("bad gateway")
-                || message.contains("not responding")
-                || message.contains("unavailable")
-            {
-                // Not shared: `instance::says_unavailable` also reads GitLab's "taking too
-                // much time to respond" page, which classify has never counted; sharing it
-                // would change classify's verdicts (corpus case 069 gains an evidence line).
+            } else if instance::says_unavailable(&message) {
                 failed = true;
                 c.add(CauseId::InstanceUnavailable, 11, e);
             }
