@@ -186,6 +186,42 @@ fn names_pipeline_triggers(lower: &str) -> bool {
     })
 }
 
+/// A form of "trigger" as a word of its own, followed within four words by what it acts on
+/// (`triggers another project`, `triggered the downstream build`), or the noun followed by how
+/// it went (`the trigger fails`). Not `pipeline triggering fails`, which people say of pipelines
+/// a push starts, nor `trigger-build-docs` or `tekton-triggers`, parts of other names.
+fn trigger_words(lower: &str) -> bool {
+    const OBJECT: &[&str] = &[
+        "pipeline",
+        "pipelines",
+        "downstream",
+        "project",
+        "projects",
+        "build",
+        "builds",
+        "job",
+        "jobs",
+    ];
+    const OUTCOME: &[&str] = &[
+        "fails", "failed", "failing", "fail", "error", "errors", "returns", "returned", "works",
+        "work",
+    ];
+    let words: Vec<&str> = lower
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '/'))
+        })
+        .collect();
+    words.iter().enumerate().any(|(i, w)| {
+        let next = || words[i + 1..].iter().take(4);
+        match *w {
+            "trigger" | "triggers" => next().any(|n| OBJECT.contains(n) || OUTCOME.contains(n)),
+            "triggered" | "triggering" => next().any(|n| OBJECT.contains(n)),
+            _ => false,
+        }
+    })
+}
+
 /// A line about managing trigger tokens (`POST /projects/:id/triggers`, `API::Ci::Triggers`):
 /// creating or deleting a token is not running a trigger.
 fn manages_trigger_tokens(lower: &str) -> bool {
@@ -250,6 +286,7 @@ pub(super) fn read(text: &str) -> Context {
             && !manages_trigger_tokens(&lower)
             && (is_trigger_key(line)
                 || names_pipeline_triggers(&lower)
+                || trigger_words(&lower)
                 || TRIGGER.iter().any(|p| lower.contains(p)))
         {
             c.trigger = Some(numbered());
@@ -289,5 +326,16 @@ mod tests {
         assert!(is_trigger_key("  trigger:"));
         assert!(is_trigger_key("- trigger: {project: a/b}"));
         assert!(!is_trigger_key("trigger:qa-test job"));
+        assert!(trigger_words(
+            "our deploy job triggers another project with curl"
+        ));
+        assert!(trigger_words("the trigger fails on feature branches"));
+        assert!(!trigger_words(
+            "pipelines are not triggered when pushing branch refs"
+        ));
+        assert!(!trigger_words("pipeline triggering fails intermittently"));
+        assert!(!trigger_words(
+            "wget https://gitlab.com/x/scripts/trigger-build-docs"
+        ));
     }
 }
