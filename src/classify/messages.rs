@@ -105,6 +105,15 @@ pub(super) fn message_causes(
             };
             c.add_row(*cause, score, &line, row.id);
         }
+        // A message that names no cause (`{"message":"404 Not Found"}`, curl's `returned
+        // error`): the causes the rules read from its line show it.
+        if row.causes.is_empty() {
+            for entry in c.scores.values_mut() {
+                if entry.evidence.contains(&line) && !entry.rows.contains(&row.id) {
+                    entry.rows.push(row.id);
+                }
+            }
+        }
     }
     failed
 }
