@@ -138,6 +138,14 @@ fn trigger_call_parsing_never_panics() {
         let _ = trigger_call::address(line);
         let _ = log_scan::token_use(line);
     });
+    // Bytes as a log holds them, read lossily as the scanner reads them.
+    let mut r = rng(10);
+    let inputs = (0..cases()).map(|_| r.bytes(16));
+    for_each_input("trigger_call::parse on bytes", inputs, |bytes| {
+        let line = String::from_utf8_lossy(bytes);
+        let _ = trigger_call::parse(&line);
+        let _ = trigger_call::address(&line);
+    });
 }
 
 /// Multi-byte characters placed right before and after `$`, `${`, `$env:`, `http` and the other
