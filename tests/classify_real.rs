@@ -116,7 +116,7 @@ fn score(file: &str) -> Score {
 }
 
 #[test]
-fn classify_reads_the_real_cases_of_the_issue() {
+fn classify_reads_the_first_real_cases() {
     let s = score("cases.jsonl");
     assert_eq!(s.cases, 57);
     assert!(s.top1 >= 0.90, "top-1 category {:.3}", s.top1);
