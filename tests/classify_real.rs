@@ -173,6 +173,17 @@ fn classify_reads_gitlab_and_client_texts_alone() {
         ("child pipeline: Included file `ci/child.yml` is empty or does not exist!", "config"),
         ("The multi-project pipeline fails: Job token scope does not include our project, so the curl with CI_JOB_TOKEN gets 404", "permission"),
         ("Failed - (reached maximum depth of child pipelines)", "config"),
+        ("Since upgrading to GitLab 18.0 our curl call with CI_JOB_TOKEN to /api/v4/projects/42/trigger/pipeline returns {\"message\":\"404 Not Found\"}", "permission"),
+        ("Multi-project pipeline trigger fails with \"downstream pipeline can not be created, Insufficient permissions to create a new pipeline\"", "permission"),
+        ("The trigger token was deleted by the former maintainer, now our curl trigger returns 404", "token"),
+        ("trigger:\n  project: $DOWNSTREAM_PROJECT\nThe variable comes from a dotenv artifact and is not expanded, the bridge fails", "variable"),
+        ("Child pipeline fails: jobs:test config contains unknown keys: trigger_job", "config"),
+        ("curl: (35) error:0A000126:SSL routines::unexpected eof while reading\nwhile triggering the downstream pipeline", "network"),
+        ("GitLab 403 Forbidden when the MR pipeline from a fork triggers the downstream pipeline", "permission"),
+        ("After the upgrade to 16.0 the downstream pipeline is no longer triggered: \"Reference not found\"", "ref"),
+        ("Our deploy job triggers another project with curl and gets 502 Bad Gateway from gitlab.example.com", "instance"),
+        ("The bridge job fails because the downstream project's .gitlab-ci.yml has a syntax error", "config"),
+        ("The trigger fails because the protected variable TRIGGER_TOKEN is not available on feature branches", "variable"),
     ];
     let mut misses = Vec::new();
     for (text, want) in cases {
