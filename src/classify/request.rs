@@ -3,10 +3,9 @@
 
 use super::calls::{instance_host, is_loopback, token_uses, Intent};
 use super::Candidates;
-use crate::diagnosis::CauseId;
+use crate::diagnosis::{token, CauseId};
 use crate::evidence::log_scan::{Signal, TokenUse, TriggerCall, TriggerEndpoint};
 use crate::evidence::trigger_call;
-use crate::redact::TokenKind;
 
 /// Wrong host, scheme or path in the URL itself.
 ///
@@ -74,10 +73,7 @@ fn elsewhere(host: &str, instance: &str) -> bool {
 
 /// A token of the wrong kind for the endpoint it was sent to.
 ///
-/// Not shared: the `token.wrong_kind` check's table (`token::wrong_kind::accepts`) also refuses
-/// deploy, runner, feed and job tokens sent to `POST /projects/:id/pipeline` and other
-/// prefixed kinds sent to the trigger endpoint; classify flags only the kinds below, and
-/// reading the check's table would add verdicts.
+/// Read through the `token.wrong_kind` check's own table (`token::accepts`).
 pub(super) fn token_kind_causes(
     c: &mut Candidates,
     signals: &[Signal],
@@ -88,15 +84,9 @@ pub(super) fn token_kind_causes(
         let TokenUse::Literal { kind } = token else {
             continue;
         };
-        let wrong = match kind {
-            TokenKind::PersonalAccess | TokenKind::Deploy | TokenKind::Runner | TokenKind::Feed => {
-                endpoints
-                    .iter()
-                    .any(|e| *e != TriggerEndpoint::CreatePipeline)
-            }
-            TokenKind::PipelineTrigger => endpoints.contains(&TriggerEndpoint::CreatePipeline),
-            _ => false,
-        };
+        let wrong = endpoints
+            .iter()
+            .any(|e| token::accepts(*e, *kind) == Some(false));
         if wrong {
             c.add(CauseId::TokenWrongKind, 13, Some(s));
         }

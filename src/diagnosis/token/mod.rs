@@ -10,6 +10,8 @@ mod missing_scope;
 mod revoked;
 mod wrong_kind;
 
+pub use wrong_kind::accepts;
+
 use super::{links, Facts, Finding, FixStep, Gathered, Settings, Verdict};
 use crate::diagnosis::variable::says_token_missing;
 use crate::diagnosis::CauseId;

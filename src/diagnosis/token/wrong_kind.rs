@@ -18,8 +18,9 @@ pub(super) fn wrong_kind_literal(call: &Call) -> Option<(TokenKind, TriggerEndpo
     (accepts(endpoint, *kind) == Some(false)).then_some((*kind, endpoint))
 }
 
-/// Whether an endpoint accepts a token kind; `None` when the kind cannot tell.
-pub(super) fn accepts(endpoint: TriggerEndpoint, kind: TokenKind) -> Option<bool> {
+/// Whether an endpoint accepts a token kind; `None` when the kind cannot tell. The check and
+/// `classify` both read a literal token's kind this way.
+pub fn accepts(endpoint: TriggerEndpoint, kind: TokenKind) -> Option<bool> {
     match (endpoint, kind) {
         (_, TokenKind::Hex | TokenKind::Unknown) => None,
         (
