@@ -17,6 +17,7 @@ pub mod ids;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
+pub mod preflight;
 pub mod recognise;
 pub mod redact;
 pub mod report;

@@ -84,6 +84,21 @@ enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Map who triggers whom: read the CI configuration of every project of the groups (and
+    /// the projects) named, on its default branch, and print each trigger edge: `trigger:` jobs,
+    /// child pipelines and scripts that call the trigger API.
+    Preflight {
+        /// A group (full path or id) whose projects, subgroups included, are mapped. Repeat for
+        /// several groups.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// A project (full path or id) to map as well. Repeat for several projects.
+        #[arg(long = "project", value_name = "PATH_OR_ID")]
+        projects: Vec<String>,
+        /// Output: text, json, mermaid (renders in GitLab Markdown) or dot (Graphviz).
+        #[arg(long, default_value = "text", value_name = "FORMAT")]
+        format: String,
+    },
     /// Feed saved webhook payloads (JSON files) through the processing stages, against the
     /// configured GitLab, and print what each one produced, one JSON line per file. The event
     /// kind is read from the payload's object_kind. Nothing is stored.
@@ -121,6 +136,11 @@ async fn main() -> ExitCode {
         Command::Classify { .. } | Command::CheckConfig { .. } => {
             unreachable!("handled before the configuration is read")
         }
+        Command::Preflight {
+            groups,
+            projects,
+            format,
+        } => preflight(settings, groups, projects, &format).await,
         Command::Diagnose {
             target,
             pipeline,
@@ -306,6 +326,56 @@ async fn diagnose(
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `preflight`: the trigger map of the groups and projects named.
+async fn preflight(
+    settings: Settings,
+    groups: Vec<String>,
+    projects: Vec<String>,
+    format: &str,
+) -> ExitCode {
+    use trigger_doctor::preflight::{self, render};
+    let Some(format) = render::Format::parse(format) else {
+        eprintln!("trigger-doctor: --format must be text, json, mermaid or dot");
+        return ExitCode::from(2);
+    };
+    if groups.is_empty() && projects.is_empty() {
+        eprintln!("trigger-doctor: name at least one --group or --project to map");
+        return ExitCode::from(2);
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let _ = telemetry::init(&settings.log, std::io::stderr, terminal);
+    let mut client = trigger_doctor::gitlab::ClientSettings::from_settings(&settings.gitlab);
+    // A sweep reads every project: the per-diagnosis call budget does not apply.
+    client.max_calls_per_session = u32::MAX;
+    let gitlab = match trigger_doctor::gitlab::GitlabClient::new(client, None) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("trigger-doctor: cannot set up the GitLab client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let session = gitlab.session(None, true);
+    let scope = preflight::Scope { groups, projects };
+    let progress = |done: usize, total: usize| {
+        if terminal {
+            eprint!("\rmapping projects: {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    match preflight::map(&session, &scope, progress).await {
+        Ok(map) => {
+            print!("{}", render::render(&map, format));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("trigger-doctor: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `check-config`: an invalid configuration is reported like any other check, with exit code 2.

@@ -72,6 +72,19 @@ impl Session {
         .await
     }
 
+    /// `GET /groups/:id/projects` with the projects of every subgroup, archived ones left out
+    /// (all pages, at most 2,000 projects): the projects a preflight sweep maps.
+    pub async fn group_projects(&self, group: &str) -> Result<Vec<Project>, GitlabError> {
+        self.get_all(
+            &format!(
+                "/groups/{}/projects?include_subgroups=true&archived=false&with_shared=false",
+                encode(group)
+            ),
+            Reuse::Session,
+        )
+        .await
+    }
+
     /// `GET /projects/:id/pipelines/:pipeline_id`.
     pub async fn pipeline(
         &self,

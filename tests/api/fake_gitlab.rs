@@ -397,6 +397,38 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
             ok(json!({"version": state.version, "revision": "abc123", "enterprise": true}))
         }
         ["personal_access_tokens", "self"] => ok(state.token_self.clone()),
+        // lib/api/groups.rb: the group's projects, with those of its subgroups when
+        // `include_subgroups=true`, archived ones left out when `archived=false`; projects the
+        // bot cannot see are not listed; an unknown group is `404 Group Not Found`.
+        ["groups", group, "projects"] => {
+            let group = decode(group);
+            let subgroups = query("include_subgroups").as_deref() == Some("true");
+            let active_only = query("archived").as_deref() == Some("false");
+            let mut ids: Vec<u64> = state.projects.keys().copied().collect();
+            ids.sort_unstable();
+            let in_group = |path: &str| match path.rsplit_once('/') {
+                Some((namespace, _)) => {
+                    namespace == group || (subgroups && namespace.starts_with(&format!("{group}/")))
+                }
+                None => false,
+            };
+            let known = state.projects.values().any(|p| {
+                p["path_with_namespace"]
+                    .as_str()
+                    .is_some_and(|path| path.starts_with(&format!("{group}/")))
+            });
+            if !known {
+                return not_found("Group");
+            }
+            let projects: Vec<Value> = ids
+                .into_iter()
+                .filter(|id| bot_access(state, *id) > 0)
+                .map(|id| state.projects[&id].clone())
+                .filter(|p| p["path_with_namespace"].as_str().is_some_and(in_group))
+                .filter(|p| !(active_only && p["archived"] == true))
+                .collect();
+            list(request, projects)
+        }
         ["groups", group, "variables"] => match state.group_variables.get(&decode(group)) {
             Some(vars) => list(request, vars.clone()),
             None => not_found("Group"),

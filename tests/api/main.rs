@@ -12,5 +12,6 @@ mod history;
 mod intake;
 mod notify;
 mod operations;
+mod preflight;
 mod processing;
 mod recognition;

@@ -61,11 +61,12 @@ pub(super) fn read_cli_call(call: &mut TriggerCall, words: &[String]) {
             "-H" | "--header" => Some(Arg::Header),
             "--url" => Some(Arg::Url),
             "-b" | "--branch" if glab_ci => Some(Arg::Ref),
+            "-R" | "--repo" if glab_ci => Some(Arg::Repo),
             "--variables" | "--variables-env" if glab_ci => Some(Arg::GlabVariable),
             "-X" | "--request" | "--method" | "-o" | "--output" | "-O" | "--output-document"
             | "-u" | "--user" | "-w" | "--write-out" | "-m" | "--max-time"
             | "--connect-timeout" | "--retry" | "-x" | "--proxy" | "--cacert" | "--cert"
-            | "--key" | "-A" | "--user-agent" | "-e" | "-R" | "--repo" | "-T" | "--timeout"
+            | "--key" | "-A" | "--user-agent" | "-e" | "--repo" | "-T" | "--timeout"
             | "--tries" => Some(Arg::Skip),
             _ => None,
         };
@@ -93,6 +94,12 @@ pub(super) fn read_cli_call(call: &mut TriggerCall, words: &[String]) {
             Arg::Header => read_header(call, &value),
             Arg::Url => urls.insert(0, value),
             Arg::Ref => call.git_ref = Some(value),
+            // `glab ci run --repo group/app`: the project the pipeline is created in.
+            Arg::Repo => {
+                if call.project.is_none() {
+                    call.project = Some(value);
+                }
+            }
             Arg::GlabVariable => {
                 for pair in value.split(',') {
                     if let Some((key, value)) = pair.split_once(':') {
@@ -114,6 +121,7 @@ enum Arg {
     Header,
     Url,
     Ref,
+    Repo,
     GlabVariable,
     Skip,
 }

@@ -168,6 +168,14 @@ fn glab_ci_and_python_gitlab_calls_have_no_url_but_are_calls() {
     assert_eq!(call.url, "");
     assert_eq!(call.git_ref.as_deref(), Some("feature"));
     assert_eq!(call.variables, [("KEY".to_string(), "one".to_string())]);
+    assert_eq!(call.project, None);
+    let call = parse("glab ci run --repo group/app -b main").unwrap();
+    assert_eq!(call.project.as_deref(), Some("group/app"));
+    // curl's -R (--remote-time) takes no value.
+    let call =
+        parse("curl -R -X POST https://gitlab.example.com/api/v4/projects/5/trigger/pipeline")
+            .unwrap();
+    assert_eq!(call.project.as_deref(), Some("5"));
     let call = parse(
             "gl = gitlab.Gitlab('https://gitlab.example.com'); p.trigger_pipeline(ref='main', token=os.environ['T'])",
         )

@@ -1,0 +1,106 @@
+//! Preflight: the map of who triggers whom in the configured groups, read from each project's
+//! CI configuration as GitLab resolves it (CI lint's merged YAML, else the files), before
+//! anything fails.
+//!
+//! `map.rs` turns a project's jobs into edges; `render.rs` prints the map as text, JSON,
+//! Mermaid or Graphviz dot. The checks per edge ("would this trigger work now?") build on this
+//! map.
+
+pub mod map;
+pub mod render;
+
+use serde::Serialize;
+
+pub use self::map::{edges_of, Edge, EdgeKind, TokenSource};
+use crate::gitlab::model::Project;
+use crate::gitlab::{GitlabError, ProjectRef, Session};
+use crate::ids::CommitSha;
+use crate::recognise::ci_source;
+
+/// A project whose configuration could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unread {
+    pub project: String,
+    pub reason: String,
+}
+
+/// The trigger map of a set of projects.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TriggerMap {
+    /// Projects looked at, by full path, in the order read.
+    pub projects: Vec<String>,
+    pub edges: Vec<Edge>,
+    /// Projects without a configuration to read (empty repository, no CI file) are left out
+    /// silently; these could not be read for another reason.
+    pub unread: Vec<Unread>,
+}
+
+/// What to map: every project of `groups` (subgroups included) and the `projects` named.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub groups: Vec<String>,
+    pub projects: Vec<String>,
+}
+
+/// Lists the projects in scope, without duplicates, archived and empty ones left out.
+pub async fn projects_in(session: &Session, scope: &Scope) -> Result<Vec<Project>, GitlabError> {
+    let mut all: Vec<Project> = Vec::new();
+    for group in &scope.groups {
+        all.extend(session.group_projects(group).await?);
+    }
+    for name in &scope.projects {
+        all.push(session.project(&ProjectRef::parse(name)).await?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|p| !p.archived && !p.empty_repo && seen.insert(p.id));
+    Ok(all)
+}
+
+/// Reads one project's configuration on its default branch and returns its edges. A project
+/// without a CI file has none.
+pub async fn project_edges(session: &Session, project: &Project) -> Result<Vec<Edge>, Unread> {
+    let unread = |reason: String| Unread {
+        project: project.path_with_namespace.clone(),
+        reason,
+    };
+    let Some(branch) = project.default_branch.clone() else {
+        return Ok(Vec::new());
+    };
+    let loaded = match ci_source::load(
+        session,
+        project.id,
+        project.ci_config_path.as_deref(),
+        &CommitSha(branch),
+    )
+    .await
+    {
+        Ok(loaded) => loaded,
+        Err(ci_source::LoadError::Gitlab(GitlabError::NotFound { .. })) => return Ok(Vec::new()),
+        Err(e) => return Err(unread(crate::redact::redact(&e.to_string()).into_owned())),
+    };
+    let jobs = loaded
+        .config
+        .jobs()
+        .map_err(|e| unread(format!("the CI configuration cannot be read: {e}")))?;
+    Ok(edges_of(&project.path_with_namespace, &jobs))
+}
+
+/// Maps every project in scope, one after the other; `progress(done, total)` after each.
+pub async fn map(
+    session: &Session,
+    scope: &Scope,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<TriggerMap, GitlabError> {
+    let projects = projects_in(session, scope).await?;
+    let mut out = TriggerMap::default();
+    let total = projects.len();
+    for (i, project) in projects.iter().enumerate() {
+        out.projects.push(project.path_with_namespace.clone());
+        match project_edges(session, project).await {
+            Ok(edges) => out.edges.extend(edges),
+            Err(unread) => out.unread.push(unread),
+        }
+        progress(i + 1, total);
+    }
+    Ok(out)
+}

@@ -1,0 +1,168 @@
+//! `trigger-doctor preflight`: the trigger map of a group, against the fake GitLab.
+
+use serde_json::{json, Value};
+
+use crate::fake_gitlab::FakeGitlab;
+
+/// Three projects of `grp` (one in a subgroup) and one elsewhere: a `trigger:` job with its
+/// project in a YAML variable, a child pipeline, a curl call with `CI_JOB_TOKEN`, a glab call
+/// with a token variable; one project's configuration is read from its file (CI lint refuses),
+/// one project is archived.
+fn group(gitlab: &FakeGitlab) {
+    gitlab
+        .add_project(1, "grp/web")
+        .add_project(2, "grp/tools/deployer")
+        .add_project(3, "grp/docs")
+        .add_project(4, "other/elsewhere")
+        .add_project(5, "grp/old");
+    let web = "variables:\n  DOWNSTREAM: grp/tools/deployer\n\
+               deploy:\n  stage: deploy\n  trigger:\n    project: $DOWNSTREAM\n    branch: main\n    strategy: depend\n\
+               child:\n  trigger:\n    include: ci/child.yml\n\
+               .template:\n  trigger: grp/never\n";
+    let deployer = "notify-docs:\n  script:\n    - 'curl --fail -X POST -F token=$CI_JOB_TOKEN -F ref=main \"$CI_API_V4_URL/projects/grp%2Fdocs/trigger/pipeline\"'\n\
+                    release:\n  script:\n    - glab ci run --repo other/elsewhere --branch stable\n";
+    gitlab.with(|s| {
+        s.lint.insert(
+            (1, String::new()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": web}),
+        );
+        // No merged YAML for the deployer: its .gitlab-ci.yml is read instead.
+        s.lint.insert(
+            (2, String::new()),
+            json!({"valid": false, "errors": ["jobs config should contain at least one visible job"], "warnings": [], "merged_yaml": ""}),
+        );
+        s.files.insert(
+            (2, ".gitlab-ci.yml".into(), "main".into()),
+            deployer.to_string(),
+        );
+        s.projects.get_mut(&5).unwrap()["archived"] = json!(true);
+    });
+}
+
+async fn run(gitlab: &FakeGitlab, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trigger-doctor"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRIGGER_DOCTOR__") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("TRIGGER_DOCTOR__GITLAB__URL", gitlab.url())
+        .env("TRIGGER_DOCTOR__GITLAB__TOKEN", "glpat-bot-token-for-tests")
+        .arg("preflight")
+        .args(args);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn preflight_maps_every_trigger_of_a_group_and_its_subgroups() {
+    let gitlab = FakeGitlab::start().await;
+    group(&gitlab);
+    let out = run(&gitlab, &["--group", "grp", "--format", "json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let projects: Vec<&str> = map["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    // Subgroups included; archived projects and other groups left out.
+    assert_eq!(projects, ["grp/web", "grp/tools/deployer", "grp/docs"]);
+    let edges = map["edges"].as_array().unwrap();
+    let edge = |job: &str| {
+        edges
+            .iter()
+            .find(|e| e["job"] == job)
+            .unwrap_or_else(|| panic!("no edge for {job}: {edges:#?}"))
+    };
+    assert_eq!(edges.len(), 4, "{edges:#?}");
+    // The project in a YAML variable is resolved; the template is not an edge.
+    let deploy = edge("deploy");
+    assert_eq!(deploy["kind"], "multi_project");
+    assert_eq!(deploy["to"], "grp/tools/deployer");
+    assert_eq!(deploy["git_ref"], "main");
+    assert_eq!(deploy["strategy"], "depend");
+    assert_eq!(deploy["token"]["kind"], "none");
+    let child = edge("child");
+    assert_eq!(child["kind"], "child");
+    assert_eq!(child["to"], "grp/web");
+    assert_eq!(child["includes"][0], "local: ci/child.yml");
+    // Read from the file when CI lint gives no merged YAML.
+    let notify = edge("notify-docs");
+    assert_eq!(notify["kind"], "api_call");
+    assert_eq!(notify["to"], "grp/docs");
+    assert_eq!(notify["token"]["kind"], "job_token");
+    assert_eq!(notify["tool"], "curl");
+    let release = edge("release");
+    assert_eq!(release["to"], "other/elsewhere");
+    assert_eq!(release["git_ref"], "stable");
+    assert!(map["unread"].as_array().unwrap().is_empty());
+    // One listing, then CI lint once per project.
+    assert_eq!(gitlab.calls_to("/ci/lint"), 3);
+}
+
+#[tokio::test]
+async fn preflight_draws_the_map_as_mermaid_and_dot_and_lists_it_as_text() {
+    let gitlab = FakeGitlab::start().await;
+    group(&gitlab);
+    let out = run(&gitlab, &["--group", "grp", "--format", "mermaid"]).await;
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("graph LR\n"), "{text}");
+    assert!(text.contains("[\"grp/tools/deployer\"]"), "{text}");
+    assert!(text.contains("-->|\"deploy (trigger) → main\"|"), "{text}");
+    assert!(
+        text.contains("-.->|\"notify-docs (api) → main\"|"),
+        "{text}"
+    );
+
+    let out = run(&gitlab, &["--group", "grp", "--format", "dot"]).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("digraph triggers {"), "{text}");
+    assert!(
+        text.contains("[label=\"notify-docs\", style=dashed];"),
+        "{text}"
+    );
+
+    // The README's example, line for line.
+    let out = run(&gitlab, &["--group", "grp"]).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    let readme = include_str!("../../README.md");
+    let example = readme
+        .split("$ trigger-doctor preflight --group grp\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n$ ").next())
+        .unwrap();
+    assert_eq!(text.trim_end(), example.trim_end());
+
+    let out = run(&gitlab, &["--project", "grp/web"]).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("1 projects, 2 trigger edges\n"), "{text}");
+    assert!(text.contains("FROM"), "{text}");
+    assert!(text.contains("grp/tools/deployer"), "{text}");
+}
+
+#[tokio::test]
+async fn preflight_explains_a_bad_format_an_empty_scope_and_an_unknown_group() {
+    let gitlab = FakeGitlab::start().await;
+    group(&gitlab);
+    let out = run(&gitlab, &["--group", "grp", "--format", "svg"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
+    let out = run(&gitlab, &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--group"));
+    let out = run(&gitlab, &["--group", "nope"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
