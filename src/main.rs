@@ -340,8 +340,15 @@ async fn preflight(
         eprintln!("trigger-doctor: --format must be text, json, mermaid or dot");
         return ExitCode::from(2);
     };
+    let groups = if groups.is_empty() && projects.is_empty() {
+        settings.preflight.groups.clone()
+    } else {
+        groups
+    };
     if groups.is_empty() && projects.is_empty() {
-        eprintln!("trigger-doctor: name at least one --group or --project to map");
+        eprintln!(
+            "trigger-doctor: name at least one --group or --project to map (or set preflight.groups)"
+        );
         return ExitCode::from(2);
     }
     let terminal = std::io::stderr().is_terminal();

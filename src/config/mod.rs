@@ -127,6 +127,7 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     pub diagnostics: DiagnosticsSettings,
     pub probes: ProbeSettings,
+    pub preflight: PreflightSettings,
     pub store: StoreSettings,
     pub worker: WorkerSettings,
     pub notify: NotifySettings,
@@ -234,6 +235,14 @@ pub struct ProbeSettings {
     pub allowed_hosts: Vec<String>,
     /// `probes.timeout_seconds`, default 3 s.
     pub timeout: Duration,
+}
+
+/// Preflight: the trigger map.
+#[derive(Debug, Clone)]
+pub struct PreflightSettings {
+    /// `preflight.groups`: groups (full path or id) `trigger-doctor preflight` maps when given
+    /// no `--group` or `--project`.
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

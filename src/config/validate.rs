@@ -16,6 +16,7 @@ pub(super) struct RawSettings {
     webhook: RawWebhook,
     diagnostics: RawDiagnostics,
     probes: RawProbes,
+    preflight: RawPreflight,
     store: RawStore,
     worker: RawWorker,
     notify: RawNotify,
@@ -102,6 +103,12 @@ struct RawDiagnostics {
 struct RawProbes {
     allowed_hosts: Vec<String>,
     timeout_seconds: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPreflight {
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -411,6 +418,15 @@ impl RawSettings {
                     "probes.timeout_seconds",
                     self.probes.timeout_seconds,
                 )?),
+            },
+            preflight: PreflightSettings {
+                groups: self
+                    .preflight
+                    .groups
+                    .iter()
+                    .map(|g| g.trim().trim_matches('/').to_string())
+                    .filter(|g| !g.is_empty())
+                    .collect(),
             },
             store: StoreSettings { url: store_url },
             worker: WorkerSettings {

@@ -40,6 +40,14 @@ fn group(gitlab: &FakeGitlab) {
 }
 
 async fn run(gitlab: &FakeGitlab, args: &[&str]) -> std::process::Output {
+    run_with(gitlab, &[], args).await
+}
+
+async fn run_with(
+    gitlab: &FakeGitlab,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trigger-doctor"));
     for (key, _) in std::env::vars() {
         if key.starts_with("TRIGGER_DOCTOR__") {
@@ -50,6 +58,9 @@ async fn run(gitlab: &FakeGitlab, args: &[&str]) -> std::process::Output {
         .env("TRIGGER_DOCTOR__GITLAB__TOKEN", "glpat-bot-token-for-tests")
         .arg("preflight")
         .args(args);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
@@ -165,4 +176,27 @@ async fn preflight_explains_a_bad_format_an_empty_scope_and_an_unknown_group() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn preflight_maps_the_configured_groups_when_none_is_named() {
+    let gitlab = FakeGitlab::start().await;
+    group(&gitlab);
+    let out = run_with(
+        &gitlab,
+        &[("TRIGGER_DOCTOR__PREFLIGHT__GROUPS", "grp/tools, other")],
+        &["--format", "json"],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        map["projects"],
+        json!(["grp/tools/deployer", "other/elsewhere"])
+    );
+    assert_eq!(map["edges"].as_array().unwrap().len(), 2);
 }
