@@ -373,10 +373,22 @@ async fn preflight(
             }
         }
     };
-    match preflight::map(&session, &scope, progress).await {
+    let place = preflight::Where {
+        api_url: settings.gitlab.url.clone(),
+        external_url: settings
+            .gitlab
+            .external_url
+            .clone()
+            .unwrap_or_else(|| settings.gitlab.url.clone()),
+    };
+    match preflight::map(&session, &scope, &place, progress).await {
         Ok(map) => {
             print!("{}", render::render(&map, format));
-            ExitCode::SUCCESS
+            if map.confirmed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("trigger-doctor: {e}");

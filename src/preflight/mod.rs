@@ -6,11 +6,13 @@
 //! Mermaid or Graphviz dot. The checks per edge ("would this trigger work now?") build on this
 //! map.
 
+pub mod check;
 pub mod map;
 pub mod render;
 
 use serde::Serialize;
 
+pub use self::check::{EdgeFinding, Where};
 pub use self::map::{edges_of, Edge, EdgeKind, TokenSource};
 use crate::gitlab::model::Project;
 use crate::gitlab::{GitlabError, ProjectRef, Session};
@@ -30,6 +32,8 @@ pub struct TriggerMap {
     /// Projects looked at, by full path, in the order read.
     pub projects: Vec<String>,
     pub edges: Vec<Edge>,
+    /// What the checks found on the edges: triggers that will fail when they next run.
+    pub findings: Vec<EdgeFinding>,
     /// Projects without a configuration to read (empty repository, no CI file) are left out
     /// silently; these could not be read for another reason.
     pub unread: Vec<Unread>,
@@ -54,6 +58,15 @@ pub async fn projects_in(session: &Session, scope: &Scope) -> Result<Vec<Project
     let mut seen = std::collections::HashSet::new();
     all.retain(|p| !p.archived && !p.empty_repo && seen.insert(p.id));
     Ok(all)
+}
+
+impl TriggerMap {
+    /// Whether a check confirmed that some trigger will fail.
+    pub fn confirmed(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.verdict == crate::diagnosis::Verdict::Confirmed)
+    }
 }
 
 /// Reads one project's configuration on its default branch and returns its edges. A project
@@ -85,19 +98,29 @@ pub async fn project_edges(session: &Session, project: &Project) -> Result<Vec<E
     Ok(edges_of(&project.path_with_namespace, &jobs))
 }
 
-/// Maps every project in scope, one after the other; `progress(done, total)` after each.
+/// Maps every project in scope, one after the other, and checks each edge that names its
+/// downstream project (see [`check`]); `progress(done, total)` after each project.
 pub async fn map(
     session: &Session,
     scope: &Scope,
+    place: &Where,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<TriggerMap, GitlabError> {
     let projects = projects_in(session, scope).await?;
     let mut out = TriggerMap::default();
     let total = projects.len();
+    // One "now" for the whole map, as a diagnosis has one.
+    let now = crate::timestamp::Timestamp::now();
     for (i, project) in projects.iter().enumerate() {
         out.projects.push(project.path_with_namespace.clone());
         match project_edges(session, project).await {
-            Ok(edges) => out.edges.extend(edges),
+            Ok(edges) => {
+                for edge in edges.iter().filter(|e| check::checkable(e)) {
+                    let facts = check::facts(session, place, project, edge, now).await;
+                    out.findings.extend(check::findings(edge, &facts));
+                }
+                out.edges.extend(edges);
+            }
             Err(unread) => out.unread.push(unread),
         }
         progress(i + 1, total);

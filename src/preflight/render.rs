@@ -105,6 +105,23 @@ fn text(map: &TriggerMap) -> String {
             out.push_str(&line(row.each_ref().map(String::as_str)));
         }
     }
+    if !map.findings.is_empty() {
+        out.push_str("\nFindings:\n");
+        for f in &map.findings {
+            let verdict = match f.verdict {
+                crate::diagnosis::Verdict::Confirmed => "confirmed",
+                _ => "likely",
+            };
+            let _ = writeln!(
+                out,
+                "  {} {} → {}: {} ({verdict})\n    {}",
+                f.from, f.job, f.to, f.cause, f.summary
+            );
+            for step in &f.fix {
+                let _ = writeln!(out, "    fix: {step}");
+            }
+        }
+    }
     if !map.unread.is_empty() {
         out.push_str("\nNot read:\n");
         for u in &map.unread {
@@ -216,6 +233,7 @@ mod tests {
                 endpoint: None,
                 variables: Vec::new(),
             }],
+            findings: Vec::new(),
             unread: vec![Unread {
                 project: "grp/c".into(),
                 reason: "the CI configuration cannot be read".into(),

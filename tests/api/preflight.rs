@@ -36,6 +36,15 @@ fn group(gitlab: &FakeGitlab) {
             deployer.to_string(),
         );
         s.projects.get_mut(&5).unwrap()["archived"] = json!(true);
+        // Healthy edges: grp/docs lets the deployer's job token in; `stable` exists.
+        s.job_token_allowlist.insert(
+            3,
+            vec![json!({"id": 2, "path_with_namespace": "grp/tools/deployer", "name": "deployer"})],
+        );
+        s.branches.insert(
+            (4, "stable".into()),
+            json!({"name": "stable", "protected": false, "default": false}),
+        );
     });
 }
 
@@ -114,6 +123,8 @@ async fn preflight_maps_every_trigger_of_a_group_and_its_subgroups() {
     assert_eq!(release["to"], "other/elsewhere");
     assert_eq!(release["git_ref"], "stable");
     assert!(map["unread"].as_array().unwrap().is_empty());
+    // Every edge to another project is checked, and all of them would work.
+    assert_eq!(map["findings"], json!([]));
     // One listing, then CI lint once per project.
     assert_eq!(gitlab.calls_to("/ci/lint"), 3);
 }
@@ -199,4 +210,68 @@ async fn preflight_maps_the_configured_groups_when_none_is_named() {
         json!(["grp/tools/deployer", "other/elsewhere"])
     );
     assert_eq!(map["edges"].as_array().unwrap().len(), 2);
+}
+
+/// Broken edges of every kind the map checks: a renamed downstream project, a missing one, a
+/// branch that does not exist, a `CI_JOB_TOKEN` call the downstream allowlist does not name.
+#[tokio::test]
+async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab
+        .add_project(1, "team/app")
+        .add_project(2, "team/platform/deployer")
+        .add_project(3, "team/docs");
+    let app = "to-renamed:\n  trigger: team/deployer\n\
+               to-missing:\n  trigger: team/gone\n\
+               to-no-branch:\n  trigger:\n    project: team/docs\n    branch: release-9\n\
+               docs-by-token:\n  script:\n    - curl --fail -X POST -F token=$CI_JOB_TOKEN -F ref=main $CI_API_V4_URL/projects/3/trigger/pipeline\n";
+    gitlab.with(|s| {
+        s.lint.insert(
+            (1, String::new()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": app}),
+        );
+        // The deployer moved from team/deployer: the API still finds the old path.
+        s.redirects.insert("team/deployer".into(), 2);
+    });
+    let out = run(&gitlab, &["--project", "team/app", "--format", "json"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = map["findings"].as_array().unwrap();
+    let of = |job: &str| -> Vec<&str> {
+        findings
+            .iter()
+            .filter(|f| f["job"] == job)
+            .map(|f| f["cause"].as_str().unwrap())
+            .collect()
+    };
+    assert!(
+        of("to-renamed").contains(&"project.renamed"),
+        "{findings:#?}"
+    );
+    assert!(
+        of("to-missing").contains(&"project.not_found"),
+        "{findings:#?}"
+    );
+    assert_eq!(of("to-no-branch"), ["ref.not_found"], "{findings:#?}");
+    assert_eq!(
+        of("docs-by-token"),
+        ["permission.job_token_allowlist"],
+        "{findings:#?}"
+    );
+    for f in findings {
+        assert!(!f["summary"].as_str().unwrap().is_empty());
+    }
+
+    let out = run(&gitlab, &["--project", "team/app"]).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\nFindings:\n"), "{text}");
+    assert!(
+        text.contains("team/app to-no-branch → team/docs: ref.not_found (confirmed)"),
+        "{text}"
+    );
 }

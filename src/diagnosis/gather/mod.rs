@@ -62,7 +62,7 @@ impl Context {
 }
 
 /// Turns a call's result into a fact.
-fn gathered<T>(result: Result<T, GitlabError>, what: &str) -> Gathered<T> {
+pub fn gathered<T>(result: Result<T, GitlabError>, what: &str) -> Gathered<T> {
     match result {
         Ok(t) => Gathered::Found(t),
         Err(GitlabError::NotFound { .. }) => Gathered::NotFound,

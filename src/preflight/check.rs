@@ -1,0 +1,173 @@
+//! "Would this trigger work now?": the diagnosis checks, run on one edge of the map with the
+//! facts looked up for it instead of a failed job's. A finding here is a trigger that will fail
+//! when it next runs: the downstream project is missing or was renamed, the ref it names does
+//! not exist, a `CI_JOB_TOKEN` call comes from a project the downstream allowlist does not name.
+
+use serde::Serialize;
+
+use super::{Edge, EdgeKind, TokenSource};
+use crate::cause::CauseId;
+use crate::diagnosis::gather::gathered;
+use crate::diagnosis::{
+    git_ref, permission, project, Facts, FailedJob, Finding, Gathered, Instance, Target, Verdict,
+};
+use crate::gitlab::model::Project;
+use crate::gitlab::{ProjectRef, Session};
+use crate::ids::{CommitSha, JobId, PipelineId};
+use crate::recognise::Subject;
+use crate::timestamp::Timestamp;
+
+/// The causes a preflight looks for, in the order they are reported.
+pub const CAUSES: &[CauseId] = &[
+    CauseId::ProjectNotFound,
+    CauseId::ProjectRenamed,
+    CauseId::RefNotFound,
+    CauseId::PermissionJobTokenAllowlist,
+];
+
+/// A finding on one edge.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeFinding {
+    pub from: String,
+    pub job: String,
+    pub to: String,
+    pub cause: CauseId,
+    pub verdict: Verdict,
+    pub summary: String,
+    pub evidence: Vec<String>,
+    pub fix: Vec<String>,
+}
+
+/// Where the facts of an edge come from: the instance as the bot and runners see it.
+#[derive(Debug, Clone)]
+pub struct Where {
+    pub api_url: String,
+    pub external_url: String,
+}
+
+/// The facts of one edge, looked up now: the downstream project, the ref it names (or the
+/// downstream default branch), and, for a `CI_JOB_TOKEN` call, the downstream allowlist.
+pub async fn facts(
+    session: &Session,
+    place: &Where,
+    upstream: &Project,
+    edge: &Edge,
+    now: Timestamp,
+) -> Facts {
+    let branch = upstream.default_branch.clone().unwrap_or_default();
+    let subject = Subject {
+        project_id: upstream.id,
+        project_path: Some(upstream.path_with_namespace.clone()),
+        project_url: Some(upstream.web_url.clone()),
+        pipeline_id: PipelineId(0),
+        pipeline_url: None,
+        sha: CommitSha(branch.clone()),
+        git_ref: branch,
+        tag: false,
+        merge_request_iid: None,
+        merge_request_project_id: None,
+        merge_request_url: None,
+        user_id: None,
+    };
+    let failed = match edge.kind {
+        EdgeKind::ApiCall => FailedJob::Job {
+            id: JobId(0),
+            name: edge.job.clone(),
+            status: "created".into(),
+            failure_reason: None,
+            runner: None,
+            web_url: None,
+        },
+        _ => FailedJob::Bridge {
+            id: JobId(0),
+            name: edge.job.clone(),
+            failure_reason: None,
+            web_url: None,
+        },
+    };
+    let instance = Instance {
+        api_url: place.api_url.clone(),
+        external_url: place.external_url.clone(),
+        version: Gathered::NotNeeded,
+        problems: Vec::new(),
+    };
+    let mut facts = Facts::new(now, subject, failed, instance);
+    let (token_variable, uses_job_token) = match &edge.token {
+        TokenSource::Variable(name) => (Some(name.clone()), false),
+        TokenSource::JobToken => (None, true),
+        _ => (None, false),
+    };
+    facts.target = Target {
+        project_written: Some(edge.to.clone()),
+        project: (!edge.to.is_empty()).then(|| edge.to.clone()),
+        git_ref: edge.git_ref.clone(),
+        token_variable,
+        uses_job_token,
+        variables_used: edge.variables.clone(),
+        ..Target::default()
+    };
+    facts.upstream = Gathered::Found(upstream.clone());
+    facts.downstream = gathered(
+        session.project(&ProjectRef::parse(&edge.to)).await,
+        &edge.to,
+    );
+    if let Gathered::Found(down) = &facts.downstream {
+        let name = edge
+            .git_ref
+            .clone()
+            .or_else(|| down.default_branch.clone())
+            .unwrap_or_default();
+        if !name.is_empty() {
+            facts.branch = gathered(
+                session.branch(down.id, &name).await,
+                &down.path_with_namespace,
+            );
+            if facts.branch.is_not_found() {
+                facts.tag = gathered(session.tag(down.id, &name).await, &down.path_with_namespace);
+            }
+        }
+        if uses_job_token {
+            let path = down.path_with_namespace.clone();
+            facts.job_token_scope = gathered(session.job_token_scope(down.id).await, &path);
+            facts.job_token_allowlist = gathered(session.job_token_allowlist(down.id).await, &path);
+            facts.job_token_groups_allowlist =
+                gathered(session.job_token_groups_allowlist(down.id).await, &path);
+        }
+    }
+    facts
+}
+
+/// Whether an edge can be checked: another project, named without a variable the bot cannot
+/// resolve, and a ref without one.
+pub fn checkable(edge: &Edge) -> bool {
+    edge.kind != EdgeKind::Child
+        && !edge.to.is_empty()
+        && !edge.target_is_variable()
+        && !edge.git_ref.as_deref().is_some_and(|r| r.contains('$'))
+}
+
+/// The findings of the checks on the facts of one edge that say the trigger will fail:
+/// confirmed or likely, for the causes a preflight looks for.
+pub fn findings(edge: &Edge, facts: &Facts) -> Vec<EdgeFinding> {
+    let mut all: Vec<Finding> = project::check(facts);
+    if facts.downstream.found().is_some() {
+        all.extend(git_ref::check(facts));
+        if edge.token == TokenSource::JobToken {
+            all.extend(permission::check(facts));
+        }
+    }
+    all.into_iter()
+        .filter(|f| CAUSES.contains(&f.cause))
+        .filter(|f| matches!(f.verdict, Verdict::Confirmed | Verdict::Likely))
+        .map(|f| EdgeFinding {
+            from: edge.from.clone(),
+            job: edge.job.clone(),
+            to: edge.to.clone(),
+            cause: f.cause,
+            verdict: f.verdict,
+            summary: f.summary,
+            evidence: f.evidence,
+            fix: f.fix.into_iter().map(|s| s.text).collect(),
+        })
+        .collect()
+}
