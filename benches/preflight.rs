@@ -1,7 +1,7 @@
 //! SPEC P10: a preflight of a synthetic group of 1,000 projects and 1,500 trigger edges against
-//! the fake GitLab (unthrottled), in process: the GitLab calls it makes (target ≤ 8 per project
-//! + 4 per edge), its wall time, the growth of resident memory (target ≤ +100 MB), and the calls
-//! of an incremental re-check of one project (target ≤ 10).
+//! the fake GitLab (unthrottled), in process: the GitLab calls it makes (target: at most 8 per
+//! project and 4 per edge), its wall time, the growth of resident memory (target ≤ +100 MB), and
+//! the calls of an incremental re-check of one project (target ≤ 10).
 //!
 //! The group: `bench` with ten subgroups of 100 projects. Every project has a `trigger:` job to
 //! the next project (on `main`); every second one also a curl call with `CI_JOB_TOKEN` to the
