@@ -103,6 +103,7 @@ fn main() {
         let place = Where {
             api_url: gitlab.url(),
             external_url: gitlab.url(),
+            expiry_warning_days: 30,
         };
         let before_calls = gitlab.with(|s| s.calls.len());
         let rss_before = resident_kib();

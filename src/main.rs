@@ -380,6 +380,7 @@ async fn preflight(
             .external_url
             .clone()
             .unwrap_or_else(|| settings.gitlab.url.clone()),
+        expiry_warning_days: settings.preflight.expiry_warning_days,
     };
     match preflight::map(&session, &scope, &place, progress).await {
         Ok(map) => {

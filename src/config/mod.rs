@@ -243,6 +243,8 @@ pub struct PreflightSettings {
     /// `preflight.groups`: groups (full path or id) `trigger-doctor preflight` maps when given
     /// no `--group` or `--project`.
     pub groups: Vec<String>,
+    /// `preflight.expiry_warning_days`, default 30: how far ahead a token's expiry is a finding.
+    pub expiry_warning_days: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -109,6 +109,7 @@ struct RawProbes {
 #[serde(deny_unknown_fields)]
 struct RawPreflight {
     groups: Vec<String>,
+    expiry_warning_days: u64,
 }
 
 #[derive(Deserialize)]
@@ -427,6 +428,12 @@ impl RawSettings {
                     .map(|g| g.trim().trim_matches('/').to_string())
                     .filter(|g| !g.is_empty())
                     .collect(),
+                expiry_warning_days: u32::try_from(positive(
+                    "preflight.expiry_warning_days",
+                    self.preflight.expiry_warning_days,
+                )?)
+                .unwrap_or(u32::MAX)
+                .min(3650),
             },
             store: StoreSettings { url: store_url },
             worker: WorkerSettings {

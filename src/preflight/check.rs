@@ -9,7 +9,8 @@ use super::{Edge, EdgeKind, TokenSource};
 use crate::cause::CauseId;
 use crate::diagnosis::gather::gathered;
 use crate::diagnosis::{
-    git_ref, permission, project, Facts, FailedJob, Finding, Gathered, Instance, Target, Verdict,
+    git_ref, permission, project, token, Facts, FailedJob, Finding, FixStep, Gathered, Instance,
+    Target, Verdict,
 };
 use crate::gitlab::model::Project;
 use crate::gitlab::{ProjectRef, Session};
@@ -23,6 +24,7 @@ pub const CAUSES: &[CauseId] = &[
     CauseId::ProjectRenamed,
     CauseId::RefNotFound,
     CauseId::PermissionJobTokenAllowlist,
+    CauseId::TokenExpired,
 ];
 
 /// A finding on one edge.
@@ -38,11 +40,14 @@ pub struct EdgeFinding {
     pub fix: Vec<String>,
 }
 
-/// Where the facts of an edge come from: the instance as the bot and runners see it.
+/// Where the facts of an edge come from (the instance as the bot and runners see it), and how
+/// far ahead token expiry is warned of.
 #[derive(Debug, Clone)]
 pub struct Where {
     pub api_url: String,
     pub external_url: String,
+    /// `preflight.expiry_warning_days`.
+    pub expiry_warning_days: u32,
 }
 
 /// The facts of one edge, looked up now: the downstream project, the ref it names (or the
@@ -126,6 +131,10 @@ pub async fn facts(
                 facts.tag = gathered(session.tag(down.id, &name).await, &down.path_with_namespace);
             }
         }
+        // A call with a trigger token: the downstream tokens' expiry (Maintainer).
+        if matches!(edge.token, TokenSource::Variable(_)) {
+            facts.triggers = gathered(session.triggers(down.id).await, &down.path_with_namespace);
+        }
         if uses_job_token {
             let path = down.path_with_namespace.clone();
             facts.job_token_scope = gathered(session.job_token_scope(down.id).await, &path);
@@ -148,7 +157,7 @@ pub fn checkable(edge: &Edge) -> bool {
 
 /// The findings of the checks on the facts of one edge that say the trigger will fail:
 /// confirmed or likely, for the causes a preflight looks for.
-pub fn findings(edge: &Edge, facts: &Facts) -> Vec<EdgeFinding> {
+pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFinding> {
     let mut all: Vec<Finding> = project::check(facts);
     if facts.downstream.found().is_some() {
         all.extend(git_ref::check(facts));
@@ -156,6 +165,7 @@ pub fn findings(edge: &Edge, facts: &Facts) -> Vec<EdgeFinding> {
             all.extend(permission::check(facts));
         }
     }
+    all.extend(expiring(facts, warning_days));
     all.into_iter()
         .filter(|f| CAUSES.contains(&f.cause))
         .filter(|f| matches!(f.verdict, Verdict::Confirmed | Verdict::Likely))
@@ -168,6 +178,60 @@ pub fn findings(edge: &Edge, facts: &Facts) -> Vec<EdgeFinding> {
             summary: f.summary,
             evidence: f.evidence,
             fix: f.fix.into_iter().map(|s| s.text).collect(),
+        })
+        .collect()
+}
+
+/// The downstream trigger tokens that expire within `days` of the facts' time (or have
+/// expired): the edge's token is one of them, and the trigger stops working that day. GitLab
+/// tells only the token's owner, and deletes an expired token from its list.
+fn expiring(facts: &Facts, days: u32) -> Vec<Finding> {
+    let Some(triggers) = facts.triggers.found() else {
+        return Vec::new();
+    };
+    let Some(down) = facts.downstream.found() else {
+        return Vec::new();
+    };
+    let now = facts.now.unix_seconds();
+    let horizon = now + i64::from(days) * 86_400;
+    triggers
+        .iter()
+        .filter_map(|t| {
+            let at = token::expires(t)?.unix_seconds();
+            (at <= horizon).then_some((t, at))
+        })
+        .map(|(t, at)| {
+            let left = (at - now).div_euclid(86_400);
+            let when = if at <= now {
+                "has expired".to_string()
+            } else if left == 0 {
+                "expires today".to_string()
+            } else {
+                format!("expires in {left} days")
+            };
+            let settings = CauseId::TokenExpired
+                .settings_link(&down.web_url)
+                .unwrap_or_else(|| down.web_url.clone());
+            Finding::new(
+                CauseId::TokenExpired,
+                if at <= now {
+                    Verdict::Confirmed
+                } else {
+                    Verdict::Likely
+                },
+                format!(
+                    "A pipeline trigger token of {} {when}; if it is the one this job sends, the trigger fails from then on.",
+                    down.path_with_namespace
+                ),
+            )
+            .evidence(token::describe_trigger(t))
+            .fix(FixStep::linked(
+                format!(
+                    "Create a new trigger token in {} and store it in the variable the job reads, before the old one expires",
+                    down.path_with_namespace
+                ),
+                settings,
+            ))
         })
         .collect()
 }

@@ -117,7 +117,8 @@ pub async fn map(
             Ok(edges) => {
                 for edge in edges.iter().filter(|e| check::checkable(e)) {
                     let facts = check::facts(session, place, project, edge, now).await;
-                    out.findings.extend(check::findings(edge, &facts));
+                    out.findings
+                        .extend(check::findings(edge, &facts, place.expiry_warning_days));
                 }
                 out.edges.extend(edges);
             }

@@ -224,7 +224,13 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
     let app = "to-renamed:\n  trigger: team/deployer\n\
                to-missing:\n  trigger: team/gone\n\
                to-no-branch:\n  trigger:\n    project: team/docs\n    branch: release-9\n\
-               docs-by-token:\n  script:\n    - curl --fail -X POST -F token=$CI_JOB_TOKEN -F ref=main $CI_API_V4_URL/projects/3/trigger/pipeline\n";
+               docs-by-token:\n  script:\n    - curl --fail -X POST -F token=$CI_JOB_TOKEN -F ref=main $CI_API_V4_URL/projects/3/trigger/pipeline\n\
+               deploy-by-trigger-token:\n  script:\n    - curl --fail -X POST -F token=$DEPLOYER_TOKEN -F ref=main $CI_API_V4_URL/projects/2/trigger/pipeline\n";
+    // The deployer's trigger tokens: one expires in 10 days (inside the 30-day warning), one
+    // in 90 days, one never.
+    let now = trigger_doctor::timestamp::Timestamp::now().0;
+    let day = 86_400_000;
+    let at = |days: i64| trigger_doctor::timestamp::Timestamp(now + days * day).to_rfc3339();
     gitlab.with(|s| {
         s.lint.insert(
             (1, String::new()),
@@ -232,6 +238,14 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
         );
         // The deployer moved from team/deployer: the API still finds the old path.
         s.redirects.insert("team/deployer".into(), 2);
+        s.triggers.insert(
+            2,
+            vec![
+                json!({"id": 11, "description": "deploy from app", "expires_at": at(10), "owner": {"id": 5, "username": "ana"}}),
+                json!({"id": 12, "description": "nightly", "expires_at": at(90), "owner": {"id": 5, "username": "ana"}}),
+                json!({"id": 13, "description": "old", "expires_at": null, "owner": {"id": 5, "username": "ana"}}),
+            ],
+        );
     });
     let out = run(&gitlab, &["--project", "team/app", "--format", "json"]).await;
     assert_eq!(

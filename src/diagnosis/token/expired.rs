@@ -9,8 +9,9 @@ use crate::diagnosis::{CauseId, Facts, Finding, FixStep, Settings, Verdict};
 use crate::gitlab::model::Trigger;
 use crate::timestamp::Timestamp;
 
-/// When a trigger token expires; `expires_at` is a date or a datetime.
-fn expires(t: &Trigger) -> Option<Timestamp> {
+/// When a trigger token expires; `expires_at` is a date or a datetime. The token checks and
+/// the preflight's expiry warning read it this way.
+pub fn expires(t: &Trigger) -> Option<Timestamp> {
     let at = t.expires_at.as_deref()?.trim();
     Timestamp::parse(at).or_else(|| {
         (at.len() == 10)

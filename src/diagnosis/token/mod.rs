@@ -10,6 +10,7 @@ mod missing_scope;
 mod revoked;
 mod wrong_kind;
 
+pub use expired::expires;
 pub use wrong_kind::accepts;
 
 use super::{links, Facts, Finding, FixStep, Gathered, Settings, Verdict};
@@ -293,7 +294,9 @@ fn upstream_path(facts: &Facts) -> String {
         .unwrap_or_else(|| "the upstream project".to_string())
 }
 
-fn describe_trigger(t: &Trigger) -> String {
+/// A trigger token as evidence shows it: id, description, expiry, owner, last use (never its
+/// value).
+pub fn describe_trigger(t: &Trigger) -> String {
     let mut s = format!("trigger token #{}", t.id);
     if let Some(d) = t.description.as_deref().filter(|d| !d.is_empty()) {
         s.push_str(&format!(" ({d})"));
