@@ -6,6 +6,7 @@ pub mod ci_config;
 pub mod ci_source;
 pub mod log_scan;
 pub mod names;
+pub mod project_settings;
 pub mod shell;
 pub mod trigger_call;
 mod yaml;

@@ -38,6 +38,8 @@ pub struct EdgeFinding {
     pub summary: String,
     pub evidence: Vec<String>,
     pub fix: Vec<String>,
+    /// The upstream project's owners (its settings file), to mention.
+    pub owners: Vec<String>,
 }
 
 /// Where the facts of an edge come from (the instance as the bot and runners see it), and how
@@ -178,6 +180,7 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
             summary: f.summary,
             evidence: f.evidence,
             fix: f.fix.into_iter().map(|s| s.text).collect(),
+            owners: Vec::new(),
         })
         .collect()
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 pub use self::check::{EdgeFinding, Where};
 pub use self::map::{edges_of, Edge, EdgeKind, TokenSource};
+use crate::evidence::project_settings::{self, ProjectSettings};
 use crate::gitlab::model::Project;
 use crate::gitlab::{GitlabError, ProjectRef, Session};
 use crate::ids::CommitSha;
@@ -37,6 +38,23 @@ pub struct TriggerMap {
     /// Projects without a configuration to read (empty repository, no CI file) are left out
     /// silently; these could not be read for another reason.
     pub unread: Vec<Unread>,
+    /// Edges a project's settings file expects that its CI configuration no longer holds.
+    pub missing_edges: Vec<MissingEdge>,
+    /// Findings left out because the upstream project's settings file mutes their cause.
+    pub muted: usize,
+    /// Settings files (`.gitlab/trigger-doctor.yml`) that could not be read, with every
+    /// problem named.
+    pub settings_problems: Vec<Unread>,
+}
+
+/// An edge a project's settings file expects, absent from its CI configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingEdge {
+    pub project: String,
+    pub to: String,
+    pub job: Option<String>,
+    /// The project's owners from its settings file, to mention.
+    pub owners: Vec<String>,
 }
 
 /// What to map: every project of `groups` (subgroups included) and the `projects` named.
@@ -61,11 +79,36 @@ pub async fn projects_in(session: &Session, scope: &Scope) -> Result<Vec<Project
 }
 
 impl TriggerMap {
-    /// Whether a check confirmed that some trigger will fail.
+    /// Whether a check confirmed that some trigger will fail, or an expected edge is gone.
     pub fn confirmed(&self) -> bool {
-        self.findings
-            .iter()
-            .any(|f| f.verdict == crate::diagnosis::Verdict::Confirmed)
+        !self.missing_edges.is_empty()
+            || self
+                .findings
+                .iter()
+                .any(|f| f.verdict == crate::diagnosis::Verdict::Confirmed)
+    }
+}
+
+/// A project's settings file on its default branch: none when it has no such file; the
+/// problems when it cannot be read.
+pub async fn project_settings(
+    session: &Session,
+    project: &Project,
+) -> Result<ProjectSettings, Vec<String>> {
+    let Some(branch) = project.default_branch.as_deref() else {
+        return Ok(ProjectSettings::default());
+    };
+    match session
+        .raw_file(&ProjectRef::Id(project.id), project_settings::PATH, branch)
+        .await
+    {
+        Ok(text) => project_settings::parse(&text),
+        Err(GitlabError::NotFound { .. }) => Ok(ProjectSettings::default()),
+        Err(e) => Err(vec![format!(
+            "{}: {}",
+            project_settings::PATH,
+            crate::redact::redact(&e.to_string())
+        )]),
     }
 }
 
@@ -113,12 +156,42 @@ pub async fn map(
     let now = crate::timestamp::Timestamp::now();
     for (i, project) in projects.iter().enumerate() {
         out.projects.push(project.path_with_namespace.clone());
+        let settings = match project_settings(session, project).await {
+            Ok(settings) => settings,
+            Err(problems) => {
+                out.settings_problems.push(Unread {
+                    project: project.path_with_namespace.clone(),
+                    reason: problems.join("; "),
+                });
+                ProjectSettings::default()
+            }
+        };
         match project_edges(session, project).await {
             Ok(edges) => {
                 for edge in edges.iter().filter(|e| check::checkable(e)) {
                     let facts = check::facts(session, place, project, edge, now).await;
-                    out.findings
-                        .extend(check::findings(edge, &facts, place.expiry_warning_days));
+                    for mut finding in check::findings(edge, &facts, place.expiry_warning_days) {
+                        if settings.mutes(finding.cause, now) {
+                            out.muted += 1;
+                            continue;
+                        }
+                        finding.owners = settings.owners.clone();
+                        out.findings.push(finding);
+                    }
+                }
+                for expected in &settings.expect {
+                    let present = edges.iter().any(|e| {
+                        e.to.eq_ignore_ascii_case(&expected.to)
+                            && expected.job.as_ref().is_none_or(|j| *j == e.job)
+                    });
+                    if !present {
+                        out.missing_edges.push(MissingEdge {
+                            project: project.path_with_namespace.clone(),
+                            to: expected.to.clone(),
+                            job: expected.job.clone(),
+                            owners: settings.owners.clone(),
+                        });
+                    }
                 }
                 out.edges.extend(edges);
             }

@@ -120,6 +120,33 @@ fn text(map: &TriggerMap) -> String {
             for step in &f.fix {
                 let _ = writeln!(out, "    fix: {step}");
             }
+            if !f.owners.is_empty() {
+                let _ = writeln!(out, "    owners: {}", f.owners.join(" "));
+            }
+        }
+    }
+    if !map.missing_edges.is_empty() {
+        out.push_str("\nExpected edges missing:\n");
+        for m in &map.missing_edges {
+            let job = m
+                .job
+                .as_deref()
+                .map(|j| format!(" ({j})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} → {}{job}: expected in .gitlab/trigger-doctor.yml, absent from the CI configuration",
+                m.project, m.to
+            );
+        }
+    }
+    if map.muted > 0 {
+        let _ = writeln!(out, "\n{} findings muted by settings files.", map.muted);
+    }
+    if !map.settings_problems.is_empty() {
+        out.push_str("\nSettings files not read:\n");
+        for p in &map.settings_problems {
+            let _ = writeln!(out, "  {}: {}", p.project, p.reason);
         }
     }
     if !map.unread.is_empty() {
@@ -234,6 +261,9 @@ mod tests {
                 variables: Vec::new(),
             }],
             findings: Vec::new(),
+            missing_edges: Vec::new(),
+            muted: 0,
+            settings_problems: Vec::new(),
             unread: vec![Unread {
                 project: "grp/c".into(),
                 reason: "the CI configuration cannot be read".into(),

@@ -289,3 +289,79 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
         "{text}"
     );
 }
+
+/// A project's `.gitlab/trigger-doctor.yml`: its owners are named on findings, a muted cause is
+/// left out until its date, an expected edge that is gone is a finding, and a malformed file is
+/// reported by key without stopping the sweep.
+#[tokio::test]
+async fn preflight_reads_each_projects_settings_file() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab
+        .add_project(1, "team/app")
+        .add_project(2, "team/docs")
+        .add_project(3, "team/odd");
+    let app = "to-missing:\n  trigger: team/gone\n\
+               to-no-branch:\n  trigger:\n    project: team/docs\n    branch: release-9\n";
+    let settings = "owners: ['@team/release', ana]\n\
+                    mute:\n  - cause: ref.not_found\n    until: 2999-12-31\n    reason: branch comes with the release\n  - cause: project.not_found\n    until: 2001-01-01\n\
+                    expect:\n  - to: team/billing\n    job: bill\n  - to: team/docs\n";
+    gitlab.with(|s| {
+        s.lint.insert(
+            (1, String::new()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": app}),
+        );
+        s.files.insert(
+            (1, ".gitlab/trigger-doctor.yml".into(), "main".into()),
+            settings.to_string(),
+        );
+        s.files.insert(
+            (3, ".gitlab/trigger-doctor.yml".into(), "main".into()),
+            "mute:\n  - cause: token.nope\n".to_string(),
+        );
+    });
+    let out = run(&gitlab, &["--group", "team", "--format", "json"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = map["findings"].as_array().unwrap();
+    // ref.not_found is muted until 2999; the project.not_found mute has ended.
+    assert_eq!(map["muted"], 1, "{findings:#?}");
+    assert!(findings.iter().all(|f| f["cause"] != "ref.not_found"));
+    let missing = findings
+        .iter()
+        .find(|f| f["cause"] == "project.not_found")
+        .unwrap();
+    assert_eq!(missing["owners"], json!(["@team/release", "@ana"]));
+    // team/billing is expected and gone; team/docs is expected and there.
+    assert_eq!(
+        map["missing_edges"],
+        json!([{"project": "team/app", "to": "team/billing", "job": "bill", "owners": ["@team/release", "@ana"]}])
+    );
+    let problems = map["settings_problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0]["project"], "team/odd");
+    assert!(problems[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("mute[0].cause: \"token.nope\" is not a cause id"));
+
+    let out = run(&gitlab, &["--group", "team"]).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("owners: @team/release @ana"), "{text}");
+    assert!(
+        text.contains("Expected edges missing:\n  team/app → team/billing (bill)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 findings muted by settings files."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Settings files not read:\n  team/odd:"),
+        "{text}"
+    );
+}
