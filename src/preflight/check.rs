@@ -1,7 +1,9 @@
 //! "Would this trigger work now?": the diagnosis checks, run on one edge of the map with the
 //! facts looked up for it instead of a failed job's. A finding here is a trigger that will fail
 //! when it next runs: the downstream project is missing or was renamed, the ref it names does
-//! not exist, a `CI_JOB_TOKEN` call comes from a project the downstream allowlist does not name.
+//! not exist, a `CI_JOB_TOKEN` call comes from a project the downstream allowlist does not name,
+//! every trigger token of the downstream project belongs to an owner who was blocked or removed,
+//! a trigger token expires soon.
 
 use serde::Serialize;
 
@@ -24,6 +26,7 @@ pub const CAUSES: &[CauseId] = &[
     CauseId::ProjectRenamed,
     CauseId::RefNotFound,
     CauseId::PermissionJobTokenAllowlist,
+    CauseId::PermissionTriggerOwner,
     CauseId::TokenExpired,
 ];
 
@@ -163,7 +166,8 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
     let mut all: Vec<Finding> = project::check(facts);
     if facts.downstream.found().is_some() {
         all.extend(git_ref::check(facts));
-        if edge.token == TokenSource::JobToken {
+        // The job-token allowlist; a trigger token's owner (blocked, removed).
+        if matches!(edge.token, TokenSource::JobToken | TokenSource::Variable(_)) {
             all.extend(permission::check(facts));
         }
     }

@@ -225,7 +225,8 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
                to-missing:\n  trigger: team/gone\n\
                to-no-branch:\n  trigger:\n    project: team/docs\n    branch: release-9\n\
                docs-by-token:\n  script:\n    - curl --fail -X POST -F token=$CI_JOB_TOKEN -F ref=main $CI_API_V4_URL/projects/3/trigger/pipeline\n\
-               deploy-by-trigger-token:\n  script:\n    - curl --fail -X POST -F token=$DEPLOYER_TOKEN -F ref=main $CI_API_V4_URL/projects/2/trigger/pipeline\n";
+               deploy-by-trigger-token:\n  script:\n    - curl --fail -X POST -F token=$DEPLOYER_TOKEN -F ref=main $CI_API_V4_URL/projects/2/trigger/pipeline\n\
+               docs-by-trigger-token:\n  script:\n    - curl --fail -X POST -F token=$DOCS_TOKEN -F ref=main $CI_API_V4_URL/projects/3/trigger/pipeline\n";
     // The deployer's trigger tokens: one expires in 10 days (inside the 30-day warning), one
     // in 90 days, one never.
     let now = trigger_doctor::timestamp::Timestamp::now().0;
@@ -245,6 +246,11 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
                 json!({"id": 12, "description": "nightly", "expires_at": at(90), "owner": {"id": 5, "username": "ana"}}),
                 json!({"id": 13, "description": "old", "expires_at": null, "owner": {"id": 5, "username": "ana"}}),
             ],
+        );
+        // The docs project's only trigger token belongs to a blocked user.
+        s.triggers.insert(
+            3,
+            vec![json!({"id": 21, "description": "docs", "expires_at": null, "owner": {"id": 9, "username": "gone", "state": "blocked"}})],
         );
     });
     let out = run(&gitlab, &["--project", "team/app", "--format", "json"]).await;
@@ -275,6 +281,30 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
     assert_eq!(
         of("docs-by-token"),
         ["permission.job_token_allowlist"],
+        "{findings:#?}"
+    );
+    assert_eq!(
+        of("deploy-by-trigger-token"),
+        ["token.expired"],
+        "{findings:#?}"
+    );
+    let expiring = findings
+        .iter()
+        .find(|f| f["job"] == "deploy-by-trigger-token")
+        .unwrap();
+    assert_eq!(expiring["verdict"], "likely");
+    let summary = expiring["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("expires in 9 days") || summary.contains("expires in 10 days"),
+        "{expiring}"
+    );
+    assert!(expiring["evidence"][0]
+        .as_str()
+        .unwrap()
+        .contains("trigger token #11 (deploy from app)"));
+    assert_eq!(
+        of("docs-by-trigger-token"),
+        ["permission.trigger_owner"],
         "{findings:#?}"
     );
     for f in findings {
