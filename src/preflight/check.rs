@@ -11,9 +11,10 @@ use super::{Edge, EdgeKind, TokenSource};
 use crate::cause::CauseId;
 use crate::diagnosis::gather::gathered;
 use crate::diagnosis::{
-    git_ref, permission, project, token, Facts, FailedJob, Finding, FixStep, Gathered, Instance,
-    Target, Verdict,
+    git_ref, permission, project, token, variable, ConfigFacts, Facts, FailedJob, Finding, FixStep,
+    Gathered, Instance, Target, Verdict,
 };
+use crate::evidence::ci_source::ConfigSource;
 use crate::gitlab::model::Project;
 use crate::gitlab::{ProjectRef, Session};
 use crate::ids::{CommitSha, JobId, PipelineId};
@@ -28,6 +29,8 @@ pub const CAUSES: &[CauseId] = &[
     CauseId::PermissionJobTokenAllowlist,
     CauseId::PermissionTriggerOwner,
     CauseId::TokenExpired,
+    CauseId::VariableUndefined,
+    CauseId::VariableMisnamed,
 ];
 
 /// A finding on one edge.
@@ -55,8 +58,10 @@ pub struct Where {
     pub expiry_warning_days: u32,
 }
 
-/// The facts of one edge, looked up now: the downstream project, the ref it names (or the
-/// downstream default branch), and, for a `CI_JOB_TOKEN` call, the downstream allowlist.
+/// The facts of one edge, looked up now: the variables it reads, and when its target can be
+/// looked up ([`checkable`]) the downstream project, the ref it names (or the downstream
+/// default branch), its trigger tokens for a call with one, and for a `CI_JOB_TOKEN` call the
+/// downstream allowlist.
 pub async fn facts(
     session: &Session,
     place: &Where,
@@ -117,6 +122,34 @@ pub async fn facts(
         ..Target::default()
     };
     facts.upstream = Gathered::Found(upstream.clone());
+    facts.config = Gathered::Found(ConfigFacts {
+        source: ConfigSource::MergedYaml,
+        unresolved: Vec::new(),
+        job_variables: edge.yaml_variables.clone(),
+        job_found: true,
+    });
+    // The variables the edge reads (its token variable, variables in its target): the
+    // upstream project's, its groups' (nearest first) and the instance's. Read once per
+    // project (the session caches them).
+    if facts.target.token_variable.is_some() || !edge.variables.is_empty() {
+        facts.project_variables = gathered(
+            session.project_variables(upstream.id).await,
+            &upstream.path_with_namespace,
+        );
+        for group in ancestors(&upstream.path_with_namespace) {
+            let vars = gathered(
+                session.group_variables(&group).await,
+                &format!("group {group}"),
+            );
+            facts.group_variables.push((group, vars));
+        }
+        facts.instance_variables = gathered(session.instance_variables().await, "the instance");
+    }
+    // A target held in a variable the bot cannot resolve is not looked up: only the variable
+    // checks apply.
+    if !checkable(edge) {
+        return facts;
+    }
     facts.downstream = gathered(
         session.project(&ProjectRef::parse(&edge.to)).await,
         &edge.to,
@@ -151,8 +184,20 @@ pub async fn facts(
     facts
 }
 
-/// Whether an edge can be checked: another project, named without a variable the bot cannot
-/// resolve, and a ref without one.
+/// The groups above a project, nearest first (`a/b/app` → `a/b`, `a`).
+fn ancestors(path: &str) -> Vec<String> {
+    let Some((namespace, _)) = path.rsplit_once('/') else {
+        return Vec::new();
+    };
+    let parts: Vec<&str> = namespace.split('/').collect();
+    (1..=parts.len())
+        .rev()
+        .map(|n| parts[..n].join("/"))
+        .collect()
+}
+
+/// Whether an edge's downstream project can be looked up: another project, named without a
+/// variable the bot cannot resolve, and a ref without one.
 pub fn checkable(edge: &Edge) -> bool {
     edge.kind != EdgeKind::Child
         && !edge.to.is_empty()
@@ -163,13 +208,19 @@ pub fn checkable(edge: &Edge) -> bool {
 /// The findings of the checks on the facts of one edge that say the trigger will fail:
 /// confirmed or likely, for the causes a preflight looks for.
 pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFinding> {
-    let mut all: Vec<Finding> = project::check(facts);
+    let mut all: Vec<Finding> = Vec::new();
+    if checkable(edge) {
+        all.extend(project::check(facts));
+    }
     if facts.downstream.found().is_some() {
         all.extend(git_ref::check(facts));
         // The job-token allowlist; a trigger token's owner (blocked, removed).
         if matches!(edge.token, TokenSource::JobToken | TokenSource::Variable(_)) {
             all.extend(permission::check(facts));
         }
+    }
+    if facts.target.token_variable.is_some() || !edge.variables.is_empty() {
+        all.extend(variable::check(facts));
     }
     all.extend(expiring(facts, warning_days));
     all.into_iter()

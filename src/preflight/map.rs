@@ -1,6 +1,8 @@
 //! The edges of one project's CI configuration: who it triggers and how. Pure: jobs in, edges
 //! out.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::evidence::ci_config::{Job, TriggerKind};
@@ -61,6 +63,9 @@ pub struct Edge {
     pub endpoint: Option<TriggerEndpoint>,
     /// Variables the edge's target depends on (`$DOWNSTREAM`, in `project`, `branch`, the URL).
     pub variables: Vec<String>,
+    /// The job's variables from YAML (global and its own), for the variable checks.
+    #[serde(skip)]
+    pub yaml_variables: BTreeMap<String, String>,
 }
 
 impl Edge {
@@ -89,6 +94,7 @@ pub fn edges_of(from: &str, jobs: &[Job]) -> Vec<Edge> {
                 tool: None,
                 endpoint: None,
                 variables: trigger.variables_used.clone(),
+                yaml_variables: job.effective_variables(),
             };
             match &trigger.kind {
                 TriggerKind::MultiProject { project, branch } => edges.push(Edge {
@@ -143,6 +149,7 @@ pub fn edges_of(from: &str, jobs: &[Job]) -> Vec<Edge> {
                 tool: Some(call.tool),
                 endpoint: Some(call.endpoint),
                 variables,
+                yaml_variables: job.effective_variables(),
             });
         }
     }

@@ -168,7 +168,10 @@ pub async fn map(
         };
         match project_edges(session, project).await {
             Ok(edges) => {
-                for edge in edges.iter().filter(|e| check::checkable(e)) {
+                let checked = edges
+                    .iter()
+                    .filter(|e| check::checkable(e) || !e.variables.is_empty());
+                for edge in checked {
                     let facts = check::facts(session, place, project, edge, now).await;
                     for mut finding in check::findings(edge, &facts, place.expiry_warning_days) {
                         if settings.mutes(finding.cause, now) {

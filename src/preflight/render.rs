@@ -259,6 +259,7 @@ mod tests {
                 tool: None,
                 endpoint: None,
                 variables: Vec::new(),
+                yaml_variables: Default::default(),
             }],
             findings: Vec::new(),
             missing_edges: Vec::new(),

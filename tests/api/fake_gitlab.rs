@@ -44,6 +44,8 @@ pub struct State {
     pub protected_branches: HashMap<u64, Vec<Value>>,
     pub variables: HashMap<u64, Vec<Value>>,
     pub group_variables: HashMap<String, Vec<Value>>,
+    /// `GET /admin/ci/variables`: `None` when the bot is not an administrator (403).
+    pub instance_variables: Option<Vec<Value>>,
     pub triggers: HashMap<u64, Vec<Value>>,
     pub job_token_scope: HashMap<u64, Value>,
     pub job_token_allowlist: HashMap<u64, Vec<Value>>,
@@ -139,6 +141,7 @@ impl Default for State {
             protected_branches: HashMap::new(),
             variables: HashMap::new(),
             group_variables: HashMap::new(),
+            instance_variables: None,
             triggers: HashMap::new(),
             job_token_scope: HashMap::new(),
             job_token_allowlist: HashMap::new(),
@@ -429,6 +432,11 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                 .collect();
             list(request, projects)
         }
+        // lib/api/admin/ci/variables.rb: administrators only.
+        ["admin", "ci", "variables"] => match &state.instance_variables {
+            Some(vars) => list(request, vars.clone()),
+            None => forbidden(),
+        },
         ["groups", group, "variables"] => match state.group_variables.get(&decode(group)) {
             Some(vars) => list(request, vars.clone()),
             None => not_found("Group"),

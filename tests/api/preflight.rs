@@ -395,3 +395,44 @@ async fn preflight_reads_each_projects_settings_file() {
         "{text}"
     );
 }
+
+/// The variables an edge reads: one defined nowhere, one misspelt.
+#[tokio::test]
+async fn preflight_finds_the_variables_an_edge_reads_that_are_not_defined() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab
+        .add_project(1, "team/app")
+        .add_project(2, "team/docs");
+    let app = "to-somewhere:\n  trigger:\n    project: $TARGET_PROJECT\n\
+               docs:\n  script:\n    - curl --fail -X POST -F token=$DOCS_TOKN -F ref=main $CI_API_V4_URL/projects/2/trigger/pipeline\n";
+    gitlab.with(|s| {
+        s.lint.insert(
+            (1, String::new()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": app}),
+        );
+        s.variables.insert(
+            1,
+            vec![json!({"key": "DOCS_TOKEN", "variable_type": "env_var", "protected": false, "masked": true, "environment_scope": "*"})],
+        );
+        s.group_variables.insert("team".into(), Vec::new());
+        // An administrator bot: every place a variable can be defined is searched.
+        s.instance_variables = Some(Vec::new());
+    });
+    let out = run(&gitlab, &["--project", "team/app", "--format", "json"]).await;
+    let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = map["findings"].as_array().unwrap();
+    let of = |job: &str| -> Vec<&str> {
+        findings
+            .iter()
+            .filter(|f| f["job"] == job)
+            .map(|f| f["cause"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(of("to-somewhere"), ["variable.undefined"], "{findings:#?}");
+    assert_eq!(of("docs"), ["variable.misnamed"], "{findings:#?}");
+    let misnamed = findings.iter().find(|f| f["job"] == "docs").unwrap();
+    assert!(
+        misnamed["summary"].as_str().unwrap().contains("DOCS_TOKEN"),
+        "{misnamed}"
+    );
+}
