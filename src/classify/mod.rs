@@ -254,11 +254,7 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
     );
     url_causes(&mut c, &calls, &intents, text, http);
     token_kind_causes(&mut c, signals, &calls);
-    let about = attempted
-        || words.trigger.is_some()
-        || proven
-        || !bridge_reasons.is_empty()
-        || messages::creation_call(&messages, text);
+    let about = about_trigger;
     let said = messages::message_causes(&mut c, &messages, signals, about);
     // A log with a trigger call shows its outcome in signals; words around it (a test's
     // output, an echo) do not say how it went. Reports in prose are read for their words.
