@@ -10,6 +10,7 @@ const TRIGGER: &[&str] = &[
     "trigger/pipeline",
     "/trigger/builds",
     "trigger token",
+    "trigger_token",
     "trigger-token",
     "pipeline_trigger",
     "trigger job",
@@ -175,6 +176,12 @@ const CREATED: &[&str] = &[
     "jobs fail in the child pipeline",
     "child pipeline fails and",
     "triggered pipeline status",
+    "trigger job succeeded",
+    "trigger job passed",
+    "trigger succeeded",
+    "triggered successfully",
+    "downstream pipeline is stuck",
+    "downstream pipeline was stuck",
 ];
 
 /// `pipeline trigger` and `pipeline triggers` (GitLab's name for trigger tokens), not `pipeline

@@ -93,6 +93,7 @@ pub(super) const DESCRIPTIONS: &[Description] = &[
     d!("prose.token.expired", [TOKEN, &["expired", "has expired", "expiry", "expires"]], TokenExpired, 9),
     d!("prose.token.revoked", [TOKEN, &["revoked", "was deleted", "been deleted"]], TokenRevoked, 9),
     d!("prose.token.wrong_kind", [&["personal access token", "with a pat", "a pat ", "pat with", "project access token", "private-token", "private token", "deploy token", "access token"], &["trigger"]], TokenWrongKind, 8),
+    d!("prose.token.rotated", [TOKEN, &["rotated", "regenerated", "recreated", "re-created", "replaced the token", "new token", "old token", "forgot to update"]], TokenInvalid, 8),
     d!("prose.token.invalid", [TOKEN, &["invalid", "wrong", "incorrect", "characters", "truncated", "does not work", "doesn't work", "not valid", "bad token", "rejected"]], TokenInvalid, 7),
     d!("prose.token.scope", [TOKEN, &["scope"], &["api", "insufficient", "missing", "read_"]], TokenMissingScope, 8),
     // The network and the URL
