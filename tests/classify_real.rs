@@ -211,6 +211,15 @@ fn classify_reads_gitlab_and_client_texts_alone() {
         ("触发下游流水线失败，报错 curl: (6) Could not resolve host: gitlab.example.cn", "network"),
         ("Die nachgelagerte Pipeline wird nicht gestartet, weil die Variable $DEPLOY_TOKEN nicht gesetzt ist: {\"error\":\"token is missing\"}", "variable"),
         ("Триггер не срабатывает: curl: (60) SSL certificate problem: unable to get local issuer certificate при вызове /api/v4/projects/5/trigger/pipeline", "network"),
+        ("Pipeline triggered by a push fails with Reference not found when the branch was deleted right after pushing", "none"),
+        ("The trigger for the Slack notification failed: 404", "none"),
+        ("Our Jenkins job triggered by a GitLab webhook failed with 401 Unauthorized", "none"),
+        ("GitHub Actions workflow_dispatch trigger returns 404 Not Found when called from GitLab CI", "none"),
+        ("gitlab-agent: failed to connect: x509: certificate signed by unknown authority", "none"),
+        ("docker pull registry.gitlab.com/group/image: Get https://registry.gitlab.com/v2/: net/http: TLS handshake timeout", "none"),
+        ("Renovate: GitLab API responded with 403 Forbidden for POST /projects/1/merge_requests", "none"),
+        ("The downstream pipeline's deploy job fails with 'Insufficient permissions' on the Kubernetes cluster", "none"),
+        ("Scheduled pipeline fails: Insufficient permissions to create a new pipeline, because the schedule owner left the project", "none"),
     ];
     let mut misses = Vec::new();
     for (text, want) in cases {

@@ -182,6 +182,10 @@ const CREATED: &[&str] = &[
     "triggered successfully",
     "downstream pipeline is stuck",
     "downstream pipeline was stuck",
+    "downstream pipeline's",
+    "in the downstream pipeline fail",
+    "of the downstream pipeline fail",
+    "downstream job fail",
 ];
 
 /// `pipeline trigger` and `pipeline triggers` (GitLab's name for trigger tokens), not `pipeline
@@ -227,6 +231,26 @@ fn trigger_words(lower: &str) -> bool {
             _ => false,
         }
     })
+}
+
+/// Another CI system's triggers (`workflow_dispatch`, Jenkins, Tekton…): "the trigger fails"
+/// there is not a GitLab pipeline trigger.
+fn other_ci(lower: &str) -> bool {
+    [
+        "github action",
+        "workflow_dispatch",
+        "jenkins",
+        "tekton",
+        "circleci",
+        "azure devops",
+        "azure pipelines",
+        "teamcity",
+        "bamboo",
+        "argo workflows",
+        "buildkite",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }
 
 /// A line about managing trigger tokens (`POST /projects/:id/triggers`, `API::Ci::Triggers`):
@@ -293,7 +317,7 @@ pub(super) fn read(text: &str) -> Context {
             && !manages_trigger_tokens(&lower)
             && (is_trigger_key(line)
                 || names_pipeline_triggers(&lower)
-                || trigger_words(&lower)
+                || (trigger_words(&lower) && !other_ci(&lower))
                 || TRIGGER.iter().any(|p| lower.contains(p)))
         {
             c.trigger = Some(numbered());
