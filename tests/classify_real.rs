@@ -220,6 +220,11 @@ fn classify_reads_gitlab_and_client_texts_alone() {
         ("Renovate: GitLab API responded with 403 Forbidden for POST /projects/1/merge_requests", "none"),
         ("The downstream pipeline's deploy job fails with 'Insufficient permissions' on the Kubernetes cluster", "none"),
         ("Scheduled pipeline fails: Insufficient permissions to create a new pipeline, because the schedule owner left the project", "none"),
+        ("curl -X POST http://gitlab.example.com/api/v4/projects/5/trigger/pipeline returns the sign-in page HTML instead of JSON: the http URL is redirected to https and the POST becomes a GET", "api_url"),
+        ("Calling https://gitlab.example.com/projects/5/trigger/pipeline (without /api/v4) to trigger the pipeline returns 404", "api_url"),
+        ("GitLab.com had an incident; all trigger API calls returned 503 Service Unavailable", "instance"),
+        ("Triggering 50 downstream pipelines at once gives 429 Too Many Requests", "instance"),
+        ("The trigger job can't create the child pipeline: jobs:build config contains unknown keys: scripts", "config"),
     ];
     let mut misses = Vec::new();
     for (text, want) in cases {

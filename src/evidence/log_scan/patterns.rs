@@ -62,10 +62,11 @@ static HTTP_STATUS: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Statuses as clients report them: the gitlab gem (`Server responded with code 404`), Python
 /// requests (`404 Client Error: Not Found for url`), glab (`(HTTP 404)`), axios (`Request
-/// failed with status code 404`), got (`Response code 403 (Forbidden)`).
+/// failed with status code 404`), got (`Response code 403 (Forbidden)`); and as people report
+/// them (`returns 404`, `returned a 403`, `responds with HTTP 500`).
 static CLIENT_STATUS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"responded with code ([1-5]\d\d)\b|\b([1-5]\d\d) (?:Client|Server) Error\b|\(HTTP ([1-5]\d\d)\)|\bstatus code ([1-5]\d\d)\b|\bResponse code ([1-5]\d\d)\b",
+        r"responded with code ([1-5]\d\d)\b|\b([1-5]\d\d) (?:Client|Server) Error\b|\(HTTP ([1-5]\d\d)\)|\bstatus code ([1-5]\d\d)\b|\bResponse code ([1-5]\d\d)\b|(?i:\b(?:returns?|returned|returning|responds? with|responded with|gets|got|getting|gives|gave|giving) (?:an? |the )?(?:HTTP |error |status )?)([1-5]\d\d)\b",
     )
 });
 
@@ -412,7 +413,7 @@ fn extract_go_client(_clean: &str, line: &str, out: &mut Found) {
 /// HTTP status lines and wget's `awaiting response... 404`.
 fn extract_http_status(_clean: &str, line: &str, out: &mut Found) {
     for c in CLIENT_STATUS.captures_iter(line) {
-        if let Some(code) = (1..=5)
+        if let Some(code) = (1..=6)
             .find_map(|i| c.get(i))
             .and_then(|m| status(m.as_str()))
         {
