@@ -4,6 +4,25 @@ use serde_json::{json, Value};
 
 use crate::fake_gitlab::FakeGitlab;
 
+/// CI lint of `project` answers with `yaml` as its merged YAML.
+fn merged_yaml(gitlab: &FakeGitlab, project: u64, yaml: &str) {
+    gitlab.with(|s| {
+        s.lint.insert(
+            (project, String::new()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": yaml}),
+        );
+    });
+}
+
+/// The cause ids found on the edges of `job`.
+fn causes_of<'a>(findings: &'a [Value], job: &str) -> Vec<&'a str> {
+    findings
+        .iter()
+        .filter(|f| f["job"] == job)
+        .map(|f| f["cause"].as_str().unwrap())
+        .collect()
+}
+
 /// Three projects of `grp` (one in a subgroup) and one elsewhere: a `trigger:` job with its
 /// project in a YAML variable, a child pipeline, a curl call with `CI_JOB_TOKEN`, a glab call
 /// with a token variable; one project's configuration is read from its file (CI lint refuses),
@@ -21,11 +40,8 @@ fn group(gitlab: &FakeGitlab) {
                .template:\n  trigger: grp/never\n";
     let deployer = "notify-docs:\n  script:\n    - 'curl --fail -X POST -F token=$CI_JOB_TOKEN -F ref=main \"$CI_API_V4_URL/projects/grp%2Fdocs/trigger/pipeline\"'\n\
                     release:\n  script:\n    - glab ci run --repo other/elsewhere --branch stable\n";
+    merged_yaml(gitlab, 1, web);
     gitlab.with(|s| {
-        s.lint.insert(
-            (1, String::new()),
-            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": web}),
-        );
         // No merged YAML for the deployer: its .gitlab-ci.yml is read instead.
         s.lint.insert(
             (2, String::new()),
@@ -232,11 +248,8 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
     let now = trigger_doctor::timestamp::Timestamp::now().0;
     let day = 86_400_000;
     let at = |days: i64| trigger_doctor::timestamp::Timestamp(now + days * day).to_rfc3339();
+    merged_yaml(&gitlab, 1, app);
     gitlab.with(|s| {
-        s.lint.insert(
-            (1, String::new()),
-            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": app}),
-        );
         // The deployer moved from team/deployer: the API still finds the old path.
         s.redirects.insert("team/deployer".into(), 2);
         s.triggers.insert(
@@ -262,13 +275,7 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
     );
     let map: Value = serde_json::from_slice(&out.stdout).unwrap();
     let findings = map["findings"].as_array().unwrap();
-    let of = |job: &str| -> Vec<&str> {
-        findings
-            .iter()
-            .filter(|f| f["job"] == job)
-            .map(|f| f["cause"].as_str().unwrap())
-            .collect()
-    };
+    let of = |job: &str| causes_of(findings, job);
     assert!(
         of("to-renamed").contains(&"project.renamed"),
         "{findings:#?}"
@@ -335,11 +342,8 @@ async fn preflight_reads_each_projects_settings_file() {
     let settings = "owners: ['@team/release', ana]\n\
                     mute:\n  - cause: ref.not_found\n    until: 2999-12-31\n    reason: branch comes with the release\n  - cause: project.not_found\n    until: 2001-01-01\n\
                     expect:\n  - to: team/billing\n    job: bill\n  - to: team/docs\n";
+    merged_yaml(&gitlab, 1, app);
     gitlab.with(|s| {
-        s.lint.insert(
-            (1, String::new()),
-            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": app}),
-        );
         s.files.insert(
             (1, ".gitlab/trigger-doctor.yml".into(), "main".into()),
             settings.to_string(),
@@ -405,11 +409,8 @@ async fn preflight_finds_the_variables_an_edge_reads_that_are_not_defined() {
         .add_project(2, "team/docs");
     let app = "to-somewhere:\n  trigger:\n    project: $TARGET_PROJECT\n\
                docs:\n  script:\n    - curl --fail -X POST -F token=$DOCS_TOKN -F ref=main $CI_API_V4_URL/projects/2/trigger/pipeline\n";
+    merged_yaml(&gitlab, 1, app);
     gitlab.with(|s| {
-        s.lint.insert(
-            (1, String::new()),
-            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": app}),
-        );
         s.variables.insert(
             1,
             vec![json!({"key": "DOCS_TOKEN", "variable_type": "env_var", "protected": false, "masked": true, "environment_scope": "*"})],
@@ -421,13 +422,7 @@ async fn preflight_finds_the_variables_an_edge_reads_that_are_not_defined() {
     let out = run(&gitlab, &["--project", "team/app", "--format", "json"]).await;
     let map: Value = serde_json::from_slice(&out.stdout).unwrap();
     let findings = map["findings"].as_array().unwrap();
-    let of = |job: &str| -> Vec<&str> {
-        findings
-            .iter()
-            .filter(|f| f["job"] == job)
-            .map(|f| f["cause"].as_str().unwrap())
-            .collect()
-    };
+    let of = |job: &str| causes_of(findings, job);
     assert_eq!(of("to-somewhere"), ["variable.undefined"], "{findings:#?}");
     assert_eq!(of("docs"), ["variable.misnamed"], "{findings:#?}");
     let misnamed = findings.iter().find(|f| f["job"] == "docs").unwrap();
