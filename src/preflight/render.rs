@@ -183,6 +183,16 @@ fn mermaid_label(text: &str) -> String {
         .replace('>', "#gt;")
 }
 
+/// An edge's state: `Some(true)` when a check confirmed it will fail, `Some(false)` when one
+/// finds it likely, `None` when nothing was found.
+fn state(map: &TriggerMap, e: &super::Edge) -> Option<bool> {
+    map.findings
+        .iter()
+        .filter(|f| f.from == e.from && f.job == e.job && f.to == e.to)
+        .map(|f| f.verdict == crate::diagnosis::Verdict::Confirmed)
+        .reduce(|a, b| a || b)
+}
+
 fn mermaid(map: &TriggerMap) -> String {
     let ids = nodes(map);
     let mut out = String::from("graph LR\n");
@@ -207,6 +217,13 @@ fn mermaid(map: &TriggerMap) -> String {
             ids[&e.to]
         );
     }
+    // Edges with findings in colour: red when confirmed, orange when likely.
+    for (i, e) in map.edges.iter().enumerate() {
+        if let Some(confirmed) = state(map, e) {
+            let colour = if confirmed { "#d22" } else { "#e80" };
+            let _ = writeln!(out, "  linkStyle {i} stroke:{colour},stroke-width:2px");
+        }
+    }
     out
 }
 
@@ -221,11 +238,16 @@ fn dot(map: &TriggerMap) -> String {
         let _ = writeln!(out, "  n{id} [label=\"{}\"];", dot_label(name));
     }
     for e in &map.edges {
-        let style = if e.kind == EdgeKind::ApiCall {
-            ", style=dashed"
+        let mut style = if e.kind == EdgeKind::ApiCall {
+            ", style=dashed".to_string()
         } else {
-            ""
+            String::new()
         };
+        match state(map, e) {
+            Some(true) => style.push_str(", color=red"),
+            Some(false) => style.push_str(", color=orange"),
+            None => {}
+        }
         let _ = writeln!(
             out,
             "  n{} -> n{} [label=\"{}\"{style}];",

@@ -318,6 +318,14 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
         assert!(!f["summary"].as_str().unwrap().is_empty());
     }
 
+    // The graph shows the broken edges in colour.
+    let out = run(&gitlab, &["--project", "team/app", "--format", "mermaid"]).await;
+    let graph = String::from_utf8(out.stdout).unwrap();
+    assert!(graph.contains("linkStyle 0 stroke:#d22"), "{graph}");
+    let out = run(&gitlab, &["--project", "team/app", "--format", "dot"]).await;
+    let graph = String::from_utf8(out.stdout).unwrap();
+    assert!(graph.contains("color=red"), "{graph}");
+
     let out = run(&gitlab, &["--project", "team/app"]).await;
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("\nFindings:\n"), "{text}");
