@@ -6,6 +6,7 @@ use super::{prose, Candidates};
 use crate::cause::CauseId;
 use crate::evidence::catalogue::{self, Meaning, Row, Says};
 use crate::evidence::log_scan::{Signal, SignalKind};
+use crate::evidence::names::variables_in;
 
 /// The catalogue rows the scan found, with their signals.
 pub(super) fn found(signals: &[Signal]) -> Vec<(&Signal, &'static Row)> {
@@ -163,13 +164,7 @@ fn words_of(line: &str) -> String {
 
 /// `$NAME` or `${NAME}` in a value: a variable reference.
 fn holds_variable(value: &str) -> bool {
-    value.char_indices().any(|(i, ch)| {
-        ch == '$'
-            && value[i + 1..]
-                .chars()
-                .next()
-                .is_some_and(|n| n == '{' || n == '_' || n.is_ascii_alphabetic())
-    })
+    !variables_in(value).is_empty()
 }
 
 /// A trigger whose target (`trigger:project`, `trigger:branch`) holds a variable, and an answer

@@ -209,12 +209,12 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
         .any(|(_, row)| row.says == catalogue::Says::TriggerFailed);
 
     let attempted = !calls.is_empty() || !intents.is_empty();
-    let about_trigger = attempted
+    let about = attempted
         || !bridge_reasons.is_empty()
         || proven
         || words.trigger.is_some()
         || messages::creation_call(&messages, text);
-    if !about_trigger && downstream_failed.is_none() {
+    if !about && downstream_failed.is_none() {
         return Classification::none();
     }
 
@@ -254,7 +254,6 @@ pub fn classify_scan(scan: &Scan, text: &str, failure_reason: Option<&str>) -> C
     );
     url_causes(&mut c, &calls, &intents, text, http);
     token_kind_causes(&mut c, signals, &calls);
-    let about = about_trigger;
     let said = messages::message_causes(&mut c, &messages, signals, about);
     // A log with a trigger call shows its outcome in signals; words around it (a test's
     // output, an echo) do not say how it went. Reports in prose are read for their words.

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Edge, EdgeKind, TokenSource};
 use crate::cause::CauseId;
-use crate::diagnosis::gather::gathered;
+use crate::diagnosis::gather::{ancestor_groups, gathered};
 use crate::diagnosis::{
     git_ref, permission, project, token, variable, ConfigFacts, Facts, FailedJob, Finding, FixStep,
     Gathered, Instance, Target, Verdict,
@@ -136,7 +136,7 @@ pub async fn facts(
             session.project_variables(upstream.id).await,
             &upstream.path_with_namespace,
         );
-        for group in ancestors(&upstream.path_with_namespace) {
+        for group in ancestor_groups(&upstream.path_with_namespace) {
             let vars = gathered(
                 session.group_variables(&group).await,
                 &format!("group {group}"),
@@ -182,18 +182,6 @@ pub async fn facts(
         }
     }
     facts
-}
-
-/// The groups above a project, nearest first (`a/b/app` → `a/b`, `a`).
-fn ancestors(path: &str) -> Vec<String> {
-    let Some((namespace, _)) = path.rsplit_once('/') else {
-        return Vec::new();
-    };
-    let parts: Vec<&str> = namespace.split('/').collect();
-    (1..=parts.len())
-        .rev()
-        .map(|n| parts[..n].join("/"))
-        .collect()
 }
 
 /// Whether an edge's downstream project can be looked up: another project, named without a

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::evidence::ci_config::{Job, TriggerKind};
 use crate::evidence::log_scan::{Tool, TriggerEndpoint};
+use crate::evidence::names::variables_in;
 use crate::redact::{token_kind, TokenKind};
 
 /// How an edge starts its downstream pipeline.
@@ -170,19 +171,9 @@ fn resolve(value: &str, job: &Job) -> String {
     }
 }
 
-/// The first variable named in a value: `$NAME`, `${NAME}`, `$env:NAME`, `%NAME%`.
+/// The first variable a value refers to (`$NAME`, `${NAME}`, `$env:NAME`).
 fn variable_name(value: &str) -> Option<String> {
-    let at = value.find('$')?;
-    let rest = &value[at + 1..];
-    let rest = rest
-        .strip_prefix('{')
-        .or_else(|| rest.strip_prefix("env:"))
-        .unwrap_or(rest);
-    let name: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    (!name.is_empty()).then_some(name)
+    variables_in(value).into_iter().next()
 }
 
 #[cfg(test)]

@@ -61,6 +61,19 @@ impl Context {
     }
 }
 
+/// The groups above a project, nearest first (`a/b/app` → `a/b`, `a`): where its inherited
+/// variables are defined.
+pub fn ancestor_groups(project_path: &str) -> Vec<String> {
+    let Some((namespace, _)) = project_path.rsplit_once('/') else {
+        return Vec::new();
+    };
+    let parts: Vec<&str> = namespace.split('/').collect();
+    (1..=parts.len())
+        .rev()
+        .map(|n| parts[..n].join("/"))
+        .collect()
+}
+
 /// Turns a call's result into a fact.
 pub fn gathered<T>(result: Result<T, GitlabError>, what: &str) -> Gathered<T> {
     match result {
@@ -235,18 +248,7 @@ pub async fn gather(
         || target.token_variable.is_some();
     let groups: Vec<String> = upstream
         .found()
-        .and_then(|p| {
-            p.path_with_namespace
-                .rsplit_once('/')
-                .map(|(ns, _)| ns.to_string())
-        })
-        .map(|ns| {
-            let parts: Vec<&str> = ns.split('/').collect();
-            (1..=parts.len())
-                .rev()
-                .map(|n| parts[..n].join("/"))
-                .collect()
-        })
+        .map(|p| ancestor_groups(&p.path_with_namespace))
         .unwrap_or_default();
     let downstream_ref = target.project.as_deref().map(ProjectRef::parse);
     let downstream = match &downstream_ref {

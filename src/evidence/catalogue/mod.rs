@@ -108,25 +108,20 @@ static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
 /// inside a longer matching row's text on the same place is dropped (`downstream project could
 /// not be found` inside `downstream bridge project could not be found` is one message).
 pub fn find(line: &str) -> Vec<&'static Row> {
-    let mut spans: Vec<(usize, usize, usize)> = MATCHER
+    let spans: Vec<(usize, usize, usize)> = MATCHER
         .find_overlapping_iter(line)
         .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
         .collect();
-    if spans.is_empty() {
-        return Vec::new();
-    }
-    let contained = |&(p, s, e): &(usize, usize, usize)| {
+    let inside_longer = |&(p, s, e): &(usize, usize, usize)| {
         spans
             .iter()
-            .any(|&(q, s2, e2)| q != p && s2 <= s && e <= e2 && (e2 - s2) > (e - s))
+            .any(|&(q, s2, e2)| q != p && s2 <= s && e <= e2 && e2 - s2 > e - s)
     };
-    let keep: Vec<usize> = spans
+    let mut ids: Vec<usize> = spans
         .iter()
-        .filter(|span| !contained(span))
+        .filter(|span| !inside_longer(span))
         .map(|&(p, _, _)| p)
         .collect();
-    spans.clear();
-    let mut ids: Vec<usize> = keep;
     ids.sort_unstable();
     ids.dedup();
     ids.into_iter().map(|i| ALL[i]).collect()
