@@ -366,11 +366,18 @@ impl Session {
         .await
     }
 
-    /// `GET /projects/:id/job_token_scope/groups_allowlist` (Maintainer).
+    /// `GET /projects/:id/job_token_scope/groups_allowlist` (Maintainer). Before 17.0 a
+    /// group cannot be on the allowlist and the route does not exist: the list is empty.
     pub async fn job_token_groups_allowlist(
         &self,
         project: ProjectId,
     ) -> Result<Vec<AllowlistedGroup>, GitlabError> {
+        if self
+            .known_version()
+            .is_some_and(|v| v < GROUPS_ALLOWLIST_SINCE)
+        {
+            return Ok(Vec::new());
+        }
         self.get_all(
             &format!("/projects/{project}/job_token_scope/groups_allowlist"),
             Reuse::Cached,
@@ -607,6 +614,11 @@ impl Session {
 
 /// First version with `GET /projects/:id/pipelines/:id/trigger_jobs`.
 pub const TRIGGER_JOBS_SINCE: (u32, u32) = (19, 2);
+/// First version where a group can be on a job-token allowlist
+/// (`GET /projects/:id/job_token_scope/groups_allowlist`).
+pub const GROUPS_ALLOWLIST_SINCE: (u32, u32) = (17, 0);
+/// First version whose trigger tokens carry `expires_at` (`lib/api/entities/trigger.rb`).
+pub const TRIGGER_EXPIRY_SINCE: (u32, u32) = (17, 0);
 /// First version whose CI lint reads `content_ref` and `dry_run_ref`.
 pub const LINT_CONTENT_REF_SINCE: (u32, u32) = (16, 10);
 

@@ -6,5 +6,5 @@ pub mod model;
 pub mod recording;
 mod transport;
 
-pub use endpoints::{encode, JobTrace, ProjectRef};
+pub use endpoints::{encode, JobTrace, ProjectRef, TRIGGER_EXPIRY_SINCE};
 pub use transport::{ClientSettings, GitlabClient, GitlabError, Session};

@@ -12,6 +12,76 @@ use crate::helpers::*;
 const FAKE_PAT: &str = "glpat-AbCdEfGhIjKlMnOpQrSt";
 const SHA: &str = "95d49d1efbd941908580e79d65e4b5ecaf4a8305";
 
+/// Each scenario runs as its own test on every GitLab version of the matrix: 16.11, 17.11,
+/// 18.6 and 19.x (routes, parameters and fields that depend on the version follow it), and on
+/// an instance that does not let the bot read its version.
+macro_rules! on_every_version {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use crate::fake_gitlab::on_version;
+                #[tokio::test]
+                async fn gitlab_16_11() {
+                    on_version("16.11.10", super::$name).await
+                }
+                #[tokio::test]
+                async fn gitlab_17_11() {
+                    on_version("17.11.6-ee", super::$name).await
+                }
+                #[tokio::test]
+                async fn gitlab_18_6() {
+                    on_version("18.6.1-ee", super::$name).await
+                }
+                #[tokio::test]
+                async fn gitlab_19_3() {
+                    on_version("19.3.0-ee", super::$name).await
+                }
+                #[tokio::test]
+                async fn version_unknown() {
+                    on_version("", super::$name).await
+                }
+            }
+        )+
+    };
+}
+
+on_every_version!(
+    a_misnamed_token_variable_is_found_with_the_name_it_should_have,
+    a_protected_token_variable_on_a_feature_branch_is_found,
+    a_personal_access_token_sent_to_the_trigger_api_is_the_wrong_kind,
+    expired_trigger_tokens_explain_a_404_from_the_trigger_api,
+    a_trigger_token_expired_long_ago_is_not_ruled_out_by_the_listing,
+    without_maintainer_the_variable_checks_say_what_they_could_not_read,
+    a_failed_downstream_pipeline_is_reported_as_such,
+    a_missing_downstream_project_is_not_found,
+    a_renamed_downstream_project_is_found_under_its_new_path,
+    a_reporter_on_the_downstream_project_lacks_the_role,
+    a_protected_target_branch_the_user_may_not_push_or_merge_to_is_found,
+    a_missing_downstream_branch_is_ref_not_found,
+    a_downstream_pipeline_that_would_be_empty_is_found_by_the_lint_dry_run,
+    restricted_pipeline_variables_downstream_are_found,
+    the_same_project_as_downstream_is_an_invalid_trigger,
+    a_dns_failure_to_the_instance_host_is_network_dns,
+    a_url_with_an_old_hostname_is_api_url_host,
+    a_job_token_from_a_project_not_on_the_allowlist_is_found,
+    a_job_token_printed_as_a_jwt_is_a_job_token_and_is_never_stored,
+    gitlab_answering_502_is_retried_and_the_diagnosis_completes_once_it_recovers,
+    curl_trigger_failures_each_get_their_cause,
+    bridge_failure_reasons_each_get_their_cause,
+    an_undefined_token_variable_is_found,
+    a_token_variable_scoped_to_another_environment_is_found,
+    a_crafted_url_cannot_make_the_bot_probe_an_internal_address,
+    an_explicitly_allowed_host_is_probed_and_the_result_is_evidence,
+    with_values_readable_a_personal_token_in_the_trigger_variable_is_the_wrong_kind,
+    by_default_variable_values_are_not_used,
+    a_trigger_token_owner_who_is_only_reporter_downstream_is_found,
+    a_job_log_with_hostile_unicode_lines_is_diagnosed_without_stalling_the_worker,
+    a_custom_ci_file_path_is_read_when_ci_lint_gives_no_merged_yaml,
+    a_developer_bot_cannot_see_the_pipeline_variables_setting_and_says_so,
+    a_protected_token_variable_on_the_second_page_of_variables_is_found,
+    a_rate_limited_ci_lint_is_replaced_by_the_files_and_the_diagnosis_goes_on,
+);
+
 /// Upstream `grp/upstream` (1) and downstream `grp/app` (42).
 async fn instance() -> FakeGitlab {
     let gitlab = FakeGitlab::start().await;
@@ -110,7 +180,6 @@ fn assert_top(d: &Value, cause: &str, verdict: &str) {
     );
 }
 
-#[tokio::test]
 async fn a_misnamed_token_variable_is_found_with_the_name_it_should_have() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -131,7 +200,6 @@ async fn a_misnamed_token_variable_is_found_with_the_name_it_should_have() {
         .contains("TRIGGER_TOKEN"));
 }
 
-#[tokio::test]
 async fn a_protected_token_variable_on_a_feature_branch_is_found() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -150,7 +218,6 @@ async fn a_protected_token_variable_on_a_feature_branch_is_found() {
     assert_top(&d, "variable.protected_ref", "confirmed");
 }
 
-#[tokio::test]
 async fn a_personal_access_token_sent_to_the_trigger_api_is_the_wrong_kind() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -166,29 +233,63 @@ async fn a_personal_access_token_sent_to_the_trigger_api_is_the_wrong_kind() {
     );
 }
 
-#[tokio::test]
 async fn expired_trigger_tokens_explain_a_404_from_the_trigger_api() {
     let gitlab = instance().await;
-    let d = diagnose(&gitlab, "Job Hook", expired_trigger_token(&gitlab)).await;
-    assert_top(&d, "token.expired", "confirmed");
+    let d = diagnose(&gitlab, "Job Hook", expired_trigger_token(&gitlab, 3)).await;
     assert_eq!(finding(&d, "project.not_found")["verdict"], "ruled_out");
+    let (version, has_expiry) = gitlab.with(|s| (s.version.clone(), s.at_least(17, 0)));
+    if has_expiry {
+        assert_top(&d, "token.expired", "confirmed");
+    } else {
+        // Trigger tokens have no expiry before 17.0: the listing shows none, and a bot that
+        // knows the version says so.
+        let expired = finding(&d, "token.expired");
+        let verdict = if version.is_empty() {
+            "unknown"
+        } else {
+            "ruled_out"
+        };
+        assert_eq!(expired["verdict"], verdict, "{expired:#}");
+        assert_ne!(d["findings"][0]["cause"], "token.expired");
+    }
 }
 
-/// A curl job whose trigger call got a 404 while grp/app's only trigger token has expired.
-/// Returns the Job Hook.
-fn expired_trigger_token(gitlab: &FakeGitlab) -> Vec<u8> {
+async fn a_trigger_token_expired_long_ago_is_not_ruled_out_by_the_listing() {
+    let gitlab = instance().await;
+    let d = diagnose(&gitlab, "Job Hook", expired_trigger_token(&gitlab, 45)).await;
+    let expired = finding(&d, "token.expired");
+    let (version, cleaned_up, has_expiry) =
+        gitlab.with(|s| (s.version.clone(), s.at_least(18, 5), s.at_least(17, 0)));
+    let verdict = match (cleaned_up, has_expiry) {
+        // Deleted 30 days after it expired: GitLab no longer lists it.
+        (true, _) => "unknown",
+        (false, true) => "confirmed",
+        (false, false) if version.is_empty() => "unknown",
+        (false, false) => "ruled_out",
+    };
+    assert_eq!(expired["verdict"], verdict, "{version}: {expired:#}");
+    if cleaned_up {
+        assert!(expired["summary"].as_str().unwrap().contains("30 days"));
+    }
+}
+
+/// A curl job whose trigger call got a 404 while grp/app's only trigger token expired
+/// `days_ago`. Returns the Job Hook.
+fn expired_trigger_token(gitlab: &FakeGitlab, days_ago: i64) -> Vec<u8> {
     failed_trigger_job(
         gitlab,
         &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
     );
+    let expired = trigger_doctor::timestamp::Timestamp(
+        trigger_doctor::timestamp::Timestamp::now().0 - days_ago * 86_400_000,
+    );
     gitlab.with(|s| {
         s.variables.insert(1, vec![variable("DEPLOY_TOKEN", false, "*")]);
-        s.triggers.insert(42, vec![json!({"id": 10, "description": "from upstream", "token": "glpt", "expires_at": "2024-01-31", "owner": {"id": 7, "username": "dev", "state": "active"}})]);
+        s.triggers.insert(42, vec![json!({"id": 10, "description": "from upstream", "token": "glpt", "expires_at": expired.to_rfc3339(), "owner": {"id": 7, "username": "dev", "state": "active"}})]);
     });
     job_hook("main")
 }
 
-#[tokio::test]
 async fn without_maintainer_the_variable_checks_say_what_they_could_not_read() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -220,7 +321,6 @@ async fn without_maintainer_the_variable_checks_say_what_they_could_not_read() {
     );
 }
 
-#[tokio::test]
 async fn a_failed_downstream_pipeline_is_reported_as_such() {
     let gitlab = instance().await;
     gitlab.add_pipeline(1, 32, "failed", "main", SHA);
@@ -278,7 +378,6 @@ fn failed_bridge(
     })
 }
 
-#[tokio::test]
 async fn a_missing_downstream_project_is_not_found() {
     let gitlab = instance().await;
     let body = failed_bridge(
@@ -298,7 +397,6 @@ async fn a_missing_downstream_project_is_not_found() {
     assert!(!top["fix"].as_array().unwrap().is_empty());
 }
 
-#[tokio::test]
 async fn a_renamed_downstream_project_is_found_under_its_new_path() {
     let gitlab = instance().await;
     let d = diagnose(
@@ -325,7 +423,6 @@ fn bridge_into_renamed_project(gitlab: &FakeGitlab) -> Vec<u8> {
     body
 }
 
-#[tokio::test]
 async fn a_reporter_on_the_downstream_project_lacks_the_role() {
     let gitlab = instance().await;
     let body = failed_bridge(
@@ -341,7 +438,6 @@ async fn a_reporter_on_the_downstream_project_lacks_the_role() {
     assert_top(&d, "permission.role", "confirmed");
 }
 
-#[tokio::test]
 async fn a_protected_target_branch_the_user_may_not_push_or_merge_to_is_found() {
     let gitlab = instance().await;
     let body = failed_bridge(
@@ -365,7 +461,6 @@ async fn a_protected_target_branch_the_user_may_not_push_or_merge_to_is_found() 
     assert_eq!(finding(&d, "permission.role")["verdict"], "ruled_out");
 }
 
-#[tokio::test]
 async fn a_missing_downstream_branch_is_ref_not_found() {
     let gitlab = instance().await;
     let body = failed_bridge(
@@ -378,7 +473,6 @@ async fn a_missing_downstream_branch_is_ref_not_found() {
     assert_top(&d, "ref.not_found", "confirmed");
 }
 
-#[tokio::test]
 async fn a_downstream_pipeline_that_would_be_empty_is_found_by_the_lint_dry_run() {
     let gitlab = instance().await;
     let d = diagnose(
@@ -408,49 +502,6 @@ fn bridge_into_empty_pipeline(gitlab: &FakeGitlab) -> Vec<u8> {
     body
 }
 
-/// The same diagnoses whichever GitLab version answers (routes and parameters that depend
-/// on it follow it), also when the bot may not read the version at all.
-#[tokio::test]
-async fn the_diagnoses_are_the_same_on_every_gitlab_version() {
-    type Scenario = fn(&FakeGitlab) -> Vec<u8>;
-    let scenarios: [(&str, Scenario, &str, &str); 3] = [
-        (
-            "Pipeline Hook",
-            bridge_into_renamed_project,
-            "project.renamed",
-            "confirmed",
-        ),
-        (
-            "Pipeline Hook",
-            bridge_into_empty_pipeline,
-            "config.downstream_empty",
-            "confirmed",
-        ),
-        (
-            "Job Hook",
-            expired_trigger_token,
-            "token.expired",
-            "confirmed",
-        ),
-    ];
-    for version in ["16.11.10", "17.11.6-ee", "18.6.1-ee", "19.3.0-ee", ""] {
-        for (event, scenario, cause, verdict) in scenarios {
-            let gitlab = instance().await;
-            // An empty version: `/metadata` and `/version` answer 404.
-            gitlab.with(|s| s.version = version.to_string());
-            let body = scenario(&gitlab);
-            let d = diagnose(&gitlab, event, body).await;
-            let top = &d["findings"][0];
-            assert_eq!(
-                (top["cause"].as_str(), top["verdict"].as_str()),
-                (Some(cause), Some(verdict)),
-                "GitLab {version:?}: {:#}",
-                d["findings"]
-            );
-        }
-    }
-}
-
 /// A failed bridge into grp/app that sends a pipeline variable, where grp/app lets no one
 /// set pipeline variables (`bot_access` is the bot's role on grp/app). Returns the delivery.
 fn bridge_into_restricted_pipeline_variables(gitlab: &FakeGitlab, bot_access: u32) -> Vec<u8> {
@@ -474,7 +525,6 @@ fn bridge_into_restricted_pipeline_variables(gitlab: &FakeGitlab, bot_access: u3
     body
 }
 
-#[tokio::test]
 async fn restricted_pipeline_variables_downstream_are_found() {
     let gitlab = instance().await;
     let body = bridge_into_restricted_pipeline_variables(&gitlab, MAINTAINER);
@@ -482,7 +532,6 @@ async fn restricted_pipeline_variables_downstream_are_found() {
     assert_top(&d, "permission.pipeline_variables", "confirmed");
 }
 
-#[tokio::test]
 async fn the_same_project_as_downstream_is_an_invalid_trigger() {
     let gitlab = instance().await;
     let body = failed_bridge(&gitlab, "invalid_bridge_trigger", "grp/upstream", "main");
@@ -492,7 +541,6 @@ async fn the_same_project_as_downstream_is_an_invalid_trigger() {
 
 // ---- curl-style triggers: the job log says what happened. ----
 
-#[tokio::test]
 async fn a_dns_failure_to_the_instance_host_is_network_dns() {
     let gitlab = instance().await;
     let log = "Running with gitlab-runner 17.5.0 (a1b2c3d4) on docker-runner-1 xYz12\n\
@@ -511,7 +559,6 @@ async fn a_dns_failure_to_the_instance_host_is_network_dns() {
     );
 }
 
-#[tokio::test]
 async fn a_url_with_an_old_hostname_is_api_url_host() {
     let gitlab = instance().await;
     let log = "Running with gitlab-runner 17.5.0 (a1b2c3d4) on docker-runner-1 xYz12\n\
@@ -523,7 +570,6 @@ async fn a_url_with_an_old_hostname_is_api_url_host() {
     assert_top(&d, "api_url.host", "confirmed");
 }
 
-#[tokio::test]
 async fn a_job_token_from_a_project_not_on_the_allowlist_is_found() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -541,7 +587,33 @@ async fn a_job_token_from_a_project_not_on_the_allowlist_is_found() {
     assert_top(&d, "permission.job_token_allowlist", "confirmed");
 }
 
-#[tokio::test]
+/// From 19.0 a job token is a JSON Web Token; a script that prints it (decoded, re-encoded)
+/// shows one in the log. It is read as a job token and never stored.
+async fn a_job_token_printed_as_a_jwt_is_a_job_token_and_is_never_stored() {
+    const JWT: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImFiYyJ9.eyJzdWIiOiJqb2JfOTAxIiwiaXNzIjoiZ2l0bGFiIn0.c2lnbmF0dXJlLW9mLXRoZS1qb2ItdG9rZW4";
+    let gitlab = instance().await;
+    failed_trigger_job(&gitlab, &curl_log(JWT, r#"{"message":"404 Not Found"}"#));
+    gitlab.with(|s| {
+        s.job_token_allowlist.insert(
+            42,
+            vec![json!({"id": 7, "path_with_namespace": "other/project"})],
+        );
+        s.members.insert((42, 2_967_854), 30);
+    });
+    let d = diagnose(&gitlab, "Job Hook", job_hook("main")).await;
+    assert_top(&d, "permission.job_token_allowlist", "confirmed");
+    assert_eq!(finding(&d, "token.wrong_kind")["verdict"], "ruled_out");
+    let text = d.to_string();
+    assert!(
+        !text.contains("c2lnbmF0dXJlLW9mLXRoZS1qb2ItdG9rZW4"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("eyJzdWIiOiJqb2JfOTAxIiwiaXNzIjoiZ2l0bGFiIn0"),
+        "{text}"
+    );
+}
+
 async fn gitlab_answering_502_is_retried_and_the_diagnosis_completes_once_it_recovers() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -582,7 +654,6 @@ async fn gitlab_answering_502_is_retried_and_the_diagnosis_completes_once_it_rec
 }
 
 /// One curl-style failure per row: the log's answer, and the cause that must come first.
-#[tokio::test]
 async fn curl_trigger_failures_each_get_their_cause() {
     let call = "$ curl --fail-with-body -X POST -F token=$DEPLOY_TOKEN -F ref=main";
     let rows: &[(&str, &str, &str)] = &[
@@ -631,7 +702,6 @@ async fn curl_trigger_failures_each_get_their_cause() {
 }
 
 /// One trigger (bridge) failure reason per row, and the cause that must come first.
-#[tokio::test]
 async fn bridge_failure_reasons_each_get_their_cause() {
     let rows: &[(&'static str, &str)] = &[
         ("pipeline_loop_detected", "config.loop"),
@@ -653,7 +723,6 @@ async fn bridge_failure_reasons_each_get_their_cause() {
     }
 }
 
-#[tokio::test]
 async fn an_undefined_token_variable_is_found() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -677,7 +746,6 @@ async fn an_undefined_token_variable_is_found() {
     );
 }
 
-#[tokio::test]
 async fn a_token_variable_scoped_to_another_environment_is_found() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -717,7 +785,6 @@ async fn connections_during<F: std::future::Future<Output = Value>>(
     (d, n)
 }
 
-#[tokio::test]
 async fn a_crafted_url_cannot_make_the_bot_probe_an_internal_address() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -741,7 +808,6 @@ async fn a_crafted_url_cannot_make_the_bot_probe_an_internal_address() {
     }
 }
 
-#[tokio::test]
 async fn an_explicitly_allowed_host_is_probed_and_the_result_is_evidence() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -773,7 +839,6 @@ fn pat_variable() -> Value {
     json!({"key": "DEPLOY_TOKEN", "value": "glpat-Zz9Yy8Xx7Ww6Vv5Uu4Tt", "protected": false, "masked": true, "hidden": false, "environment_scope": "*"})
 }
 
-#[tokio::test]
 async fn with_values_readable_a_personal_token_in_the_trigger_variable_is_the_wrong_kind() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -802,7 +867,6 @@ async fn with_values_readable_a_personal_token_in_the_trigger_variable_is_the_wr
     );
 }
 
-#[tokio::test]
 async fn by_default_variable_values_are_not_used() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -818,7 +882,6 @@ async fn by_default_variable_values_are_not_used() {
     assert!(!d.to_string().contains("Zz9Yy8Xx7Ww6Vv5Uu4Tt"));
 }
 
-#[tokio::test]
 async fn a_trigger_token_owner_who_is_only_reporter_downstream_is_found() {
     let gitlab = instance().await;
     let log = "$ curl --fail-with-body -X POST -F token=$DEPLOY_TOKEN -F ref=main \"$CI_API_V4_URL/projects/42/trigger/pipeline\"\n{\"message\":{\"base\":[\"Insufficient permissions to create a new pipeline\"]}}";
@@ -837,7 +900,6 @@ async fn a_trigger_token_owner_who_is_only_reporter_downstream_is_found() {
     );
 }
 
-#[tokio::test]
 async fn a_job_log_with_hostile_unicode_lines_is_diagnosed_without_stalling_the_worker() {
     let gitlab = instance().await;
     // `ſ` (U+017F) and `K` (U+212A) match ASCII letters case-insensitively; the other lines
@@ -858,7 +920,6 @@ async fn a_job_log_with_hostile_unicode_lines_is_diagnosed_without_stalling_the_
     );
 }
 
-#[tokio::test]
 async fn a_custom_ci_file_path_is_read_when_ci_lint_gives_no_merged_yaml() {
     let gitlab = instance().await;
     let body = failed_bridge(
@@ -887,7 +948,6 @@ async fn a_custom_ci_file_path_is_read_when_ci_lint_gives_no_merged_yaml() {
     assert_eq!(gitlab.calls_to("/files/.gitlab-ci.yml/raw"), 0);
 }
 
-#[tokio::test]
 async fn a_developer_bot_cannot_see_the_pipeline_variables_setting_and_says_so() {
     let gitlab = instance().await;
     // GitLab shows the setting to Maintainers only.
@@ -909,7 +969,6 @@ async fn a_developer_bot_cannot_see_the_pipeline_variables_setting_and_says_so()
     );
 }
 
-#[tokio::test]
 async fn a_protected_token_variable_on_the_second_page_of_variables_is_found() {
     let gitlab = instance().await;
     failed_trigger_job(
@@ -933,7 +992,6 @@ async fn a_protected_token_variable_on_the_second_page_of_variables_is_found() {
     assert_eq!(gitlab.calls_to("/projects/1/variables"), 2);
 }
 
-#[tokio::test]
 async fn a_rate_limited_ci_lint_is_replaced_by_the_files_and_the_diagnosis_goes_on() {
     let gitlab = instance().await;
     let body = bridge_into_renamed_project(&gitlab);

@@ -124,6 +124,21 @@ impl Hold {
     }
 }
 
+tokio::task_local! {
+    /// The GitLab version a fake started in this task answers as, when a test runs under
+    /// [`on_version`]; 18.5.1-ee otherwise.
+    pub static VERSION: &'static str;
+}
+
+/// Runs `test` with every fake it starts answering as GitLab `version` (an empty version:
+/// `/metadata` and `/version` answer 404).
+pub async fn on_version<F: std::future::Future<Output = ()>>(
+    version: &'static str,
+    test: impl FnOnce() -> F,
+) {
+    VERSION.scope(version, Box::pin(test())).await
+}
+
 impl Default for State {
     fn default() -> State {
         State {
@@ -147,7 +162,9 @@ impl Default for State {
             job_token_allowlist: HashMap::new(),
             commit_merge_requests: HashMap::new(),
             lint: HashMap::new(),
-            version: "18.5.1-ee".to_string(),
+            version: VERSION
+                .try_with(|v| v.to_string())
+                .unwrap_or_else(|_| "18.5.1-ee".to_string()),
             endpoint_limits: Vec::new(),
             outage: 0,
             calls: Vec::new(),
@@ -307,6 +324,33 @@ const MAINTAINER_ONLY_PROJECT_FIELDS: &[&str] = &[
 ];
 
 impl State {
+    /// A project's trigger tokens as `GET /projects/:id/triggers` lists them on this version.
+    /// `lib/api/entities/trigger.rb` exposes `expires_at` since trigger-token expiry came
+    /// (gitlab-org/gitlab!146912; 17.0 here); before, the field is absent. Since the expired
+    /// token clean-up (gitlab-org/gitlab!203688, #519724; 18.5 here) a token is deleted 30
+    /// days after it expires.
+    pub fn listed_triggers(&self, project: u64) -> Vec<Value> {
+        let now = trigger_doctor::timestamp::Timestamp::now();
+        let mut listed = self.triggers.get(&project).cloned().unwrap_or_default();
+        if !self.at_least(17, 0) {
+            for t in &mut listed {
+                if let Some(fields) = t.as_object_mut() {
+                    fields.remove("expires_at");
+                }
+            }
+        } else if self.at_least(18, 5) {
+            listed.retain(|t| {
+                let expires = t["expires_at"].as_str().and_then(|at| {
+                    trigger_doctor::timestamp::Timestamp::parse(at).or_else(|| {
+                        trigger_doctor::timestamp::Timestamp::parse(&format!("{at}T00:00:00Z"))
+                    })
+                });
+                expires.is_none_or(|at| at.0 + 30 * 86_400_000 > now.0)
+            });
+        }
+        listed
+    }
+
     /// Whether the fake's version is `major.minor` or later.
     pub fn at_least(&self, major: u32, minor: u32) -> bool {
         let mut parts = self.version.split(['.', '-']);
@@ -572,10 +616,7 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                     request,
                     state.variables.get(&pid).cloned().unwrap_or_default(),
                 ),
-                ("GET", ["triggers"]) if maintainer => list(
-                    request,
-                    state.triggers.get(&pid).cloned().unwrap_or_default(),
-                ),
+                ("GET", ["triggers"]) if maintainer => list(request, state.listed_triggers(pid)),
                 ("GET", ["job_token_scope"]) if maintainer => ok(state
                     .job_token_scope
                     .get(&pid)
@@ -589,6 +630,11 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                         .cloned()
                         .unwrap_or_default(),
                 ),
+                // lib/api/ci/job_token_scope.rb: groups on the allowlist from 17.0; before,
+                // the route is unknown.
+                ("GET", ["job_token_scope", "groups_allowlist"]) if !state.at_least(17, 0) => {
+                    not_found("")
+                }
                 ("GET", ["job_token_scope", "groups_allowlist"]) if maintainer => {
                     list(request, Vec::new())
                 }

@@ -523,3 +523,63 @@ async fn every_list_is_paged_like_gitlab() {
     assert_eq!(body.as_array().unwrap().len(), 5);
     assert_eq!(headers["x-next-page"], "");
 }
+
+/// Trigger tokens by version: no `expires_at` before 17.0; from 18.5 a token is gone 30 days
+/// after it expires. Groups on the job-token allowlist exist from 17.0.
+#[tokio::test]
+async fn trigger_expiry_and_group_allowlists_follow_the_version() {
+    let gitlab = gitlab().await;
+    let day = 86_400_000;
+    let now = trigger_doctor::timestamp::Timestamp::now().0;
+    let at =
+        |days_ago: i64| trigger_doctor::timestamp::Timestamp(now - days_ago * day).to_rfc3339();
+    gitlab.with(|s| {
+        s.triggers.insert(
+            42,
+            vec![
+                json!({"id": 1, "token": "glpt", "expires_at": at(3)}),
+                json!({"id": 2, "token": "glpt", "expires_at": at(45)}),
+                json!({"id": 3, "token": "glpt", "expires_at": null}),
+            ],
+        );
+    });
+    let listed = |body: Value| -> Vec<(u64, Option<Value>)> {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["id"].as_u64().unwrap(), t.get("expires_at").cloned()))
+            .collect()
+    };
+    for (version, ids, field) in [
+        ("16.11.10", vec![1, 2, 3], false),
+        ("17.11.6-ee", vec![1, 2, 3], true),
+        ("18.6.1-ee", vec![1, 3], true),
+    ] {
+        gitlab.with(|s| s.version = version.to_string());
+        let (status, _, body) = call(&gitlab, Method::GET, "/projects/42/triggers", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let rows = listed(body);
+        assert_eq!(
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ids,
+            "{version}"
+        );
+        assert!(
+            rows.iter().all(|r| r.1.is_some() == field),
+            "{version}: {rows:?}"
+        );
+        let (status, _, _) = call(
+            &gitlab,
+            Method::GET,
+            "/projects/42/job_token_scope/groups_allowlist",
+            None,
+        )
+        .await;
+        let expected = if version.starts_with("16.") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, expected, "{version}");
+    }
+}

@@ -9,6 +9,7 @@ use crate::evidence::log_scan::{Scan, SignalKind, TokenUse};
 use crate::evidence::names::{variable_names, variables_in};
 use crate::gitlab::model::Project;
 use crate::recognise::Subject;
+use crate::redact::TokenKind;
 
 /// Expands `$NAME` / `${NAME}` from `vars`; `None` when a variable stays unresolved.
 pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Option<String> {
@@ -134,11 +135,18 @@ pub(super) fn target_of(
                         });
                     }
                     SignalKind::Token(token) => {
-                        if let TokenUse::Variable(v) = token {
-                            t.uses_job_token |= v.contains("CI_JOB_TOKEN");
-                            if !v.contains("CI_JOB_TOKEN") {
-                                t.token_variable = Some(v.clone());
+                        match token {
+                            TokenUse::Variable(v) => {
+                                t.uses_job_token |= v.contains("CI_JOB_TOKEN");
+                                if !v.contains("CI_JOB_TOKEN") {
+                                    t.token_variable = Some(v.clone());
+                                }
                             }
+                            // A job token printed in the log: `glcbt-…`, or a JWT from 19.0.
+                            TokenUse::Literal {
+                                kind: TokenKind::CiJob | TokenKind::Jwt,
+                            } => t.uses_job_token = true,
+                            _ => {}
                         }
                         t.token = Some(token.clone());
                     }

@@ -85,17 +85,23 @@ pub(super) fn allowlist(ctx: &Attempt) -> Finding {
         .job_token_allowlist
         .found()
         .map(|v| v.iter().any(|p| p.id == upstream_id));
-    let group_listed = facts.job_token_groups_allowlist.found().map(|groups| {
-        let ns = upstream.and_then(|p| p.namespace.as_ref());
-        groups.iter().any(|g| {
-            ns.is_some_and(|n| {
-                n.id == g.id
-                    || g.web_url.as_deref().is_some_and(|url| {
-                        ancestors(&n.full_path).iter().any(|a| {
-                            url.ends_with(&format!("/groups/{a}"))
-                                || url.ends_with(&format!("/{a}"))
+    // Before 17.0 no group can be on the allowlist and the groups route does not exist: a
+    // 404 there while the project allowlist of the same project was read means no groups.
+    let no_group_route =
+        matches!(facts.job_token_groups_allowlist, Gathered::NotFound) && project_listed.is_some();
+    let group_listed = no_group_route.then_some(false).or_else(|| {
+        facts.job_token_groups_allowlist.found().map(|groups| {
+            let ns = upstream.and_then(|p| p.namespace.as_ref());
+            groups.iter().any(|g| {
+                ns.is_some_and(|n| {
+                    n.id == g.id
+                        || g.web_url.as_deref().is_some_and(|url| {
+                            ancestors(&n.full_path).iter().any(|a| {
+                                url.ends_with(&format!("/groups/{a}"))
+                                    || url.ends_with(&format!("/{a}"))
+                            })
                         })
-                    })
+                })
             })
         })
     });
@@ -186,6 +192,21 @@ mod tests {
             finding(&facts, TRIGGER_OWNER).verdict,
             Verdict::NotApplicable
         );
+    }
+
+    #[test]
+    fn without_a_groups_route_an_unlisted_project_is_still_confirmed() {
+        // Before 17.0 `groups_allowlist` is an unknown route (404) and no group can be listed.
+        let mut facts = job_token_facts();
+        facts.job_token_scope = Gathered::Found(
+            serde_json::from_value(serde_json::json!({"inbound_enabled": true})).unwrap(),
+        );
+        facts.job_token_allowlist = Gathered::Found(Vec::new());
+        facts.job_token_groups_allowlist = Gathered::NotFound;
+        assert_eq!(finding(&facts, ALLOWLIST).verdict, Verdict::Confirmed);
+        // When the project allowlist could not be read either, nothing is concluded.
+        facts.job_token_allowlist = Gathered::NotFound;
+        assert_ne!(finding(&facts, ALLOWLIST).verdict, Verdict::Confirmed);
     }
 
     #[test]

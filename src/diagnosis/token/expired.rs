@@ -7,6 +7,7 @@ use super::{
 };
 use crate::diagnosis::{CauseId, Facts, Finding, FixStep, Settings, Verdict};
 use crate::gitlab::model::Trigger;
+use crate::gitlab::TRIGGER_EXPIRY_SINCE;
 use crate::timestamp::Timestamp;
 
 /// When a trigger token expires; `expires_at` is a date or a datetime. The token checks and
@@ -102,15 +103,31 @@ pub(super) fn expired(facts: &Facts, call: &Call) -> Finding {
         return match facts.triggers.found() {
             Some(list) => {
                 let expired = expired_triggers(list, facts.now);
-                if expired.is_empty() {
+                let version = facts.instance.version.found();
+                if let Some(v) = version.filter(|v| {
+                    v.major_minor()
+                        .is_some_and(|mm| mm < TRIGGER_EXPIRY_SINCE)
+                }) {
                     Finding::new(
                         CAUSE,
                         Verdict::RuledOut,
+                        format!(
+                            "Trigger tokens of GitLab {} have no expiry date (it came in {}.{}), so none can have expired (see token.invalid).",
+                            v.version, TRIGGER_EXPIRY_SINCE.0, TRIGGER_EXPIRY_SINCE.1
+                        ),
+                    )
+                    .evidence(s.numbered())
+                } else if expired.is_empty() {
+                    // GitLab deletes a trigger token some time after it expires (30 days,
+                    // gitlab-org/gitlab#519724), so a listing cannot rule an old expiry out.
+                    Finding::new(
+                        CAUSE,
+                        Verdict::Unknown,
                         if list.is_empty() {
-                            format!("{down} has no trigger tokens, so none can have expired (see token.invalid).")
+                            format!("{down} lists no trigger tokens. GitLab deletes a trigger token 30 days after it expires, so one that expired earlier would not be listed (see token.invalid).")
                         } else {
                             format!(
-                                "None of the {} trigger tokens of {down} has expired (checked their expires_at).",
+                                "None of the {} trigger tokens {down} lists has expired (checked their expires_at). GitLab deletes a trigger token 30 days after it expires, so one that expired earlier would not be listed.",
                                 list.len()
                             )
                         },
@@ -226,15 +243,42 @@ mod tests {
     }
 
     #[test]
-    fn unexpired_trigger_tokens_rule_out_expiry() {
+    fn unexpired_trigger_tokens_leave_an_older_expiry_open() {
         let mut facts = curl_facts(TRIGGER_404);
         facts.triggers = triggers(serde_json::json!([
             {"id": 1, "expires_at": "2999-01-01", "owner": {"id": 5, "username": "alice"}},
             {"id": 2, "expires_at": null, "owner": {"id": 5, "username": "alice"}}
         ]));
         let f = find(&check(&facts), CauseId::TokenExpired).clone();
+        // GitLab deletes expired trigger tokens after 30 days: the listing cannot rule it out.
+        assert_eq!(f.verdict, Verdict::Unknown);
+        assert!(f.summary.contains("None of the 2"), "{}", f.summary);
+        assert!(f.summary.contains("30 days"), "{}", f.summary);
+    }
+
+    #[test]
+    fn before_17_0_trigger_tokens_cannot_expire() {
+        let mut facts = curl_facts(TRIGGER_404);
+        facts.triggers = triggers(serde_json::json!([
+            {"id": 1, "owner": {"id": 5, "username": "alice"}}
+        ]));
+        facts.instance.version = Gathered::Found(crate::gitlab::model::Version {
+            version: "16.11.10".into(),
+            revision: None,
+            enterprise: None,
+        });
+        let f = find(&check(&facts), CauseId::TokenExpired).clone();
         assert_eq!(f.verdict, Verdict::RuledOut);
-        assert!(f.summary.contains("None of the 2"));
+        assert!(f.summary.contains("GitLab 16.11.10"), "{}", f.summary);
+        facts.instance.version = Gathered::Found(crate::gitlab::model::Version {
+            version: "17.0.0".into(),
+            revision: None,
+            enterprise: None,
+        });
+        assert_eq!(
+            find(&check(&facts), CauseId::TokenExpired).verdict,
+            Verdict::Unknown
+        );
     }
 
     #[test]
@@ -315,7 +359,7 @@ mod tests {
         facts.now = Timestamp::parse("2024-05-01T09:59:59Z").unwrap();
         assert_eq!(
             find(&check(&facts), CauseId::TokenExpired).verdict,
-            Verdict::RuledOut
+            Verdict::Unknown
         );
         facts.now = Timestamp::parse("2024-05-01T10:00:00Z").unwrap();
         assert_eq!(
