@@ -17,6 +17,13 @@
 //! `open` until a later pipeline passes and resolves the comment of its target (merge request
 //! or commit); its status then becomes `resolved`, with the resolving pipeline. A diagnosis
 //! without a comment target (comments off) stays `open`.
+//!
+//! The preflight sweep (the trigger map of every project in scope) runs on one replica at a
+//! time: a sweep is claimed with a lease like a delivery, saves its cursor and state as it goes,
+//! and is taken over where it stood when its owner stops renewing the lease. Its result is kept
+//! as rows, replaced project by project: edges and findings, each with a few columns to look it
+//! up by and JSON the caller writes (the store knows nothing of the preflight module). Their
+//! lists are keyset pages (`keyset.rs`).
 
 /// The columns read into a [`CommentRecord`], in order, in both backends.
 macro_rules! comment_columns {
@@ -35,6 +42,7 @@ macro_rules! diagnosis_columns {
     };
 }
 
+mod keyset;
 mod model;
 mod postgres;
 mod sqlite;
@@ -173,6 +181,51 @@ trait Backend: Send + Sync {
     ) -> Result<Vec<DiagnosisRecord>, StoreError>;
     async fn diagnosis_stats(&self, since: Timestamp) -> Result<DiagnosisStats, StoreError>;
     async fn list_parked(&self, limit: u32) -> Result<Vec<ParkedDelivery>, StoreError>;
+    /// Takes over the unfinished sweep when its lease ended before `now` or `owner` holds it,
+    /// else starts one unless a sweep finished after `finished_before`; the lease runs until
+    /// `until`.
+    async fn claim_sweep(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        finished_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<SweepClaim>, StoreError>;
+    async fn sweep_progress(
+        &self,
+        claim: &SweepClaim,
+        cursor: u64,
+        state: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    async fn finish_sweep(&self, claim: &SweepClaim, now: Timestamp) -> Result<bool, StoreError>;
+    async fn last_sweep(&self) -> Result<Option<SweepInfo>, StoreError>;
+    /// Replaces the edges and findings of `project`; new findings are first seen at `now`.
+    async fn replace_preflight_project(
+        &self,
+        project: &str,
+        edges: Vec<PreflightEdgeRow>,
+        findings: Vec<PreflightFindingRow>,
+        now: Timestamp,
+    ) -> Result<FindingChanges, StoreError>;
+    async fn remove_preflight_projects_not_in(
+        &self,
+        projects: &[String],
+    ) -> Result<FindingChanges, StoreError>;
+    async fn list_preflight_edges(
+        &self,
+        project: Option<&str>,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PreflightEdgeRow>, StoreError>;
+    async fn list_preflight_findings(
+        &self,
+        project: Option<&str>,
+        cause: Option<&str>,
+        after: Option<(String, String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PreflightFindingRow>, StoreError>;
+    async fn preflight_counts(&self) -> Result<PreflightCounts, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     async fn close(&self);
 }
@@ -441,6 +494,110 @@ impl Store {
     /// When the next chat message or follow-up is due, if any.
     pub async fn next_chat_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.backend.next_chat_due().await
+    }
+
+    /// Claims the preflight sweep for `owner` for `lease`. Only one sweep runs at a time,
+    /// across every replica: an unfinished sweep is taken over (`resumed`, with its saved cursor
+    /// and state) when its lease has ended or `owner` already holds it, and is otherwise left to
+    /// its owner (`None`). Without one, a new sweep starts unless the last one finished less
+    /// than `interval` ago (`None`).
+    pub async fn claim_sweep(
+        &self,
+        owner: &str,
+        lease: Duration,
+        interval: Duration,
+    ) -> Result<Option<SweepClaim>, StoreError> {
+        let now = self.now();
+        self.backend
+            .claim_sweep(owner, after(now, lease), before(now, interval), now)
+            .await
+    }
+
+    /// Saves a sweep's cursor and state and renews its lease for `lease`; `false`, saving
+    /// nothing, when another owner took the sweep over or it is finished.
+    pub async fn sweep_progress(
+        &self,
+        claim: &SweepClaim,
+        cursor: u64,
+        state: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let until = after(self.now(), lease);
+        self.backend
+            .sweep_progress(claim, cursor, state, until)
+            .await
+    }
+
+    /// Marks a sweep finished; `false` when another owner took it over or it is finished
+    /// already.
+    pub async fn finish_sweep(&self, claim: &SweepClaim) -> Result<bool, StoreError> {
+        self.backend.finish_sweep(claim, self.now()).await
+    }
+
+    /// The most recently started sweep, running or finished.
+    pub async fn last_sweep(&self) -> Result<Option<SweepInfo>, StoreError> {
+        self.backend.last_sweep().await
+    }
+
+    /// Replaces every edge and finding of `project` with these, in one transaction, and tells
+    /// which findings are new, which are resolved and how many were kept. Rows are stored
+    /// under `project` whatever their own `project` says; of several rows with one identity
+    /// (an edge's key, a finding's edge key and cause) the last is kept. A finding that stood
+    /// before keeps its `first_seen`; a new one is first seen now.
+    pub async fn replace_preflight_project(
+        &self,
+        project: &str,
+        edges: Vec<PreflightEdgeRow>,
+        findings: Vec<PreflightFindingRow>,
+    ) -> Result<FindingChanges, StoreError> {
+        self.backend
+            .replace_preflight_project(project, edges, findings, self.now())
+            .await
+    }
+
+    /// Removes the edges and findings of every project not in `projects` (all of them when it
+    /// is empty). Their findings count as resolved, ordered by project, edge key and cause;
+    /// `kept` counts the findings of the projects that stay.
+    pub async fn remove_preflight_projects_not_in(
+        &self,
+        projects: &[String],
+    ) -> Result<FindingChanges, StoreError> {
+        self.backend
+            .remove_preflight_projects_not_in(projects)
+            .await
+    }
+
+    /// Up to `limit` edges (of `project` only, when given) ordered by project and key, starting
+    /// after the `(project, key)` given (the last row of the previous page).
+    pub async fn list_preflight_edges(
+        &self,
+        project: Option<&str>,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PreflightEdgeRow>, StoreError> {
+        self.backend
+            .list_preflight_edges(project, after, limit)
+            .await
+    }
+
+    /// Up to `limit` findings (of `project` and with `cause` only, when given) ordered by
+    /// project, edge key and cause, starting after the `(project, edge_key, cause)` given (the
+    /// last row of the previous page).
+    pub async fn list_preflight_findings(
+        &self,
+        project: Option<&str>,
+        cause: Option<&str>,
+        after: Option<(String, String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PreflightFindingRow>, StoreError> {
+        self.backend
+            .list_preflight_findings(project, cause, after, limit)
+            .await
+    }
+
+    /// The trigger map in figures: edges, findings by cause, each edge's soonest expiry.
+    pub async fn preflight_counts(&self) -> Result<PreflightCounts, StoreError> {
+        self.backend.preflight_counts().await
     }
 
     /// Succeeds when the store answers a query.

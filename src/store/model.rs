@@ -1,5 +1,6 @@
 //! What the store keeps and returns: deliveries and their states, comments, chat messages,
-//! diagnoses and their filters, as plain values both backends read and write.
+//! diagnoses and their filters, preflight sweeps and the trigger map's rows, as plain values
+//! both backends read and write.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -477,6 +478,165 @@ pub struct ParkedDelivery {
     pub parked_at: Option<Timestamp>,
     pub attempts: u32,
     pub last_error: Option<String>,
+}
+
+/// A preflight sweep claimed by one owner: started now, or taken over unfinished with the
+/// cursor and state it last saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepClaim {
+    pub id: i64,
+    pub owner: String,
+    /// Where the sweep stands, as the caller last saved it (0 for a new sweep).
+    pub cursor: u64,
+    /// The caller's own record of the sweep so far ("" for a new sweep).
+    pub state: String,
+    pub started_at: Timestamp,
+    /// An unfinished sweep was taken over (after a restart, or from a replica whose lease
+    /// expired) rather than started.
+    pub resumed: bool,
+}
+
+/// A preflight sweep as status pages and metrics show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepInfo {
+    pub id: i64,
+    pub started_at: Timestamp,
+    /// `None` while the sweep runs.
+    pub finished_at: Option<Timestamp>,
+    /// Who holds it, or held it last.
+    pub owner: String,
+}
+
+/// One edge of the trigger map: a few columns to look it up by, and the caller's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreflightEdgeRow {
+    /// The project whose CI configuration holds the trigger.
+    pub project: String,
+    /// Names the edge within its project; unique per project.
+    pub key: String,
+    /// The project triggered, when known.
+    pub to: Option<String>,
+    pub json: String,
+}
+
+/// One finding about an edge, identified by `(project, edge_key, cause)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreflightFindingRow {
+    pub project: String,
+    pub edge_key: String,
+    pub cause: String,
+    pub verdict: String,
+    pub json: String,
+    /// When the store first recorded this finding; the store sets it (any value given when
+    /// replacing is ignored).
+    pub first_seen: Timestamp,
+    /// When what the finding is about runs out (a token, a key), if it does.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// How the findings changed when a project's rows were replaced or removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FindingChanges {
+    /// Findings that did not stand before: `(edge_key, cause)`, in that order.
+    pub new: Vec<(String, String)>,
+    /// Findings that stood before and no longer do: `(edge_key, cause, json)` with the JSON
+    /// they were stored with, in that order.
+    pub resolved: Vec<(String, String, String)>,
+    /// Findings that stood before and still stand.
+    pub kept: usize,
+}
+
+/// A stored finding as replacing compares it: `(edge_key, cause)`, JSON, first seen.
+pub(super) type StoredFinding = ((String, String), String, i64);
+
+impl FindingChanges {
+    /// Compares a project's stored findings with `findings`, which replace them: each of
+    /// `findings` is stored under `project`, keeps the `first_seen` of the stored finding with
+    /// its identity or gets `now`, and the last of several with one identity wins (likewise
+    /// for `edges`, by key). Returns the changes and the rows to write.
+    pub(super) fn replacing(
+        project: &str,
+        stored: Vec<StoredFinding>,
+        edges: &[PreflightEdgeRow],
+        findings: &[PreflightFindingRow],
+        now: Timestamp,
+    ) -> (
+        FindingChanges,
+        Vec<PreflightEdgeRow>,
+        Vec<PreflightFindingRow>,
+    ) {
+        let edges: BTreeMap<&str, &PreflightEdgeRow> =
+            edges.iter().map(|e| (e.key.as_str(), e)).collect();
+        let edges = edges
+            .into_values()
+            .map(|e| PreflightEdgeRow {
+                project: project.to_string(),
+                ..e.clone()
+            })
+            .collect();
+        let mut stored: BTreeMap<(String, String), (String, i64)> = stored
+            .into_iter()
+            .map(|(identity, json, first_seen)| (identity, (json, first_seen)))
+            .collect();
+        let findings: BTreeMap<(String, String), &PreflightFindingRow> = findings
+            .iter()
+            .map(|f| ((f.edge_key.clone(), f.cause.clone()), f))
+            .collect();
+        let mut changes = FindingChanges::default();
+        let findings = findings
+            .into_iter()
+            .map(|(identity, f)| {
+                let first_seen = match stored.remove(&identity) {
+                    Some((_, first_seen)) => {
+                        changes.kept += 1;
+                        Timestamp(first_seen)
+                    }
+                    None => {
+                        changes.new.push(identity);
+                        now
+                    }
+                };
+                PreflightFindingRow {
+                    project: project.to_string(),
+                    first_seen,
+                    ..f.clone()
+                }
+            })
+            .collect();
+        changes.resolved = stored
+            .into_iter()
+            .map(|((edge_key, cause), (json, _))| (edge_key, cause, json))
+            .collect();
+        (changes, edges, findings)
+    }
+
+    /// The changes of removing these findings, `(project, edge_key, cause, json)`, while
+    /// `kept` others stay.
+    pub(super) fn removing(
+        mut removed: Vec<(String, String, String, String)>,
+        kept: u64,
+    ) -> FindingChanges {
+        removed.sort_unstable();
+        FindingChanges {
+            new: Vec::new(),
+            resolved: removed
+                .into_iter()
+                .map(|(_, edge_key, cause, json)| (edge_key, cause, json))
+                .collect(),
+            kept: kept as usize,
+        }
+    }
+}
+
+/// The trigger map in figures, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreflightCounts {
+    pub edges: u64,
+    /// Findings by cause, in the order of the causes.
+    pub findings_by_cause: Vec<(String, u64)>,
+    /// The soonest `expires_at` of each edge's findings, as `(project, edge_key, expires_at)`,
+    /// in the order of project and edge key (edges whose findings never expire are left out).
+    pub nearest_expiry: Vec<(String, String, Timestamp)>,
 }
 
 /// GitLab's ids as both backends keep them: signed 64-bit columns. The cast is a bijection,

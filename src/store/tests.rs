@@ -1,7 +1,8 @@
 //! Behaviour tests shared by every backend, so SQLite and PostgreSQL stay alike: each test
 //! runs against SQLite always, and against PostgreSQL when `TRIGGER_DOCTOR_TEST_POSTGRES_URL`
 //! names a server (each test then gets a schema of its own, dropped afterwards). Without the
-//! variable the PostgreSQL variants say they were skipped and pass.
+//! variable the PostgreSQL variants say they were skipped and pass. Those of preflight sweeps
+//! and the trigger map are in `tests/preflight.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -200,6 +201,8 @@ postgres_tests![
     replicas_starting_together_migrate_once,
     a_connection_the_server_closed_is_replaced,
 ];
+
+mod preflight;
 
 fn delivery(key: Option<&str>) -> NewDelivery {
     NewDelivery {

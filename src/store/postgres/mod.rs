@@ -4,8 +4,10 @@
 //! writer, PostgreSQL gets from row locks: a claim takes the next due row with
 //! `FOR UPDATE SKIP LOCKED`, so concurrent claims from any replica never hand out one delivery
 //! twice; completions and retries are conditional on the lease owner; a chat group's fold takes
-//! an advisory lock on the group key. Every write is its own transaction, committed before the
-//! call returns (PostgreSQL groups concurrent commits into one WAL flush by itself).
+//! an advisory lock on the group key; of concurrent preflight sweep claims one starts a sweep,
+//! and the unique index on unfinished sweeps turns the others away. Every write is its own
+//! transaction, committed before the call returns (PostgreSQL groups concurrent commits into
+//! one WAL flush by itself).
 //!
 //! Connections come from a deadpool-postgres pool of at most [`POOL_SIZE`], each with its
 //! prepared statements; a closed connection is dropped and a new one made on next use. No TLS:
@@ -13,11 +15,13 @@
 //!
 //! This file holds the pool, the migrations and the [`Backend`] impl, which hands each call to
 //! the store's methods by concern: deliveries in `queue.rs`, comment locks and records in
-//! `comments.rs`, diagnoses in `history.rs`, the chat outbox in `chat.rs`.
+//! `comments.rs`, diagnoses in `history.rs`, the chat outbox in `chat.rs`, preflight sweeps and
+//! the trigger map in `preflight.rs`.
 
 mod chat;
 mod comments;
 mod history;
+mod preflight;
 mod queue;
 
 use std::future::Future;
@@ -33,8 +37,9 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::{
     Backend, ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord, CommentUpdate, DeliveryId,
-    DeliveryRecord, DiagnosisFilter, DiagnosisRecord, DiagnosisStats, Enqueued, History, NewChat,
-    NewDelivery, ParkedDelivery, QueueStats, StoreError,
+    DeliveryRecord, DiagnosisFilter, DiagnosisRecord, DiagnosisStats, Enqueued, FindingChanges,
+    History, NewChat, NewDelivery, ParkedDelivery, PreflightCounts, PreflightEdgeRow,
+    PreflightFindingRow, QueueStats, StoreError, SweepClaim, SweepInfo,
 };
 use crate::ids::ProjectId;
 use crate::timestamp::Timestamp;
@@ -50,6 +55,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0002_comments_chat_commands.sql"),
     ),
     (3, include_str!("../migrations/postgres/0003_diagnoses.sql")),
+    (4, include_str!("../migrations/postgres/0004_preflight.sql")),
 ];
 
 /// Advisory lock key held while migrating (the bytes of `triggerd`; never to change).
@@ -339,6 +345,76 @@ impl Backend for PostgresStore {
 
     async fn list_parked(&self, limit: u32) -> Result<Vec<ParkedDelivery>, StoreError> {
         self.list_parked(limit).await
+    }
+
+    async fn claim_sweep(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        finished_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<SweepClaim>, StoreError> {
+        self.claim_sweep(owner, until, finished_before, now).await
+    }
+
+    async fn sweep_progress(
+        &self,
+        claim: &SweepClaim,
+        cursor: u64,
+        state: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.sweep_progress(claim, cursor, state, until).await
+    }
+
+    async fn finish_sweep(&self, claim: &SweepClaim, now: Timestamp) -> Result<bool, StoreError> {
+        self.finish_sweep(claim, now).await
+    }
+
+    async fn last_sweep(&self) -> Result<Option<SweepInfo>, StoreError> {
+        self.last_sweep().await
+    }
+
+    async fn replace_preflight_project(
+        &self,
+        project: &str,
+        edges: Vec<PreflightEdgeRow>,
+        findings: Vec<PreflightFindingRow>,
+        now: Timestamp,
+    ) -> Result<FindingChanges, StoreError> {
+        self.replace_preflight_project(project, edges, findings, now)
+            .await
+    }
+
+    async fn remove_preflight_projects_not_in(
+        &self,
+        projects: &[String],
+    ) -> Result<FindingChanges, StoreError> {
+        self.remove_preflight_projects_not_in(projects).await
+    }
+
+    async fn list_preflight_edges(
+        &self,
+        project: Option<&str>,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PreflightEdgeRow>, StoreError> {
+        self.list_preflight_edges(project, after, limit).await
+    }
+
+    async fn list_preflight_findings(
+        &self,
+        project: Option<&str>,
+        cause: Option<&str>,
+        after: Option<(String, String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PreflightFindingRow>, StoreError> {
+        self.list_preflight_findings(project, cause, after, limit)
+            .await
+    }
+
+    async fn preflight_counts(&self) -> Result<PreflightCounts, StoreError> {
+        self.preflight_counts().await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -4,8 +4,10 @@
 //! completions, retries) is a job sent to it; it takes all waiting jobs, applies them in one
 //! transaction and commits once, so concurrent webhooks and workers share each fsync (group
 //! commit). Reads use a separate read-only connection. Its behaviour tests, shared with the
-//! PostgreSQL backend, are in `store/tests.rs`; the writer thread is in `writer.rs`.
+//! PostgreSQL backend, are in `store/tests.rs`; the writer thread is in `writer.rs`, preflight
+//! sweeps and the trigger map in `preflight.rs`.
 
+mod preflight;
 mod writer;
 
 use std::path::PathBuf;
@@ -21,8 +23,9 @@ use writer::{writer_thread, Job, Write, Written};
 use super::{
     from_json_list, Backend, ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord,
     CommentUpdate, DeliveryId, DeliveryRecord, DeliveryState, DiagnosisFilter, DiagnosisRecord,
-    DiagnosisStats, DiagnosisStatus, Enqueued, History, NewChat, NewDelivery, ParkedDelivery,
-    QueueStats, SqlId, StoreError,
+    DiagnosisStats, DiagnosisStatus, Enqueued, FindingChanges, History, NewChat, NewDelivery,
+    ParkedDelivery, PreflightCounts, PreflightEdgeRow, PreflightFindingRow, QueueStats, SqlId,
+    StoreError, SweepClaim, SweepInfo,
 };
 use crate::ids::{NoteId, PipelineId, ProjectId};
 use crate::timestamp::Timestamp;
@@ -35,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0002_comments_chat_commands.sql"),
     ),
     (3, include_str!("../migrations/sqlite/0003_diagnoses.sql")),
+    (4, include_str!("../migrations/sqlite/0004_preflight.sql")),
 ];
 
 /// The SQLite store. Cheap to clone.
@@ -531,6 +535,76 @@ impl Backend for SqliteStore {
             .collect()
         })
         .await
+    }
+
+    async fn claim_sweep(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        finished_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<SweepClaim>, StoreError> {
+        self.claim_sweep(owner, until, finished_before, now).await
+    }
+
+    async fn sweep_progress(
+        &self,
+        claim: &SweepClaim,
+        cursor: u64,
+        state: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.sweep_progress(claim, cursor, state, until).await
+    }
+
+    async fn finish_sweep(&self, claim: &SweepClaim, now: Timestamp) -> Result<bool, StoreError> {
+        self.finish_sweep(claim, now).await
+    }
+
+    async fn last_sweep(&self) -> Result<Option<SweepInfo>, StoreError> {
+        self.last_sweep().await
+    }
+
+    async fn replace_preflight_project(
+        &self,
+        project: &str,
+        edges: Vec<PreflightEdgeRow>,
+        findings: Vec<PreflightFindingRow>,
+        now: Timestamp,
+    ) -> Result<FindingChanges, StoreError> {
+        self.replace_preflight_project(project, edges, findings, now)
+            .await
+    }
+
+    async fn remove_preflight_projects_not_in(
+        &self,
+        projects: &[String],
+    ) -> Result<FindingChanges, StoreError> {
+        self.remove_preflight_projects_not_in(projects).await
+    }
+
+    async fn list_preflight_edges(
+        &self,
+        project: Option<&str>,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PreflightEdgeRow>, StoreError> {
+        self.list_preflight_edges(project, after, limit).await
+    }
+
+    async fn list_preflight_findings(
+        &self,
+        project: Option<&str>,
+        cause: Option<&str>,
+        after: Option<(String, String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PreflightFindingRow>, StoreError> {
+        self.list_preflight_findings(project, cause, after, limit)
+            .await
+    }
+
+    async fn preflight_counts(&self) -> Result<PreflightCounts, StoreError> {
+        self.preflight_counts().await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -5,10 +5,12 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::preflight::{self, PreflightWrite};
 use super::{comment_record, unavailable, COMMENT_COLUMNS};
 use crate::store::{
     taken_over, to_json_list, ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord,
-    CommentUpdate, DeliveryId, Enqueued, History, NewChat, NewDelivery, SqlId, StoreError,
+    CommentUpdate, DeliveryId, Enqueued, FindingChanges, History, NewChat, NewDelivery, SqlId,
+    StoreError, SweepClaim,
 };
 use crate::timestamp::Timestamp;
 
@@ -87,6 +89,8 @@ pub(super) enum Write {
         result: ChatResult,
         now: i64,
     },
+    /// A preflight sweep or trigger map write (`preflight.rs`).
+    Preflight(PreflightWrite),
 }
 
 pub(super) enum Written {
@@ -96,6 +100,8 @@ pub(super) enum Written {
     Comment(Option<CommentRecord>),
     Chat(ChatQueued),
     ChatJob(Option<ChatJob>),
+    Sweep(Option<SweepClaim>),
+    Changes(FindingChanges),
 }
 
 pub(super) struct Job {
@@ -480,5 +486,6 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<Written> {
                 .execute(params![id, owner, error]),
         }
         .map(|n| Written::Updated(n == 1)),
+        Write::Preflight(write) => preflight::apply(tx, write),
     }
 }
