@@ -7,6 +7,8 @@
 //! | `GET /api/v1/stats` | `{"since": ..., "total": N, "by_cause": {...}, "by_project": {...}}` |
 //! | `GET /api/v1/deliveries?state=parked` | `{"deliveries": [...]}` (never a body) |
 //! | `POST /api/v1/deliveries/{id}/replay` | `202` requeued, `404` unknown, `409` not parked or done |
+//! | `GET /api/v1/preflight/edges?project=&limit=&cursor=` | `{"edges": [...], "next_cursor": ...}`: the trigger map of the last sweep |
+//! | `GET /api/v1/preflight/findings?project=&cause=&limit=&cursor=` | `{"findings": [...], "next_cursor": ...}` |
 //!
 //! Every route needs `Authorization: Bearer <api.admin_token>`, compared in constant time:
 //! without it, or with another token, `401` with `WWW-Authenticate: Bearer`. While
@@ -47,6 +49,8 @@ pub fn scope() -> actix_web::Scope {
         .route("/stats", web::get().to(stats))
         .route("/deliveries", web::get().to(list_deliveries))
         .route("/deliveries/{id}/replay", web::post().to(replay))
+        .route("/preflight/edges", web::get().to(preflight_edges))
+        .route("/preflight/findings", web::get().to(preflight_findings))
         .default_service(web::to(not_found))
 }
 
@@ -415,6 +419,140 @@ async fn replay(req: HttpRequest, api: web::Data<Api>, id: web::Path<String>) ->
     }
     tracing::info!(delivery_id = %id, from = record.state.as_str(), "delivery replayed");
     Ok(HttpResponse::Accepted().json(json!({"status": "requeued", "delivery_id": id})))
+}
+
+/// A keyset cursor over text columns: the columns joined by a unit separator, in hex (so it
+/// needs no encoding in a query string).
+fn text_cursor(parts: &[&str]) -> String {
+    parts
+        .join("\u{1f}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn read_text_cursor(text: &str, parts: usize) -> Result<Vec<String>, ApiError> {
+    let bad = || {
+        bad_param(
+            "cursor",
+            "not a cursor; pass the next_cursor of the previous page",
+        )
+    };
+    if text.len() % 2 != 0 || text.len() > 8000 {
+        return Err(bad());
+    }
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect();
+    let joined = String::from_utf8(bytes.ok_or_else(bad)?).map_err(|_| bad())?;
+    let out: Vec<String> = joined.split('\u{1f}').map(str::to_string).collect();
+    if out.len() == parts {
+        Ok(out)
+    } else {
+        Err(bad())
+    }
+}
+
+/// `project`: a full path such as `group/project`.
+fn project_path(params: &Params) -> Result<Option<String>, ApiError> {
+    params
+        .get("project")
+        .map(|text| {
+            let path = text.trim_matches('/');
+            if path.is_empty() || path.len() > 1000 || path.contains(char::is_whitespace) {
+                Err(bad_param(
+                    "project",
+                    "expected a full path such as group/project",
+                ))
+            } else {
+                Ok(path.to_string())
+            }
+        })
+        .transpose()
+}
+
+/// The stored JSON of a row, or null if it cannot be read (it never fails the page).
+fn stored_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+/// `GET /api/v1/preflight/edges?project=&limit=&cursor=`: the edges of the last sweep, by
+/// project and edge.
+async fn preflight_edges(req: HttpRequest, api: web::Data<Api>) -> Answer {
+    authorize(&req, &api)?;
+    let params = Params::parse(&req, &["project", "limit", "cursor"])?;
+    let after = params
+        .get("cursor")
+        .map(|t| read_text_cursor(t, 2).map(|mut v| (v.remove(0), v.remove(0))))
+        .transpose()?;
+    let limit = params.limit()?;
+    let project = project_path(&params)?;
+    let rows = api
+        .store
+        .list_preflight_edges(project.as_deref(), after, limit + 1)
+        .await
+        .map_err(unavailable)?;
+    let more = rows.len() > limit as usize;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let next = more
+        .then(|| rows.last().map(|r| text_cursor(&[&r.project, &r.key])))
+        .flatten();
+    let edges: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| json!({"project": r.project, "key": r.key, "to": r.to, "edge": stored_json(&r.json)}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"edges": edges, "next_cursor": next})))
+}
+
+/// `GET /api/v1/preflight/findings?project=&cause=&limit=&cursor=`: what the last sweep (and
+/// re-checks since) found, by project, edge and cause.
+async fn preflight_findings(req: HttpRequest, api: web::Data<Api>) -> Answer {
+    authorize(&req, &api)?;
+    let params = Params::parse(&req, &["project", "cause", "limit", "cursor"])?;
+    let after = params
+        .get("cursor")
+        .map(|t| read_text_cursor(t, 3).map(|mut v| (v.remove(0), v.remove(0), v.remove(0))))
+        .transpose()?;
+    let cause = params
+        .get("cause")
+        .map(|t| {
+            if is_cause_id(t) {
+                Ok(t.to_string())
+            } else {
+                Err(bad_param(
+                    "cause",
+                    "expected a cause id such as token.expired",
+                ))
+            }
+        })
+        .transpose()?;
+    let limit = params.limit()?;
+    let project = project_path(&params)?;
+    let rows = api
+        .store
+        .list_preflight_findings(project.as_deref(), cause.as_deref(), after, limit + 1)
+        .await
+        .map_err(unavailable)?;
+    let more = rows.len() > limit as usize;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let next = more
+        .then(|| {
+            rows.last()
+                .map(|r| text_cursor(&[&r.project, &r.edge_key, &r.cause]))
+        })
+        .flatten();
+    let findings: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let mut f = stored_json(&r.json);
+            if let Some(obj) = f.as_object_mut() {
+                obj.insert("first_seen".into(), json!(r.first_seen));
+            }
+            f
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"findings": findings, "next_cursor": next})))
 }
 
 /// Anything else under `/api/v1`.

@@ -230,6 +230,38 @@ impl Metrics {
     }
 }
 
+/// The preflight gauges, from the store's map: edges, findings by cause, and per edge the
+/// seconds until its nearest token expiry (negative once expired).
+pub fn render_preflight(counts: &crate::store::PreflightCounts, now: Timestamp) -> String {
+    let mut out = String::with_capacity(512);
+    let name = "trigger_doctor_preflight_edges";
+    let _ = writeln!(out, "# HELP {name} Trigger edges in the preflight map.");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {}", counts.edges);
+    let name = "trigger_doctor_preflight_findings";
+    let _ = writeln!(out, "# HELP {name} Preflight findings by cause.");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (cause, n) in &counts.findings_by_cause {
+        let _ = writeln!(out, "{name}{{cause=\"{}\"}} {n}", label_value(cause));
+    }
+    let name = "trigger_doctor_preflight_token_expiry_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Seconds until the nearest token expiry of each trigger edge (negative once expired)."
+    );
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (project, edge, at) in &counts.nearest_expiry {
+        let _ = writeln!(
+            out,
+            "{name}{{project=\"{}\",edge=\"{}\"}} {}",
+            label_value(project),
+            label_value(edge),
+            (at.0 - now.0) as f64 / 1000.0
+        );
+    }
+    out
+}
+
 fn bump(map: &Mutex<BTreeMap<(String, &'static str), u64>>, event: &str, outcome: &'static str) {
     let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
     *m.entry((event.to_string(), outcome)).or_default() += 1;

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::notify::chat::Chat;
 use crate::notify::Notifier;
 use crate::pipeline::Stages;
+use crate::preflight::sweep::Sweeper;
 use crate::retry::RunState;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
@@ -119,9 +120,14 @@ async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
 
 async fn metrics_text(ops: web::Data<Ops>) -> HttpResponse {
     let queue = ops.store.stats().await.ok();
+    let now = Timestamp::now();
+    let mut body = ops.metrics.render(queue.as_ref(), now);
+    if let Ok(counts) = ops.store.preflight_counts().await {
+        body.push_str(&crate::metrics::render_preflight(&counts, now));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(ops.metrics.render(queue.as_ref(), Timestamp::now()))
+        .body(body)
 }
 
 /// The service: HTTP server, store and workers, built from settings.
@@ -131,8 +137,46 @@ pub struct Application {
     store: Store,
     worker: Worker,
     chat: Chat,
+    sweeper: Option<Sweeper>,
     settings: Settings,
     background_workers: bool,
+}
+
+/// The sweeper `serve` runs, if sweeps are configured.
+fn preflight_sweeper(
+    settings: &Settings,
+    store: &Store,
+    gitlab: &GitlabClient,
+    chat: &Chat,
+) -> Option<Sweeper> {
+    let interval = settings.preflight.interval?;
+    if settings.preflight.groups.is_empty() {
+        return None;
+    }
+    let place = crate::preflight::Where {
+        api_url: settings.gitlab.url.clone(),
+        external_url: settings
+            .gitlab
+            .external_url
+            .clone()
+            .unwrap_or_else(|| settings.gitlab.url.clone()),
+        expiry_warning_days: settings.preflight.expiry_warning_days,
+    };
+    let scope = crate::preflight::Scope {
+        groups: settings.preflight.groups.clone(),
+        projects: Vec::new(),
+    };
+    Some(
+        Sweeper::new(
+            store.clone(),
+            gitlab.clone(),
+            scope,
+            place,
+            interval,
+            settings.preflight.rate_share,
+        )
+        .with_chat(chat.clone()),
+    )
 }
 
 impl Application {
@@ -167,6 +211,8 @@ impl Application {
             ),
             store: store.clone(),
             metrics: metrics.clone(),
+            keep_pushes: settings.preflight.interval.is_some()
+                && !settings.preflight.groups.is_empty(),
         });
         let gitlab = GitlabClient::new(
             ClientSettings::from_settings(&settings.gitlab),
@@ -188,13 +234,15 @@ impl Application {
         )
         .context("cannot set up the chat client")?;
         let chat = notifier.chat.clone();
+        let sweeper = preflight_sweeper(&settings, &store, &gitlab, &chat);
         let stages = Stages::from_settings(&settings, gitlab.clone()).with_notifier(notifier);
         let worker = Worker::new(
             store.clone(),
             settings.worker.clone(),
             metrics.clone(),
             Arc::new(stages),
-        );
+        )
+        .with_preflight(sweeper.clone());
         let ops = web::Data::new(Ops {
             store: store.clone(),
             metrics: metrics.clone(),
@@ -231,9 +279,16 @@ impl Application {
             store,
             worker,
             chat,
+            sweeper,
             settings,
             background_workers: true,
         })
+    }
+
+    /// The preflight sweeper over the same store and GitLab client, when `preflight.groups`
+    /// names groups and `preflight.interval_hours` is not 0.
+    pub fn sweeper(&self) -> Option<Sweeper> {
+        self.sweeper.clone()
     }
 
     /// The port the server listens on.
@@ -273,10 +328,20 @@ impl Application {
                 .chat
                 .clone()
                 .run(format!("{owner}/chat"), state_rx.clone());
+            // A sweep stops with draining too: its progress is in the store, and it resumes.
+            let sweeps = self.sweeper.clone().map(|s| {
+                info!(groups = ?self.settings.preflight.groups, "preflight sweeps scheduled");
+                s.run(format!("{owner}/preflight"), state_rx.clone())
+            });
             let workers = self.worker.clone().run(owner, state_rx);
             // The chat sender stops when draining starts; unsent messages stay in the store.
             tokio::spawn(async move {
-                tokio::join!(workers, chat);
+                let sweeps = async move {
+                    if let Some(sweeps) = sweeps {
+                        sweeps.await
+                    }
+                };
+                tokio::join!(workers, chat, sweeps);
             })
         });
         info!(port = self.port, "listening");

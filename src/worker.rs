@@ -17,10 +17,12 @@ use tracing::{error, info, warn, Instrument};
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
 use crate::pipeline::{Outcome, ProcessError, Stages};
+use crate::preflight::sweep::{SweepError, Sweeper};
+use crate::recognise::Recognition;
 use crate::retry::{random_unit, run_rounds, Backoff, Next};
 use crate::store::{Claimed, DeliveryId, QueueStats, Store, StoreError};
 use crate::timestamp::Timestamp;
-use crate::webhook::event::EventKind;
+use crate::webhook::event::{EventKind, PushEvent, PUSH_HOOK};
 
 /// What the service asks of running workers (the old path of [`crate::retry::RunState`]).
 pub use crate::retry::RunState;
@@ -47,6 +49,8 @@ pub struct Worker {
     metrics: Arc<Metrics>,
     stages: Arc<Stages>,
     progress: Arc<Progress>,
+    /// Re-checks a project's trigger edges when a Push Hook changes its CI files.
+    preflight: Option<Sweeper>,
 }
 
 /// When the worker loops last got through a round (a delivery settled, or nothing due).
@@ -88,7 +92,41 @@ impl Worker {
             metrics,
             stages,
             progress: Arc::new(Progress::default()),
+            preflight: None,
         }
+    }
+
+    /// Push Hooks re-check the pushed project's trigger edges through `sweeper`.
+    pub fn with_preflight(mut self, sweeper: Option<Sweeper>) -> Worker {
+        self.preflight = sweeper;
+        self
+    }
+
+    /// A Push Hook: the preflight re-check of the project, when its CI files changed.
+    async fn push(&self, claim: &Claimed) -> Result<Outcome, ProcessError> {
+        let Some(sweeper) = &self.preflight else {
+            return self.stages.process(claim).await;
+        };
+        let push =
+            PushEvent::parse(&claim.body).map_err(|e| ProcessError::Permanent(e.to_string()))?;
+        let reason = match sweeper.on_push(&push).await {
+            Ok(done) => done,
+            Err(SweepError::Gitlab(e)) if e.is_transient() => {
+                return Err(ProcessError::Unavailable(e.to_string()))
+            }
+            Err(SweepError::Store(e)) => return Err(ProcessError::Unavailable(e.to_string())),
+            Err(e) => format!("preflight re-check failed: {e}"),
+        };
+        info!(%reason, "push handled");
+        Ok(Outcome {
+            event: "push",
+            recognition: Recognition::NotATriggerFailure { reason },
+            diagnoses: Vec::new(),
+            comment: None,
+            notified: None,
+            stages: Vec::new(),
+            gitlab_calls: 0,
+        })
     }
 
     /// Whether every worker loop has been stuck for longer than the lease while deliveries
@@ -134,7 +172,13 @@ impl Worker {
             event = %claim.event,
             attempt = claim.attempts,
         );
-        let work = self.stages.process(&claim);
+        let work = async {
+            if claim.event.trim().eq_ignore_ascii_case(PUSH_HOOK) {
+                self.push(&claim).await
+            } else {
+                self.stages.process(&claim).await
+            }
+        };
         let settled = self
             .settle(&claim, state.clone(), work)
             .instrument(span)

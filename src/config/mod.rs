@@ -245,6 +245,11 @@ pub struct PreflightSettings {
     pub groups: Vec<String>,
     /// `preflight.expiry_warning_days`, default 30: how far ahead a token's expiry is a finding.
     pub expiry_warning_days: u32,
+    /// `preflight.interval_hours`, default 24: time between sweeps in `serve`; `None` (0): no
+    /// scheduled sweep.
+    pub interval: Option<Duration>,
+    /// `preflight.rate_share`, default 0.25: the share of the bot's request budget a sweep uses.
+    pub rate_share: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -457,6 +462,39 @@ mod tests {
         let s = Settings::load_from(Some(f.path()), &e).unwrap();
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(s.worker.concurrency, 7);
+    }
+
+    #[test]
+    fn preflight_sweep_keys_are_read_and_bad_values_named() {
+        let s = Settings::load_from(None, &with_token()).unwrap();
+        assert_eq!(s.preflight.interval, Some(Duration::from_secs(24 * 3600)));
+        assert_eq!(s.preflight.rate_share, 0.25);
+        let f = file("[preflight]\ninterval_hours = 0\nrate_share = 1\n");
+        let s = Settings::load_from(Some(f.path()), &with_token()).unwrap();
+        assert_eq!((s.preflight.interval, s.preflight.rate_share), (None, 1.0));
+        let mut e = with_token();
+        e.extend(env(&[("TRIGGER_DOCTOR__PREFLIGHT__RATE_SHARE", "0.1")]));
+        assert_eq!(
+            Settings::load_from(None, &e).unwrap().preflight.rate_share,
+            0.1
+        );
+        for (key, value) in [
+            ("RATE_SHARE", "0"),
+            ("RATE_SHARE", "1.5"),
+            ("RATE_SHARE", "a quarter"),
+            ("INTERVAL_HOURS", "9000"),
+        ] {
+            let mut e = with_token();
+            e.extend(env(&[(
+                &format!("TRIGGER_DOCTOR__PREFLIGHT__{key}"),
+                value,
+            )]));
+            let err = Settings::load_from(None, &e).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("preflight.{}", key.to_ascii_lowercase())),
+                "{err}"
+            );
+        }
     }
 
     #[test]

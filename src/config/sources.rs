@@ -96,6 +96,13 @@ fn parse_like(like: &Value, text: &str, from_file: bool) -> Result<Value, String
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("expected a whole number, got {:?}", text.trim())),
+        Value::Float(_) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Value::Float)
+            .ok_or_else(|| format!("expected a number, got {:?}", text.trim())),
         Value::Array(_) => {
             let separator = if from_file { '\n' } else { ',' };
             Ok(Value::Array(

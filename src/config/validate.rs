@@ -110,6 +110,8 @@ struct RawProbes {
 struct RawPreflight {
     groups: Vec<String>,
     expiry_warning_days: u64,
+    interval_hours: u64,
+    rate_share: f64,
 }
 
 #[derive(Deserialize)]
@@ -434,6 +436,25 @@ impl RawSettings {
                 )?)
                 .unwrap_or(u32::MAX)
                 .min(3650),
+                interval: match self.preflight.interval_hours {
+                    0 => None,
+                    h if h <= 24 * 365 => Some(Duration::from_secs(h * 3600)),
+                    h => {
+                        return Err(key_error(
+                            "preflight.interval_hours",
+                            format!("must be at most 8760 (a year), got {h}"),
+                        ))
+                    }
+                },
+                rate_share: match self.preflight.rate_share {
+                    f if f > 0.0 && f <= 1.0 => f,
+                    f => {
+                        return Err(key_error(
+                            "preflight.rate_share",
+                            format!("must be over 0 and at most 1, got {f}"),
+                        ))
+                    }
+                },
             },
             store: StoreSettings { url: store_url },
             worker: WorkerSettings {

@@ -250,6 +250,8 @@ impl GitlabClient {
             calls: AtomicU32::new(0),
             memo: Mutex::new(HashMap::new()),
             max_retries: None,
+            budget: None,
+            share: None,
         }
     }
 }
@@ -319,6 +321,17 @@ pub struct Session {
     memo: Mutex<HashMap<String, Answer>>,
     /// Overrides `max_retries` (a health check asks once).
     max_retries: Option<u32>,
+    /// Overrides `max_calls_per_session` (a preflight sweep reads every project).
+    budget: Option<u32>,
+    /// A background session's own bucket: at most its share of the bot's budget.
+    share: Option<Mutex<Share>>,
+}
+
+/// The pace of a background session: `fraction` of the bot's requests per minute.
+struct Share {
+    fraction: f64,
+    tokens: f64,
+    refilled: Instant,
 }
 
 /// How long an answer may be reused by later sessions.
@@ -453,6 +466,45 @@ impl Session {
         &self.client.inner.settings
     }
 
+    /// The same session as background work (a preflight sweep): no per-session call budget,
+    /// at most `fraction` (0 < fraction ≤ 1) of the bot's requests per minute, and never the
+    /// last token of the shared budget, so diagnoses are not held back by it.
+    pub fn background(mut self, fraction: f64) -> Session {
+        self.budget = Some(u32::MAX);
+        self.share = Some(Mutex::new(Share {
+            fraction: fraction.clamp(0.01, 1.0),
+            tokens: 1.0,
+            refilled: Instant::now(),
+        }));
+        self
+    }
+
+    /// Waits for this background session's own share of the budget.
+    async fn pace_share(&self) {
+        let Some(share) = &self.share else { return };
+        loop {
+            let wait = {
+                let observed = self.pacing().observed_limit;
+                let mut share = share.lock().unwrap_or_else(|p| p.into_inner());
+                let rate = per_minute(self.settings(), observed) / 60.0 * share.fraction;
+                let now = Instant::now();
+                let elapsed = now.duration_since(share.refilled).as_secs_f64();
+                share.tokens = (share.tokens + elapsed * rate).min(1.0);
+                share.refilled = now;
+                if share.tokens >= 1.0 {
+                    share.tokens -= 1.0;
+                    None
+                } else {
+                    Some(Duration::from_secs_f64((1.0 - share.tokens) / rate))
+                }
+            };
+            match wait {
+                None => return,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
     /// The same session making each call once, with no retry (still paced, and still
     /// waiting out any `Retry-After`).
     pub fn without_retries(mut self) -> Session {
@@ -487,7 +539,9 @@ impl Session {
                         let elapsed = now.duration_since(pace.refilled).as_secs_f64();
                         pace.tokens = (pace.tokens + elapsed * rate).min(burst);
                         pace.refilled = now;
-                        if pace.tokens >= 1.0 {
+                        // Background work leaves the last token to diagnoses.
+                        let floor: f64 = if self.share.is_some() { 2.0 } else { 1.0 };
+                        if pace.tokens >= floor.min(burst) {
                             pace.tokens -= 1.0;
                             None
                         } else {
@@ -544,7 +598,7 @@ impl Session {
     }
 
     fn count_call(&self) -> Result<(), GitlabError> {
-        let budget = self.settings().max_calls_per_session;
+        let budget = self.budget.unwrap_or(self.settings().max_calls_per_session);
         if self.calls.fetch_add(1, Ordering::SeqCst) >= budget {
             self.calls.fetch_sub(1, Ordering::SeqCst);
             return Err(GitlabError::BudgetExhausted { budget });
@@ -578,6 +632,7 @@ impl Session {
         let max_retries = self.max_retries.unwrap_or(self.settings().max_retries);
         let mut attempt = 0u32;
         loop {
+            self.pace_share().await;
             if let Err(wait) = self.pace(&limited).await {
                 self.calls.fetch_sub(1, Ordering::SeqCst);
                 return Err(GitlabError::RateLimited {

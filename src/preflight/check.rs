@@ -46,6 +46,9 @@ pub struct EdgeFinding {
     pub fix: Vec<String>,
     /// The upstream project's owners (its settings file), to mention.
     pub owners: Vec<String>,
+    /// When the token a `token.expired` finding is about expires (or expired).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// Where the facts of an edge come from (the instance as the bot and runners see it), and how
@@ -210,11 +213,17 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
     if facts.target.token_variable.is_some() || !edge.variables.is_empty() {
         all.extend(variable::check(facts));
     }
-    all.extend(expiring(facts, warning_days));
-    all.into_iter()
-        .filter(|f| CAUSES.contains(&f.cause))
-        .filter(|f| matches!(f.verdict, Verdict::Confirmed | Verdict::Likely))
-        .map(|f| EdgeFinding {
+    let mut dated: Vec<(Finding, Option<Timestamp>)> = all.into_iter().map(|f| (f, None)).collect();
+    dated.extend(
+        expiring(facts, warning_days)
+            .into_iter()
+            .map(|(f, at)| (f, Some(at))),
+    );
+    dated
+        .into_iter()
+        .filter(|(f, _)| CAUSES.contains(&f.cause))
+        .filter(|(f, _)| matches!(f.verdict, Verdict::Confirmed | Verdict::Likely))
+        .map(|(f, expires_at)| EdgeFinding {
             from: edge.from.clone(),
             job: edge.job.clone(),
             to: edge.to.clone(),
@@ -224,6 +233,7 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
             evidence: f.evidence,
             fix: f.fix.into_iter().map(|s| s.text).collect(),
             owners: Vec::new(),
+            expires_at,
         })
         .collect()
 }
@@ -231,7 +241,7 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
 /// The downstream trigger tokens that expire within `days` of the facts' time (or have
 /// expired): the edge's token is one of them, and the trigger stops working that day. GitLab
 /// tells only the token's owner, and deletes an expired token from its list.
-fn expiring(facts: &Facts, days: u32) -> Vec<Finding> {
+fn expiring(facts: &Facts, days: u32) -> Vec<(Finding, Timestamp)> {
     let Some(triggers) = facts.triggers.found() else {
         return Vec::new();
     };
@@ -246,7 +256,8 @@ fn expiring(facts: &Facts, days: u32) -> Vec<Finding> {
             let at = token::expires(t)?.unix_seconds();
             (at <= horizon).then_some((t, at))
         })
-        .map(|(t, at)| {
+        .map(|(t, at)| (t, at, token::expires(t).unwrap_or(facts.now)))
+        .map(|(t, at, expires_at)| {
             let left = (at - now).div_euclid(86_400);
             let when = if at <= now {
                 "has expired".to_string()
@@ -258,7 +269,7 @@ fn expiring(facts: &Facts, days: u32) -> Vec<Finding> {
             let settings = CauseId::TokenExpired
                 .settings_link(&down.web_url)
                 .unwrap_or_else(|| down.web_url.clone());
-            Finding::new(
+            let finding = Finding::new(
                 CauseId::TokenExpired,
                 if at <= now {
                     Verdict::Confirmed
@@ -277,7 +288,8 @@ fn expiring(facts: &Facts, days: u32) -> Vec<Finding> {
                     down.path_with_namespace
                 ),
                 settings,
-            ))
+            ));
+            (finding, expires_at)
         })
         .collect()
 }

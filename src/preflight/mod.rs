@@ -9,6 +9,7 @@
 pub mod check;
 pub mod map;
 pub mod render;
+pub mod sweep;
 
 use serde::Serialize;
 
@@ -141,6 +142,87 @@ pub async fn project_edges(session: &Session, project: &Project) -> Result<Vec<E
     Ok(edges_of(&project.path_with_namespace, &jobs))
 }
 
+/// What one project contributes to the map.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectMap {
+    pub edges: Vec<Edge>,
+    pub findings: Vec<EdgeFinding>,
+    pub unread: Option<Unread>,
+    pub missing_edges: Vec<MissingEdge>,
+    pub muted: usize,
+    pub settings_problem: Option<Unread>,
+}
+
+/// Maps one project: its settings file, its edges and the checks on each edge, at `now`.
+pub async fn map_project(
+    session: &Session,
+    place: &Where,
+    project: &Project,
+    now: crate::timestamp::Timestamp,
+) -> ProjectMap {
+    let mut out = ProjectMap::default();
+    let settings = match project_settings(session, project).await {
+        Ok(settings) => settings,
+        Err(problems) => {
+            out.settings_problem = Some(Unread {
+                project: project.path_with_namespace.clone(),
+                reason: problems.join("; "),
+            });
+            ProjectSettings::default()
+        }
+    };
+    let edges = match project_edges(session, project).await {
+        Ok(edges) => edges,
+        Err(unread) => {
+            out.unread = Some(unread);
+            return out;
+        }
+    };
+    let checked = edges
+        .iter()
+        .filter(|e| check::checkable(e) || !e.variables.is_empty());
+    for edge in checked {
+        let facts = check::facts(session, place, project, edge, now).await;
+        for mut finding in check::findings(edge, &facts, place.expiry_warning_days) {
+            if settings.mutes(finding.cause, now) {
+                out.muted += 1;
+                continue;
+            }
+            finding.owners = settings.owners.clone();
+            out.findings.push(finding);
+        }
+    }
+    for expected in &settings.expect {
+        let present = edges.iter().any(|e| {
+            e.to.eq_ignore_ascii_case(&expected.to)
+                && expected.job.as_ref().is_none_or(|j| *j == e.job)
+        });
+        if !present {
+            out.missing_edges.push(MissingEdge {
+                project: project.path_with_namespace.clone(),
+                to: expected.to.clone(),
+                job: expected.job.clone(),
+                owners: settings.owners.clone(),
+            });
+        }
+    }
+    out.edges = edges;
+    out
+}
+
+impl TriggerMap {
+    /// Adds one project's part of the map.
+    pub fn add(&mut self, project: &Project, part: ProjectMap) {
+        self.projects.push(project.path_with_namespace.clone());
+        self.edges.extend(part.edges);
+        self.findings.extend(part.findings);
+        self.unread.extend(part.unread);
+        self.missing_edges.extend(part.missing_edges);
+        self.muted += part.muted;
+        self.settings_problems.extend(part.settings_problem);
+    }
+}
+
 /// Maps every project in scope, one after the other, and checks each edge that names its
 /// downstream project (see [`check`]); `progress(done, total)` after each project.
 pub async fn map(
@@ -155,51 +237,8 @@ pub async fn map(
     // One "now" for the whole map, as a diagnosis has one.
     let now = crate::timestamp::Timestamp::now();
     for (i, project) in projects.iter().enumerate() {
-        out.projects.push(project.path_with_namespace.clone());
-        let settings = match project_settings(session, project).await {
-            Ok(settings) => settings,
-            Err(problems) => {
-                out.settings_problems.push(Unread {
-                    project: project.path_with_namespace.clone(),
-                    reason: problems.join("; "),
-                });
-                ProjectSettings::default()
-            }
-        };
-        match project_edges(session, project).await {
-            Ok(edges) => {
-                let checked = edges
-                    .iter()
-                    .filter(|e| check::checkable(e) || !e.variables.is_empty());
-                for edge in checked {
-                    let facts = check::facts(session, place, project, edge, now).await;
-                    for mut finding in check::findings(edge, &facts, place.expiry_warning_days) {
-                        if settings.mutes(finding.cause, now) {
-                            out.muted += 1;
-                            continue;
-                        }
-                        finding.owners = settings.owners.clone();
-                        out.findings.push(finding);
-                    }
-                }
-                for expected in &settings.expect {
-                    let present = edges.iter().any(|e| {
-                        e.to.eq_ignore_ascii_case(&expected.to)
-                            && expected.job.as_ref().is_none_or(|j| *j == e.job)
-                    });
-                    if !present {
-                        out.missing_edges.push(MissingEdge {
-                            project: project.path_with_namespace.clone(),
-                            to: expected.to.clone(),
-                            job: expected.job.clone(),
-                            owners: settings.owners.clone(),
-                        });
-                    }
-                }
-                out.edges.extend(edges);
-            }
-            Err(unread) => out.unread.push(unread),
-        }
+        let part = map_project(session, place, project, now).await;
+        out.add(project, part);
         progress(i + 1, total);
     }
     Ok(out)

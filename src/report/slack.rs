@@ -299,6 +299,63 @@ pub fn gitlab_unavailable_message(gitlab_url: &str, detail: &str) -> ChatMessage
     }
 }
 
+/// One change a preflight sweep found on a project's triggers, in plain (unescaped) words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreflightChange {
+    /// `new`, `resolved` or `expiring`.
+    pub kind: &'static str,
+    /// The cause id.
+    pub cause: String,
+    /// `job → downstream`.
+    pub edge: String,
+    pub summary: String,
+}
+
+/// The digest of what a preflight sweep found changed on `project`'s triggers since the last
+/// sweep: new findings, resolved ones, tokens crossing 30, 7 or 1 days before they expire.
+/// Every piece is escaped; at most ten changes are listed, the rest counted.
+pub fn preflight_digest_message(
+    project: &str,
+    project_url: &str,
+    changes: &[PreflightChange],
+) -> ChatMessage {
+    let title = format!("Preflight: triggers of {} changed", clip(project, 100));
+    let place = link(project, project_url);
+    let count = |kind: &str| changes.iter().filter(|c| c.kind == kind).count();
+    let mut summary = format!(
+        "{place}: {} new, {} resolved, {} expiring soon.",
+        count("new"),
+        count("resolved"),
+        count("expiring")
+    );
+    let mut blocks = vec![header(&title)];
+    for c in changes.iter().take(10) {
+        let verb = match c.kind {
+            "new" => "New",
+            "resolved" => "Resolved",
+            _ => "Expiring",
+        };
+        let line = format!(
+            "*{verb}* `{}` on {}: {}",
+            escape(&clip(&c.cause, 60)),
+            escape(&clip(&c.edge, 160)),
+            escape(&clip(&c.summary, PIECE_MAX))
+        );
+        blocks.push(section(&line));
+    }
+    if changes.len() > 10 {
+        let more = format!("…and {} more.", changes.len() - 10);
+        blocks.push(context(std::slice::from_ref(&more)));
+        summary.push(' ');
+        summary.push_str(&more);
+    }
+    blocks.insert(1, section(&summary));
+    ChatMessage {
+        text: fit(&format!("{}. {summary}", escape(&title)), TEXT_MAX),
+        blocks,
+    }
+}
+
 /// The plain headline of a diagnosis message (used as the storm-collapse label): the top cause
 /// and the downstream project, without the upstream job, so one cause hitting one target reads
 /// the same from every pipeline. Redacted and on one line, but not escaped: [`escape`] it
@@ -482,6 +539,39 @@ mod tests {
     use super::*;
     use crate::diagnosis::{check, testing, CauseId, DownstreamRun};
     use crate::ids::ProjectId;
+
+    #[test]
+    fn a_preflight_digest_escapes_everything_and_counts_what_it_leaves_out() {
+        let mut changes = vec![PreflightChange {
+            kind: "new",
+            cause: "project.renamed".into(),
+            edge: "deploy → grp/<script>app".into(),
+            summary: "@all see [here](https://evil.example) <!channel>".into(),
+        }];
+        for i in 0..11 {
+            changes.push(PreflightChange {
+                kind: "resolved",
+                cause: "ref.not_found".into(),
+                edge: format!("job{i} → grp/app"),
+                summary: "fixed".into(),
+            });
+        }
+        let m = preflight_digest_message("grp/up", "https://gitlab.example.com/grp/up", &changes);
+        let all = m.to_json().to_string();
+        assert!(
+            !all.contains("<script>") && !all.contains("<!channel>"),
+            "{all}"
+        );
+        assert!(!all.contains("@all"), "{all}");
+        assert!(
+            m.text.contains("1 new, 11 resolved, 0 expiring"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("2 more"), "{}", m.text);
+        // Header, summary, ten changes, the count of the rest.
+        assert_eq!(m.blocks.len(), 13);
+    }
 
     fn golden(name: &str, message: &ChatMessage) {
         let actual = serde_json::to_string_pretty(&message.to_json()).unwrap() + "\n";

@@ -146,6 +146,94 @@ pub fn parse(kind: EventKind, body: &[u8]) -> Result<Event, DecodeError> {
     }
 }
 
+/// The `X-Gitlab-Event` of a push; not an [`EventKind`] (no diagnosis starts from it), read
+/// only by the preflight re-check.
+pub const PUSH_HOOK: &str = "Push Hook";
+
+/// A Push Hook, as far as the preflight re-check reads it. GitLab lists at most the last 20
+/// commits (`lib/gitlab/data_builder/push.rb`); `total_commits_count` counts them all.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushEvent {
+    pub object_kind: String,
+    /// `refs/heads/main`.
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// The pushed head; null when the branch was deleted.
+    #[serde(default)]
+    pub checkout_sha: Option<String>,
+    pub project: PushProject,
+    #[serde(default)]
+    pub commits: Vec<PushCommit>,
+    #[serde(default)]
+    pub total_commits_count: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushProject {
+    pub id: ProjectId,
+    pub path_with_namespace: String,
+    pub default_branch: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PushCommit {
+    #[serde(default)]
+    pub added: Vec<String>,
+    #[serde(default)]
+    pub modified: Vec<String>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+impl PushEvent {
+    pub fn parse(body: &[u8]) -> Result<PushEvent, DecodeError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let e: PushEvent = serde_path_to_error::deserialize(&mut de).map_err(|e| DecodeError {
+            kind: PUSH_HOOK,
+            path: e.path().to_string(),
+            message: e.into_inner().to_string(),
+        })?;
+        if e.object_kind != "push" {
+            return Err(DecodeError {
+                kind: PUSH_HOOK,
+                path: "object_kind".into(),
+                message: format!("expected \"push\", got {:?}", e.object_kind),
+            });
+        }
+        Ok(e)
+    }
+
+    /// Whether the push moved the project's default branch (the branch the map reads).
+    pub fn to_default_branch(&self) -> bool {
+        self.checkout_sha.is_some()
+            && self
+                .project
+                .default_branch
+                .as_deref()
+                .is_some_and(|b| self.git_ref == format!("refs/heads/{b}"))
+    }
+
+    /// Whether a pushed commit may have changed what the map reads: a YAML file (the CI file,
+    /// anything it includes, the settings file) or `ci_file`; also when GitLab left commits out.
+    pub fn touches_ci(&self, ci_file: Option<&str>) -> bool {
+        if self.total_commits_count as usize > self.commits.len() {
+            return true;
+        }
+        self.commits.iter().any(|c| {
+            c.added
+                .iter()
+                .chain(&c.modified)
+                .chain(&c.removed)
+                .any(|f| {
+                    let lower = f.to_ascii_lowercase();
+                    lower.ends_with(".yml")
+                        || lower.ends_with(".yaml")
+                        || ci_file.is_some_and(|ci| f == ci)
+                })
+        })
+    }
+}
+
 string_enum!(
     /// What started a pipeline (`object_attributes.source`).
     PipelineSource {
@@ -611,6 +699,34 @@ mod tests {
             Status::Other("some_future_status".into())
         );
         assert_eq!(e.object_attributes.source.as_str(), "duo_workflow");
+    }
+
+    #[test]
+    fn a_push_says_whether_it_moved_the_default_branch_and_touched_ci_files() {
+        let body = serde_json::json!({
+            "object_kind": "push", "ref": "refs/heads/main", "checkout_sha": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+            "project": {"id": 15, "path_with_namespace": "grp/up", "default_branch": "main"},
+            "commits": [{"added": [], "modified": ["README.md"], "removed": []},
+                        {"added": ["ci/deploy.YAML"], "modified": [], "removed": []}],
+            "total_commits_count": 2
+        });
+        let mut push = PushEvent::parse(body.to_string().as_bytes()).unwrap();
+        assert!(push.to_default_branch());
+        assert!(push.touches_ci(None));
+        push.commits.pop();
+        push.total_commits_count = 1;
+        assert!(!push.touches_ci(None));
+        assert!(!push.touches_ci(Some("ci/pipeline.json")));
+        push.commits[0].modified.push("ci/pipeline.json".into());
+        assert!(push.touches_ci(Some("ci/pipeline.json")));
+        // More commits than GitLab listed: any of them may have changed the CI files.
+        push.commits[0].modified = vec!["README.md".into()];
+        push.total_commits_count = 25;
+        assert!(push.touches_ci(None));
+        push.git_ref = "refs/heads/feature".into();
+        assert!(!push.to_default_branch());
+        let err = PushEvent::parse(br#"{"object_kind":"tag_push","ref":"refs/tags/v1","project":{"id":1,"path_with_namespace":"a/b"}}"#).unwrap_err();
+        assert_eq!(err.path, "object_kind");
     }
 
     #[test]

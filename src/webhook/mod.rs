@@ -39,6 +39,8 @@ pub struct Intake {
     pub budget: Arc<BodyBudget>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// Keep Push Hooks (the preflight re-check reads them); otherwise they are ignored.
+    pub keep_pushes: bool,
 }
 
 /// Bytes of request bodies held at once for requests not yet authenticated
@@ -321,7 +323,8 @@ pub async fn receive(
     // Events GitLab sends but the bot does not use are acknowledged and not kept; a delivery
     // without an event header, or with one GitLab never sends, is kept (marked ignored by
     // the worker) for inspection.
-    if kind.is_none() && event_header.ends_with(" Hook") {
+    let push = intake.keep_pushes && event_header.eq_ignore_ascii_case(event::PUSH_HOOK);
+    if kind.is_none() && event_header.ends_with(" Hook") && !push {
         debug!(event = %event_header, "event not used; acknowledged and ignored");
         intake.metrics.delivery_received(label, "ignored");
         return answer(StatusCode::ACCEPTED, json!({"status": "ignored"}));

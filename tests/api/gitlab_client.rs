@@ -271,6 +271,54 @@ async fn the_bots_own_budget_paces_its_calls() {
     );
 }
 
+/// A background session (a preflight sweep) keeps to its share of the budget and has no
+/// per-session call cap, while a diagnosis beside it is not held back.
+#[tokio::test]
+async fn a_background_session_keeps_to_its_share_and_diagnoses_go_first() {
+    let server = MockServer::start().await;
+    let times = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("GET"))
+        .respond_with(Recorder {
+            times: times.clone(),
+            script: vec![ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"id": 1, "path_with_namespace": "g/a", "web_url": "http://x/g/a"}),
+            )],
+        })
+        .mount(&server)
+        .await;
+    // 600 a minute (10/s); a quarter for the sweep: one call every 400 ms.
+    let mut s = settings(&server.uri());
+    s.requests_per_minute = 600;
+    s.max_calls_per_session = 2;
+    let gitlab = GitlabClient::new(s, None).unwrap();
+    let sweep = gitlab.session(None, true).background(0.25);
+    let started = Instant::now();
+    for id in 1..=4 {
+        sweep.project(&ProjectRef::Id(ProjectId(id))).await.unwrap();
+    }
+    let took = started.elapsed();
+    // Four calls past the cap of 2, three of them waiting for the share: at least 1.2 s.
+    assert!(
+        took >= Duration::from_millis(1100),
+        "4 sweep calls in {took:?}"
+    );
+    // A diagnosis now is answered at once: the sweep left it the shared budget.
+    let diagnosis = gitlab.session(None, true);
+    let started = Instant::now();
+    for id in 10..12 {
+        diagnosis
+            .project(&ProjectRef::Id(ProjectId(id)))
+            .await
+            .unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(times.lock().unwrap().len(), 6);
+}
+
 #[tokio::test]
 async fn by_default_the_bot_keeps_to_half_of_the_limit_the_instance_announces() {
     let server = MockServer::start().await;

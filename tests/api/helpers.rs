@@ -22,6 +22,8 @@ pub struct TestApp {
     pub worker: Worker,
     /// The chat sender, driven by tests one message at a time.
     pub chat: Chat,
+    /// The preflight sweeper, when `preflight.groups` is set; driven by tests.
+    pub sweeper: Option<trigger_doctor::preflight::sweep::Sweeper>,
     pub client: reqwest::Client,
     /// The store's clock (the queue's, the comment locks', the workers' retry times):
     /// tests move it on instead of waiting.
@@ -91,12 +93,14 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let store = app.store();
     let worker = app.worker();
     let chat = app.chat();
+    let sweeper = app.sweeper();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         store,
         worker,
         chat,
+        sweeper,
         client: reqwest::Client::new(),
         clock,
         _dir: dir,

@@ -13,5 +13,6 @@ mod intake;
 mod notify;
 mod operations;
 mod preflight;
+mod preflight_serve;
 mod processing;
 mod recognition;

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::fake_gitlab::FakeGitlab;
 
 /// CI lint of `project` answers with `yaml` as its merged YAML.
-fn merged_yaml(gitlab: &FakeGitlab, project: u64, yaml: &str) {
+pub fn merged_yaml(gitlab: &FakeGitlab, project: u64, yaml: &str) {
     gitlab.with(|s| {
         s.lint.insert(
             (project, String::new()),
@@ -27,7 +27,7 @@ fn causes_of<'a>(findings: &'a [Value], job: &str) -> Vec<&'a str> {
 /// project in a YAML variable, a child pipeline, a curl call with `CI_JOB_TOKEN`, a glab call
 /// with a token variable; one project's configuration is read from its file (CI lint refuses),
 /// one project is archived.
-fn group(gitlab: &FakeGitlab) {
+pub fn group(gitlab: &FakeGitlab) {
     gitlab
         .add_project(1, "grp/web")
         .add_project(2, "grp/tools/deployer")

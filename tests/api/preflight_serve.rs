@@ -1,0 +1,282 @@
+//! Preflight in `serve`: the scheduled sweep kept in the store (one at a time, resumed where
+//! it stopped), the re-check on a push that changes CI files, the chat digest, the API and the
+//! gauges; against the fake GitLab and a real SQLite store.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use trigger_doctor::worker::Settled;
+
+use crate::fake_chat::FakeChat;
+use crate::fake_gitlab::FakeGitlab;
+use crate::helpers::*;
+use crate::preflight::{group, merged_yaml};
+
+const ADMIN: &str = "preflight-admin-token";
+
+/// The group of the preflight tests plus grp/api, whose trigger points at a project that does
+/// not exist.
+async fn gitlab() -> FakeGitlab {
+    let gitlab = FakeGitlab::start().await;
+    group(&gitlab);
+    gitlab.add_project(6, "grp/api");
+    merged_yaml(
+        &gitlab,
+        6,
+        "deploy:\n  trigger:\n    project: grp/missing\n    branch: main\n",
+    );
+    gitlab
+}
+
+async fn app(gitlab: &FakeGitlab, chat: &FakeChat) -> TestApp {
+    let url = gitlab.url();
+    let routes = format!("grp/**={}", chat.url());
+    spawn_app_with(&[
+        ("TRIGGER_DOCTOR__GITLAB__URL", url.as_str()),
+        ("TRIGGER_DOCTOR__PREFLIGHT__GROUPS", "grp"),
+        ("TRIGGER_DOCTOR__API__ADMIN_TOKEN", ADMIN),
+        ("TRIGGER_DOCTOR__NOTIFY__SLACK__ROUTES", routes.as_str()),
+        ("TRIGGER_DOCTOR__NOTIFY__GITLAB_COMMENTS", "false"),
+        // A sweep takes its share (a quarter) of this budget: enough not to wait in tests.
+        ("TRIGGER_DOCTOR__GITLAB__REQUESTS_PER_MINUTE", "600000"),
+    ])
+    .await
+}
+
+async fn api(app: &TestApp, path: &str) -> Value {
+    let answer = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{path}");
+    answer.json().await.unwrap()
+}
+
+/// Every row of a paged preflight list, following `next_cursor`.
+async fn all_pages(app: &TestApp, route: &str, key: &str) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{route}?limit=2&cursor={c}"),
+            None => format!("{route}?limit=2"),
+        };
+        let page = api(app, &path).await;
+        rows.extend(page[key].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return rows,
+        }
+    }
+}
+
+async fn digests(app: &TestApp, chat: &FakeChat) -> Vec<Value> {
+    while app.chat.send_due("test-chat").await.unwrap().is_some() {}
+    chat.messages()
+}
+
+#[tokio::test]
+async fn a_sweep_keeps_the_map_in_the_store_and_serves_it_paged_with_gauges() {
+    let gitlab = gitlab().await;
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    let sweeper = app.sweeper.clone().expect("preflight.groups is set");
+    let swept = sweeper
+        .sweep_once("a")
+        .await
+        .unwrap()
+        .expect("a sweep is due");
+    assert_eq!((swept.projects, swept.resumed), (4, false), "{swept:?}");
+    // Not again before preflight.interval_hours, also not from another replica.
+    assert!(sweeper.sweep_once("b").await.unwrap().is_none());
+
+    let edges = all_pages(&app, "/api/v1/preflight/edges", "edges").await;
+    assert_eq!(edges.len(), swept.edges, "{edges:#?}");
+    assert!(edges
+        .iter()
+        .any(|e| e["project"] == "grp/api" && e["edge"]["to"] == "grp/missing"));
+    let findings = all_pages(&app, "/api/v1/preflight/findings", "findings").await;
+    let missing: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["cause"] == "project.not_found")
+        .collect();
+    assert_eq!(missing.len(), 1, "{findings:#?}");
+    assert_eq!(missing[0]["project"], "grp/api");
+    // GitLab answers 404 alike for a missing project and one the bot may not see.
+    assert_eq!(missing[0]["verdict"], "likely");
+    assert!(missing[0]["first_seen"].is_string() || missing[0]["first_seen"].is_number());
+    let only = api(
+        &app,
+        "/api/v1/preflight/findings?cause=project.not_found&project=grp/api",
+    )
+    .await;
+    assert_eq!(only["findings"].as_array().unwrap().len(), 1);
+    let bad = app
+        .client
+        .get(format!("{}/api/v1/preflight/edges?cursor=zz", app.address))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let anonymous = app.get("/api/v1/preflight/findings").await;
+    assert_eq!(anonymous.status(), 401);
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("trigger_doctor_preflight_findings{cause=\"project.not_found\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("trigger_doctor_preflight_edges {}", swept.edges)),
+        "{metrics}"
+    );
+
+    // The first sweep's findings are all new: one digest for grp/api.
+    let sent = digests(&app, &chat).await;
+    let text = serde_json::to_string(&sent).unwrap();
+    assert_eq!(sent.len(), 1, "{text}");
+    assert!(
+        text.contains("grp/api") && text.contains("project.not_found"),
+        "{text}"
+    );
+
+    // A day later the next sweep is due; nothing changed, so no digest.
+    app.clock.advance(Duration::from_secs(25 * 3600));
+    let again = sweeper.sweep_once("b").await.unwrap().expect("due again");
+    assert_eq!(again.digests, 0, "{again:?}");
+    assert_eq!(digests(&app, &chat).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_sweep_cut_short_is_resumed_by_another_process_where_it_stopped() {
+    let gitlab = gitlab().await;
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    let sweeper = app.sweeper.clone().unwrap();
+    // The first process stops (shutting down) after one project.
+    let asked = AtomicUsize::new(0);
+    let stopped = sweeper
+        .sweep_while("a", || asked.fetch_add(1, Ordering::SeqCst) < 1)
+        .await
+        .unwrap();
+    assert!(stopped.is_none());
+    let mapped = all_pages(&app, "/api/v1/preflight/edges", "edges").await;
+    let first: Vec<&str> = mapped
+        .iter()
+        .map(|e| e["project"].as_str().unwrap())
+        .collect();
+    assert!(first.iter().all(|p| *p == "grp/web"), "{first:?}");
+    // Another replica takes it over at once and maps only the rest.
+    let swept = sweeper.sweep_once("b").await.unwrap().expect("resumed");
+    assert!(swept.resumed);
+    assert_eq!(swept.projects, 3, "{swept:?}");
+    let findings = api(&app, "/api/v1/preflight/findings?cause=project.not_found").await;
+    assert_eq!(findings["findings"].as_array().unwrap().len(), 1);
+}
+
+fn push(project: u64, path: &str, files: &[&str]) -> Vec<u8> {
+    json!({
+        "object_kind": "push", "event_name": "push",
+        "before": "95790bf891e76fee5e1747ab589903a6a1f80f22",
+        "after": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+        "ref": "refs/heads/main", "ref_protected": true,
+        "checkout_sha": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+        "user_id": 4, "user_name": "John Smith", "user_username": "jsmith",
+        "project_id": project,
+        "project": {"id": project, "name": "api", "web_url": format!("https://gitlab.example.com/{path}"),
+                    "path_with_namespace": path, "default_branch": "main"},
+        "commits": [{"id": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", "message": "ci",
+                     "added": [], "modified": files, "removed": []}],
+        "total_commits_count": 1
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_push_that_changes_ci_files_re_checks_the_project_within_ten_calls() {
+    let gitlab = gitlab().await;
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    app.sweeper
+        .clone()
+        .unwrap()
+        .sweep_once("a")
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = digests(&app, &chat).await;
+
+    // A push that touches no CI file changes nothing.
+    assert_eq!(
+        app.deliver("Push Hook", push(6, "grp/api", &["README.md"]), "push-1")
+            .await
+            .status(),
+        202
+    );
+    let calls = gitlab.with(|s| s.calls.len());
+    let settled = app.worker.run_once("w").await.unwrap();
+    assert!(matches!(settled, Some(Settled::Done(_))), "{settled:?}");
+    let outcome = &app.store.find_by_dedup_key("push-1").await.unwrap()[0].outcomes[0];
+    assert!(outcome.contains("no CI configuration file"), "{outcome}");
+
+    // The trigger is fixed: it now points at grp/docs, which exists.
+    merged_yaml(
+        &gitlab,
+        6,
+        "deploy:\n  trigger:\n    project: grp/docs\n    branch: main\n",
+    );
+    assert_eq!(
+        app.deliver(
+            "Push Hook",
+            push(6, "grp/api", &[".gitlab-ci.yml"]),
+            "push-2"
+        )
+        .await
+        .status(),
+        202
+    );
+    assert!(matches!(
+        app.worker.run_once("w").await.unwrap(),
+        Some(Settled::Done(_))
+    ));
+    let outcome = &app.store.find_by_dedup_key("push-2").await.unwrap()[0].outcomes[0];
+    assert!(outcome.contains("0 new, 1 resolved"), "{outcome}");
+    let findings = api(&app, "/api/v1/preflight/findings?project=grp/api").await;
+    assert_eq!(findings["findings"], json!([]));
+    let edges = api(&app, "/api/v1/preflight/edges?project=grp/api").await;
+    assert_eq!(edges["edges"][0]["edge"]["to"], "grp/docs");
+    // P10: the re-check of one project (and the push that did not need one) in ≤ 10 calls.
+    let spent = gitlab.with(|s| s.calls.len()) - calls;
+    assert!(spent <= 10, "{spent} GitLab calls");
+    // The resolved finding goes to chat.
+    let sent = digests(&app, &chat).await;
+    let text = serde_json::to_string(&sent).unwrap();
+    assert!(
+        text.contains("Resolved") && text.contains("project.not_found"),
+        "{text}"
+    );
+
+    // A project outside preflight.groups is left alone.
+    assert_eq!(
+        app.deliver(
+            "Push Hook",
+            push(4, "other/elsewhere", &[".gitlab-ci.yml"]),
+            "push-3"
+        )
+        .await
+        .status(),
+        202
+    );
+    assert!(matches!(
+        app.worker.run_once("w").await.unwrap(),
+        Some(Settled::Done(_))
+    ));
+    let outcome = &app.store.find_by_dedup_key("push-3").await.unwrap()[0].outcomes[0];
+    assert!(outcome.contains("not in preflight.groups"), "{outcome}");
+}
