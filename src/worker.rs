@@ -22,7 +22,9 @@ use crate::recognise::Recognition;
 use crate::retry::{random_unit, run_rounds, Backoff, Next};
 use crate::store::{Claimed, DeliveryId, QueueStats, Store, StoreError};
 use crate::timestamp::Timestamp;
-use crate::webhook::event::{EventKind, PushEvent, PUSH_HOOK};
+use crate::webhook::event::{
+    EventKind, MergeRequestEvent, PushEvent, MERGE_REQUEST_HOOK, PUSH_HOOK,
+};
 
 /// What the service asks of running workers (the old path of [`crate::retry::RunState`]).
 pub use crate::retry::RunState;
@@ -96,30 +98,41 @@ impl Worker {
         }
     }
 
-    /// Push Hooks re-check the pushed project's trigger edges through `sweeper`.
+    /// Push Hooks re-check the pushed project's trigger edges through `sweeper`; Merge Request
+    /// Hooks get the review of the edges they change.
     pub fn with_preflight(mut self, sweeper: Option<Sweeper>) -> Worker {
         self.preflight = sweeper;
         self
     }
 
-    /// A Push Hook: the preflight re-check of the project, when its CI files changed.
-    async fn push(&self, claim: &Claimed) -> Result<Outcome, ProcessError> {
+    /// A Push Hook (the preflight re-check of the project, when its CI files changed) or a
+    /// Merge Request Hook (the preflight review of the edges it changes).
+    async fn preflight_event(&self, claim: &Claimed) -> Result<Outcome, ProcessError> {
         let Some(sweeper) = &self.preflight else {
             return self.stages.process(claim).await;
         };
-        let push =
-            PushEvent::parse(&claim.body).map_err(|e| ProcessError::Permanent(e.to_string()))?;
-        let reason = match sweeper.on_push(&push).await {
+        let (event, done) = if claim.event.trim().eq_ignore_ascii_case(PUSH_HOOK) {
+            let push = PushEvent::parse(&claim.body)
+                .map_err(|e| ProcessError::Permanent(e.to_string()))?;
+            ("push", sweeper.on_push(&push).await)
+        } else {
+            let mr = MergeRequestEvent::parse(&claim.body)
+                .map_err(|e| ProcessError::Permanent(e.to_string()))?;
+            ("merge_request", sweeper.on_merge_request(&mr).await)
+        };
+        let reason = match done {
             Ok(done) => done,
             Err(SweepError::Gitlab(e)) if e.is_transient() => {
                 return Err(ProcessError::Unavailable(e.to_string()))
             }
-            Err(SweepError::Store(e)) => return Err(ProcessError::Unavailable(e.to_string())),
-            Err(e) => format!("preflight re-check failed: {e}"),
+            Err(e @ (SweepError::Store(_) | SweepError::Busy(_))) => {
+                return Err(ProcessError::Transient(e.to_string()))
+            }
+            Err(e) => format!("preflight failed: {e}"),
         };
-        info!(%reason, "push handled");
+        info!(%reason, event, "preflight event handled");
         Ok(Outcome {
-            event: "push",
+            event,
             recognition: Recognition::NotATriggerFailure { reason },
             diagnoses: Vec::new(),
             comment: None,
@@ -173,8 +186,11 @@ impl Worker {
             attempt = claim.attempts,
         );
         let work = async {
-            if claim.event.trim().eq_ignore_ascii_case(PUSH_HOOK) {
-                self.push(&claim).await
+            let event = claim.event.trim();
+            if event.eq_ignore_ascii_case(PUSH_HOOK)
+                || event.eq_ignore_ascii_case(MERGE_REQUEST_HOOK)
+            {
+                self.preflight_event(&claim).await
             } else {
                 self.stages.process(&claim).await
             }

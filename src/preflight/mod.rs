@@ -9,6 +9,7 @@
 pub mod check;
 pub mod map;
 pub mod render;
+pub mod review;
 pub mod sweep;
 
 use serde::Serialize;
@@ -116,18 +117,27 @@ pub async fn project_settings(
 /// Reads one project's configuration on its default branch and returns its edges. A project
 /// without a CI file has none.
 pub async fn project_edges(session: &Session, project: &Project) -> Result<Vec<Edge>, Unread> {
+    let Some(branch) = project.default_branch.clone() else {
+        return Ok(Vec::new());
+    };
+    project_edges_at(session, project, &branch).await
+}
+
+/// The edges of one project's configuration at `git_ref` (a branch or a commit).
+pub async fn project_edges_at(
+    session: &Session,
+    project: &Project,
+    git_ref: &str,
+) -> Result<Vec<Edge>, Unread> {
     let unread = |reason: String| Unread {
         project: project.path_with_namespace.clone(),
         reason,
-    };
-    let Some(branch) = project.default_branch.clone() else {
-        return Ok(Vec::new());
     };
     let loaded = match ci_source::load(
         session,
         project.id,
         project.ci_config_path.as_deref(),
-        &CommitSha(branch),
+        &CommitSha(git_ref.to_string()),
     )
     .await
     {

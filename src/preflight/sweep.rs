@@ -12,15 +12,18 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
-use super::{map_project, projects_in, Edge, EdgeFinding, ProjectMap, Scope, Where};
+use super::{check, map_project, projects_in, review, Edge, EdgeFinding, ProjectMap, Scope, Where};
 use crate::gitlab::model::Project;
 use crate::gitlab::{GitlabClient, GitlabError, ProjectRef, Session};
+use crate::ids::{MergeRequestIid, NoteId, PipelineId, ProjectId};
 use crate::notify::chat::Chat;
 use crate::report::slack::{preflight_digest_message, PreflightChange};
 use crate::retry::{run_rounds, Next, RunState};
-use crate::store::{FindingChanges, PreflightEdgeRow, PreflightFindingRow, Store, StoreError};
+use crate::store::{
+    CommentUpdate, FindingChanges, PreflightEdgeRow, PreflightFindingRow, Store, StoreError,
+};
 use crate::timestamp::Timestamp;
-use crate::webhook::event::PushEvent;
+use crate::webhook::event::{MergeRequestEvent, PushEvent};
 
 /// How long a sweeper owns a sweep without saving progress; another process resumes it after.
 pub const LEASE: Duration = Duration::from_secs(10 * 60);
@@ -36,6 +39,29 @@ pub enum SweepError {
     Store(#[from] StoreError),
     #[error("GitLab: {0}")]
     Gitlab(#[from] GitlabError),
+    #[error("the CI configuration cannot be read: {0}")]
+    Unread(String),
+    #[error("another worker is writing the comment {0}")]
+    Busy(String),
+}
+
+/// The bot's own review note on a merge request, found by its marker (a lost store record
+/// never leads to a second comment).
+async fn own_review_note(
+    session: &Session,
+    project: ProjectId,
+    iid: MergeRequestIid,
+) -> Result<Option<NoteId>, GitlabError> {
+    let me = session.current_user().await?;
+    Ok(session
+        .merge_request_notes(project, iid)
+        .await?
+        .into_iter()
+        .filter(|n| {
+            !n.system && n.author.id == me.id && review::ReviewMarker::find(&n.body).is_some()
+        })
+        .map(|n| n.id)
+        .min_by_key(|id| id.0))
 }
 
 /// What one sweep did.
@@ -80,6 +106,8 @@ pub struct Sweeper {
     interval: Duration,
     rate_share: f64,
     wake: Arc<Notify>,
+    /// Who holds a review comment's lock in the store: unique to this process.
+    owner: String,
 }
 
 impl Sweeper {
@@ -100,6 +128,7 @@ impl Sweeper {
             interval,
             rate_share,
             wake: Arc::new(Notify::new()),
+            owner: format!("preflight-{}-{}", std::process::id(), Timestamp::now().0),
         }
     }
 
@@ -230,18 +259,7 @@ impl Sweeper {
     /// files, the project's edges are checked again at once. Says what it did, in one line.
     pub async fn on_push(&self, push: &PushEvent) -> Result<String, SweepError> {
         let path = &push.project.path_with_namespace;
-        let in_scope = self.scope.projects.iter().any(|p| p == path)
-            || self.scope.groups.iter().any(|g| {
-                path.len() > g.len()
-                    && path[..g.len()].eq_ignore_ascii_case(g)
-                    && path.as_bytes()[g.len()] == b'/'
-            })
-            || !self
-                .store
-                .list_preflight_edges(Some(path), None, 1)
-                .await?
-                .is_empty();
-        if !in_scope {
+        if !self.in_scope(path).await? {
             return Ok(format!("{path} is not in preflight.groups"));
         }
         if !push.to_default_branch() {
@@ -259,6 +277,124 @@ impl Sweeper {
             changes.resolved.len(),
             changes.kept
         ))
+    }
+
+    /// A Merge Request Hook: when the merge request (into a project in scope) was opened or
+    /// given commits, the edges its head adds or changes are checked, and the result is one
+    /// comment on it, edited on every later push. Says what it did, in one line.
+    pub async fn on_merge_request(&self, mr: &MergeRequestEvent) -> Result<String, SweepError> {
+        let path = &mr.project.path_with_namespace;
+        if !self.in_scope(path).await? {
+            return Ok(format!("{path} is not in preflight.groups"));
+        }
+        let Some(head) = mr.head_to_review() else {
+            return Ok("no new commits to review".into());
+        };
+        let session = self.session();
+        let project_id = mr.object_attributes.target_project_id;
+        let project = session.project(&ProjectRef::Id(project_id)).await?;
+        let unread = |u: super::Unread| SweepError::Unread(u.reason);
+        let head_edges = super::project_edges_at(&session, &project, head)
+            .await
+            .map_err(unread)?;
+        let base_edges =
+            super::project_edges_at(&session, &project, &mr.object_attributes.target_branch)
+                .await
+                .unwrap_or_default();
+        let changed = review::changed(&base_edges, &head_edges);
+        let removed = review::removed(&base_edges, &head_edges);
+        let now = self.store.now();
+        let mut findings = Vec::new();
+        for edge in changed
+            .iter()
+            .filter(|e| check::checkable(e) || !e.variables.is_empty())
+        {
+            let facts = check::facts(&session, &self.place, &project, edge, now).await;
+            findings.extend(check::findings(
+                edge,
+                &facts,
+                self.place.expiry_warning_days,
+            ));
+        }
+        let key = format!("preflight:mr:{project_id}:{}", mr.object_attributes.iid);
+        let nothing = changed.is_empty() && removed.is_empty();
+        let Some(record) = self
+            .store
+            .lock_comment(&key, project_id, None, &self.owner, LEASE)
+            .await?
+        else {
+            return Err(SweepError::Busy(key));
+        };
+        let body = review::render(head, &changed, &removed, &findings);
+        let result = async {
+            let mut note = record.note_id;
+            if note.is_none() {
+                note = own_review_note(&session, project_id, mr.object_attributes.iid).await?;
+            }
+            let note = match note {
+                // Nothing to say and nothing said before: no comment.
+                None if nothing => return Ok(None),
+                None => {
+                    session
+                        .create_merge_request_note(project_id, mr.object_attributes.iid, &body)
+                        .await?
+                        .id
+                }
+                Some(id) => {
+                    session
+                        .update_merge_request_note(project_id, mr.object_attributes.iid, id, &body)
+                        .await?
+                        .id
+                }
+            };
+            Ok::<_, GitlabError>(Some(note))
+        }
+        .await;
+        let update = match &result {
+            Ok(Some(note)) => Some(CommentUpdate {
+                note_id: *note,
+                discussion_id: None,
+                pipeline_id: PipelineId(0),
+                causes: serde_json::to_string(
+                    &findings
+                        .iter()
+                        .map(|f| f.cause.to_string())
+                        .collect::<Vec<_>>(),
+                )
+                .expect("causes serialise"),
+                status: if findings.is_empty() { "clear" } else { "open" }.into(),
+                body: body.clone(),
+            }),
+            _ => None,
+        };
+        self.store.unlock_comment(&key, &self.owner, update).await?;
+        Ok(match result? {
+            None => "the merge request changes no trigger edge".into(),
+            Some(_) => format!(
+                "preflight review of !{}: {} changed edges, {} removed, {} findings",
+                mr.object_attributes.iid,
+                changed.len(),
+                removed.len(),
+                findings.len()
+            ),
+        })
+    }
+
+    /// Whether `path` is in the sweep's scope: under one of its groups, one of its projects,
+    /// or mapped by an earlier sweep.
+    async fn in_scope(&self, path: &str) -> Result<bool, StoreError> {
+        let named = self.scope.projects.iter().any(|p| p == path)
+            || self.scope.groups.iter().any(|g| {
+                path.len() > g.len()
+                    && path[..g.len()].eq_ignore_ascii_case(g)
+                    && path.as_bytes()[g.len()] == b'/'
+            });
+        Ok(named
+            || !self
+                .store
+                .list_preflight_edges(Some(path), None, 1)
+                .await?
+                .is_empty())
     }
 
     /// Replaces the project's rows in the store with what was just found.

@@ -234,6 +234,72 @@ impl PushEvent {
     }
 }
 
+/// The `X-Gitlab-Event` of a merge request change; read only by the preflight review.
+pub const MERGE_REQUEST_HOOK: &str = "Merge Request Hook";
+
+/// A Merge Request Hook, as far as the preflight review reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MergeRequestEvent {
+    pub object_kind: String,
+    pub project: PushProject,
+    pub object_attributes: MergeRequestAttributes,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MergeRequestAttributes {
+    pub iid: MergeRequestIid,
+    /// `open`, `reopen`, `update`, `close`, `merge`, `approved`, ...; older GitLab may omit it.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// `opened`, `closed`, `merged`, `locked`.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Set on an `update` that pushed commits (the previous head).
+    #[serde(default)]
+    pub oldrev: Option<String>,
+    pub target_branch: String,
+    pub target_project_id: ProjectId,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub last_commit: Option<LastCommit>,
+}
+
+impl MergeRequestEvent {
+    pub fn parse(body: &[u8]) -> Result<MergeRequestEvent, DecodeError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let e: MergeRequestEvent =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| DecodeError {
+                kind: MERGE_REQUEST_HOOK,
+                path: e.path().to_string(),
+                message: e.into_inner().to_string(),
+            })?;
+        if e.object_kind != "merge_request" {
+            return Err(DecodeError {
+                kind: MERGE_REQUEST_HOOK,
+                path: "object_kind".into(),
+                message: format!("expected \"merge_request\", got {:?}", e.object_kind),
+            });
+        }
+        Ok(e)
+    }
+
+    /// The head to review: an open merge request that was opened, reopened or given new
+    /// commits (not a title edit, an approval or a label).
+    pub fn head_to_review(&self) -> Option<&str> {
+        let a = &self.object_attributes;
+        let open = a.state.as_deref().is_none_or(|s| s == "opened");
+        let new_code = match a.action.as_deref() {
+            Some("open" | "reopen") => true,
+            Some("update") => a.oldrev.as_deref().is_some_and(|r| !r.is_empty()),
+            _ => false,
+        };
+        (open && new_code)
+            .then(|| a.last_commit.as_ref().map(|c| c.id.0.as_str()))
+            .flatten()
+    }
+}
+
 string_enum!(
     /// What started a pipeline (`object_attributes.source`).
     PipelineSource {
@@ -727,6 +793,27 @@ mod tests {
         assert!(!push.to_default_branch());
         let err = PushEvent::parse(br#"{"object_kind":"tag_push","ref":"refs/tags/v1","project":{"id":1,"path_with_namespace":"a/b"}}"#).unwrap_err();
         assert_eq!(err.path, "object_kind");
+    }
+
+    #[test]
+    fn a_merge_request_is_reviewed_when_opened_or_given_commits() {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&fixture("webhook-merge-request-go-gitlab.json")).unwrap();
+        let mr = MergeRequestEvent::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            mr.head_to_review(),
+            Some("da1560886d4f094c3e6c9ef40349f7d38b5d27d7")
+        );
+        v["object_attributes"]["action"] = "update".into();
+        let title_edit = MergeRequestEvent::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(title_edit.head_to_review(), None);
+        v["object_attributes"]["oldrev"] = "95790bf891e76fee5e1747ab589903a6a1f80f22".into();
+        let pushed = MergeRequestEvent::parse(v.to_string().as_bytes()).unwrap();
+        assert!(pushed.head_to_review().is_some());
+        v["object_attributes"]["state"] = "merged".into();
+        v["object_attributes"]["action"] = "merge".into();
+        let merged = MergeRequestEvent::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(merged.head_to_review(), None);
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub struct Intake {
     pub budget: Arc<BodyBudget>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    /// Keep Push Hooks (the preflight re-check reads them); otherwise they are ignored.
+    /// Keep Push and Merge Request Hooks (preflight re-checks and reviews read them);
+    /// otherwise they are ignored.
     pub keep_pushes: bool,
 }
 
@@ -323,7 +324,9 @@ pub async fn receive(
     // Events GitLab sends but the bot does not use are acknowledged and not kept; a delivery
     // without an event header, or with one GitLab never sends, is kept (marked ignored by
     // the worker) for inspection.
-    let push = intake.keep_pushes && event_header.eq_ignore_ascii_case(event::PUSH_HOOK);
+    let push = intake.keep_pushes
+        && (event_header.eq_ignore_ascii_case(event::PUSH_HOOK)
+            || event_header.eq_ignore_ascii_case(event::MERGE_REQUEST_HOOK));
     if kind.is_none() && event_header.ends_with(" Hook") && !push {
         debug!(event = %event_header, "event not used; acknowledged and ignored");
         intake.metrics.delivery_received(label, "ignored");

@@ -51,6 +51,9 @@ pub struct State {
     pub job_token_allowlist: HashMap<u64, Vec<Value>>,
     pub commit_merge_requests: HashMap<(u64, String), Vec<Value>>,
     pub lint: HashMap<(u64, String), Value>,
+    /// CI lint answers by the content asked for (`content_ref`, `sha` before 16.10), before
+    /// [`State::lint`]: a configuration that differs by commit or branch.
+    pub lint_content: HashMap<(u64, String), Value>,
     /// The GitLab version this fake answers as (`/metadata`, `/version`); routes and
     /// parameters that depend on it follow it.
     pub version: String,
@@ -162,6 +165,7 @@ impl Default for State {
             job_token_allowlist: HashMap::new(),
             commit_merge_requests: HashMap::new(),
             lint: HashMap::new(),
+            lint_content: HashMap::new(),
             version: VERSION
                 .try_with(|v| v.to_string())
                 .unwrap_or_else(|_| "18.5.1-ee".to_string()),
@@ -657,6 +661,11 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                     }
                     let dry_run_ref = current.then(|| query("dry_run_ref")).flatten();
                     let git_ref = dry_run_ref.or_else(|| query("ref")).unwrap_or_default();
+                    let content_ref = current.then(|| query("content_ref")).flatten();
+                    let content = content_ref.or_else(|| query("sha")).unwrap_or_default();
+                    if let Some(v) = state.lint_content.get(&(pid, content)) {
+                        return ok(v.clone());
+                    }
                     match state.lint.get(&(pid, git_ref)) {
                         Some(v) => ok(v.clone()),
                         None => ok(

@@ -280,3 +280,119 @@ async fn a_push_that_changes_ci_files_re_checks_the_project_within_ten_calls() {
     let outcome = &app.store.find_by_dedup_key("push-3").await.unwrap()[0].outcomes[0];
     assert!(outcome.contains("not in preflight.groups"), "{outcome}");
 }
+
+const HEAD: &str = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
+const HEAD2: &str = "b83d6e391c22777fca1ed3012fce84f633d7fed0";
+
+/// CI lint of grp/api at commit `sha` answers with `yaml`.
+fn yaml_at(gitlab: &FakeGitlab, sha: &str, yaml: &str) {
+    gitlab.with(|s| {
+        s.lint_content.insert(
+            (6, sha.to_string()),
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": yaml}),
+        );
+    });
+}
+
+/// A Merge Request Hook for !1 of grp/api at `sha`, with `action` (and `oldrev` for an update
+/// that pushed commits).
+fn merge_request(action: &str, sha: &str, oldrev: Option<&str>) -> Vec<u8> {
+    fixture_with("webhook-merge-request-go-gitlab.json", |v| {
+        v["project"]["id"] = 6.into();
+        v["project"]["path_with_namespace"] = "grp/api".into();
+        let a = &mut v["object_attributes"];
+        a["iid"] = 1.into();
+        a["action"] = action.into();
+        a["state"] = "opened".into();
+        a["target_project_id"] = 6.into();
+        a["source_project_id"] = 6.into();
+        a["target_branch"] = "main".into();
+        a["last_commit"]["id"] = sha.into();
+        a["oldrev"] = oldrev.map_or(Value::Null, Value::from);
+    })
+}
+
+async fn review(app: &TestApp, body: Vec<u8>, key: &str) -> String {
+    assert_eq!(
+        app.deliver("Merge Request Hook", body, key).await.status(),
+        202
+    );
+    let settled = app.worker.run_once("w").await.unwrap();
+    assert!(matches!(settled, Some(Settled::Done(_))), "{settled:?}");
+    app.store.find_by_dedup_key(key).await.unwrap()[0].outcomes[0].clone()
+}
+
+/// The bot's notes on !1 of grp/api.
+fn review_notes(gitlab: &FakeGitlab) -> Vec<String> {
+    gitlab.with(|s| {
+        s.notes
+            .iter()
+            .filter(|n| n.project == 6 && !n.system)
+            .map(|n| n.body.clone())
+            .collect()
+    })
+}
+
+#[tokio::test]
+async fn a_merge_request_that_changes_triggers_gets_one_review_comment_kept_up_to_date() {
+    let gitlab = gitlab().await;
+    gitlab.add_merge_request(6, 1, "feature", HEAD);
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    // The head keeps the broken deploy edge as it is, adds one to a branch grp/docs lacks and
+    // one that works.
+    yaml_at(
+        &gitlab,
+        HEAD,
+        "deploy:\n  trigger:\n    project: grp/missing\n    branch: main\n\
+         notify:\n  trigger:\n    project: grp/docs\n    branch: nope\n\
+         release:\n  trigger:\n    project: grp/tools/deployer\n    branch: main\n",
+    );
+    let outcome = review(&app, merge_request("open", HEAD, None), "mr-1").await;
+    assert!(outcome.contains("2 changed edges"), "{outcome}");
+    let notes = review_notes(&gitlab);
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    let body = &notes[0];
+    assert!(
+        body.contains("1 of the triggers this merge request changes would fail"),
+        "{body}"
+    );
+    assert!(body.contains("ref.not\\_found"), "{body}");
+    // Only what the merge request changes: the deploy edge was broken before it.
+    assert!(!body.contains("project.not\\_found"), "{body}");
+    assert!(body.contains("<!-- trigger-doctor-preflight {"), "{body}");
+
+    // A title edit is not reviewed again.
+    let outcome = review(&app, merge_request("update", HEAD, None), "mr-2").await;
+    assert!(outcome.contains("no new commits"), "{outcome}");
+
+    // New commits fix the branch: the same comment now says the changes would work.
+    yaml_at(
+        &gitlab,
+        HEAD2,
+        "deploy:\n  trigger:\n    project: grp/missing\n    branch: main\n\
+         notify:\n  trigger:\n    project: grp/docs\n    branch: main\n",
+    );
+    let outcome = review(&app, merge_request("update", HEAD2, Some(HEAD)), "mr-3").await;
+    assert!(outcome.contains("1 changed edges"), "{outcome}");
+    let notes = review_notes(&gitlab);
+    assert_eq!(notes.len(), 1, "still one comment: {notes:#?}");
+    assert!(notes[0].contains("would work"), "{}", notes[0]);
+    assert!(notes[0].contains("b83d6e39"), "{}", notes[0]);
+}
+
+#[tokio::test]
+async fn a_merge_request_that_changes_no_trigger_gets_no_comment() {
+    let gitlab = gitlab().await;
+    gitlab.add_merge_request(6, 1, "feature", HEAD);
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    yaml_at(
+        &gitlab,
+        HEAD,
+        "deploy:\n  trigger:\n    project: grp/missing\n    branch: main\n",
+    );
+    let outcome = review(&app, merge_request("open", HEAD, None), "mr-1").await;
+    assert!(outcome.contains("changes no trigger edge"), "{outcome}");
+    assert!(review_notes(&gitlab).is_empty());
+}
