@@ -175,7 +175,8 @@ fn preflight_sweeper(
             interval,
             settings.preflight.rate_share,
         )
-        .with_chat(chat.clone()),
+        .with_chat(chat.clone())
+        .with_report(settings.preflight.report_project.clone()),
     )
 }
 

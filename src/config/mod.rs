@@ -250,6 +250,8 @@ pub struct PreflightSettings {
     pub interval: Option<Duration>,
     /// `preflight.rate_share`, default 0.25: the share of the bot's request budget a sweep uses.
     pub rate_share: f64,
+    /// `preflight.report_project`: where the report issue lives; none by default.
+    pub report_project: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -112,6 +112,7 @@ struct RawPreflight {
     expiry_warning_days: u64,
     interval_hours: u64,
     rate_share: f64,
+    report_project: String,
 }
 
 #[derive(Deserialize)]
@@ -446,6 +447,9 @@ impl RawSettings {
                         ))
                     }
                 },
+                report_project: Some(self.preflight.report_project.trim().trim_matches('/'))
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string),
                 rate_share: match self.preflight.rate_share {
                     f if f > 0.0 && f <= 1.0 => f,
                     f => {

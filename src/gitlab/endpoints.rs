@@ -476,6 +476,36 @@ impl Session {
         .await
     }
 
+    /// `POST /projects/:id/issues`.
+    pub async fn create_issue(
+        &self,
+        project: ProjectId,
+        title: &str,
+        description: &str,
+    ) -> Result<Issue, GitlabError> {
+        self.write(
+            Method::POST,
+            &format!("/projects/{project}/issues"),
+            &serde_json::json!({ "title": title, "description": description }),
+        )
+        .await
+    }
+
+    /// `PUT /projects/:id/issues/:iid`: a new description.
+    pub async fn update_issue(
+        &self,
+        project: ProjectId,
+        iid: u64,
+        description: &str,
+    ) -> Result<Issue, GitlabError> {
+        self.write(
+            Method::PUT,
+            &format!("/projects/{project}/issues/{iid}"),
+            &serde_json::json!({ "description": description }),
+        )
+        .await
+    }
+
     /// `PUT /projects/:id/merge_requests/:iid/notes/:note_id`.
     pub async fn update_merge_request_note(
         &self,

@@ -668,6 +668,15 @@ pub struct Note {
     pub updated_at: Option<Timestamp>,
 }
 
+/// An issue (`POST /projects/:id/issues`): the preflight report lives in one.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Issue {
+    pub id: u64,
+    pub iid: u64,
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
 /// A discussion thread (commit discussions hold the bot's editable commit comment).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Discussion {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::evidence::ci_config::{Job, TriggerKind};
 use crate::evidence::log_scan::{Tool, TriggerEndpoint};
@@ -11,7 +11,7 @@ use crate::evidence::names::variables_in;
 use crate::redact::{token_kind, TokenKind};
 
 /// How an edge starts its downstream pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeKind {
     /// A `trigger:` job to another project (a multi-project pipeline).
@@ -23,7 +23,7 @@ pub enum EdgeKind {
 }
 
 /// Where the token of an API call comes from. Never holds a token value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum TokenSource {
     /// `trigger:` jobs run as the user; no token.
@@ -39,7 +39,7 @@ pub enum TokenSource {
 }
 
 /// One trigger edge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge {
     /// The upstream project's full path.
     pub from: String,

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod map;
 pub mod render;
+pub mod report;
 pub mod review;
 pub mod sweep;
 

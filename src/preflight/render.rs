@@ -177,7 +177,8 @@ fn nodes(map: &TriggerMap) -> BTreeMap<String, usize> {
 
 /// Mermaid escapes quotes in labels as `#quot;`; `<`, `>` and `&` as entities.
 fn mermaid_label(text: &str) -> String {
-    text.replace('&', "#amp;")
+    text.replace(['\n', '\r'], " ")
+        .replace('&', "#amp;")
         .replace('"', "#quot;")
         .replace('<', "#lt;")
         .replace('>', "#gt;")

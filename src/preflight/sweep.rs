@@ -75,6 +75,8 @@ pub struct Swept {
     pub resumed: bool,
     /// Chat digests queued.
     pub digests: usize,
+    /// The report issue, when `preflight.report_project` is set and it was written.
+    pub report: Option<String>,
 }
 
 /// The changes a sweep has seen so far, kept with its progress so a resumed sweep sends them.
@@ -108,6 +110,8 @@ pub struct Sweeper {
     wake: Arc<Notify>,
     /// Who holds a review comment's lock in the store: unique to this process.
     owner: String,
+    /// `preflight.report_project`: where the report issue lives.
+    report_project: Option<String>,
 }
 
 impl Sweeper {
@@ -129,7 +133,14 @@ impl Sweeper {
             rate_share,
             wake: Arc::new(Notify::new()),
             owner: format!("preflight-{}-{}", std::process::id(), Timestamp::now().0),
+            report_project: None,
         }
+    }
+
+    /// Keeps the report issue in `project` (full path or id) after each sweep.
+    pub fn with_report(mut self, project: Option<String>) -> Sweeper {
+        self.report_project = project;
+        self
     }
 
     /// Sends the digest of each sweep through `chat`.
@@ -240,6 +251,10 @@ impl Sweeper {
             return Ok(None);
         }
         swept.digests = self.send_digests(&progress.changes).await;
+        match self.update_report(&session, paths).await {
+            Ok(url) => swept.report = url,
+            Err(error) => warn!(%error, "cannot update the preflight report issue"),
+        }
         Ok(Some(swept))
     }
 
@@ -380,6 +395,83 @@ impl Sweeper {
         })
     }
 
+    /// Writes the report issue from the map in the store (creating it the first time, and
+    /// again if it was deleted). Returns its address.
+    async fn update_report(
+        &self,
+        session: &Session,
+        projects: Vec<String>,
+    ) -> Result<Option<String>, SweepError> {
+        let Some(path) = &self.report_project else {
+            return Ok(None);
+        };
+        let project = session.project(&ProjectRef::parse(path)).await?;
+        let mut edges: Vec<Edge> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.list_preflight_edges(None, after, 500).await?;
+            after = page.last().map(|r| (r.project.clone(), r.key.clone()));
+            edges.extend(
+                page.iter()
+                    .filter_map(|r| serde_json::from_str(&r.json).ok()),
+            );
+            if page.len() < 500 {
+                break;
+            }
+        }
+        let mut findings: Vec<StoredFinding> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_preflight_findings(None, None, after, 500)
+                .await?;
+            after = page
+                .last()
+                .map(|r| (r.project.clone(), r.edge_key.clone(), r.cause.clone()));
+            findings.extend(
+                page.iter()
+                    .filter_map(|r| serde_json::from_str(&r.json).ok()),
+            );
+            if page.len() < 500 {
+                break;
+            }
+        }
+        let map = super::report::map_of(projects, edges, &findings);
+        let body = super::report::render_issue(&map, &findings, self.store.now());
+        // The issue's iid is kept where a comment keeps its note id.
+        let key = format!("preflight:report:{}", project.id);
+        let Some(record) = self
+            .store
+            .lock_comment(&key, project.id, None, &self.owner, LEASE)
+            .await?
+        else {
+            return Err(SweepError::Busy(key));
+        };
+        let written = async {
+            if let Some(iid) = record.note_id {
+                match session.update_issue(project.id, iid.0, &body).await {
+                    Err(GitlabError::NotFound { .. }) => {}
+                    other => return other,
+                }
+            }
+            session
+                .create_issue(project.id, super::report::TITLE, &body)
+                .await
+        }
+        .await;
+        let update = written.as_ref().ok().map(|issue| CommentUpdate {
+            note_id: NoteId(issue.iid),
+            discussion_id: None,
+            pipeline_id: PipelineId(0),
+            causes: "[]".into(),
+            status: "open".into(),
+            body: String::new(),
+        });
+        self.store.unlock_comment(&key, &self.owner, update).await?;
+        Ok(written?.web_url)
+    }
+
     /// Whether `path` is in the sweep's scope: under one of its groups, one of its projects,
     /// or mapped by an earlier sweep.
     async fn in_scope(&self, path: &str) -> Result<bool, StoreError> {
@@ -481,6 +573,11 @@ pub struct StoredFinding {
     /// A cause id, or `expected_edge.missing`, `project.unread`, `settings.invalid`.
     pub cause: String,
     pub verdict: String,
+    /// The job and target of the edge, for a finding on an edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
     pub summary: String,
     #[serde(default)]
     pub evidence: Vec<String>,
@@ -528,6 +625,8 @@ fn rows(project: &Project, part: &ProjectMap) -> (Vec<PreflightEdgeRow>, Vec<Pre
             edge: format!("{} → {}", m.job.as_deref().unwrap_or("*"), m.to),
             cause: "expected_edge.missing".into(),
             verdict: "confirmed".into(),
+            job: m.job.clone(),
+            to: Some(m.to.clone()),
             summary: format!(
                 "{path} expects a trigger to {}{job} (.gitlab/trigger-doctor.yml), and its CI configuration no longer has one.",
                 m.to
@@ -548,6 +647,8 @@ fn rows(project: &Project, part: &ProjectMap) -> (Vec<PreflightEdgeRow>, Vec<Pre
                 edge: "project".into(),
                 cause: cause.into(),
                 verdict: "unknown".into(),
+                job: None,
+                to: None,
                 summary: u.reason.clone(),
                 evidence: Vec::new(),
                 fix: Vec::new(),
@@ -583,6 +684,8 @@ fn from_check(project: &str, edge: String, f: &EdgeFinding) -> StoredFinding {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default(),
+        job: Some(f.job.clone()),
+        to: Some(f.to.clone()),
         summary: f.summary.clone(),
         evidence: f.evidence.clone(),
         fix: f.fix.clone(),

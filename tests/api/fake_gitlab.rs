@@ -80,6 +80,8 @@ pub struct State {
     pub mr_pipelines: HashMap<(u64, u64), Vec<Value>>,
     /// (project, MR iid) → the MR.
     pub merge_requests: HashMap<(u64, u64), Value>,
+    /// Issues by (project, iid).
+    pub issues: HashMap<(u64, u64), Value>,
     /// Answer this many next writes (POST/PUT/DELETE/PATCH) with 502; GETs are unaffected.
     pub write_outage: u32,
     /// Every write received: (method, path, body as JSON; a form body becomes an object of
@@ -166,6 +168,7 @@ impl Default for State {
             commit_merge_requests: HashMap::new(),
             lint: HashMap::new(),
             lint_content: HashMap::new(),
+            issues: HashMap::new(),
             version: VERSION
                 .try_with(|v| v.to_string())
                 .unwrap_or_else(|_| "18.5.1-ee".to_string()),
@@ -1182,6 +1185,38 @@ fn conversation_route(state: &mut State, request: &Request) -> Option<ResponseTe
                 .cloned()
                 .unwrap_or_default();
             paginate(request, pipelines)
+        })(),
+        // lib/api/issues.rb: `title` is required to create; an issue that does not exist is
+        // 404 `{"message": "404 Not found"}`; the description may be edited by its author.
+        ("POST", ["issues"]) => (|| {
+            let params = params(request);
+            let title = required(&params, "title")?;
+            let description = string_param(&params, "description")?.unwrap_or_default();
+            state.next_id += 1;
+            let iid = state.issues.keys().filter(|(p, _)| *p == pid).count() as u64 + 1;
+            let issue = json!({
+                "id": state.next_id, "iid": iid, "project_id": pid, "title": title,
+                "description": description, "state": "opened",
+                "author": state.bot_author(),
+                "web_url": format!("{}/-/issues/{iid}", state.projects[&pid]["web_url"].as_str().unwrap_or_default()),
+            });
+            state.issues.insert((pid, iid), issue.clone());
+            Ok(created(issue))
+        })(),
+        ("GET" | "PUT", ["issues", iid]) => (|| {
+            let iid = int_segment("issue_iid", iid)?;
+            let params = params(request);
+            let description = string_param(&params, "description")?;
+            let issue = state
+                .issues
+                .get_mut(&(pid, iid))
+                .ok_or_else(record_not_found)?;
+            if method == "PUT" {
+                if let Some(d) = description {
+                    issue["description"] = d.into();
+                }
+            }
+            Ok(ok(issue.clone()))
         })(),
         ("GET" | "POST", ["merge_requests", iid, "notes"]) => (|| {
             let iid = int_segment("noteable_id", iid)?;

@@ -583,3 +583,40 @@ async fn trigger_expiry_and_group_allowlists_follow_the_version() {
         assert_eq!(status, expected, "{version}");
     }
 }
+
+/// `lib/api/issues.rb`: creating needs a title; an unknown issue is 404.
+#[tokio::test]
+async fn issues_need_a_title_and_unknown_ones_are_404() {
+    let gitlab = gitlab().await;
+    let (status, _, body) = call(
+        &gitlab,
+        Method::POST,
+        "/projects/42/issues",
+        Some(json!({"description": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "title is missing"})
+        )
+    );
+    let (status, _, body) = call(
+        &gitlab,
+        Method::POST,
+        "/projects/42/issues",
+        Some(json!({"title": "Map", "description": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["iid"], 1);
+    let (status, _, _) = call(
+        &gitlab,
+        Method::PUT,
+        "/projects/42/issues/2",
+        Some(json!({"description": "y"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -30,17 +30,26 @@ async fn gitlab() -> FakeGitlab {
 }
 
 async fn app(gitlab: &FakeGitlab, chat: &FakeChat) -> TestApp {
+    app_with(gitlab, chat, &[]).await
+}
+
+async fn app_with(gitlab: &FakeGitlab, chat: &FakeChat, extra: &[(&str, &str)]) -> TestApp {
     let url = gitlab.url();
     let routes = format!("grp/**={}", chat.url());
-    spawn_app_with(&[
-        ("TRIGGER_DOCTOR__GITLAB__URL", url.as_str()),
-        ("TRIGGER_DOCTOR__PREFLIGHT__GROUPS", "grp"),
-        ("TRIGGER_DOCTOR__API__ADMIN_TOKEN", ADMIN),
-        ("TRIGGER_DOCTOR__NOTIFY__SLACK__ROUTES", routes.as_str()),
-        ("TRIGGER_DOCTOR__NOTIFY__GITLAB_COMMENTS", "false"),
-        // A sweep takes its share (a quarter) of this budget: enough not to wait in tests.
-        ("TRIGGER_DOCTOR__GITLAB__REQUESTS_PER_MINUTE", "600000"),
-    ])
+    spawn_app_with(
+        &[
+            ("TRIGGER_DOCTOR__GITLAB__URL", url.as_str()),
+            ("TRIGGER_DOCTOR__PREFLIGHT__GROUPS", "grp"),
+            ("TRIGGER_DOCTOR__API__ADMIN_TOKEN", ADMIN),
+            ("TRIGGER_DOCTOR__NOTIFY__SLACK__ROUTES", routes.as_str()),
+            ("TRIGGER_DOCTOR__NOTIFY__GITLAB_COMMENTS", "false"),
+            // A sweep takes its share (a quarter) of this budget: enough not to wait in tests.
+            ("TRIGGER_DOCTOR__GITLAB__REQUESTS_PER_MINUTE", "600000"),
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
+    )
     .await
 }
 
@@ -395,4 +404,48 @@ async fn a_merge_request_that_changes_no_trigger_gets_no_comment() {
     let outcome = review(&app, merge_request("open", HEAD, None), "mr-1").await;
     assert!(outcome.contains("changes no trigger edge"), "{outcome}");
     assert!(review_notes(&gitlab).is_empty());
+}
+
+#[tokio::test]
+async fn the_report_issue_shows_the_map_and_is_edited_in_place_after_each_sweep() {
+    let gitlab = gitlab().await;
+    let chat = FakeChat::start().await;
+    let app = app_with(
+        &gitlab,
+        &chat,
+        &[("TRIGGER_DOCTOR__PREFLIGHT__REPORT_PROJECT", "grp/docs")],
+    )
+    .await;
+    let sweeper = app.sweeper.clone().unwrap();
+    let swept = sweeper.sweep_once("a").await.unwrap().unwrap();
+    let url = swept.report.expect("the report issue was written");
+    assert!(url.ends_with("/grp/docs/-/issues/1"), "{url}");
+    let issues = || -> Vec<Value> { gitlab.with(|s| s.issues.values().cloned().collect()) };
+    let first = issues();
+    assert_eq!(first.len(), 1);
+    let body = first[0]["description"].as_str().unwrap().to_string();
+    assert!(body.contains("```mermaid\ngraph LR\n"), "{body}");
+    assert!(body.contains("grp/missing"), "{body}");
+    assert!(body.contains("project.not\\_found"), "{body}");
+    assert!(body.contains("4 projects"), "{body}");
+
+    // The trigger is fixed; the next sweep edits the same issue.
+    merged_yaml(
+        &gitlab,
+        6,
+        "deploy:\n  trigger:\n    project: grp/docs\n    branch: main\n",
+    );
+    app.clock.advance(Duration::from_secs(25 * 3600));
+    sweeper.sweep_once("a").await.unwrap().unwrap();
+    let second = issues();
+    assert_eq!(second.len(), 1, "edited, not a new issue");
+    let body = second[0]["description"].as_str().unwrap();
+    assert!(body.contains("No findings"), "{body}");
+
+    // Someone deleted it: the next sweep writes a new one.
+    gitlab.with(|s| s.issues.clear());
+    app.clock.advance(Duration::from_secs(25 * 3600));
+    let swept = sweeper.sweep_once("a").await.unwrap().unwrap();
+    assert!(swept.report.is_some());
+    assert_eq!(issues().len(), 1);
 }

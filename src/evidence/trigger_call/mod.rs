@@ -27,7 +27,7 @@ use super::shell::{join_continued, shell_words};
 use crate::redact::redact;
 
 /// The program that made (or reported) a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tool {
     Curl,
@@ -44,7 +44,7 @@ pub enum Tool {
 }
 
 /// Which endpoint a call used. See <https://docs.gitlab.com/ci/triggers/>.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerEndpoint {
     /// `POST /projects/:id/trigger/pipeline` (trigger token or `CI_JOB_TOKEN`).
