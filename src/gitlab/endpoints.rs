@@ -334,6 +334,27 @@ impl Session {
         .await
     }
 
+    /// `GET /projects/:id/access_tokens?state=active` (Maintainer): project access tokens.
+    pub async fn project_access_tokens(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<TokenInfo>, GitlabError> {
+        self.get_all(
+            &format!("/projects/{project}/access_tokens?state=active"),
+            Reuse::Cached,
+        )
+        .await
+    }
+
+    /// `GET /groups/:id/access_tokens?state=active` (Owner): group access tokens.
+    pub async fn group_access_tokens(&self, group: &str) -> Result<Vec<TokenInfo>, GitlabError> {
+        self.get_all(
+            &format!("/groups/{}/access_tokens?state=active", encode(group)),
+            Reuse::Cached,
+        )
+        .await
+    }
+
     /// `GET /admin/ci/variables` (administrators only).
     pub async fn instance_variables(&self) -> Result<Vec<Variable>, GitlabError> {
         self.get_all("/admin/ci/variables", Reuse::Cached).await

@@ -15,6 +15,7 @@ use crate::diagnosis::{
     Gathered, Instance, Target, Verdict,
 };
 use crate::evidence::ci_source::ConfigSource;
+use crate::evidence::log_scan::TriggerEndpoint;
 use crate::gitlab::model::Project;
 use crate::gitlab::{ProjectRef, Session};
 use crate::ids::{CommitSha, JobId, PipelineId};
@@ -28,6 +29,7 @@ pub const CAUSES: &[CauseId] = &[
     CauseId::RefNotFound,
     CauseId::PermissionJobTokenAllowlist,
     CauseId::PermissionTriggerOwner,
+    CauseId::PermissionPipelineVariables,
     CauseId::TokenExpired,
     CauseId::VariableUndefined,
     CauseId::VariableMisnamed,
@@ -122,6 +124,7 @@ pub async fn facts(
         token_variable,
         uses_job_token,
         variables_used: edge.variables.clone(),
+        variables_sent: edge.variables_sent.clone(),
         ..Target::default()
     };
     facts.upstream = Gathered::Found(upstream.clone());
@@ -205,8 +208,11 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
     }
     if facts.downstream.found().is_some() {
         all.extend(git_ref::check(facts));
-        // The job-token allowlist; a trigger token's owner (blocked, removed).
-        if matches!(edge.token, TokenSource::JobToken | TokenSource::Variable(_)) {
+        // The job-token allowlist; a trigger token's owner (blocked, removed); pipeline
+        // variables the downstream project lets no one (or only higher roles) set.
+        if matches!(edge.token, TokenSource::JobToken | TokenSource::Variable(_))
+            || !edge.variables_sent.is_empty()
+        {
             all.extend(permission::check(facts));
         }
     }
@@ -234,6 +240,101 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
             fix: f.fix.into_iter().map(|s| s.text).collect(),
             owners: Vec::new(),
             expires_at,
+        })
+        .collect()
+}
+
+/// Every finding on one edge, looked up now: the diagnosis checks on its facts, and for a call
+/// to the pipelines API with a token variable, the access tokens that could be that token.
+pub async fn edge_findings(
+    session: &Session,
+    place: &Where,
+    upstream: &Project,
+    edge: &Edge,
+    now: Timestamp,
+) -> Vec<EdgeFinding> {
+    let facts = facts(session, place, upstream, edge, now).await;
+    let mut out = findings(edge, &facts, place.expiry_warning_days);
+    let creates_pipeline = edge.endpoint == Some(TriggerEndpoint::CreatePipeline)
+        && matches!(edge.token, TokenSource::Variable(_));
+    if let (true, Some(down)) = (creates_pipeline, facts.downstream.found()) {
+        out.extend(access_tokens(session, edge, down, now, place.expiry_warning_days).await);
+    }
+    out
+}
+
+/// The project and group access tokens with `api` scope on the downstream project (where the
+/// bot may list them) that expire within `days`: the token variable of a pipelines API call
+/// may hold one of them, and the call fails from that day. Personal access tokens of other
+/// users cannot be listed; GitLab mails only the token's owner (for a project or group
+/// token, its Maintainers) and fires the expiry webhook 7 days ahead.
+pub async fn access_tokens(
+    session: &Session,
+    edge: &Edge,
+    down: &Project,
+    now: Timestamp,
+    days: u32,
+) -> Vec<EdgeFinding> {
+    let mut listed: Vec<(String, crate::gitlab::model::TokenInfo)> = Vec::new();
+    if let Ok(tokens) = session.project_access_tokens(down.id).await {
+        listed.extend(
+            tokens
+                .into_iter()
+                .map(|t| (down.path_with_namespace.clone(), t)),
+        );
+    }
+    for group in ancestor_groups(&down.path_with_namespace) {
+        if let Ok(tokens) = session.group_access_tokens(&group).await {
+            listed.extend(tokens.into_iter().map(|t| (format!("group {group}"), t)));
+        }
+    }
+    let horizon = now.0 + i64::from(days) * 86_400_000;
+    let variable = match &edge.token {
+        TokenSource::Variable(name) => name.clone(),
+        _ => String::new(),
+    };
+    listed
+        .into_iter()
+        .filter(|(_, t)| t.active && !t.revoked && t.scopes.iter().any(|s| s == "api"))
+        .filter_map(|(owner, t)| {
+            let text = t.expires_at.as_deref()?.trim().to_string();
+            let at = if text.len() == 10 {
+                Timestamp::parse(&format!("{text}T00:00:00Z"))
+            } else {
+                Timestamp::parse(&text)
+            }?;
+            (at.0 <= horizon).then_some((owner, t, text, at))
+        })
+        .map(|(owner, t, text, at)| {
+            let left = (at.0 - now.0).div_euclid(86_400_000);
+            let when = if at <= now {
+                "has expired".to_string()
+            } else if left == 0 {
+                "expires today".to_string()
+            } else {
+                format!("expires in {left} days")
+            };
+            let name = t.name.clone().unwrap_or_else(|| format!("id {}", t.id));
+            EdgeFinding {
+                from: edge.from.clone(),
+                job: edge.job.clone(),
+                to: edge.to.clone(),
+                cause: CauseId::TokenExpired,
+                verdict: Verdict::Likely,
+                summary: format!(
+                    "The access token \"{name}\" of {owner} {when} ({text}); if it is the one in ${variable}, this job's pipelines API call fails from then on."
+                ),
+                evidence: vec![format!(
+                    "{owner}: access token {name} (id {}), scopes {}, expires_at {text}",
+                    t.id,
+                    t.scopes.join(", ")
+                )],
+                fix: vec![format!(
+                    "Rotate the token (Settings > Access tokens of {owner}) and store the new one in ${variable} before it expires"
+                )],
+                owners: Vec::new(),
+                expires_at: Some(at),
+            }
         })
         .collect()
 }

@@ -64,12 +64,37 @@ pub struct Edge {
     pub endpoint: Option<TriggerEndpoint>,
     /// Variables the edge's target depends on (`$DOWNSTREAM`, in `project`, `branch`, the URL).
     pub variables: Vec<String>,
+    /// Variables the downstream pipeline receives as pipeline variables: a `trigger:` job's own
+    /// variables (with `forward:yaml_variables`, the default), an API call's `variables[…]`.
+    #[serde(default)]
+    pub variables_sent: Vec<String>,
     /// The job's variables from YAML (global and its own), for the variable checks.
     #[serde(skip)]
     pub yaml_variables: BTreeMap<String, String>,
 }
 
 impl Edge {
+    /// A `trigger:` edge from `grp/up` with nothing else set, for tests.
+    #[cfg(test)]
+    pub fn for_test(job: &str, to: &str) -> Edge {
+        Edge {
+            from: "grp/up".into(),
+            job: job.into(),
+            kind: EdgeKind::MultiProject,
+            to: to.into(),
+            git_ref: None,
+            strategy: None,
+            forwards_pipeline_variables: false,
+            includes: Vec::new(),
+            token: TokenSource::None,
+            tool: None,
+            endpoint: None,
+            variables: Vec::new(),
+            variables_sent: Vec::new(),
+            yaml_variables: BTreeMap::new(),
+        }
+    }
+
     /// The downstream project holds a variable: the bot can name it only where the variable is
     /// defined in YAML.
     pub fn target_is_variable(&self) -> bool {
@@ -95,6 +120,11 @@ pub fn edges_of(from: &str, jobs: &[Job]) -> Vec<Edge> {
                 tool: None,
                 endpoint: None,
                 variables: trigger.variables_used.clone(),
+                variables_sent: if trigger.forward_yaml_variables {
+                    job.variables.keys().cloned().collect()
+                } else {
+                    Vec::new()
+                },
                 yaml_variables: job.effective_variables(),
             };
             match &trigger.kind {
@@ -150,6 +180,7 @@ pub fn edges_of(from: &str, jobs: &[Job]) -> Vec<Edge> {
                 tool: Some(call.tool),
                 endpoint: Some(call.endpoint),
                 variables,
+                variables_sent: call.variables.iter().map(|(k, _)| k.clone()).collect(),
                 yaml_variables: job.effective_variables(),
             });
         }

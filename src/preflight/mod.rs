@@ -193,8 +193,7 @@ pub async fn map_project(
         .iter()
         .filter(|e| check::checkable(e) || !e.variables.is_empty());
     for edge in checked {
-        let facts = check::facts(session, place, project, edge, now).await;
-        for mut finding in check::findings(edge, &facts, place.expiry_warning_days) {
+        for mut finding in check::edge_findings(session, place, project, edge, now).await {
             if settings.mutes(finding.cause, now) {
                 out.muted += 1;
                 continue;

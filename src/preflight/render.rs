@@ -272,17 +272,9 @@ mod tests {
             edges: vec![Edge {
                 from: "grp/a".into(),
                 job: "deploy \"x\" <script>&".into(),
-                kind: EdgeKind::MultiProject,
                 to: "grp/b\"]; n9[\"evil".into(),
                 git_ref: Some("main".into()),
-                strategy: None,
-                forwards_pipeline_variables: false,
-                includes: Vec::new(),
-                token: TokenSource::None,
-                tool: None,
-                endpoint: None,
-                variables: Vec::new(),
-                yaml_variables: Default::default(),
+                ..Edge::for_test("", "")
             }],
             findings: Vec::new(),
             missing_edges: Vec::new(),

@@ -119,7 +119,6 @@ pub fn render_issue(map: &TriggerMap, findings: &[StoredFinding], swept_at: Time
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preflight::{EdgeKind, TokenSource};
 
     fn finding(owners: &[&str], summary: &str) -> StoredFinding {
         StoredFinding {
@@ -139,21 +138,7 @@ mod tests {
 
     #[test]
     fn the_report_draws_the_map_and_groups_findings_by_owner() {
-        let edge = Edge {
-            from: "grp/up".into(),
-            job: "deploy".into(),
-            kind: EdgeKind::MultiProject,
-            to: "grp/app".into(),
-            git_ref: None,
-            strategy: None,
-            forwards_pipeline_variables: false,
-            includes: Vec::new(),
-            token: TokenSource::None,
-            tool: None,
-            endpoint: None,
-            variables: Vec::new(),
-            yaml_variables: Default::default(),
-        };
+        let edge = Edge::for_test("deploy", "grp/app");
         let findings = [
             finding(
                 &["@platform/release", "@all <b>"],

@@ -181,23 +181,11 @@ pub fn render(
 mod tests {
     use super::*;
     use crate::cause::CauseId;
-    use crate::preflight::TokenSource;
 
     fn edge(job: &str, to: &str, git_ref: Option<&str>) -> Edge {
         Edge {
-            from: "grp/up".into(),
-            job: job.into(),
-            kind: EdgeKind::MultiProject,
-            to: to.into(),
             git_ref: git_ref.map(str::to_string),
-            strategy: None,
-            forwards_pipeline_variables: false,
-            includes: Vec::new(),
-            token: TokenSource::None,
-            tool: None,
-            endpoint: None,
-            variables: Vec::new(),
-            yaml_variables: Default::default(),
+            ..Edge::for_test(job, to)
         }
     }
 

@@ -324,12 +324,7 @@ impl Sweeper {
             .iter()
             .filter(|e| check::checkable(e) || !e.variables.is_empty())
         {
-            let facts = check::facts(&session, &self.place, &project, edge, now).await;
-            findings.extend(check::findings(
-                edge,
-                &facts,
-                self.place.expiry_warning_days,
-            ));
+            findings.extend(check::edge_findings(&session, &self.place, &project, edge, now).await);
         }
         let key = format!("preflight:mr:{project_id}:{}", mr.object_attributes.iid);
         let nothing = changed.is_empty() && removed.is_empty();
@@ -753,24 +748,9 @@ fn resolved_change(edge_key: &str, cause: &str, json: &str) -> Change {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preflight::{EdgeKind, TokenSource};
 
     fn edge(job: &str, to: &str) -> Edge {
-        Edge {
-            from: "grp/up".into(),
-            job: job.into(),
-            kind: EdgeKind::MultiProject,
-            to: to.into(),
-            git_ref: None,
-            strategy: None,
-            forwards_pipeline_variables: false,
-            includes: Vec::new(),
-            token: TokenSource::None,
-            tool: None,
-            endpoint: None,
-            variables: Vec::new(),
-            yaml_variables: Default::default(),
-        }
+        Edge::for_test(job, to)
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct State {
     pub mr_pipelines: HashMap<(u64, u64), Vec<Value>>,
     /// (project, MR iid) → the MR.
     pub merge_requests: HashMap<(u64, u64), Value>,
+    /// Project access tokens by project id; group access tokens by group path.
+    pub access_tokens: HashMap<u64, Vec<Value>>,
+    pub group_access_tokens: HashMap<String, Vec<Value>>,
     /// Issues by (project, iid).
     pub issues: HashMap<(u64, u64), Value>,
     /// Answer this many next writes (POST/PUT/DELETE/PATCH) with 502; GETs are unaffected.
@@ -169,6 +172,8 @@ impl Default for State {
             lint: HashMap::new(),
             lint_content: HashMap::new(),
             issues: HashMap::new(),
+            access_tokens: HashMap::new(),
+            group_access_tokens: HashMap::new(),
             version: VERSION
                 .try_with(|v| v.to_string())
                 .unwrap_or_else(|_| "18.5.1-ee".to_string()),
@@ -488,6 +493,12 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
             Some(vars) => list(request, vars.clone()),
             None => forbidden(),
         },
+        // lib/api/resource_access_tokens.rb: `read_resource_access_tokens` (a group's Owner);
+        // the fake's bot is no group Owner unless a group's tokens are set.
+        ["groups", group, "access_tokens"] => match state.group_access_tokens.get(&decode(group)) {
+            Some(tokens) => list(request, tokens.clone()),
+            None => forbidden(),
+        },
         ["groups", group, "variables"] => match state.group_variables.get(&decode(group)) {
             Some(vars) => list(request, vars.clone()),
             None => not_found("Group"),
@@ -649,6 +660,12 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                     list(request, state.hooks.get(&pid).cloned().unwrap_or_default())
                 }
                 ("GET", ["hooks"]) => forbidden(),
+                // lib/api/resource_access_tokens.rb: Maintainer (`read_resource_access_tokens`).
+                ("GET", ["access_tokens"]) if maintainer => list(
+                    request,
+                    state.access_tokens.get(&pid).cloned().unwrap_or_default(),
+                ),
+                ("GET", ["access_tokens"]) => forbidden(),
                 ("GET", ["variables" | "triggers" | "job_token_scope", ..]) => forbidden(),
                 // lib/api/lint.rb: `content_ref`/`dry_run_ref` (16.10+) are each mutually
                 // exclusive with their deprecated names `sha`/`ref`, checked before anything

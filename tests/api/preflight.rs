@@ -439,3 +439,115 @@ async fn preflight_finds_the_variables_an_edge_reads_that_are_not_defined() {
         "{misnamed}"
     );
 }
+
+/// A pipelines API call with a token variable: the downstream project's and its groups'
+/// access tokens with `api` scope that expire soon are findings (likely: the value is not read).
+#[tokio::test]
+async fn preflight_warns_of_access_tokens_that_expire_soon() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab.add_project(1, "grp/web").add_project(3, "grp/docs");
+    merged_yaml(
+        &gitlab,
+        1,
+        "release:\n  script:\n    - 'curl --fail --request POST --header \"PRIVATE-TOKEN: $RELEASE_TOKEN\" \"$CI_API_V4_URL/projects/grp%2Fdocs/pipeline?ref=main\"'\n",
+    );
+    let day = 86_400_000;
+    let now = trigger_doctor::timestamp::Timestamp::now().0;
+    let date = |days: i64| {
+        trigger_doctor::timestamp::Timestamp(now + days * day).to_rfc3339()[..10].to_string()
+    };
+    gitlab.with(|s| {
+        s.variables.insert(1, vec![json!({"key": "RELEASE_TOKEN", "protected": false, "masked": true, "environment_scope": "*", "variable_type": "env_var"})]);
+        let token = |id: u64, name: &str, expires: String, scopes: &[&str], revoked: bool| {
+            json!({"id": id, "name": name, "revoked": revoked, "active": !revoked, "scopes": scopes,
+                   "user_id": 900 + id, "expires_at": expires, "access_level": 40})
+        };
+        s.access_tokens.insert(
+            3,
+            vec![
+                token(1, "release-bot", date(5), &["api"], false),
+                token(2, "later", date(100), &["api"], false),
+                token(3, "old", date(2), &["api"], true),
+                token(4, "reader", date(3), &["read_api"], false),
+            ],
+        );
+        s.group_access_tokens
+            .insert("grp".into(), vec![token(5, "group-release", date(20), &["api"], false)]);
+    });
+    let out = run(&gitlab, &["--project", "grp/web", "--format", "json"]).await;
+    let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expiring: Vec<&Value> = map["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["cause"] == "token.expired")
+        .collect();
+    let names: Vec<&str> = expiring
+        .iter()
+        .map(|f| f["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(expiring.len(), 2, "{names:#?}");
+    assert!(
+        names[0].contains("\"release-bot\" of grp/docs expires in 4 days")
+            || names[0].contains("\"release-bot\" of grp/docs expires in 5 days"),
+        "{names:#?}"
+    );
+    assert!(
+        names[1].contains("\"group-release\" of group grp"),
+        "{names:#?}"
+    );
+    assert!(expiring
+        .iter()
+        .all(|f| f["verdict"] == "likely" && f["expires_at"].is_string()));
+    assert!(names[0].contains("$RELEASE_TOKEN"), "{names:#?}");
+}
+
+/// A trigger job that sends variables to a project that lets no one set pipeline variables
+/// will fail: confirmed. One whose minimum role is Maintainer is likely to (the users who run
+/// the upstream pipelines are not known to be Maintainers).
+#[tokio::test]
+async fn preflight_finds_pipeline_variables_the_downstream_refuses() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab
+        .add_project(1, "grp/web")
+        .add_project(2, "grp/locked")
+        .add_project(3, "grp/strict")
+        .add_project(4, "grp/open");
+    merged_yaml(
+        &gitlab,
+        1,
+        "to-locked:\n  variables:\n    RELEASE: '1.2'\n  trigger: grp/locked\n\
+         to-strict:\n  variables:\n    RELEASE: '1.2'\n  trigger: grp/strict\n\
+         to-open:\n  variables:\n    RELEASE: '1.2'\n  trigger: grp/open\n\
+         not-forwarded:\n  variables:\n    RELEASE: '1.2'\n  trigger:\n    project: grp/locked\n    forward:\n      yaml_variables: false\n",
+    );
+    gitlab.with(|s| {
+        for (id, role) in [(2, "no_one_allowed"), (3, "maintainer"), (4, "developer")] {
+            let p = s.projects.get_mut(&id).unwrap();
+            p["ci_pipeline_variables_minimum_override_role"] = role.into();
+            p["restrict_user_defined_variables"] = true.into();
+        }
+    });
+    let out = run(&gitlab, &["--project", "grp/web", "--format", "json"]).await;
+    let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = map["findings"].as_array().unwrap().clone();
+    let verdict = |job: &str| {
+        findings
+            .iter()
+            .find(|f| f["job"] == job && f["cause"] == "permission.pipeline_variables")
+            .map(|f| f["verdict"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        verdict("to-locked").as_deref(),
+        Some("confirmed"),
+        "{findings:#?}"
+    );
+    assert_eq!(
+        verdict("to-strict").as_deref(),
+        Some("likely"),
+        "{findings:#?}"
+    );
+    assert_eq!(verdict("to-open"), None, "{findings:#?}");
+    assert_eq!(verdict("not-forwarded"), None, "{findings:#?}");
+    assert_eq!(out.status.code(), Some(1));
+}
