@@ -104,6 +104,7 @@ fn main() {
             api_url: gitlab.url(),
             external_url: gitlab.url(),
             expiry_warning_days: 30,
+            dry_run: false,
         };
         let before_calls = gitlab.with(|s| s.calls.len());
         let rss_before = resident_kib();

@@ -381,6 +381,7 @@ async fn preflight(
             .clone()
             .unwrap_or_else(|| settings.gitlab.url.clone()),
         expiry_warning_days: settings.preflight.expiry_warning_days,
+        dry_run: settings.preflight.dry_run,
     };
     match preflight::map(&session, &scope, &place, progress).await {
         Ok(map) => {

@@ -161,6 +161,7 @@ fn preflight_sweeper(
             .clone()
             .unwrap_or_else(|| settings.gitlab.url.clone()),
         expiry_warning_days: settings.preflight.expiry_warning_days,
+        dry_run: settings.preflight.dry_run,
     };
     let scope = crate::preflight::Scope {
         groups: settings.preflight.groups.clone(),

@@ -250,6 +250,8 @@ pub struct PreflightSettings {
     pub interval: Option<Duration>,
     /// `preflight.rate_share`, default 0.25: the share of the bot's request budget a sweep uses.
     pub rate_share: f64,
+    /// `preflight.dry_run`, default false: a CI lint dry run of each edge's downstream ref.
+    pub dry_run: bool,
     /// `preflight.report_project`: where the report issue lives; none by default.
     pub report_project: Option<String>,
 }

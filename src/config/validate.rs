@@ -113,6 +113,7 @@ struct RawPreflight {
     interval_hours: u64,
     rate_share: f64,
     report_project: String,
+    dry_run: bool,
 }
 
 #[derive(Deserialize)]
@@ -447,6 +448,7 @@ impl RawSettings {
                         ))
                     }
                 },
+                dry_run: self.preflight.dry_run,
                 report_project: Some(self.preflight.report_project.trim().trim_matches('/'))
                     .filter(|p| !p.is_empty())
                     .map(str::to_string),

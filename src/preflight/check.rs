@@ -11,8 +11,8 @@ use super::{Edge, EdgeKind, TokenSource};
 use crate::cause::CauseId;
 use crate::diagnosis::gather::{ancestor_groups, gathered};
 use crate::diagnosis::{
-    git_ref, permission, project, token, variable, ConfigFacts, Facts, FailedJob, Finding, FixStep,
-    Gathered, Instance, Target, Verdict,
+    git_ref, permission, pipeline_config, project, token, variable, ConfigFacts, Facts, FailedJob,
+    Finding, FixStep, Gathered, Instance, Target, Verdict,
 };
 use crate::evidence::ci_source::ConfigSource;
 use crate::evidence::log_scan::TriggerEndpoint;
@@ -30,6 +30,8 @@ pub const CAUSES: &[CauseId] = &[
     CauseId::PermissionJobTokenAllowlist,
     CauseId::PermissionTriggerOwner,
     CauseId::PermissionPipelineVariables,
+    CauseId::ConfigDownstreamInvalid,
+    CauseId::ConfigDownstreamEmpty,
     CauseId::TokenExpired,
     CauseId::VariableUndefined,
     CauseId::VariableMisnamed,
@@ -61,6 +63,8 @@ pub struct Where {
     pub external_url: String,
     /// `preflight.expiry_warning_days`.
     pub expiry_warning_days: u32,
+    /// `preflight.dry_run`: a CI lint dry run of each edge's downstream ref.
+    pub dry_run: bool,
 }
 
 /// The facts of one edge, looked up now: the variables it reads, and when its target can be
@@ -179,6 +183,14 @@ pub async fn facts(
         if matches!(edge.token, TokenSource::Variable(_)) {
             facts.triggers = gathered(session.triggers(down.id).await, &down.path_with_namespace);
         }
+        // `preflight.dry_run`: the downstream configuration on the ref the pipeline would run
+        // on, as CI lint's dry run sees it (a push pipeline).
+        if place.dry_run && !name.is_empty() {
+            facts.downstream_lint = gathered(
+                session.ci_lint(down.id, &name, Some(&name)).await,
+                &down.path_with_namespace,
+            );
+        }
         if uses_job_token {
             let path = down.path_with_namespace.clone();
             facts.job_token_scope = gathered(session.job_token_scope(down.id).await, &path);
@@ -218,6 +230,17 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
     }
     if facts.target.token_variable.is_some() || !edge.variables.is_empty() {
         all.extend(variable::check(facts));
+    }
+    if facts.downstream_lint.found().is_some() {
+        all.extend(pipeline_config::check(facts).into_iter().map(|mut f| {
+            // The dry run simulates a push; the real downstream pipeline has another source,
+            // which rules may treat differently: an empty result is only likely.
+            if f.cause == CauseId::ConfigDownstreamEmpty && f.verdict == Verdict::Confirmed {
+                f.verdict = Verdict::Likely;
+                f.summary.push_str(" (The dry run simulates a push pipeline; rules on CI_PIPELINE_SOURCE may differ.)");
+            }
+            f
+        }));
     }
     let mut dated: Vec<(Finding, Option<Timestamp>)> = all.into_iter().map(|f| (f, None)).collect();
     dated.extend(

@@ -551,3 +551,76 @@ async fn preflight_finds_pipeline_variables_the_downstream_refuses() {
     assert_eq!(verdict("not-forwarded"), None, "{findings:#?}");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// With `preflight.dry_run`, CI lint's dry run of each downstream ref tells a configuration
+/// that does not parse (confirmed) from one whose rules leave no job (likely: the dry run
+/// simulates a push pipeline, the real one has source `pipeline`).
+#[tokio::test]
+async fn preflight_dry_runs_the_downstream_configuration_when_asked() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab
+        .add_project(1, "grp/web")
+        .add_project(2, "grp/empty")
+        .add_project(3, "grp/broken")
+        .add_project(4, "grp/fine");
+    merged_yaml(
+        &gitlab,
+        1,
+        "a:\n  trigger: grp/empty\nb:\n  trigger: grp/broken\nc:\n  trigger: grp/fine\n",
+    );
+    gitlab.with(|s| {
+        let lint = |errors: Vec<&str>| {
+            json!({"valid": errors.is_empty(), "errors": errors, "warnings": [], "merged_yaml": null})
+        };
+        s.lint.insert((2, "main".into()), lint(vec!["Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline."]));
+        s.lint.insert((3, "main".into()), lint(vec!["jobs:build config contains unknown keys: scriptt"]));
+        s.lint.insert((4, "main".into()), lint(vec![]));
+    });
+    let causes = |out: &std::process::Output| -> Vec<(String, String, String)> {
+        let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+        map["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["job"].as_str().unwrap().to_string(),
+                    f["cause"].as_str().unwrap().to_string(),
+                    f["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // Lint calls of the downstream projects (2, 3, 4): only dry runs.
+    let dry_runs = || {
+        [
+            "/projects/2/ci/lint",
+            "/projects/3/ci/lint",
+            "/projects/4/ci/lint",
+        ]
+        .iter()
+        .map(|p| gitlab.calls_to(p))
+        .sum::<usize>()
+    };
+    let plain = run(&gitlab, &["--project", "grp/web", "--format", "json"]).await;
+    assert!(causes(&plain).is_empty(), "{:?}", causes(&plain));
+    assert_eq!(dry_runs(), 0);
+    let out = run_with(
+        &gitlab,
+        &[("TRIGGER_DOCTOR__PREFLIGHT__DRY_RUN", "true")],
+        &["--project", "grp/web", "--format", "json"],
+    )
+    .await;
+    let found = causes(&out);
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert!(
+        found.contains(&s("a", "config.downstream_empty", "likely")),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&s("b", "config.downstream_invalid", "confirmed")),
+        "{found:?}"
+    );
+    assert!(!found.iter().any(|f| f.0 == "c"), "{found:?}");
+    assert_eq!(dry_runs(), 3);
+}
