@@ -355,18 +355,24 @@ async fn a_merge_request_that_changes_triggers_gets_one_review_comment_kept_up_t
         HEAD,
         "deploy:\n  trigger:\n    project: grp/missing\n    branch: main\n\
          notify:\n  trigger:\n    project: grp/docs\n    branch: nope\n\
-         release:\n  trigger:\n    project: grp/tools/deployer\n    branch: main\n",
+         release:\n  trigger:\n    project: grp/tools/deployer\n    branch: main\n\
+         ping-docs:\n  script:\n    - 'curl --fail -X POST -F token=$CI_JOB_TOKEN -F ref=main \"$CI_API_V4_URL/projects/grp%2Fdocs/trigger/pipeline\"'\n",
     );
     let outcome = review(&app, merge_request("open", HEAD, None), "mr-1").await;
-    assert!(outcome.contains("2 changed edges"), "{outcome}");
+    assert!(outcome.contains("3 changed edges"), "{outcome}");
     let notes = review_notes(&gitlab);
     assert_eq!(notes.len(), 1, "{notes:#?}");
     let body = &notes[0];
     assert!(
-        body.contains("1 of the triggers this merge request changes would fail"),
+        body.contains("2 of the triggers this merge request changes would fail"),
         "{body}"
     );
     assert!(body.contains("ref.not\\_found"), "{body}");
+    // grp/docs lets only grp/tools/deployer's job token in.
+    assert!(
+        body.contains("permission.job\\_token\\_allowlist"),
+        "{body}"
+    );
     // Only what the merge request changes: the deploy edge was broken before it.
     assert!(!body.contains("project.not\\_found"), "{body}");
     assert!(body.contains("<!-- trigger-doctor-preflight {"), "{body}");
@@ -448,4 +454,140 @@ async fn the_report_issue_shows_the_map_and_is_edited_in_place_after_each_sweep(
     let swept = sweeper.sweep_once("a").await.unwrap().unwrap();
     assert!(swept.report.is_some());
     assert_eq!(issues().len(), 1);
+}
+
+/// A trigger token that crosses `preflight.expiry_warning_days` between two sweeps: one chat
+/// message when it does, none at the next sweep.
+#[tokio::test]
+async fn a_token_crossing_the_warning_threshold_is_told_once() {
+    let gitlab = gitlab().await;
+    merged_yaml(
+        &gitlab,
+        6,
+        "ping-docs:\n  script:\n    - 'curl --fail -X POST -F token=$DOCS_TRIGGER -F ref=main \"$CI_API_V4_URL/projects/grp%2Fdocs/trigger/pipeline\"'\n",
+    );
+    let in_days = |days: i64| {
+        trigger_doctor::timestamp::Timestamp(
+            trigger_doctor::timestamp::Timestamp::now().0 + days * 86_400_000 + 3_600_000,
+        )
+        .to_rfc3339()
+    };
+    gitlab.with(|s| {
+        s.variables.insert(6, vec![json!({"key": "DOCS_TRIGGER", "protected": false, "masked": true, "environment_scope": "*", "variable_type": "env_var"})]);
+        s.triggers.insert(3, vec![json!({"id": 31, "description": "from api", "token": "glpt", "expires_at": in_days(8), "owner": {"id": 7, "username": "dev", "state": "active"}})]);
+    });
+    let chat = FakeChat::start().await;
+    let app = app_with(
+        &gitlab,
+        &chat,
+        &[("TRIGGER_DOCTOR__PREFLIGHT__EXPIRY_WARNING_DAYS", "7")],
+    )
+    .await;
+    let sweeper = app.sweeper.clone().unwrap();
+    sweeper.sweep_once("a").await.unwrap().unwrap();
+    async fn expiring(app: &TestApp) -> usize {
+        api(app, "/api/v1/preflight/findings?cause=token.expired").await["findings"]
+            .as_array()
+            .unwrap()
+            .len()
+    }
+    // 8 days ahead: not yet a finding.
+    assert_eq!(expiring(&app).await, 0);
+    let before = digests(&app, &chat).await.len();
+    // Two days later the token is 6 days from expiry: one message.
+    app.clock.advance(Duration::from_secs(2 * 86_400));
+    sweeper.sweep_once("a").await.unwrap().unwrap();
+    assert_eq!(expiring(&app).await, 1);
+    let sent = digests(&app, &chat).await;
+    assert_eq!(sent.len(), before + 1, "{sent:#?}");
+    let text = serde_json::to_string(&sent[before]).unwrap();
+    assert!(
+        text.contains("token.expired") && text.contains("grp/api"),
+        "{text}"
+    );
+    // The next day: the same finding, no new mark crossed, no message.
+    app.clock.advance(Duration::from_secs(86_400 + 3_600));
+    sweeper.sweep_once("a").await.unwrap().unwrap();
+    assert_eq!(digests(&app, &chat).await.len(), before + 1);
+}
+
+/// A process killed in the middle of a sweep hands nothing over: another resumes the sweep
+/// once the lease has run out, where the first one stopped.
+#[tokio::test]
+async fn a_sweep_killed_midway_is_resumed_after_its_lease() {
+    let gitlab = gitlab().await;
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    let sweeper = app.sweeper.clone().unwrap();
+    // The second project (by id) is being read when the process dies.
+    let hold = gitlab.hold_next("GET", "/projects/2/ci/lint");
+    let killed = {
+        let sweeper = sweeper.clone();
+        tokio::spawn(async move { sweeper.sweep_once("a").await })
+    };
+    let started = std::time::Instant::now();
+    while !hold.arrived() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the sweep never got there"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    killed.abort();
+    let _ = killed.await;
+    hold.release();
+    // Its lease still holds: nobody sweeps.
+    assert!(sweeper.sweep_once("b").await.unwrap().is_none());
+    app.clock
+        .advance(trigger_doctor::preflight::sweep::LEASE + Duration::from_secs(1));
+    let swept = sweeper.sweep_once("b").await.unwrap().expect("resumed");
+    assert!(swept.resumed);
+    // grp/web was kept before the kill; the rest is mapped now.
+    assert_eq!(swept.projects, 3, "{swept:?}");
+    let findings = api(&app, "/api/v1/preflight/findings?cause=project.not_found").await;
+    assert_eq!(findings["findings"].as_array().unwrap().len(), 1);
+}
+
+/// Two replicas asking at the same moment: one sweeps.
+#[tokio::test]
+async fn two_replicas_never_sweep_at_once() {
+    let gitlab = gitlab().await;
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    let sweeper = app.sweeper.clone().unwrap();
+    let (a, b) = tokio::join!(sweeper.sweep_once("a"), sweeper.sweep_once("b"));
+    let swept: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!(swept[0].projects, 4);
+}
+
+/// A malformed settings file is a finding on its project; the sweep goes on.
+#[tokio::test]
+async fn a_malformed_settings_file_is_a_finding_and_the_sweep_goes_on() {
+    let gitlab = gitlab().await;
+    gitlab.with(|s| {
+        s.files.insert(
+            (3, ".gitlab/trigger-doctor.yml".into(), "main".into()),
+            "owners: [\n  - oops: {\n".to_string(),
+        );
+    });
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    let swept = app
+        .sweeper
+        .clone()
+        .unwrap()
+        .sweep_once("a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(swept.projects, 4);
+    let found = api(&app, "/api/v1/preflight/findings?cause=settings.invalid").await;
+    let found = found["findings"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["project"], "grp/docs");
+    assert!(found[0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("trigger-doctor.yml"));
 }
