@@ -33,6 +33,8 @@ pub const CAUSES: &[CauseId] = &[
     CauseId::ConfigDownstreamInvalid,
     CauseId::ConfigDownstreamEmpty,
     CauseId::TokenExpired,
+    CauseId::VariableProtectedRef,
+    CauseId::VariableEnvironmentScope,
     CauseId::VariableUndefined,
     CauseId::VariableMisnamed,
 ];
@@ -229,7 +231,13 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
         }
     }
     if facts.target.token_variable.is_some() || !edge.variables.is_empty() {
-        all.extend(variable::check(facts));
+        // Where the job runs against where its variables exist is the placement check's.
+        all.extend(variable::check(facts).into_iter().filter(|f| {
+            !matches!(
+                f.cause,
+                CauseId::VariableProtectedRef | CauseId::VariableEnvironmentScope
+            )
+        }));
     }
     if facts.downstream_lint.found().is_some() {
         all.extend(pipeline_config::check(facts).into_iter().map(|mut f| {
@@ -278,6 +286,7 @@ pub async fn edge_findings(
 ) -> Vec<EdgeFinding> {
     let facts = facts(session, place, upstream, edge, now).await;
     let mut out = findings(edge, &facts, place.expiry_warning_days);
+    out.extend(super::placement::findings(session, upstream, edge, &facts).await);
     let creates_pipeline = edge.endpoint == Some(TriggerEndpoint::CreatePipeline)
         && matches!(edge.token, TokenSource::Variable(_));
     if let (true, Some(down)) = (creates_pipeline, facts.downstream.found()) {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::ci_config::{Job, TriggerKind};
+use crate::evidence::ci_config::{Job, RunsOn, TriggerKind};
 use crate::evidence::log_scan::{Tool, TriggerEndpoint};
 use crate::evidence::names::variables_in;
 use crate::redact::{token_kind, TokenKind};
@@ -68,6 +68,12 @@ pub struct Edge {
     /// variables (with `forward:yaml_variables`, the default), an API call's `variables[…]`.
     #[serde(default)]
     pub variables_sent: Vec<String>,
+    /// The refs the job may run on (its `rules:` or `only:`).
+    #[serde(default)]
+    pub runs_on: RunsOn,
+    /// The job's `environment:`, which picks its environment-scoped variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// The job's variables from YAML (global and its own), for the variable checks.
     #[serde(skip)]
     pub yaml_variables: BTreeMap<String, String>,
@@ -91,6 +97,8 @@ impl Edge {
             endpoint: None,
             variables: Vec::new(),
             variables_sent: Vec::new(),
+            runs_on: RunsOn::AnyRef,
+            environment: None,
             yaml_variables: BTreeMap::new(),
         }
     }
@@ -125,6 +133,8 @@ pub fn edges_of(from: &str, jobs: &[Job]) -> Vec<Edge> {
                 } else {
                     Vec::new()
                 },
+                runs_on: job.runs_on.clone(),
+                environment: job.environment.clone(),
                 yaml_variables: job.effective_variables(),
             };
             match &trigger.kind {
@@ -181,6 +191,8 @@ pub fn edges_of(from: &str, jobs: &[Job]) -> Vec<Edge> {
                 endpoint: Some(call.endpoint),
                 variables,
                 variables_sent: call.variables.iter().map(|(k, _)| k.clone()).collect(),
+                runs_on: job.runs_on.clone(),
+                environment: job.environment.clone(),
                 yaml_variables: job.effective_variables(),
             });
         }

@@ -624,3 +624,84 @@ async fn preflight_dry_runs_the_downstream_configuration_when_asked() {
     assert!(!found.iter().any(|f| f.0 == "c"), "{found:?}");
     assert_eq!(dry_runs(), 3);
 }
+
+/// Where a job runs against where its token variable exists: protected-only variables on jobs
+/// that may run on unprotected branches, environment-scoped ones the job's environment misses.
+#[tokio::test]
+async fn preflight_finds_variables_the_job_would_get_empty() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab.add_project(1, "grp/web").add_project(3, "grp/docs");
+    let curl = |var: &str| {
+        format!("    - 'curl --fail -X POST -F token=${var} -F ref=main \"$CI_API_V4_URL/projects/grp%2Fdocs/trigger/pipeline\"'\n")
+    };
+    let yaml = format!(
+        "any-branch:\n  script:\n{}\
+         on-main:\n  rules:\n    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH\n  script:\n{}\
+         on-stable:\n  rules:\n    - if: $CI_COMMIT_BRANCH == \"stable\"\n  script:\n{}\
+         protected-only:\n  rules:\n    - if: $CI_COMMIT_REF_PROTECTED == \"true\"\n  script:\n{}\
+         staging:\n  environment: staging\n  rules:\n    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH\n  script:\n{}\
+         prod:\n  environment:\n    name: production/eu\n  rules:\n    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH\n  script:\n{}",
+        curl("DOCS_TOKEN"),
+        curl("DOCS_TOKEN"),
+        curl("DOCS_TOKEN"),
+        curl("DOCS_TOKEN"),
+        curl("PROD_TOKEN"),
+        curl("PROD_TOKEN"),
+    );
+    merged_yaml(&gitlab, 1, &yaml);
+    gitlab.with(|s| {
+        s.variables.insert(
+            1,
+            vec![
+                json!({"key": "DOCS_TOKEN", "protected": true, "masked": true, "environment_scope": "*", "variable_type": "env_var"}),
+                json!({"key": "PROD_TOKEN", "protected": false, "masked": true, "environment_scope": "production*", "variable_type": "env_var"}),
+            ],
+        );
+        s.protected_branches.insert(
+            1,
+            vec![json!({"id": 1, "name": "main", "push_access_levels": [], "merge_access_levels": []})],
+        );
+    });
+    let out = run(&gitlab, &["--project", "grp/web", "--format", "json"]).await;
+    let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = map["findings"].as_array().unwrap();
+    let of = |job: &str| -> Vec<(String, String)> {
+        findings
+            .iter()
+            .filter(|f| f["job"] == job && f["cause"].as_str().unwrap().starts_with("variable."))
+            .map(|f| {
+                (
+                    f["cause"].as_str().unwrap().to_string(),
+                    f["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let one = |cause: &str, verdict: &str| vec![(cause.to_string(), verdict.to_string())];
+    assert_eq!(
+        of("any-branch"),
+        one("variable.protected_ref", "likely"),
+        "{findings:#?}"
+    );
+    assert_eq!(of("on-main"), vec![], "{findings:#?}");
+    assert_eq!(
+        of("on-stable"),
+        one("variable.protected_ref", "confirmed"),
+        "{findings:#?}"
+    );
+    assert_eq!(of("protected-only"), vec![], "{findings:#?}");
+    assert_eq!(
+        of("staging"),
+        one("variable.environment_scope", "confirmed"),
+        "{findings:#?}"
+    );
+    assert_eq!(of("prod"), vec![], "{findings:#?}");
+    let stable = findings.iter().find(|f| f["job"] == "on-stable").unwrap();
+    assert!(
+        stable["summary"]
+            .as_str()
+            .unwrap()
+            .contains("runs on stable"),
+        "{stable:#}"
+    );
+}

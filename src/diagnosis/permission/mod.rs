@@ -9,6 +9,8 @@
 mod allowlist;
 mod pipeline_variables;
 mod protected_ref;
+
+pub(crate) use protected_ref::rule_matches;
 mod role;
 mod trigger_owner;
 

@@ -18,11 +18,13 @@ use std::fmt;
 
 mod read;
 mod resolve;
+mod runs_on;
 #[cfg(test)]
 mod tests;
 
 use self::read::{read_includes, read_script, read_trigger, read_variables};
 use self::resolve::{is_job_name, Inherit, Resolver};
+pub use self::runs_on::{RunsOn, DEFAULT_BRANCH, TAGS};
 use super::yaml::{deep_merge, documents, Map, Node, YamlError, ALIAS_BUDGET};
 
 use super::names::{push_unique, variable_names};
@@ -291,6 +293,11 @@ impl CiConfig {
             global_variables,
             script: read_script(&map),
             unresolved,
+            runs_on: RunsOn::read(&map),
+            environment: map.get("environment").and_then(|e| match e.as_map() {
+                Some(m) => m.get("name").and_then(Node::text).map(str::to_string),
+                None => e.text().map(str::to_string),
+            }),
         }))
     }
 
@@ -350,6 +357,10 @@ pub struct Job {
     /// `extends` parents and `!reference` targets that were not found, as `extends: .name` and
     /// `!reference [.name, key]`.
     pub unresolved: Vec<String>,
+    /// The refs the job may run on, from `rules:` or `only:`.
+    pub runs_on: RunsOn,
+    /// `environment:` (its name), which picks the environment-scoped variables it gets.
+    pub environment: Option<String>,
 }
 
 /// Where a script line comes from.
