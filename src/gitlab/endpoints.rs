@@ -442,6 +442,39 @@ impl Session {
         .await
     }
 
+    /// The newest pipeline on `git_ref`, if any (the list gives no user: read its detail).
+    pub async fn latest_pipeline(
+        &self,
+        project: ProjectId,
+        git_ref: &str,
+    ) -> Result<Option<Pipeline>, GitlabError> {
+        let newest: Vec<Pipeline> = self
+            .get(
+                &format!(
+                    "/projects/{project}/pipelines?ref={}&order_by=id&sort=desc&per_page=1",
+                    encode(git_ref)
+                ),
+                Reuse::Cached,
+            )
+            .await?;
+        match newest.first() {
+            Some(p) => Ok(Some(self.pipeline(project, p.id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `GET /projects/:id/pipeline_schedules` (first page: the active ones matter).
+    pub async fn pipeline_schedules(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<PipelineSchedule>, GitlabError> {
+        self.get(
+            &format!("/projects/{project}/pipeline_schedules?scope=active&per_page=20"),
+            Reuse::Cached,
+        )
+        .await
+    }
+
     /// Pipelines of a commit, newest first (first page only).
     pub async fn commit_pipelines(
         &self,

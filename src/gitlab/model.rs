@@ -668,6 +668,17 @@ pub struct Note {
     pub updated_at: Option<Timestamp>,
 }
 
+/// `GET /projects/:id/pipeline_schedules`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct PipelineSchedule {
+    pub id: u64,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub active: bool,
+    pub owner: Option<UserBasic>,
+}
+
 /// An issue (`POST /projects/:id/issues`): the preflight report lives in one.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Issue {

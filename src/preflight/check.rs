@@ -30,6 +30,8 @@ pub const CAUSES: &[CauseId] = &[
     CauseId::PermissionJobTokenAllowlist,
     CauseId::PermissionTriggerOwner,
     CauseId::PermissionPipelineVariables,
+    CauseId::PermissionProtectedRef,
+    CauseId::PermissionRole,
     CauseId::ConfigDownstreamInvalid,
     CauseId::ConfigDownstreamEmpty,
     CauseId::TokenExpired,
@@ -287,6 +289,7 @@ pub async fn edge_findings(
     let facts = facts(session, place, upstream, edge, now).await;
     let mut out = findings(edge, &facts, place.expiry_warning_days);
     out.extend(super::placement::findings(session, upstream, edge, &facts).await);
+    out.extend(super::runners::findings(session, upstream, edge, &facts).await);
     let creates_pipeline = edge.endpoint == Some(TriggerEndpoint::CreatePipeline)
         && matches!(edge.token, TokenSource::Variable(_));
     if let (true, Some(down)) = (creates_pipeline, facts.downstream.found()) {

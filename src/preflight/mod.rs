@@ -12,6 +12,7 @@ mod placement;
 pub mod render;
 pub mod report;
 pub mod review;
+mod runners;
 pub mod sweep;
 
 use serde::Serialize;

@@ -80,6 +80,8 @@ pub struct State {
     pub mr_pipelines: HashMap<(u64, u64), Vec<Value>>,
     /// (project, MR iid) → the MR.
     pub merge_requests: HashMap<(u64, u64), Value>,
+    /// Pipeline schedules by project id.
+    pub schedules: HashMap<u64, Vec<Value>>,
     /// Project access tokens by project id; group access tokens by group path.
     pub access_tokens: HashMap<u64, Vec<Value>>,
     pub group_access_tokens: HashMap<String, Vec<Value>>,
@@ -173,6 +175,7 @@ impl Default for State {
             lint_content: HashMap::new(),
             issues: HashMap::new(),
             access_tokens: HashMap::new(),
+            schedules: HashMap::new(),
             group_access_tokens: HashMap::new(),
             version: VERSION
                 .try_with(|v| v.to_string())
@@ -660,6 +663,24 @@ fn route(state: &State, request: &Request) -> ResponseTemplate {
                     list(request, state.hooks.get(&pid).cloned().unwrap_or_default())
                 }
                 ("GET", ["hooks"]) => forbidden(),
+                // lib/api/ci/pipeline_schedules.rb: `scope` is `active` or `inactive`.
+                ("GET", ["pipeline_schedules"]) => {
+                    let all = state.schedules.get(&pid).cloned().unwrap_or_default();
+                    match query("scope").as_deref() {
+                        None => list(request, all),
+                        Some(scope @ ("active" | "inactive")) => {
+                            let active = scope == "active";
+                            list(
+                                request,
+                                all.into_iter()
+                                    .filter(|s| s["active"].as_bool() == Some(active))
+                                    .collect(),
+                            )
+                        }
+                        Some(_) => ResponseTemplate::new(400)
+                            .set_body_json(json!({"error": "scope does not have a valid value"})),
+                    }
+                }
                 // lib/api/resource_access_tokens.rb: Maintainer (`read_resource_access_tokens`).
                 ("GET", ["access_tokens"]) if maintainer => list(
                     request,
@@ -1404,7 +1425,30 @@ fn list_pipelines(state: &State, request: &Request, pid: u64) -> Answer {
         .map(|((_, id), pipeline)| (*id, pipeline.clone()))
         .collect();
     pipelines.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
-    paginate(request, pipelines.into_iter().map(|(_, p)| p).collect())
+    // lib/api/entities/ci/pipeline_basic.rb: a listed pipeline has no user, no detailed status.
+    const BASIC: &[&str] = &[
+        "id",
+        "iid",
+        "project_id",
+        "sha",
+        "ref",
+        "status",
+        "source",
+        "created_at",
+        "updated_at",
+        "web_url",
+    ];
+    let basic = |p: Value| -> Value {
+        let mut p = p;
+        if let Some(fields) = p.as_object_mut() {
+            fields.retain(|k, _| BASIC.contains(&k.as_str()));
+        }
+        p
+    };
+    paginate(
+        request,
+        pipelines.into_iter().map(|(_, p)| basic(p)).collect(),
+    )
 }
 
 /// `GET .../merge_requests/:iid/notes` with `order_by` (`created_at`, default, or

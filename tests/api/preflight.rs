@@ -705,3 +705,68 @@ async fn preflight_finds_variables_the_job_would_get_empty() {
         "{stable:#}"
     );
 }
+
+/// A `trigger:` job into a protected downstream branch runs as whoever runs the upstream
+/// pipelines (the newest pipeline's user, active schedule owners): each is checked for the
+/// right to push or merge there.
+#[tokio::test]
+async fn preflight_checks_the_people_who_run_the_upstream_against_a_protected_branch() {
+    let gitlab = FakeGitlab::start().await;
+    gitlab.add_project(1, "grp/web").add_project(2, "grp/app");
+    merged_yaml(
+        &gitlab,
+        1,
+        "deploy:\n  trigger:\n    project: grp/app\n    branch: main\n",
+    );
+    gitlab.add_pipeline(
+        1,
+        900,
+        "success",
+        "main",
+        "95d49d1efbd941908580e79d65e4b5ecaf4a8305",
+    );
+    let user =
+        |id: u64, name: &str| json!({"id": id, "username": name, "name": name, "state": "active"});
+    gitlab.with(|s| {
+        s.pipelines.get_mut(&(1, 900)).unwrap()["user"] = user(501, "ana");
+        s.schedules.insert(
+            1,
+            vec![
+                json!({"id": 1, "ref": "main", "active": true, "owner": user(502, "bo")}),
+                json!({"id": 2, "ref": "main", "active": false, "owner": user(503, "cy")}),
+            ],
+        );
+        s.branches.insert(
+            (2, "main".into()),
+            json!({"name": "main", "protected": true, "default": true}),
+        );
+        s.protected_branches.insert(
+            2,
+            vec![json!({"id": 1, "name": "main",
+                        "push_access_levels": [{"access_level": 40, "access_level_description": "Maintainers"}],
+                        "merge_access_levels": [{"access_level": 40, "access_level_description": "Maintainers"}]})],
+        );
+        s.members.insert((2, 501), 30);
+        s.members.insert((2, 502), 40);
+        s.members.insert((2, 503), 10);
+    });
+    let out = run(&gitlab, &["--project", "grp/web", "--format", "json"]).await;
+    let map: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings: Vec<&Value> = map["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["cause"].as_str().unwrap().starts_with("permission."))
+        .collect();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = findings[0];
+    assert_eq!(f["cause"], "permission.protected_ref", "{f:#}");
+    assert_eq!(f["verdict"], "confirmed", "{f:#}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("ana ran the newest pipeline"),
+        "{summary}"
+    );
+    // The inactive schedule's owner is not asked about.
+    assert!(!map.to_string().contains("cy (user"), "{map:#}");
+}
