@@ -6,7 +6,8 @@
 //! The group: `bench` with ten subgroups of 100 projects. Every project has a `trigger:` job to
 //! the next project (on `main`); every second one also a curl call with `CI_JOB_TOKEN` to the
 //! project after that, allowlisted there. Every tenth trigger names a project that does not
-//! exist, so findings are made too.
+//! exist, so findings are made too; every other fifth goes to a protected branch, so the people
+//! who run the upstream pipelines (the newest pipeline's user) are checked downstream.
 //!
 //! Run: `cargo bench --bench preflight`, or every benchmark with `benches/run`.
 
@@ -77,6 +78,26 @@ fn main() {
                     (i, String::new()),
                     json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": yaml}),
                 );
+                if i % 10 == 5 {
+                    let next = i % PROJECTS + 1;
+                    s.branches.insert(
+                        (next, "main".into()),
+                        json!({"name": "main", "protected": true, "default": true}),
+                    );
+                    s.protected_branches.insert(
+                        next,
+                        vec![json!({"id": 1, "name": "main",
+                                    "push_access_levels": [{"access_level": 40}],
+                                    "merge_access_levels": [{"access_level": 30}]})],
+                    );
+                    s.pipelines.insert(
+                        (i, 100_000 + i),
+                        json!({"id": 100_000 + i, "project_id": i, "status": "success", "ref": "main",
+                               "sha": "95d49d1efbd941908580e79d65e4b5ecaf4a8305", "source": "push",
+                               "user": {"id": 7_000 + i, "username": format!("dev{i}"), "state": "active"}}),
+                    );
+                    s.members.insert((next, 7_000 + i), 30);
+                }
                 if i % 2 == 0 {
                     let after = (i + 1) % PROJECTS + 1;
                     s.job_token_allowlist

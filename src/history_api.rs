@@ -253,6 +253,23 @@ fn is_cause_id(text: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
 }
 
+/// `cause`: a cause id, checked for its shape.
+fn cause_param(params: &Params) -> Result<Option<String>, ApiError> {
+    params
+        .get("cause")
+        .map(|t| {
+            if is_cause_id(t) {
+                Ok(t.to_string())
+            } else {
+                Err(bad_param(
+                    "cause",
+                    "expected a cause id such as token.expired or undetermined",
+                ))
+            }
+        })
+        .transpose()
+}
+
 fn diagnosis_filter(params: &Params) -> Result<DiagnosisFilter, ApiError> {
     let project = match params.get("project") {
         None => None,
@@ -280,19 +297,7 @@ fn diagnosis_filter(params: &Params) -> Result<DiagnosisFilter, ApiError> {
                 .ok_or_else(|| bad_param("pipeline", "expected a pipeline id"))
         })
         .transpose()?;
-    let cause = params
-        .get("cause")
-        .map(|t| {
-            if is_cause_id(t) {
-                Ok(t.to_string())
-            } else {
-                Err(bad_param(
-                    "cause",
-                    "expected a cause id such as token.expired or undetermined",
-                ))
-            }
-        })
-        .transpose()?;
+    let cause = cause_param(params)?;
     let status = params
         .get("status")
         .map(|t| {
@@ -514,19 +519,7 @@ async fn preflight_findings(req: HttpRequest, api: web::Data<Api>) -> Answer {
         .get("cursor")
         .map(|t| read_text_cursor(t, 3).map(|mut v| (v.remove(0), v.remove(0), v.remove(0))))
         .transpose()?;
-    let cause = params
-        .get("cause")
-        .map(|t| {
-            if is_cause_id(t) {
-                Ok(t.to_string())
-            } else {
-                Err(bad_param(
-                    "cause",
-                    "expected a cause id such as token.expired",
-                ))
-            }
-        })
-        .transpose()?;
+    let cause = cause_param(&params)?;
     let limit = params.limit()?;
     let project = project_path(&params)?;
     let rows = api

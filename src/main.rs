@@ -373,16 +373,7 @@ async fn preflight(
             }
         }
     };
-    let place = preflight::Where {
-        api_url: settings.gitlab.url.clone(),
-        external_url: settings
-            .gitlab
-            .external_url
-            .clone()
-            .unwrap_or_else(|| settings.gitlab.url.clone()),
-        expiry_warning_days: settings.preflight.expiry_warning_days,
-        dry_run: settings.preflight.dry_run,
-    };
+    let place = preflight::Where::from_settings(&settings);
     match preflight::map(&session, &scope, &place, progress).await {
         Ok(map) => {
             print!("{}", render::render(&map, format));

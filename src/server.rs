@@ -153,16 +153,7 @@ fn preflight_sweeper(
     if settings.preflight.groups.is_empty() {
         return None;
     }
-    let place = crate::preflight::Where {
-        api_url: settings.gitlab.url.clone(),
-        external_url: settings
-            .gitlab
-            .external_url
-            .clone()
-            .unwrap_or_else(|| settings.gitlab.url.clone()),
-        expiry_warning_days: settings.preflight.expiry_warning_days,
-        dry_run: settings.preflight.dry_run,
-    };
+    let place = crate::preflight::Where::from_settings(settings);
     let scope = crate::preflight::Scope {
         groups: settings.preflight.groups.clone(),
         projects: Vec::new(),

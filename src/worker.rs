@@ -18,7 +18,6 @@ use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
 use crate::pipeline::{Outcome, ProcessError, Stages};
 use crate::preflight::sweep::{SweepError, Sweeper};
-use crate::recognise::Recognition;
 use crate::retry::{random_unit, run_rounds, Backoff, Next};
 use crate::store::{Claimed, DeliveryId, QueueStats, Store, StoreError};
 use crate::timestamp::Timestamp;
@@ -131,15 +130,7 @@ impl Worker {
             Err(e) => format!("preflight failed: {e}"),
         };
         info!(%reason, event, "preflight event handled");
-        Ok(Outcome {
-            event,
-            recognition: Recognition::NotATriggerFailure { reason },
-            diagnoses: Vec::new(),
-            comment: None,
-            notified: None,
-            stages: Vec::new(),
-            gitlab_calls: 0,
-        })
+        Ok(Outcome::not_a_trigger_failure(event, reason))
     }
 
     /// Whether every worker loop has been stuck for longer than the lease while deliveries

@@ -138,15 +138,7 @@ impl Stages {
                 )
             };
             info!(%reason, "delivery not processed");
-            return Ok(Outcome {
-                event: "ignored",
-                recognition: Recognition::NotATriggerFailure { reason },
-                diagnoses: Vec::new(),
-                comment: None,
-                notified: None,
-                stages: Vec::new(),
-                gitlab_calls: 0,
-            });
+            return Ok(Outcome::not_a_trigger_failure("ignored", reason));
         };
         let event =
             event::parse(kind, &claim.body).map_err(|e| ProcessError::Permanent(e.to_string()))?;

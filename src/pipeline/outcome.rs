@@ -73,6 +73,19 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An outcome with no diagnosis: the delivery was no trigger failure, for `reason`.
+    pub fn not_a_trigger_failure(event: &'static str, reason: String) -> Outcome {
+        Outcome {
+            event,
+            recognition: Recognition::NotATriggerFailure { reason },
+            diagnoses: Vec::new(),
+            comment: None,
+            notified: None,
+            stages: Vec::new(),
+            gitlab_calls: 0,
+        }
+    }
+
     /// What this outcome adds to the diagnosis history: one row per diagnosis (with the
     /// comment it went into), and the comment it resolved, if any.
     pub fn history(&self) -> History {

@@ -59,6 +59,62 @@ pub struct EdgeFinding {
     pub expires_at: Option<Timestamp>,
 }
 
+impl EdgeFinding {
+    /// A finding on `edge`, with no evidence, fix or owners yet.
+    pub fn new(edge: &Edge, cause: CauseId, verdict: Verdict, summary: String) -> EdgeFinding {
+        EdgeFinding {
+            from: edge.from.clone(),
+            job: edge.job.clone(),
+            to: edge.to.clone(),
+            cause,
+            verdict,
+            summary,
+            evidence: Vec::new(),
+            fix: Vec::new(),
+            owners: Vec::new(),
+            expires_at: None,
+        }
+    }
+
+    /// A diagnosis check's finding, on `edge`.
+    pub fn of(edge: &Edge, f: Finding) -> EdgeFinding {
+        EdgeFinding {
+            evidence: f.evidence,
+            fix: f.fix.into_iter().map(|s| s.text).collect(),
+            ..EdgeFinding::new(edge, f.cause, f.verdict, f.summary)
+        }
+    }
+}
+
+impl Where {
+    /// The place `serve` and the command line check from: `gitlab.url`, `gitlab.external_url`
+    /// (else the same), and the `preflight.*` keys.
+    pub fn from_settings(settings: &crate::config::Settings) -> Where {
+        Where {
+            api_url: settings.gitlab.url.clone(),
+            external_url: settings
+                .gitlab
+                .external_url
+                .clone()
+                .unwrap_or_else(|| settings.gitlab.url.clone()),
+            expiry_warning_days: settings.preflight.expiry_warning_days,
+            dry_run: settings.preflight.dry_run,
+        }
+    }
+}
+
+/// "has expired", "expires today", "expires in N days": a token's expiry at `at`, seen at `now`.
+fn expiry_words(at: Timestamp, now: Timestamp) -> String {
+    let left = (at.0 - now.0).div_euclid(86_400_000);
+    if at <= now {
+        "has expired".to_string()
+    } else if left == 0 {
+        "expires today".to_string()
+    } else {
+        format!("expires in {left} days")
+    }
+}
+
 /// Where the facts of an edge come from (the instance as the bot and runners see it), and how
 /// far ahead token expiry is warned of.
 #[derive(Debug, Clone)]
@@ -195,12 +251,26 @@ pub async fn facts(
                 &down.path_with_namespace,
             );
         }
+        // The allowlist first: an upstream on it needs nothing more; then the scope, and the
+        // groups only while the allowlist is enforced.
         if uses_job_token {
             let path = down.path_with_namespace.clone();
-            facts.job_token_scope = gathered(session.job_token_scope(down.id).await, &path);
             facts.job_token_allowlist = gathered(session.job_token_allowlist(down.id).await, &path);
-            facts.job_token_groups_allowlist =
-                gathered(session.job_token_groups_allowlist(down.id).await, &path);
+            let listed = facts
+                .job_token_allowlist
+                .found()
+                .is_some_and(|v| v.iter().any(|p| p.id == upstream.id));
+            if !listed {
+                facts.job_token_scope = gathered(session.job_token_scope(down.id).await, &path);
+                let open = facts
+                    .job_token_scope
+                    .found()
+                    .is_some_and(|s| !s.inbound_enabled);
+                if !open {
+                    facts.job_token_groups_allowlist =
+                        gathered(session.job_token_groups_allowlist(down.id).await, &path);
+                }
+            }
         }
     }
     facts
@@ -263,16 +333,8 @@ pub fn findings(edge: &Edge, facts: &Facts, warning_days: u32) -> Vec<EdgeFindin
         .filter(|(f, _)| CAUSES.contains(&f.cause))
         .filter(|(f, _)| matches!(f.verdict, Verdict::Confirmed | Verdict::Likely))
         .map(|(f, expires_at)| EdgeFinding {
-            from: edge.from.clone(),
-            job: edge.job.clone(),
-            to: edge.to.clone(),
-            cause: f.cause,
-            verdict: f.verdict,
-            summary: f.summary,
-            evidence: f.evidence,
-            fix: f.fix.into_iter().map(|s| s.text).collect(),
-            owners: Vec::new(),
             expires_at,
+            ..EdgeFinding::of(edge, f)
         })
         .collect()
 }
@@ -341,24 +403,12 @@ pub async fn access_tokens(
             (at.0 <= horizon).then_some((owner, t, text, at))
         })
         .map(|(owner, t, text, at)| {
-            let left = (at.0 - now.0).div_euclid(86_400_000);
-            let when = if at <= now {
-                "has expired".to_string()
-            } else if left == 0 {
-                "expires today".to_string()
-            } else {
-                format!("expires in {left} days")
-            };
+            let when = expiry_words(at, now);
             let name = t.name.clone().unwrap_or_else(|| format!("id {}", t.id));
+            let summary = format!(
+                "The access token \"{name}\" of {owner} {when} ({text}); if it is the one in ${variable}, this job's pipelines API call fails from then on."
+            );
             EdgeFinding {
-                from: edge.from.clone(),
-                job: edge.job.clone(),
-                to: edge.to.clone(),
-                cause: CauseId::TokenExpired,
-                verdict: Verdict::Likely,
-                summary: format!(
-                    "The access token \"{name}\" of {owner} {when} ({text}); if it is the one in ${variable}, this job's pipelines API call fails from then on."
-                ),
                 evidence: vec![format!(
                     "{owner}: access token {name} (id {}), scopes {}, expires_at {text}",
                     t.id,
@@ -367,8 +417,8 @@ pub async fn access_tokens(
                 fix: vec![format!(
                     "Rotate the token (Settings > Access tokens of {owner}) and store the new one in ${variable} before it expires"
                 )],
-                owners: Vec::new(),
                 expires_at: Some(at),
+                ..EdgeFinding::new(edge, CauseId::TokenExpired, Verdict::Likely, summary)
             }
         })
         .collect()
@@ -389,19 +439,12 @@ fn expiring(facts: &Facts, days: u32) -> Vec<(Finding, Timestamp)> {
     triggers
         .iter()
         .filter_map(|t| {
-            let at = token::expires(t)?.unix_seconds();
-            (at <= horizon).then_some((t, at))
+            let at = token::expires(t)?;
+            (at.unix_seconds() <= horizon).then_some((t, at))
         })
-        .map(|(t, at)| (t, at, token::expires(t).unwrap_or(facts.now)))
-        .map(|(t, at, expires_at)| {
-            let left = (at - now).div_euclid(86_400);
-            let when = if at <= now {
-                "has expired".to_string()
-            } else if left == 0 {
-                "expires today".to_string()
-            } else {
-                format!("expires in {left} days")
-            };
+        .map(|(t, expires_at)| {
+            let at = expires_at.unix_seconds();
+            let when = expiry_words(expires_at, facts.now);
             let settings = CauseId::TokenExpired
                 .settings_link(&down.web_url)
                 .unwrap_or_else(|| down.web_url.clone());

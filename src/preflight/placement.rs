@@ -96,16 +96,9 @@ pub async fn findings(
 ) -> Vec<EdgeFinding> {
     let env = edge.environment.as_deref();
     let finding = |cause, verdict, summary: String, evidence: Vec<String>, fix: &str| EdgeFinding {
-        from: edge.from.clone(),
-        job: edge.job.clone(),
-        to: edge.to.clone(),
-        cause,
-        verdict,
-        summary,
         evidence,
         fix: vec![fix.to_string()],
-        owners: Vec::new(),
-        expires_at: None,
+        ..EdgeFinding::new(edge, cause, verdict, summary)
     };
     let mut out = Vec::new();
     // The upstream's protected branches, read once and only when a protected variable needs them.

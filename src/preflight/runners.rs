@@ -56,13 +56,17 @@ pub async fn findings(
     if edge.kind != EdgeKind::MultiProject || !protected {
         return Vec::new();
     }
+    let users = runners(session, upstream).await;
+    if users.is_empty() {
+        return Vec::new();
+    }
     let mut facts = facts.clone();
     facts.protected_branches = gathered(
         session.protected_branches(down.id).await,
         &down.path_with_namespace,
     );
     let mut out = Vec::new();
-    for (user, how) in runners(session, upstream).await {
+    for (user, how) in users {
         if user.state.as_deref().is_some_and(|s| s != "active") {
             continue;
         }
@@ -88,17 +92,10 @@ pub async fn findings(
                 &format!("user {}", user.id),
                 &format!("{name} (user {})", user.id),
             );
+            let summary = format!("{name} {how}; {summary}");
             out.push(EdgeFinding {
-                from: edge.from.clone(),
-                job: edge.job.clone(),
-                to: edge.to.clone(),
-                cause: f.cause,
-                verdict: f.verdict,
-                summary: format!("{name} {how}; {summary}"),
-                evidence: f.evidence,
-                fix: f.fix.into_iter().map(|s| s.text).collect(),
-                owners: Vec::new(),
-                expires_at: None,
+                summary,
+                ..EdgeFinding::of(edge, f)
             });
         }
     }

@@ -146,6 +146,30 @@ pub fn parse(kind: EventKind, body: &[u8]) -> Result<Event, DecodeError> {
     }
 }
 
+/// Decodes a hook that is not an [`EventKind`] (read by preflight), checking its `object_kind`.
+fn decode_hook<T: for<'de> Deserialize<'de>>(
+    kind: &'static str,
+    expected: &str,
+    body: &[u8],
+    object_kind: impl Fn(&T) -> &str,
+) -> Result<T, DecodeError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let e: T = serde_path_to_error::deserialize(&mut de).map_err(|e| DecodeError {
+        kind,
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })?;
+    let found = object_kind(&e);
+    if found != expected {
+        return Err(DecodeError {
+            kind,
+            path: "object_kind".into(),
+            message: format!("expected {expected:?}, got {found:?}"),
+        });
+    }
+    Ok(e)
+}
+
 /// The `X-Gitlab-Event` of a push; not an [`EventKind`] (no diagnosis starts from it), read
 /// only by the preflight re-check.
 pub const PUSH_HOOK: &str = "Push Hook";
@@ -187,20 +211,7 @@ pub struct PushCommit {
 
 impl PushEvent {
     pub fn parse(body: &[u8]) -> Result<PushEvent, DecodeError> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let e: PushEvent = serde_path_to_error::deserialize(&mut de).map_err(|e| DecodeError {
-            kind: PUSH_HOOK,
-            path: e.path().to_string(),
-            message: e.into_inner().to_string(),
-        })?;
-        if e.object_kind != "push" {
-            return Err(DecodeError {
-                kind: PUSH_HOOK,
-                path: "object_kind".into(),
-                message: format!("expected \"push\", got {:?}", e.object_kind),
-            });
-        }
-        Ok(e)
+        decode_hook(PUSH_HOOK, "push", body, |e: &PushEvent| &e.object_kind)
     }
 
     /// Whether the push moved the project's default branch (the branch the map reads).
@@ -267,21 +278,12 @@ pub struct MergeRequestAttributes {
 
 impl MergeRequestEvent {
     pub fn parse(body: &[u8]) -> Result<MergeRequestEvent, DecodeError> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let e: MergeRequestEvent =
-            serde_path_to_error::deserialize(&mut de).map_err(|e| DecodeError {
-                kind: MERGE_REQUEST_HOOK,
-                path: e.path().to_string(),
-                message: e.into_inner().to_string(),
-            })?;
-        if e.object_kind != "merge_request" {
-            return Err(DecodeError {
-                kind: MERGE_REQUEST_HOOK,
-                path: "object_kind".into(),
-                message: format!("expected \"merge_request\", got {:?}", e.object_kind),
-            });
-        }
-        Ok(e)
+        decode_hook(
+            MERGE_REQUEST_HOOK,
+            "merge_request",
+            body,
+            |e: &MergeRequestEvent| &e.object_kind,
+        )
     }
 
     /// The head to review: an open merge request that was opened, reopened or given new

@@ -222,16 +222,14 @@ async fn a_push_that_changes_ci_files_re_checks_the_project_within_ten_calls() {
     let _ = digests(&app, &chat).await;
 
     // A push that touches no CI file changes nothing.
-    assert_eq!(
-        app.deliver("Push Hook", push(6, "grp/api", &["README.md"]), "push-1")
-            .await
-            .status(),
-        202
-    );
     let calls = gitlab.with(|s| s.calls.len());
-    let settled = app.worker.run_once("w").await.unwrap();
-    assert!(matches!(settled, Some(Settled::Done(_))), "{settled:?}");
-    let outcome = &app.store.find_by_dedup_key("push-1").await.unwrap()[0].outcomes[0];
+    let outcome = handled(
+        &app,
+        "Push Hook",
+        push(6, "grp/api", &["README.md"]),
+        "push-1",
+    )
+    .await;
     assert!(outcome.contains("no CI configuration file"), "{outcome}");
 
     // The trigger is fixed: it now points at grp/docs, which exists.
@@ -240,21 +238,13 @@ async fn a_push_that_changes_ci_files_re_checks_the_project_within_ten_calls() {
         6,
         "deploy:\n  trigger:\n    project: grp/docs\n    branch: main\n",
     );
-    assert_eq!(
-        app.deliver(
-            "Push Hook",
-            push(6, "grp/api", &[".gitlab-ci.yml"]),
-            "push-2"
-        )
-        .await
-        .status(),
-        202
-    );
-    assert!(matches!(
-        app.worker.run_once("w").await.unwrap(),
-        Some(Settled::Done(_))
-    ));
-    let outcome = &app.store.find_by_dedup_key("push-2").await.unwrap()[0].outcomes[0];
+    let outcome = handled(
+        &app,
+        "Push Hook",
+        push(6, "grp/api", &[".gitlab-ci.yml"]),
+        "push-2",
+    )
+    .await;
     assert!(outcome.contains("0 new, 1 resolved"), "{outcome}");
     let findings = api(&app, "/api/v1/preflight/findings?project=grp/api").await;
     assert_eq!(findings["findings"], json!([]));
@@ -272,21 +262,13 @@ async fn a_push_that_changes_ci_files_re_checks_the_project_within_ten_calls() {
     );
 
     // A project outside preflight.groups is left alone.
-    assert_eq!(
-        app.deliver(
-            "Push Hook",
-            push(4, "other/elsewhere", &[".gitlab-ci.yml"]),
-            "push-3"
-        )
-        .await
-        .status(),
-        202
-    );
-    assert!(matches!(
-        app.worker.run_once("w").await.unwrap(),
-        Some(Settled::Done(_))
-    ));
-    let outcome = &app.store.find_by_dedup_key("push-3").await.unwrap()[0].outcomes[0];
+    let outcome = handled(
+        &app,
+        "Push Hook",
+        push(4, "other/elsewhere", &[".gitlab-ci.yml"]),
+        "push-3",
+    )
+    .await;
     assert!(outcome.contains("not in preflight.groups"), "{outcome}");
 }
 
@@ -321,11 +303,9 @@ fn merge_request(action: &str, sha: &str, oldrev: Option<&str>) -> Vec<u8> {
     })
 }
 
-async fn review(app: &TestApp, body: Vec<u8>, key: &str) -> String {
-    assert_eq!(
-        app.deliver("Merge Request Hook", body, key).await.status(),
-        202
-    );
+/// Delivers `body` as `event`, processes it, and returns its outcome.
+async fn handled(app: &TestApp, event: &str, body: Vec<u8>, key: &str) -> String {
+    assert_eq!(app.deliver(event, body, key).await.status(), 202);
     let settled = app.worker.run_once("w").await.unwrap();
     assert!(matches!(settled, Some(Settled::Done(_))), "{settled:?}");
     app.store.find_by_dedup_key(key).await.unwrap()[0].outcomes[0].clone()
@@ -358,7 +338,13 @@ async fn a_merge_request_that_changes_triggers_gets_one_review_comment_kept_up_t
          release:\n  trigger:\n    project: grp/tools/deployer\n    branch: main\n\
          ping-docs:\n  script:\n    - 'curl --fail -X POST -F token=$CI_JOB_TOKEN -F ref=main \"$CI_API_V4_URL/projects/grp%2Fdocs/trigger/pipeline\"'\n",
     );
-    let outcome = review(&app, merge_request("open", HEAD, None), "mr-1").await;
+    let outcome = handled(
+        &app,
+        "Merge Request Hook",
+        merge_request("open", HEAD, None),
+        "mr-1",
+    )
+    .await;
     assert!(outcome.contains("3 changed edges"), "{outcome}");
     let notes = review_notes(&gitlab);
     assert_eq!(notes.len(), 1, "{notes:#?}");
@@ -378,7 +364,13 @@ async fn a_merge_request_that_changes_triggers_gets_one_review_comment_kept_up_t
     assert!(body.contains("<!-- trigger-doctor-preflight {"), "{body}");
 
     // A title edit is not reviewed again.
-    let outcome = review(&app, merge_request("update", HEAD, None), "mr-2").await;
+    let outcome = handled(
+        &app,
+        "Merge Request Hook",
+        merge_request("update", HEAD, None),
+        "mr-2",
+    )
+    .await;
     assert!(outcome.contains("no new commits"), "{outcome}");
 
     // New commits fix the branch: the same comment now says the changes would work.
@@ -388,7 +380,13 @@ async fn a_merge_request_that_changes_triggers_gets_one_review_comment_kept_up_t
         "deploy:\n  trigger:\n    project: grp/missing\n    branch: main\n\
          notify:\n  trigger:\n    project: grp/docs\n    branch: main\n",
     );
-    let outcome = review(&app, merge_request("update", HEAD2, Some(HEAD)), "mr-3").await;
+    let outcome = handled(
+        &app,
+        "Merge Request Hook",
+        merge_request("update", HEAD2, Some(HEAD)),
+        "mr-3",
+    )
+    .await;
     assert!(outcome.contains("1 changed edges"), "{outcome}");
     let notes = review_notes(&gitlab);
     assert_eq!(notes.len(), 1, "still one comment: {notes:#?}");
@@ -407,7 +405,13 @@ async fn a_merge_request_that_changes_no_trigger_gets_no_comment() {
         HEAD,
         "deploy:\n  trigger:\n    project: grp/missing\n    branch: main\n",
     );
-    let outcome = review(&app, merge_request("open", HEAD, None), "mr-1").await;
+    let outcome = handled(
+        &app,
+        "Merge Request Hook",
+        merge_request("open", HEAD, None),
+        "mr-1",
+    )
+    .await;
     assert!(outcome.contains("changes no trigger edge"), "{outcome}");
     assert!(review_notes(&gitlab).is_empty());
 }

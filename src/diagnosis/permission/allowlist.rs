@@ -33,6 +33,18 @@ pub(super) fn allowlist(ctx: &Attempt) -> Finding {
         .map(|p| p.path_with_namespace.clone())
         .or_else(|| facts.subject.project_path.clone())
         .unwrap_or_else(|| format!("project {upstream_id}"));
+    // Listed is allowed, whatever the scope says (and the scope need not be read).
+    if facts
+        .job_token_allowlist
+        .found()
+        .is_some_and(|v| v.iter().any(|p| p.id == upstream_id))
+    {
+        return Finding::new(
+            ALLOWLIST,
+            Verdict::RuledOut,
+            format!("{up_path} is on {path}'s job-token allowlist."),
+        );
+    }
     let enabled = match &facts.job_token_scope {
         Gathered::Found(s) => Ok(s.inbound_enabled),
         // Not `ci_job_token_scope_enabled` of `GET /projects/:id`: that is the *outbound*
