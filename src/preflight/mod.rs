@@ -164,6 +164,8 @@ pub struct ProjectMap {
     pub missing_edges: Vec<MissingEdge>,
     pub muted: usize,
     pub settings_problem: Option<Unread>,
+    /// The chat channel the project's settings file names for its news.
+    pub chat: Option<String>,
 }
 
 /// Maps one project: its settings file, its edges and the checks on each edge, at `now`.
@@ -184,6 +186,7 @@ pub async fn map_project(
             ProjectSettings::default()
         }
     };
+    out.chat = settings.chat.clone();
     let edges = match project_edges(session, project).await {
         Ok(edges) => edges,
         Err(unread) => {

@@ -91,6 +91,9 @@ struct Progress {
 struct Change {
     project: String,
     project_url: String,
+    /// The channel the project's settings file names, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
     kind: String,
     cause: String,
     edge: String,
@@ -499,7 +502,7 @@ impl Sweeper {
     /// Queues one digest per project with changes; returns how many were queued.
     async fn send_digests(&self, changes: &[Change]) -> usize {
         let Some(chat) = &self.chat else { return 0 };
-        let mut by_project: Vec<(&str, &str, Vec<PreflightChange>)> = Vec::new();
+        let mut by_project: Vec<(&str, &str, Option<&str>, Vec<PreflightChange>)> = Vec::new();
         for c in changes {
             let change = PreflightChange {
                 kind: match c.kind.as_str() {
@@ -511,14 +514,19 @@ impl Sweeper {
                 edge: c.edge.clone(),
                 summary: c.summary.clone(),
             };
-            match by_project.iter_mut().find(|(p, _, _)| *p == c.project) {
-                Some((_, _, list)) => list.push(change),
-                None => by_project.push((&c.project, &c.project_url, vec![change])),
+            match by_project.iter_mut().find(|(p, _, _, _)| *p == c.project) {
+                Some((_, _, _, list)) => list.push(change),
+                None => by_project.push((
+                    &c.project,
+                    &c.project_url,
+                    c.channel.as_deref(),
+                    vec![change],
+                )),
             }
         }
         let mut queued = 0;
-        for (project, url, list) in by_project {
-            let message = preflight_digest_message(project, url, &list);
+        for (project, url, channel, list) in by_project {
+            let message = preflight_digest_message(project, url, &list).in_channel(channel);
             match chat
                 .queue(
                     project,
@@ -706,6 +714,7 @@ fn describe(
     let change = |kind: &str, f: &StoredFinding| Change {
         project: project.path_with_namespace.clone(),
         project_url: project.web_url.clone(),
+        channel: part.chat.clone(),
         kind: kind.into(),
         cause: f.cause.clone(),
         edge: f.edge.clone(),
@@ -728,6 +737,7 @@ fn describe(
         let mut c = resolved_change(edge_key, cause, json);
         c.project = project.path_with_namespace.clone();
         c.project_url = project.web_url.clone();
+        c.channel = part.chat.clone();
         out.push(c);
     }
     out
@@ -738,6 +748,7 @@ fn resolved_change(edge_key: &str, cause: &str, json: &str) -> Change {
     Change {
         project: old.as_ref().map(|f| f.project.clone()).unwrap_or_default(),
         project_url: String::new(),
+        channel: None,
         kind: "resolved".into(),
         cause: cause.to_string(),
         edge: edge_key.to_string(),

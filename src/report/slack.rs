@@ -34,18 +34,41 @@ const ZWSP: char = '\u{200b}';
 pub struct ChatMessage {
     pub text: String,
     pub blocks: Vec<Value>,
+    /// A channel to post in instead of the webhook's own, where the chat service lets a
+    /// webhook choose (Mattermost, Rocket.Chat, Slack's legacy webhooks; others ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 impl ChatMessage {
     /// The JSON body posted to the incoming webhook.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut body = json!({
             "text": self.text,
             "blocks": self.blocks,
             // No previews: a message is read in the channel, not through the pages it links.
             "unfurl_links": false,
             "unfurl_media": false,
-        })
+        });
+        if let Some(channel) = &self.channel {
+            body["channel"] = channel.clone().into();
+        }
+        body
+    }
+
+    /// The same message for `channel` (a name such as `#deploys`, from a project's settings
+    /// file): kept only when it is a plain channel name.
+    pub fn in_channel(mut self, channel: Option<&str>) -> ChatMessage {
+        self.channel = channel
+            .map(str::trim)
+            .filter(|c| {
+                !c.is_empty()
+                    && c.len() <= 80
+                    && c.chars()
+                        .all(|ch| ch.is_alphanumeric() || matches!(ch, '#' | '@' | '-' | '_' | '.'))
+            })
+            .map(str::to_string);
+        self
     }
 
     /// Adds a context block saying `n` more pipelines failed the same way within `window` (used
@@ -121,6 +144,7 @@ pub fn diagnosis_message(diagnoses: &[Diagnosis], comment_url: Option<&str>) -> 
         return ChatMessage {
             text: line.clone(),
             blocks: vec![section(&line)],
+            channel: None,
         };
     };
     let head = escape(&headline(diagnoses));
@@ -200,6 +224,7 @@ pub fn diagnosis_message(diagnoses: &[Diagnosis], comment_url: Option<&str>) -> 
     ChatMessage {
         text: fit(&text.join("\n"), TEXT_MAX),
         blocks,
+        channel: None,
     }
 }
 
@@ -263,6 +288,7 @@ pub fn resolution_message(r: &Resolution<'_>) -> ChatMessage {
     ChatMessage {
         text: fit(&text.join("\n"), TEXT_MAX),
         blocks,
+        channel: None,
     }
 }
 
@@ -278,6 +304,7 @@ pub fn repeats_message(headline: &str, repeats: u64, window: Duration) -> ChatMe
     ChatMessage {
         text: fit(&line, TEXT_MAX),
         blocks: vec![section(&line)],
+        channel: None,
     }
 }
 
@@ -296,6 +323,7 @@ pub fn gitlab_unavailable_message(gitlab_url: &str, detail: &str) -> ChatMessage
     ChatMessage {
         text: fit(&format!("GitLab is unreachable. {line}"), TEXT_MAX),
         blocks: vec![header("GitLab is unreachable"), section(&line)],
+        channel: None,
     }
 }
 
@@ -353,6 +381,7 @@ pub fn preflight_digest_message(
     ChatMessage {
         text: fit(&format!("{}. {summary}", escape(&title)), TEXT_MAX),
         blocks,
+        channel: None,
     }
 }
 
@@ -557,6 +586,10 @@ mod tests {
             });
         }
         let m = preflight_digest_message("grp/up", "https://gitlab.example.com/grp/up", &changes);
+        assert!(m.to_json().get("channel").is_none());
+        let routed = m.clone().in_channel(Some("#deploys"));
+        assert_eq!(routed.to_json()["channel"], "#deploys");
+        assert_eq!(m.clone().in_channel(Some("<!here> x")).channel, None);
         let all = m.to_json().to_string();
         assert!(
             !all.contains("<script>") && !all.contains("<!channel>"),

@@ -91,6 +91,12 @@ async fn digests(app: &TestApp, chat: &FakeChat) -> Vec<Value> {
 #[tokio::test]
 async fn a_sweep_keeps_the_map_in_the_store_and_serves_it_paged_with_gauges() {
     let gitlab = gitlab().await;
+    gitlab.with(|s| {
+        s.files.insert(
+            (6, ".gitlab/trigger-doctor.yml".into(), "main".into()),
+            "chat: '#api-deploys'\n".to_string(),
+        );
+    });
     let chat = FakeChat::start().await;
     let app = app(&gitlab, &chat).await;
     let sweeper = app.sweeper.clone().expect("preflight.groups is set");
@@ -145,10 +151,12 @@ async fn a_sweep_keeps_the_map_in_the_store_and_serves_it_paged_with_gauges() {
         "{metrics}"
     );
 
-    // The first sweep's findings are all new: one digest for grp/api.
+    // The first sweep's findings are all new: one digest for grp/api, in the channel its
+    // settings file names.
     let sent = digests(&app, &chat).await;
     let text = serde_json::to_string(&sent).unwrap();
     assert_eq!(sent.len(), 1, "{text}");
+    assert_eq!(sent[0]["channel"], "#api-deploys", "{text}");
     assert!(
         text.contains("grp/api") && text.contains("project.not_found"),
         "{text}"
