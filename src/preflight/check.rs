@@ -104,7 +104,7 @@ impl Where {
 }
 
 /// "has expired", "expires today", "expires in N days": a token's expiry at `at`, seen at `now`.
-fn expiry_words(at: Timestamp, now: Timestamp) -> String {
+pub(super) fn expiry_words(at: Timestamp, now: Timestamp) -> String {
     let left = (at.0 - now.0).div_euclid(86_400_000);
     if at <= now {
         "has expired".to_string()

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod map;
+mod own_token;
 mod placement;
 pub mod render;
 pub mod report;

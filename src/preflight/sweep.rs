@@ -240,11 +240,30 @@ impl Sweeper {
                 return Ok(None);
             }
         }
+        // The bot's own token, kept under its own name beside the projects.
+        let own = super::own_token::findings(&session, now, self.place.expiry_warning_days).await;
+        let own_changes = self
+            .store
+            .replace_preflight_project(super::own_token::PROJECT, Vec::new(), finding_rows(own))
+            .await?;
+        for (edge_key, cause) in &own_changes.new {
+            progress.changes.push(Change {
+                project: super::own_token::PROJECT.into(),
+                project_url: self.place.external_url.clone(),
+                channel: None,
+                kind: "new".into(),
+                cause: cause.clone(),
+                edge: edge_key.clone(),
+                summary: "The bot's own GitLab token expires soon (see the findings).".into(),
+            });
+        }
         let paths: Vec<String> = projects
             .iter()
             .map(|p| p.path_with_namespace.clone())
             .collect();
-        let gone = self.store.remove_preflight_projects_not_in(&paths).await?;
+        let mut kept = paths.clone();
+        kept.push(super::own_token::PROJECT.into());
+        let gone = self.store.remove_preflight_projects_not_in(&kept).await?;
         for (edge_key, cause, json) in &gone.resolved {
             progress
                 .changes
@@ -660,10 +679,14 @@ fn rows(project: &Project, part: &ProjectMap) -> (Vec<PreflightEdgeRow>, Vec<Pre
             });
         }
     }
-    // One row per (edge, cause): the first (most certain) finding of the kind.
+    (edges, finding_rows(findings))
+}
+
+/// The store rows of findings: one per (edge, cause), the first (most certain) of the kind.
+fn finding_rows(mut findings: Vec<StoredFinding>) -> Vec<PreflightFindingRow> {
     let mut seen = std::collections::HashSet::new();
     findings.retain(|f| seen.insert((f.edge.clone(), f.cause.clone())));
-    let findings = findings
+    findings
         .into_iter()
         .map(|f| PreflightFindingRow {
             project: f.project.clone(),
@@ -674,8 +697,7 @@ fn rows(project: &Project, part: &ProjectMap) -> (Vec<PreflightEdgeRow>, Vec<Pre
             first_seen: Timestamp(0),
             json: serde_json::to_string(&f).expect("findings serialise"),
         })
-        .collect();
-    (edges, findings)
+        .collect()
 }
 
 fn from_check(project: &str, edge: String, f: &EdgeFinding) -> StoredFinding {

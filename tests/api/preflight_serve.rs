@@ -603,3 +603,32 @@ async fn a_malformed_settings_file_is_a_finding_and_the_sweep_goes_on() {
         .unwrap()
         .contains("trigger-doctor.yml"));
 }
+
+/// The bot's own token expiring within the warning days is a finding of every sweep, and
+/// resolves once the token is renewed.
+#[tokio::test]
+async fn the_bots_own_token_expiring_soon_is_a_finding() {
+    let gitlab = gitlab().await;
+    let soon = trigger_doctor::timestamp::Timestamp(
+        trigger_doctor::timestamp::Timestamp::now().0 + 3 * 86_400_000,
+    )
+    .to_rfc3339()[..10]
+        .to_string();
+    gitlab.with(|s| s.token_self["expires_at"] = soon.clone().into());
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    let sweeper = app.sweeper.clone().unwrap();
+    sweeper.sweep_once("a").await.unwrap().unwrap();
+    let found = api(&app, "/api/v1/preflight/findings?project=(trigger-doctor)").await;
+    let found = found["findings"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["cause"], "token.expired");
+    assert_eq!(found[0]["verdict"], "likely");
+    assert!(found[0]["summary"].as_str().unwrap().contains(&soon));
+    // Renewed: the next sweep resolves it.
+    gitlab.with(|s| s.token_self["expires_at"] = "2999-01-01".into());
+    app.clock.advance(Duration::from_secs(25 * 3600));
+    sweeper.sweep_once("a").await.unwrap().unwrap();
+    let found = api(&app, "/api/v1/preflight/findings?project=(trigger-doctor)").await;
+    assert_eq!(found["findings"], json!([]));
+}
