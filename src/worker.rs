@@ -21,9 +21,8 @@ use crate::preflight::sweep::{SweepError, Sweeper};
 use crate::retry::{random_unit, run_rounds, Backoff, Next};
 use crate::store::{Claimed, DeliveryId, QueueStats, Store, StoreError};
 use crate::timestamp::Timestamp;
-use crate::webhook::event::{
-    EventKind, MergeRequestEvent, PushEvent, MERGE_REQUEST_HOOK, PUSH_HOOK,
-};
+use crate::webhook::event::EventKind;
+use crate::webhook::hooks::{MergeRequestEvent, PushEvent, MERGE_REQUEST_HOOK, PUSH_HOOK};
 
 /// What the service asks of running workers (the old path of [`crate::retry::RunState`]).
 pub use crate::retry::RunState;

@@ -23,7 +23,7 @@ use crate::store::{
     CommentUpdate, FindingChanges, PreflightEdgeRow, PreflightFindingRow, Store, StoreError,
 };
 use crate::timestamp::Timestamp;
-use crate::webhook::event::{MergeRequestEvent, PushEvent};
+use crate::webhook::hooks::{MergeRequestEvent, PushEvent};
 
 /// How long a sweeper owns a sweep without saving progress; another process resumes it after.
 pub const LEASE: Duration = Duration::from_secs(10 * 60);

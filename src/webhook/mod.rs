@@ -2,6 +2,7 @@
 //! acknowledges it. No other work happens on the request path.
 
 pub mod event;
+pub mod hooks;
 pub mod verify;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -325,8 +326,8 @@ pub async fn receive(
     // without an event header, or with one GitLab never sends, is kept (marked ignored by
     // the worker) for inspection.
     let push = intake.keep_pushes
-        && (event_header.eq_ignore_ascii_case(event::PUSH_HOOK)
-            || event_header.eq_ignore_ascii_case(event::MERGE_REQUEST_HOOK));
+        && (event_header.eq_ignore_ascii_case(hooks::PUSH_HOOK)
+            || event_header.eq_ignore_ascii_case(hooks::MERGE_REQUEST_HOOK));
     if kind.is_none() && event_header.ends_with(" Hook") && !push {
         debug!(event = %event_header, "event not used; acknowledged and ignored");
         intake.metrics.delivery_received(label, "ignored");
