@@ -1,10 +1,12 @@
-//! A fuzzing run for the three entry points that read untrusted text: the log scanner (prefilter
-//! and every-line modes, small and large chunks), the trigger-call parser, and `classify` (text
-//! and raw bytes, with and without a failure reason). Inputs come from the generator of the
+//! A fuzzing run for the entry points that read untrusted text: the log scanner (prefilter
+//! and every-line modes, small and large chunks), the trigger-call parser, `classify` (text
+//! and raw bytes, with and without a failure reason), and the CI configuration reader with the
+//! preflight's edges (YAML skeletons of every key preflight reads, filled with those inputs),
+//! beside the Push and Merge Request Hooks. Inputs come from the generator of the
 //! property tests (trigger-like fragments, every catalogue text, words of reports in several
 //! languages, arbitrary Unicode, invalid UTF-8, NUL), with a fresh seed per run.
 //!
-//! `cargo bench --bench fuzz -- [--seconds N] [--target scan|trigger_call|classify|all] [--seed S]`
+//! `cargo bench --bench fuzz -- [--seconds N] [--target scan|trigger_call|classify|ci_config|all] [--seed S]`
 //! runs each target for N seconds (default 600) and prints the inputs tried. A panic prints the
 //! input (escaped) and exits 1.
 
@@ -13,7 +15,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use trigger_doctor::classify::{classify, classify_bytes};
-use trigger_doctor::evidence::{log_scan, trigger_call};
+use trigger_doctor::evidence::{ci_config, log_scan, trigger_call};
+use trigger_doctor::preflight::{edges_of, review};
+use trigger_doctor::webhook::hooks::{MergeRequestEvent, PushEvent};
 
 #[path = "../tests/fuzz_input/mod.rs"]
 mod fuzz_input;
@@ -79,6 +83,66 @@ fn run_classify(bytes: &[u8], r: &mut Rng) {
     }
 }
 
+/// A CI configuration: YAML pieces for the keys preflight reads, each filled with fuzz text,
+/// sometimes with the raw input alone.
+fn ci_yaml(bytes: &[u8], r: &mut Rng) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if r.below(5) == 0 {
+        return text.into_owned();
+    }
+    let fill = |r: &mut Rng| -> String {
+        let parts = 1 + r.below(4);
+        let t = r.text(parts);
+        if r.below(2) == 0 {
+            format!("{t:?}")
+        } else {
+            t.replace('\n', " ")
+        }
+    };
+    let pieces: [&dyn Fn(&mut Rng) -> String; 10] = [
+        &|r| {
+            format!(
+                "  trigger:\n    project: {}\n    branch: {}\n",
+                fill(r),
+                fill(r)
+            )
+        },
+        &|r| format!("  trigger: {}\n", fill(r)),
+        &|r| format!("  rules:\n    - if: {}\n      when: {}\n", fill(r), fill(r)),
+        &|r| format!("  only:\n    - {}\n", fill(r)),
+        &|r| format!("  environment:\n    name: {}\n", fill(r)),
+        &|r| format!("  script:\n    - {}\n", fill(r)),
+        &|r| format!("  variables:\n    V: {}\n", fill(r)),
+        &|r| format!("  extends: {}\n", fill(r)),
+        &|r| format!("  <<: *{}\n", fill(r)),
+        &|_| {
+            format!(
+                "  script:\n    - curl -F token=$T {}\n",
+                text.lines().next().unwrap_or("")
+            )
+        },
+    ];
+    let mut yaml = String::from(".tpl: &a\n  stage: x\n");
+    for job in 0..1 + r.below(4) {
+        yaml.push_str(&format!("job{job}:\n"));
+        for _ in 0..1 + r.below(5) {
+            yaml.push_str(&pieces[r.below(pieces.len())](r));
+        }
+    }
+    yaml
+}
+
+fn run_ci_config(bytes: &[u8], r: &mut Rng) {
+    let yaml = ci_yaml(bytes, r);
+    if let Ok(jobs) = ci_config::parse(&yaml).and_then(|c| c.jobs()) {
+        let edges = edges_of("grp/up", &jobs);
+        assert!(review::changed(&edges, &edges).is_empty());
+        let _ = serde_json::to_string(&edges).expect("serialises");
+    }
+    let _ = PushEvent::parse(bytes);
+    let _ = MergeRequestEvent::parse(bytes);
+}
+
 fn main() {
     let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(600);
     let target = arg("--target").unwrap_or_else(|| "all".into());
@@ -92,7 +156,7 @@ fn main() {
         });
     std::panic::set_hook(Box::new(|_| {}));
     let targets: Vec<&str> = match target.as_str() {
-        "all" => vec!["scan", "trigger_call", "classify"],
+        "all" => vec!["scan", "trigger_call", "classify", "ci_config"],
         t => vec![t],
     };
     println!("fuzz: seed {seed}, {seconds} s per target");
@@ -108,6 +172,7 @@ fn main() {
                 "scan" => scan(&bytes, &mut inner),
                 "trigger_call" => parse(&bytes),
                 "classify" => run_classify(&bytes, &mut inner),
+                "ci_config" => run_ci_config(&bytes, &mut inner),
                 other => panic!("unknown target {other}"),
             }));
             tried += 1;
