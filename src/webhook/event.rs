@@ -458,14 +458,7 @@ pub struct NoteCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/gitlab/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::webhook::fixture;
 
     #[test]
     fn every_webhook_fixture_decodes_as_its_own_kind() {

@@ -168,14 +168,7 @@ impl MergeRequestEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/gitlab/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::webhook::fixture;
 
     #[test]
     fn a_push_says_whether_it_moved_the_default_branch_and_touched_ci_files() {

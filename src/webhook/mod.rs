@@ -371,3 +371,13 @@ pub async fn receive(
         }
     }
 }
+
+/// A payload of `tests/fixtures/gitlab/`, for tests.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/gitlab/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

@@ -83,6 +83,16 @@ async fn all_pages(app: &TestApp, route: &str, key: &str) -> Vec<Value> {
     }
 }
 
+/// `project`'s `.gitlab/trigger-doctor.yml` on `main`.
+fn settings_file(gitlab: &FakeGitlab, project: u64, text: &str) {
+    gitlab.with(|s| {
+        s.files.insert(
+            (project, ".gitlab/trigger-doctor.yml".into(), "main".into()),
+            text.to_string(),
+        );
+    });
+}
+
 async fn digests(app: &TestApp, chat: &FakeChat) -> Vec<Value> {
     while app.chat.send_due("test-chat").await.unwrap().is_some() {}
     chat.messages()
@@ -91,12 +101,7 @@ async fn digests(app: &TestApp, chat: &FakeChat) -> Vec<Value> {
 #[tokio::test]
 async fn a_sweep_keeps_the_map_in_the_store_and_serves_it_paged_with_gauges() {
     let gitlab = gitlab().await;
-    gitlab.with(|s| {
-        s.files.insert(
-            (6, ".gitlab/trigger-doctor.yml".into(), "main".into()),
-            "chat: '#api-deploys'\n".to_string(),
-        );
-    });
+    settings_file(&gitlab, 6, "chat: '#api-deploys'\n");
     let chat = FakeChat::start().await;
     let app = app(&gitlab, &chat).await;
     let sweeper = app.sweeper.clone().expect("preflight.groups is set");
@@ -577,12 +582,7 @@ async fn two_replicas_never_sweep_at_once() {
 #[tokio::test]
 async fn a_malformed_settings_file_is_a_finding_and_the_sweep_goes_on() {
     let gitlab = gitlab().await;
-    gitlab.with(|s| {
-        s.files.insert(
-            (3, ".gitlab/trigger-doctor.yml".into(), "main".into()),
-            "owners: [\n  - oops: {\n".to_string(),
-        );
-    });
+    settings_file(&gitlab, 3, "owners: [\n  - oops: {\n");
     let chat = FakeChat::start().await;
     let app = app(&gitlab, &chat).await;
     let swept = app
