@@ -71,6 +71,9 @@ pub struct Edge {
     /// The refs the job may run on (its `rules:` or `only:`).
     #[serde(default)]
     pub runs_on: RunsOn,
+    /// The pipeline sources the job runs for (`schedule`, `web`, …); empty: any source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
     /// The job's `environment:`, which picks its environment-scoped variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
@@ -98,6 +101,7 @@ impl Edge {
             variables: Vec::new(),
             variables_sent: Vec::new(),
             runs_on: RunsOn::AnyRef,
+            sources: Vec::new(),
             environment: None,
             yaml_variables: BTreeMap::new(),
         }
@@ -134,6 +138,7 @@ pub fn edges_of(from: &str, jobs: &[Job]) -> Vec<Edge> {
                     Vec::new()
                 },
                 runs_on: job.runs_on.clone(),
+                sources: job.sources.clone(),
                 environment: job.environment.clone(),
                 yaml_variables: job.effective_variables(),
             };
@@ -192,6 +197,7 @@ pub fn edges_of(from: &str, jobs: &[Job]) -> Vec<Edge> {
                 variables,
                 variables_sent: call.variables.iter().map(|(k, _)| k.clone()).collect(),
                 runs_on: job.runs_on.clone(),
+                sources: job.sources.clone(),
                 environment: job.environment.clone(),
                 yaml_variables: job.effective_variables(),
             });

@@ -696,6 +696,25 @@ async fn preflight_finds_variables_the_job_would_get_empty() {
         "{findings:#?}"
     );
     assert_eq!(of("prod"), vec![], "{findings:#?}");
+    let edge = |job: &str| {
+        map["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["job"] == job)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        edge("on-stable")["runs_on"],
+        json!({"kind": "refs", "refs": ["stable"]})
+    );
+    assert_eq!(
+        edge("protected-only")["runs_on"],
+        json!({"kind": "protected"})
+    );
+    assert_eq!(edge("any-branch")["runs_on"], json!({"kind": "any_ref"}));
+    assert_eq!(edge("prod")["environment"], "production/eu");
     let stable = findings.iter().find(|f| f["job"] == "on-stable").unwrap();
     assert!(
         stable["summary"]

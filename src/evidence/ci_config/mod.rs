@@ -294,6 +294,7 @@ impl CiConfig {
             script: read_script(&map),
             unresolved,
             runs_on: RunsOn::read(&map),
+            sources: runs_on::sources(&map),
             environment: map.get("environment").and_then(|e| match e.as_map() {
                 Some(m) => m.get("name").and_then(Node::text).map(str::to_string),
                 None => e.text().map(str::to_string),
@@ -359,6 +360,8 @@ pub struct Job {
     pub unresolved: Vec<String>,
     /// The refs the job may run on, from `rules:` or `only:`.
     pub runs_on: RunsOn,
+    /// The pipeline sources the job is limited to (`schedule`, `web`, …); empty: any.
+    pub sources: Vec<String>,
     /// `environment:` (its name), which picks the environment-scoped variables it gets.
     pub environment: Option<String>,
 }

@@ -43,6 +43,90 @@ impl RunsOn {
     }
 }
 
+/// The keywords of `only:` that name pipeline sources.
+const SOURCE_KEYWORDS: &[(&str, &str)] = &[
+    ("api", "api"),
+    ("chat", "chat"),
+    ("external", "external"),
+    ("external_pull_requests", "external_pull_request_event"),
+    ("merge_requests", "merge_request_event"),
+    ("pipelines", "pipeline"),
+    ("pushes", "push"),
+    ("schedules", "schedule"),
+    ("triggers", "trigger"),
+    ("web", "web"),
+];
+
+/// The pipeline sources (`CI_PIPELINE_SOURCE` values: `push`, `schedule`, `web`, …) a job is
+/// limited to by its `rules:` or `only:`; empty when any source may run it (or the reader
+/// cannot tell).
+pub(super) fn sources(job: &Map) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let add = |s: String, out: &mut Vec<String>| {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    if let Some(rules) = job.get("rules") {
+        let Node::Seq(items) = rules.untagged() else {
+            return Vec::new();
+        };
+        for rule in items {
+            let Some(rule) = rule.as_map() else {
+                return Vec::new();
+            };
+            if rule.get("when").and_then(Node::text) == Some("never") {
+                continue;
+            }
+            let Some(condition) = rule.get("if").and_then(Node::text) else {
+                return Vec::new();
+            };
+            if condition.contains('(') {
+                return Vec::new();
+            }
+            for branch in condition.split("||") {
+                match branch.split("&&").find_map(source_of) {
+                    Some(source) => add(source, &mut out),
+                    None => return Vec::new(),
+                }
+            }
+        }
+        return out;
+    }
+    if let Some(only) = job.get("only") {
+        let refs = match only.as_map() {
+            Some(map) => map.get("refs").map(Node::strings).unwrap_or_default(),
+            None => only.strings(),
+        };
+        for r in refs {
+            match SOURCE_KEYWORDS.iter().find(|(k, _)| *k == r) {
+                Some((_, source)) => add(source.to_string(), &mut out),
+                // A ref (or `branches`, `tags`) admits every source on it.
+                None => return Vec::new(),
+            }
+        }
+    }
+    out
+}
+
+/// `$CI_PIPELINE_SOURCE == "schedule"` (either side, either quote) names a source.
+fn source_of(part: &str) -> Option<String> {
+    let (left, right) = part.trim().split_once("==")?;
+    if right.starts_with('=') || left.ends_with('!') {
+        return None;
+    }
+    let (left, right) = (left.trim(), right.trim());
+    let (var, value) = if left == "$CI_PIPELINE_SOURCE" {
+        (left, right)
+    } else {
+        (right, left)
+    };
+    let quoted = value.len() >= 2
+        && ((value.starts_with('"') && value.ends_with('"'))
+            || (value.starts_with('\'') && value.ends_with('\'')));
+    (var == "$CI_PIPELINE_SOURCE" && quoted).then(|| value[1..value.len() - 1].to_string())
+}
+
 fn from_limits(limits: Vec<Limit>) -> RunsOn {
     if limits.is_empty() || limits.iter().any(|l| matches!(l, Limit::Any)) {
         return RunsOn::AnyRef;
@@ -211,6 +295,27 @@ mod tests {
             "j:\n  trigger: a/b\n  only:\n    - /^release-.*$/\n",
         ] {
             assert_eq!(runs_on(yaml), RunsOn::AnyRef, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn pipeline_sources_are_read_from_rules_and_only() {
+        let sources = |yaml: &str| parse(yaml).unwrap().jobs().unwrap()[0].sources.clone();
+        assert_eq!(
+            sources("j:\n  trigger: a/b\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"schedule\"\n    - if: '$CI_PIPELINE_SOURCE == \"web\" && $CI_COMMIT_BRANCH == \"main\"'\n    - if: $X\n      when: never\n"),
+            ["schedule", "web"]
+        );
+        assert_eq!(
+            sources("j:\n  trigger: a/b\n  only:\n    - schedules\n    - triggers\n"),
+            ["schedule", "trigger"]
+        );
+        for any in [
+            "j:\n  trigger: a/b\n",
+            "j:\n  trigger: a/b\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"push\"\n    - when: manual\n",
+            "j:\n  trigger: a/b\n  rules:\n    - if: $CI_COMMIT_BRANCH == \"main\"\n",
+            "j:\n  trigger: a/b\n  only:\n    - schedules\n    - main\n",
+        ] {
+            assert!(sources(any).is_empty(), "{any}");
         }
     }
 
