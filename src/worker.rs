@@ -123,7 +123,7 @@ impl Worker {
             Err(SweepError::Gitlab(e)) if e.is_transient() => {
                 return Err(ProcessError::Unavailable(e.to_string()))
             }
-            Err(e @ (SweepError::Store(_) | SweepError::Busy(_))) => {
+            Err(e @ (SweepError::Store(_) | SweepError::Busy(_) | SweepError::Incomplete(_))) => {
                 return Err(ProcessError::Transient(e.to_string()))
             }
             Err(e) => format!("preflight failed: {e}"),

@@ -252,6 +252,7 @@ impl GitlabClient {
             max_retries: None,
             budget: None,
             share: None,
+            transient: AtomicU32::new(0),
         }
     }
 }
@@ -325,6 +326,9 @@ pub struct Session {
     budget: Option<u32>,
     /// A background session's own bucket: at most its share of the bot's budget.
     share: Option<Mutex<Share>>,
+    /// Calls that failed for a reason that passes (GitLab unreachable, rate limited), after
+    /// their retries.
+    transient: AtomicU32,
 }
 
 /// The pace of a background session: `fraction` of the bot's requests per minute.
@@ -620,6 +624,25 @@ impl Session {
 
     /// Sends one request with retries; returns the successful response.
     pub(super) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, GitlabError> {
+        let answer = self.send_with_retries(method, path, body).await;
+        if answer.as_ref().is_err_and(GitlabError::is_transient) {
+            self.transient.fetch_add(1, Ordering::SeqCst);
+        }
+        answer
+    }
+
+    /// How many calls of this session failed for a reason that passes (after their retries):
+    /// what was looked up meanwhile may be incomplete.
+    pub fn transient_failures(&self) -> u32 {
+        self.transient.load(Ordering::SeqCst)
+    }
+
+    async fn send_with_retries(
         &self,
         method: Method,
         path: &str,

@@ -43,6 +43,8 @@ pub enum SweepError {
     Unread(String),
     #[error("another worker is writing the comment {0}")]
     Busy(String),
+    #[error("GitLab did not answer every look-up for {0}; the sweep resumes there later")]
+    Incomplete(String),
 }
 
 /// The bot's own review note on a merge request, found by its marker (a lost store record
@@ -221,7 +223,13 @@ impl Sweeper {
                     .await?;
                 return Ok(None);
             }
+            let failures = session.transient_failures();
             let part = map_project(&session, &self.place, project, now).await;
+            if session.transient_failures() > failures {
+                // GitLab could not be asked everything: keep the last map of this project and
+                // stop; the sweep resumes here once the lease ends.
+                return Err(SweepError::Incomplete(project.path_with_namespace.clone()));
+            }
             swept.projects += 1;
             swept.edges += part.edges.len();
             swept.findings += part.findings.len();
@@ -286,6 +294,9 @@ impl Sweeper {
         let session = self.session();
         let now = self.store.now();
         let part = map_project(&session, &self.place, project, now).await;
+        if session.transient_failures() > 0 {
+            return Err(SweepError::Incomplete(project.path_with_namespace.clone()));
+        }
         let changes = self.keep(project, &part).await?;
         let lines = describe(project, &part, &changes, now, Duration::ZERO);
         self.send_digests(&lines).await;
@@ -347,6 +358,10 @@ impl Sweeper {
             .filter(|e| check::checkable(e) || !e.variables.is_empty())
         {
             findings.extend(check::edge_findings(&session, &self.place, &project, edge, now).await);
+        }
+        if session.transient_failures() > 0 {
+            // A review from half the facts could call a good trigger broken: try again later.
+            return Err(SweepError::Incomplete(path.clone()));
         }
         let key = format!("preflight:mr:{project_id}:{}", mr.object_attributes.iid);
         let nothing = changed.is_empty() && removed.is_empty();

@@ -632,3 +632,41 @@ async fn the_bots_own_token_expiring_soon_is_a_finding() {
     let found = api(&app, "/api/v1/preflight/findings?project=(trigger-doctor)").await;
     assert_eq!(found["findings"], json!([]));
 }
+
+/// GitLab failing in the middle of a sweep: the sweep stops where it was, the map keeps what
+/// the last sweep found (no finding is "resolved" by an outage), and it resumes later.
+#[tokio::test]
+async fn an_outage_in_the_middle_of_a_sweep_keeps_the_map_and_resumes() {
+    let gitlab = gitlab().await;
+    let chat = FakeChat::start().await;
+    let app = app(&gitlab, &chat).await;
+    let sweeper = app.sweeper.clone().unwrap();
+    sweeper.sweep_once("a").await.unwrap().unwrap();
+    let sent = digests(&app, &chat).await.len();
+    app.clock.advance(Duration::from_secs(25 * 3600));
+    // GitLab goes away while grp/docs (the third project) is being read.
+    let hold = gitlab.hold_next("GET", "/projects/3/ci/lint");
+    let sweep = {
+        let sweeper = sweeper.clone();
+        tokio::spawn(async move { sweeper.sweep_once("a").await })
+    };
+    while !hold.arrived() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    gitlab.with(|s| s.outage = 1_000);
+    hold.release();
+    let stopped = sweep.await.unwrap();
+    assert!(stopped.is_err(), "{stopped:?}");
+    gitlab.with(|s| s.outage = 0);
+    let findings = api(&app, "/api/v1/preflight/findings?cause=project.not_found").await;
+    assert_eq!(findings["findings"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        digests(&app, &chat).await.len(),
+        sent,
+        "nothing resolved by the outage"
+    );
+    // The same process takes the sweep up again at grp/docs.
+    let swept = sweeper.sweep_once("a").await.unwrap().expect("resumed");
+    assert_eq!((swept.resumed, swept.projects), (true, 2), "{swept:?}");
+    assert_eq!(digests(&app, &chat).await.len(), sent);
+}
