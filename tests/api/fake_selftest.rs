@@ -620,3 +620,58 @@ async fn issues_need_a_title_and_unknown_ones_are_404() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// `lib/api/ci/pipeline_schedules.rb` (`scope` active/inactive, else 400),
+/// `lib/api/resource_access_tokens.rb` (project tokens for Maintainers, group tokens for Owners),
+/// `lib/api/entities/ci/pipeline_basic.rb` (a listed pipeline has no user).
+#[tokio::test]
+async fn schedules_access_tokens_and_listed_pipelines_answer_like_gitlab() {
+    let gitlab = gitlab().await;
+    gitlab.add_pipeline(42, 7, "success", "main", SHA);
+    gitlab.with(|s| {
+        s.schedules.insert(
+            42,
+            vec![
+                json!({"id": 1, "ref": "main", "active": true, "owner": {"id": 5}}),
+                json!({"id": 2, "ref": "main", "active": false, "owner": {"id": 6}}),
+            ],
+        );
+        s.pipelines.get_mut(&(42, 7)).unwrap()["user"] = json!({"id": 5, "username": "ana"});
+        s.access_tokens
+            .insert(42, vec![json!({"id": 9, "name": "bot", "scopes": ["api"]})]);
+    });
+    let (status, _, body) = call(
+        &gitlab,
+        Method::GET,
+        "/projects/42/pipeline_schedules?scope=active",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    let (status, _, body) = call(
+        &gitlab,
+        Method::GET,
+        "/projects/42/pipeline_schedules?scope=all",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "scope does not have a valid value"})
+        )
+    );
+    let (_, _, list) = call(&gitlab, Method::GET, "/projects/42/pipelines", None).await;
+    assert!(list[0].get("user").is_none(), "{list:#}");
+    let (_, _, detail) = call(&gitlab, Method::GET, "/projects/42/pipelines/7", None).await;
+    assert_eq!(detail["user"]["username"], "ana");
+    let (status, _, _) = call(&gitlab, Method::GET, "/projects/42/access_tokens", None).await;
+    assert_eq!(status, StatusCode::OK);
+    gitlab.with(|s| s.bot_access.insert(42, 30));
+    let (status, _, _) = call(&gitlab, Method::GET, "/projects/42/access_tokens", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = call(&gitlab, Method::GET, "/groups/grp/access_tokens", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
