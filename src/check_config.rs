@@ -402,11 +402,7 @@ pub fn check_expiry(expires_at: Option<&str>, now: Timestamp) -> SetupCheck {
     let Some(text) = expires_at.map(str::trim).filter(|t| !t.is_empty()) else {
         return SetupCheck::ok("token", "never expires");
     };
-    let at = if text.len() == 10 {
-        Timestamp::parse(&format!("{text}T00:00:00Z"))
-    } else {
-        Timestamp::parse(text)
-    };
+    let at = Timestamp::parse_date_or_time(text);
     let Some(at) = at else {
         return SetupCheck::warning(
             "token",

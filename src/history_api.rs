@@ -219,10 +219,7 @@ pub fn parse_since(text: &str) -> Option<Timestamp> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse::<i64>().ok().map(Timestamp);
     }
-    if text.len() == 10 {
-        return Timestamp::parse(&format!("{text}T00:00:00Z"));
-    }
-    Timestamp::parse(text).or_else(|| {
+    Timestamp::parse_date_or_time(text).or_else(|| {
         let (time, offset) = text.rsplit_once(' ')?;
         let offset_like =
             offset.len() >= 4 && offset.bytes().all(|b| b.is_ascii_digit() || b == b':');

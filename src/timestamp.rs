@@ -27,6 +27,17 @@ impl Timestamp {
         self.0.div_euclid(1000)
     }
 
+    /// A date `YYYY-MM-DD` (midnight UTC, as GitLab's `expires_at` of tokens), or any form
+    /// [`Timestamp::parse`] reads.
+    pub fn parse_date_or_time(text: &str) -> Option<Timestamp> {
+        let text = text.trim();
+        if text.len() == 10 {
+            Timestamp::parse(&format!("{text}T00:00:00Z"))
+        } else {
+            Timestamp::parse(text)
+        }
+    }
+
     /// Parses any of the forms GitLab uses; `None` for anything else.
     pub fn parse(text: &str) -> Option<Timestamp> {
         let s = text.trim();
@@ -207,6 +218,24 @@ impl Serialize for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_dates_are_midnight_utc_and_datetimes_read_as_they_are() {
+        assert_eq!(
+            Timestamp::parse_date_or_time(" 2024-05-01 ")
+                .unwrap()
+                .to_rfc3339(),
+            "2024-05-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::parse_date_or_time("2024-05-01T10:00:00Z")
+                .unwrap()
+                .to_rfc3339(),
+            "2024-05-01T10:00:00.000Z"
+        );
+        assert_eq!(Timestamp::parse_date_or_time("2024-13-01"), None);
+        assert_eq!(Timestamp::parse_date_or_time("soon"), None);
+    }
 
     #[test]
     fn gitlab_utc_form_is_parsed() {

@@ -395,11 +395,7 @@ pub async fn access_tokens(
         .filter(|(_, t)| t.active && !t.revoked && t.scopes.iter().any(|s| s == "api"))
         .filter_map(|(owner, t)| {
             let text = t.expires_at.as_deref()?.trim().to_string();
-            let at = if text.len() == 10 {
-                Timestamp::parse(&format!("{text}T00:00:00Z"))
-            } else {
-                Timestamp::parse(&text)
-            }?;
+            let at = Timestamp::parse_date_or_time(&text)?;
             (at.0 <= horizon).then_some((owner, t, text, at))
         })
         .map(|(owner, t, text, at)| {

@@ -20,12 +20,7 @@ pub async fn findings(session: &Session, now: Timestamp, days: u32) -> Vec<Store
     let Some(text) = token.expires_at.as_deref().map(str::trim) else {
         return Vec::new();
     };
-    let at = if text.len() == 10 {
-        Timestamp::parse(&format!("{text}T00:00:00Z"))
-    } else {
-        Timestamp::parse(text)
-    };
-    let Some(at) = at else {
+    let Some(at) = Timestamp::parse_date_or_time(text) else {
         return Vec::new();
     };
     if at.0 > now.0 + i64::from(days) * 86_400_000 {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Edge, EdgeFinding, EdgeKind};
 use crate::diagnosis::Verdict;
-use crate::report::markdown::{escape, link};
+use crate::report::markdown::{escape, find_hidden, hidden, link};
 
 /// The start of the review comment's hidden marker; distinct from the diagnosis comment's
 /// `<!-- trigger-doctor {` so neither is taken for the other.
@@ -23,17 +23,12 @@ pub struct ReviewMarker {
 
 impl ReviewMarker {
     pub fn render(&self) -> String {
-        format!(
-            "{MARKER_START}{} -->",
-            serde_json::to_string(self).expect("the marker serialises")
-        )
+        hidden(MARKER_START, self)
     }
 
     /// The marker of a comment body, if it is a review comment.
     pub fn find(body: &str) -> Option<ReviewMarker> {
-        let start = body.rfind(MARKER_START)? + MARKER_START.len();
-        let end = body[start..].find(" -->")? + start;
-        serde_json::from_str(&body[start..end]).ok()
+        find_hidden(body, MARKER_START)
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
 use super::{check, map_project, projects_in, review, Edge, EdgeFinding, ProjectMap, Scope, Where};
+use crate::diagnosis::gather::ancestor_groups;
 use crate::gitlab::model::Project;
 use crate::gitlab::{GitlabClient, GitlabError, ProjectRef, Session};
 use crate::ids::{MergeRequestIid, NoteId, PipelineId, ProjectId};
@@ -233,10 +234,15 @@ impl Sweeper {
             swept.projects += 1;
             swept.edges += part.edges.len();
             swept.findings += part.findings.len();
-            let changes = self.keep(project, &part).await?;
-            progress
-                .changes
-                .extend(describe(project, &part, &changes, now, self.interval));
+            let (changes, stored) = self.keep(project, &part).await?;
+            progress.changes.extend(describe(
+                project,
+                &part,
+                &stored,
+                &changes,
+                now,
+                self.interval,
+            ));
             progress.last = project.id.0;
             let state = serde_json::to_string(&progress).expect("progress serialises");
             if !self
@@ -252,7 +258,7 @@ impl Sweeper {
         let own = super::own_token::findings(&session, now, self.place.expiry_warning_days).await;
         let own_changes = self
             .store
-            .replace_preflight_project(super::own_token::PROJECT, Vec::new(), finding_rows(own))
+            .replace_preflight_project(super::own_token::PROJECT, Vec::new(), finding_rows(&own))
             .await?;
         for (edge_key, cause) in &own_changes.new {
             progress.changes.push(Change {
@@ -297,8 +303,8 @@ impl Sweeper {
         if session.transient_failures() > 0 {
             return Err(SweepError::Incomplete(project.path_with_namespace.clone()));
         }
-        let changes = self.keep(project, &part).await?;
-        let lines = describe(project, &part, &changes, now, Duration::ZERO);
+        let (changes, stored) = self.keep(project, &part).await?;
+        let lines = describe(project, &part, &stored, &changes, now, Duration::ZERO);
         self.send_digests(&lines).await;
         Ok(changes)
     }
@@ -507,12 +513,13 @@ impl Sweeper {
     /// Whether `path` is in the sweep's scope: under one of its groups, one of its projects,
     /// or mapped by an earlier sweep.
     async fn in_scope(&self, path: &str) -> Result<bool, StoreError> {
+        let groups = ancestor_groups(path);
         let named = self.scope.projects.iter().any(|p| p == path)
-            || self.scope.groups.iter().any(|g| {
-                path.len() > g.len()
-                    && path[..g.len()].eq_ignore_ascii_case(g)
-                    && path.as_bytes()[g.len()] == b'/'
-            });
+            || self
+                .scope
+                .groups
+                .iter()
+                .any(|g| groups.iter().any(|a| a.eq_ignore_ascii_case(g)));
         Ok(named
             || !self
                 .store
@@ -521,16 +528,19 @@ impl Sweeper {
                 .is_empty())
     }
 
-    /// Replaces the project's rows in the store with what was just found.
+    /// Replaces the project's rows in the store with what was just found; returns what
+    /// changed and the findings kept.
     async fn keep(
         &self,
         project: &Project,
         part: &ProjectMap,
-    ) -> Result<FindingChanges, StoreError> {
+    ) -> Result<(FindingChanges, Vec<StoredFinding>), StoreError> {
         let (edges, findings) = rows(project, part);
-        self.store
-            .replace_preflight_project(&project.path_with_namespace, edges, findings)
-            .await
+        let changes = self
+            .store
+            .replace_preflight_project(&project.path_with_namespace, edges, finding_rows(&findings))
+            .await?;
+        Ok((changes, findings))
     }
 
     /// Queues one digest per project with changes; returns how many were queued.
@@ -627,7 +637,7 @@ pub struct StoredFinding {
 }
 
 /// The store rows of one project's map.
-fn rows(project: &Project, part: &ProjectMap) -> (Vec<PreflightEdgeRow>, Vec<PreflightFindingRow>) {
+fn rows(project: &Project, part: &ProjectMap) -> (Vec<PreflightEdgeRow>, Vec<StoredFinding>) {
     let path = &project.path_with_namespace;
     let keys = edge_keys(&part.edges);
     let edges = part
@@ -694,15 +704,16 @@ fn rows(project: &Project, part: &ProjectMap) -> (Vec<PreflightEdgeRow>, Vec<Pre
             });
         }
     }
-    (edges, finding_rows(findings))
-}
-
-/// The store rows of findings: one per (edge, cause), the first (most certain) of the kind.
-fn finding_rows(mut findings: Vec<StoredFinding>) -> Vec<PreflightFindingRow> {
+    // One finding per (edge, cause): the first (most certain) of the kind.
     let mut seen = std::collections::HashSet::new();
     findings.retain(|f| seen.insert((f.edge.clone(), f.cause.clone())));
+    (edges, findings)
+}
+
+/// The store rows of findings.
+fn finding_rows(findings: &[StoredFinding]) -> Vec<PreflightFindingRow> {
     findings
-        .into_iter()
+        .iter()
         .map(|f| PreflightFindingRow {
             project: f.project.clone(),
             edge_key: f.edge.clone(),
@@ -739,15 +750,11 @@ fn from_check(project: &str, edge: String, f: &EdgeFinding) -> StoredFinding {
 fn describe(
     project: &Project,
     part: &ProjectMap,
+    stored: &[StoredFinding],
     changes: &FindingChanges,
     now: Timestamp,
     interval: Duration,
 ) -> Vec<Change> {
-    let (_, rows) = rows(project, part);
-    let stored: Vec<StoredFinding> = rows
-        .iter()
-        .filter_map(|r| serde_json::from_str(&r.json).ok())
-        .collect();
     let change = |kind: &str, f: &StoredFinding| Change {
         project: project.path_with_namespace.clone(),
         project_url: project.web_url.clone(),
@@ -758,7 +765,7 @@ fn describe(
         summary: f.summary.clone(),
     };
     let mut out = Vec::new();
-    for f in &stored {
+    for f in stored {
         let key = (f.edge.clone(), f.cause.clone());
         if changes.new.contains(&key) {
             out.push(change("new", f));

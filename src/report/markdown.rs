@@ -47,19 +47,30 @@ impl Marker {
     }
 
     pub fn render(&self) -> String {
-        // serde_json escapes nothing that could close the comment except `>`: escape it.
-        let json = serde_json::to_string(self)
-            .expect("markers serialise")
-            .replace('>', "\\u003e");
-        format!("<!-- trigger-doctor {json} -->")
+        // serde_json escapes nothing that could close the comment except `>`: escaped.
+        hidden("<!-- trigger-doctor ", self)
     }
 
     /// Finds the marker in a comment body.
     pub fn find(body: &str) -> Option<Marker> {
-        let start = body.rfind("<!-- trigger-doctor ")? + "<!-- trigger-doctor ".len();
-        let end = body[start..].find(" -->")? + start;
-        serde_json::from_str(&body[start..end]).ok()
+        find_hidden(body, "<!-- trigger-doctor ")
     }
+}
+
+/// `{start}{json} -->`: a value as JSON in a hidden HTML comment (`>` escaped, so nothing in
+/// it can close the comment). `start` is `<!-- ` and a name with a space after it.
+pub fn hidden<T: serde::Serialize>(start: &str, value: &T) -> String {
+    let json = serde_json::to_string(value)
+        .expect("markers serialise")
+        .replace('>', "\\u003e");
+    format!("{start}{json} -->")
+}
+
+/// The value of the last hidden comment that starts with `start` in `body`.
+pub fn find_hidden<T: serde::de::DeserializeOwned>(body: &str, start: &str) -> Option<T> {
+    let from = body.rfind(start)? + start.len();
+    let end = body[from..].find(" -->")? + from;
+    serde_json::from_str(&body[from..end]).ok()
 }
 
 /// Escapes text for inline Markdown: no link, emphasis, HTML, table break or mention survives.

@@ -8,7 +8,7 @@ use trigger_doctor::gitlab::ProjectRef;
 use trigger_doctor::timestamp::Timestamp;
 
 use crate::fake_gitlab::{FakeGitlab, DEVELOPER};
-use crate::helpers::fixture_with;
+use crate::helpers::{date_in, fixture_with};
 
 const BOT_TOKEN: &str = "glpat-check-config-bot-token";
 const HOOK_SECRET: &str = "check-config-hook-secret";
@@ -57,11 +57,6 @@ async fn fake_with_good_hook() -> FakeGitlab {
         )
     });
     gitlab
-}
-
-/// The date `days` from now, as GitLab writes `expires_at`.
-fn date_in(days: i64) -> String {
-    Timestamp(Timestamp::now().0 + days * 86_400_000).to_rfc3339()[..10].to_string()
 }
 
 fn find<'a>(report: &'a Report, subject: &str, level: Level) -> Vec<&'a SetupCheck> {

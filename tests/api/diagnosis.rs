@@ -280,12 +280,10 @@ fn expired_trigger_token(gitlab: &FakeGitlab, days_ago: i64) -> Vec<u8> {
         gitlab,
         &curl_log("$DEPLOY_TOKEN", r#"{"message":"404 Not Found"}"#),
     );
-    let expired = trigger_doctor::timestamp::Timestamp(
-        trigger_doctor::timestamp::Timestamp::now().0 - days_ago * 86_400_000,
-    );
+    let expired = hours_from_now(-days_ago * 24);
     gitlab.with(|s| {
         s.variables.insert(1, vec![variable("DEPLOY_TOKEN", false, "*")]);
-        s.triggers.insert(42, vec![json!({"id": 10, "description": "from upstream", "token": "glpt", "expires_at": expired.to_rfc3339(), "owner": {"id": 7, "username": "dev", "state": "active"}})]);
+        s.triggers.insert(42, vec![json!({"id": 10, "description": "from upstream", "token": "glpt", "expires_at": expired, "owner": {"id": 7, "username": "dev", "state": "active"}})]);
     });
     job_hook("main")
 }

@@ -355,11 +355,9 @@ impl State {
             }
         } else if self.at_least(18, 5) {
             listed.retain(|t| {
-                let expires = t["expires_at"].as_str().and_then(|at| {
-                    trigger_doctor::timestamp::Timestamp::parse(at).or_else(|| {
-                        trigger_doctor::timestamp::Timestamp::parse(&format!("{at}T00:00:00Z"))
-                    })
-                });
+                let expires = t["expires_at"]
+                    .as_str()
+                    .and_then(trigger_doctor::timestamp::Timestamp::parse_date_or_time);
                 expires.is_none_or(|at| at.0 + 30 * 86_400_000 > now.0)
             });
         }

@@ -529,10 +529,7 @@ async fn every_list_is_paged_like_gitlab() {
 #[tokio::test]
 async fn trigger_expiry_and_group_allowlists_follow_the_version() {
     let gitlab = gitlab().await;
-    let day = 86_400_000;
-    let now = trigger_doctor::timestamp::Timestamp::now().0;
-    let at =
-        |days_ago: i64| trigger_doctor::timestamp::Timestamp(now - days_ago * day).to_rfc3339();
+    let at = |days_ago: i64| crate::helpers::hours_from_now(-days_ago * 24);
     gitlab.with(|s| {
         s.triggers.insert(
             42,

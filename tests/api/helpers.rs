@@ -144,6 +144,16 @@ pub fn signed_headers(id: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static st
     ]
 }
 
+/// The time `hours` from now (negative: ago), as GitLab writes a datetime.
+pub fn hours_from_now(hours: i64) -> String {
+    Timestamp(Timestamp::now().0 + hours * 3_600_000).to_rfc3339()
+}
+
+/// The date `days` from now, as GitLab writes the `expires_at` of access tokens.
+pub fn date_in(days: i64) -> String {
+    hours_from_now(days * 24)[..10].to_string()
+}
+
 pub fn now() -> i64 {
     Timestamp::now().unix_seconds()
 }

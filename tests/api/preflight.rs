@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::fake_gitlab::FakeGitlab;
+use crate::helpers::{date_in, hours_from_now};
 
 /// CI lint of `project` answers with `yaml` as its merged YAML.
 pub fn merged_yaml(gitlab: &FakeGitlab, project: u64, yaml: &str) {
@@ -245,9 +246,7 @@ async fn preflight_finds_the_triggers_that_will_fail_and_exits_one() {
                docs-by-trigger-token:\n  script:\n    - curl --fail -X POST -F token=$DOCS_TOKEN -F ref=main $CI_API_V4_URL/projects/3/trigger/pipeline\n";
     // The deployer's trigger tokens: one expires in 10 days (inside the 30-day warning), one
     // in 90 days, one never.
-    let now = trigger_doctor::timestamp::Timestamp::now().0;
-    let day = 86_400_000;
-    let at = |days: i64| trigger_doctor::timestamp::Timestamp(now + days * day).to_rfc3339();
+    let at = |days: i64| hours_from_now(days * 24);
     merged_yaml(&gitlab, 1, app);
     gitlab.with(|s| {
         // The deployer moved from team/deployer: the API still finds the old path.
@@ -451,11 +450,7 @@ async fn preflight_warns_of_access_tokens_that_expire_soon() {
         1,
         "release:\n  script:\n    - 'curl --fail --request POST --header \"PRIVATE-TOKEN: $RELEASE_TOKEN\" \"$CI_API_V4_URL/projects/grp%2Fdocs/pipeline?ref=main\"'\n",
     );
-    let day = 86_400_000;
-    let now = trigger_doctor::timestamp::Timestamp::now().0;
-    let date = |days: i64| {
-        trigger_doctor::timestamp::Timestamp(now + days * day).to_rfc3339()[..10].to_string()
-    };
+    let date = date_in;
     gitlab.with(|s| {
         s.variables.insert(1, vec![json!({"key": "RELEASE_TOKEN", "protected": false, "masked": true, "environment_scope": "*", "variable_type": "env_var"})]);
         let token = |id: u64, name: &str, expires: String, scopes: &[&str], revoked: bool| {

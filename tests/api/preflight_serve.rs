@@ -483,12 +483,8 @@ async fn a_token_crossing_the_warning_threshold_is_told_once() {
         6,
         "ping-docs:\n  script:\n    - 'curl --fail -X POST -F token=$DOCS_TRIGGER -F ref=main \"$CI_API_V4_URL/projects/grp%2Fdocs/trigger/pipeline\"'\n",
     );
-    let in_days = |days: i64| {
-        trigger_doctor::timestamp::Timestamp(
-            trigger_doctor::timestamp::Timestamp::now().0 + days * 86_400_000 + 3_600_000,
-        )
-        .to_rfc3339()
-    };
+    // An hour past the day mark, so whole days left read as intended.
+    let in_days = |days: i64| hours_from_now(days * 24 + 1);
     gitlab.with(|s| {
         s.variables.insert(6, vec![json!({"key": "DOCS_TRIGGER", "protected": false, "masked": true, "environment_scope": "*", "variable_type": "env_var"})]);
         s.triggers.insert(3, vec![json!({"id": 31, "description": "from api", "token": "glpt", "expires_at": in_days(8), "owner": {"id": 7, "username": "dev", "state": "active"}})]);
@@ -609,11 +605,7 @@ async fn a_malformed_settings_file_is_a_finding_and_the_sweep_goes_on() {
 #[tokio::test]
 async fn the_bots_own_token_expiring_soon_is_a_finding() {
     let gitlab = gitlab().await;
-    let soon = trigger_doctor::timestamp::Timestamp(
-        trigger_doctor::timestamp::Timestamp::now().0 + 3 * 86_400_000,
-    )
-    .to_rfc3339()[..10]
-        .to_string();
+    let soon = date_in(3);
     gitlab.with(|s| s.token_self["expires_at"] = soon.clone().into());
     let chat = FakeChat::start().await;
     let app = app(&gitlab, &chat).await;

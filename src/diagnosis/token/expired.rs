@@ -13,12 +13,7 @@ use crate::timestamp::Timestamp;
 /// When a trigger token expires; `expires_at` is a date or a datetime. The token checks and
 /// the preflight's expiry warning read it this way.
 pub fn expires(t: &Trigger) -> Option<Timestamp> {
-    let at = t.expires_at.as_deref()?.trim();
-    Timestamp::parse(at).or_else(|| {
-        (at.len() == 10)
-            .then(|| Timestamp::parse(&format!("{at}T00:00:00Z")))
-            .flatten()
-    })
+    Timestamp::parse_date_or_time(t.expires_at.as_deref()?)
 }
 
 /// The trigger tokens of the downstream project that have expired by `now`.
