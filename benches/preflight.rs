@@ -13,6 +13,8 @@
 
 #[path = "../tests/api/fake_gitlab.rs"]
 mod fake_gitlab;
+#[path = "../tests/api/fake_oauth.rs"]
+mod fake_oauth;
 mod support;
 
 use std::time::{Duration, Instant};

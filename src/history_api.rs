@@ -319,6 +319,7 @@ fn diagnosis_filter(params: &Params) -> Result<DiagnosisFilter, ApiError> {
         cause,
         status,
         since: params.since()?,
+        until: None,
         before_id,
         limit: params.limit()?,
     })

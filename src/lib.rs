@@ -26,5 +26,6 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod timestamp;
+pub mod ui;
 pub mod webhook;
 pub mod worker;

@@ -219,6 +219,12 @@ impl Application {
             store: store.clone(),
             admin_token: settings.api.admin_token.clone(),
         });
+        let ui = crate::ui::Ui::from_settings(&settings, store.clone())
+            .context("cannot set up the dashboard")?
+            .map(web::Data::new);
+        if ui.is_none() {
+            info!("dashboard disabled: ui.enabled is false or no sign-in method is configured");
+        }
         let notifier = Notifier::new(
             &settings,
             store.clone(),
@@ -260,6 +266,11 @@ impl Application {
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_text))
                 .service(crate::history_api::scope())
+                .configure(|cfg| {
+                    if let Some(ui) = &ui {
+                        cfg.app_data(ui.clone()).service(crate::ui::scope());
+                    }
+                })
         })
         .workers(http_workers)
         .max_connections(settings.server.max_connections / http_workers)

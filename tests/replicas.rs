@@ -8,6 +8,8 @@
 mod common;
 #[path = "api/fake_gitlab.rs"]
 mod fake_gitlab;
+#[path = "api/fake_oauth.rs"]
+mod fake_oauth;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -27,6 +27,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "webhook.signing_tokens",
     "notify.slack.routes",
     "api.admin_token",
+    "ui.oauth_client_secret",
     // It may hold the database password.
     "store.url",
 ];
@@ -133,7 +134,34 @@ pub struct Settings {
     pub notify: NotifySettings,
     pub commands: CommandSettings,
     pub api: ApiSettings,
+    pub ui: UiSettings,
     pub log: LogSettings,
+}
+
+/// The dashboard under `/ui`.
+#[derive(Debug, Clone)]
+pub struct UiSettings {
+    /// `ui.enabled`, default `auto`: served when a sign-in method is configured (GitLab
+    /// OAuth or `api.admin_token`); `false` serves nothing under `/ui`.
+    pub enabled: bool,
+    /// `ui.external_url`: the service's own URL as browsers reach it (the OAuth callback is
+    /// `<external_url>/ui/oauth/callback`); cookies are `Secure` when it is https.
+    pub external_url: Option<String>,
+    /// `ui.oauth_client_id` and `ui.oauth_client_secret`: the GitLab application people
+    /// sign in with; `None` without an id.
+    pub oauth: Option<OauthApp>,
+    /// `ui.allowed_groups`: full paths of the groups whose members may sign in with GitLab
+    /// (members of a subgroup of one count only when they are members of the group itself).
+    pub allowed_groups: Vec<String>,
+    /// `ui.session_hours`, default 12: how long a sign-in lasts.
+    pub session: Duration,
+}
+
+/// A GitLab OAuth application.
+#[derive(Debug, Clone)]
+pub struct OauthApp {
+    pub client_id: String,
+    pub client_secret: Secret,
 }
 
 /// The history API (`/api/v1/...`).
@@ -887,6 +915,70 @@ mod tests {
             assert!(err.contains("api.admin_token"), "{err}");
             assert!(!err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn the_dashboard_is_on_when_a_sign_in_method_is_set_and_its_keys_are_checked() {
+        let load = |pairs: &[(&str, &str)]| {
+            let mut e = with_token();
+            e.extend(env(pairs));
+            Settings::load_from(None, &e).map_err(|e| e.to_string())
+        };
+        assert!(!load(&[]).unwrap().ui.enabled, "no sign-in method: off");
+        let admin = (
+            "TRIGGER_DOCTOR__API__ADMIN_TOKEN",
+            "an-admin-token-of-some-length",
+        );
+        assert!(load(&[admin]).unwrap().ui.enabled);
+        assert!(
+            !load(&[admin, ("TRIGGER_DOCTOR__UI__ENABLED", "false")])
+                .unwrap()
+                .ui
+                .enabled
+        );
+        let err = load(&[("TRIGGER_DOCTOR__UI__ENABLED", "true")]).unwrap_err();
+        assert!(
+            err.contains("ui.enabled") && err.contains("no sign-in method"),
+            "{err}"
+        );
+        let err = load(&[("TRIGGER_DOCTOR__UI__ENABLED", "sometimes")]).unwrap_err();
+        assert!(err.contains("ui.enabled"), "{err}");
+        let app = [
+            ("TRIGGER_DOCTOR__UI__OAUTH_CLIENT_ID", "app-id"),
+            (
+                "TRIGGER_DOCTOR__UI__OAUTH_CLIENT_SECRET",
+                "gloas-app-secret-value",
+            ),
+            (
+                "TRIGGER_DOCTOR__UI__EXTERNAL_URL",
+                "https://td.example.com/",
+            ),
+            ("TRIGGER_DOCTOR__UI__ALLOWED_GROUPS", "platform, ops/sre/"),
+        ];
+        let s = load(&app).unwrap();
+        assert!(s.ui.enabled);
+        assert_eq!(s.ui.allowed_groups, ["platform", "ops/sre"]);
+        assert_eq!(s.ui.external_url.as_deref(), Some("https://td.example.com"));
+        assert_eq!(s.ui.session, Duration::from_secs(12 * 3600));
+        assert!(!format!("{s:?}").contains("gloas-app-secret-value"));
+        for (missing, key) in [
+            (1, "ui.oauth_client_secret"),
+            (0, "ui.oauth_client_id"),
+            (2, "ui.external_url"),
+            (3, "ui.allowed_groups"),
+        ] {
+            let without: Vec<(&str, &str)> = app
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != missing)
+                .map(|(_, p)| *p)
+                .collect();
+            let err = load(&without).unwrap_err();
+            assert!(err.contains(key), "{key}: {err}");
+            assert!(!err.contains("gloas-app-secret-value"), "{err}");
+        }
+        let err = load(&[admin, ("TRIGGER_DOCTOR__UI__SESSION_HOURS", "0")]).unwrap_err();
+        assert!(err.contains("ui.session_hours"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,107 @@ pub(super) struct RawSettings {
     notify: RawNotify,
     commands: RawCommands,
     api: RawApi,
+    ui: RawUi,
     log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    enabled: BoolOrAuto,
+    external_url: String,
+    oauth_client_id: String,
+    oauth_client_secret: String,
+    allowed_groups: Vec<String>,
+    session_hours: u64,
+}
+
+/// `true`, `false` or `"auto"` (a boolean given as text, from the environment, too).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BoolOrAuto {
+    Bool(bool),
+    Text(String),
+}
+
+impl RawUi {
+    fn validate(self, admin_token: &str) -> Result<UiSettings, ConfigError> {
+        let enabled = match &self.enabled {
+            BoolOrAuto::Bool(b) => Some(*b),
+            BoolOrAuto::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+                "auto" | "" => None,
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                other => {
+                    return Err(key_error(
+                        "ui.enabled",
+                        format!("expected true, false or \"auto\", got {other:?}"),
+                    ))
+                }
+            },
+        };
+        let external_url = match self.external_url.trim() {
+            "" => None,
+            url => Some(http_url("ui.external_url", url)?),
+        };
+        let client_id = self.oauth_client_id.trim().to_string();
+        let client_secret = self.oauth_client_secret.trim().to_string();
+        let oauth = match (client_id.is_empty(), client_secret.is_empty()) {
+            (true, true) => None,
+            (true, false) => {
+                return Err(key_error(
+                    "ui.oauth_client_id",
+                    "is empty while ui.oauth_client_secret is set",
+                ))
+            }
+            (false, true) => {
+                return Err(key_error(
+                    "ui.oauth_client_secret",
+                    "is empty while ui.oauth_client_id is set",
+                ))
+            }
+            (false, false) => Some(OauthApp {
+                client_id,
+                client_secret: Secret::new(client_secret),
+            }),
+        };
+        let allowed_groups: Vec<String> = self
+            .allowed_groups
+            .iter()
+            .map(|g| g.trim().trim_matches('/').to_string())
+            .filter(|g| !g.is_empty())
+            .collect();
+        if oauth.is_some() {
+            if external_url.is_none() {
+                return Err(key_error(
+                    "ui.external_url",
+                    "is needed for signing in with GitLab (the callback is <ui.external_url>/ui/oauth/callback)",
+                ));
+            }
+            if allowed_groups.is_empty() {
+                return Err(key_error(
+                    "ui.allowed_groups",
+                    "is empty: name the groups whose members may sign in with GitLab",
+                ));
+            }
+        }
+        let can_sign_in = oauth.is_some() || !admin_token.is_empty();
+        if enabled == Some(true) && !can_sign_in {
+            return Err(key_error(
+                "ui.enabled",
+                "is true but no sign-in method is configured: set ui.oauth_client_id and ui.oauth_client_secret, or api.admin_token",
+            ));
+        }
+        Ok(UiSettings {
+            enabled: enabled.unwrap_or(can_sign_in),
+            external_url,
+            oauth,
+            allowed_groups,
+            session: Duration::from_secs(
+                positive("ui.session_hours", self.session_hours)?.saturating_mul(3600),
+            ),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -356,6 +456,7 @@ impl RawSettings {
                 min_access_level,
                 throttle: seconds("commands.throttle_seconds", self.commands.throttle_seconds)?,
             },
+            ui: self.ui.validate(admin_token)?,
             api: ApiSettings {
                 admin_token: Secret::new(admin_token),
             },

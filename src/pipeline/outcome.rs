@@ -133,6 +133,7 @@ impl Outcome {
                     target: notified.map(|n| n.target.clone()),
                     note_url: notified.and_then(|n| n.note_url.clone()),
                     gitlab_calls: d.gitlab_calls,
+                    report: Some(crate::report::view::Report::of(d).to_json()),
                 }
             })
             .collect();

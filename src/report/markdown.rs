@@ -5,9 +5,8 @@
 
 use serde::Serialize;
 
-use super::verdict_label;
-use crate::diagnosis::CauseId;
-use crate::diagnosis::{Diagnosis, FailedJob, Verdict};
+use super::view::{Headline, Report};
+use crate::diagnosis::Diagnosis;
 use crate::ids::PipelineId;
 use crate::redact::redact;
 
@@ -130,8 +129,8 @@ pub fn link(label: &str, url: &str) -> String {
 
 #[derive(Serialize)]
 struct CauseView {
-    id: CauseId,
-    verdict: &'static str,
+    id: String,
+    verdict: String,
     summary: String,
     evidence: Option<String>,
     fix: Vec<String>,
@@ -141,8 +140,8 @@ struct CauseView {
 
 #[derive(Serialize)]
 struct CheckView {
-    id: CauseId,
-    verdict: &'static str,
+    id: String,
+    verdict: String,
     summary: String,
 }
 
@@ -154,89 +153,75 @@ struct DiagnosisView {
     checks: Vec<CheckView>,
 }
 
-fn view(d: &Diagnosis) -> DiagnosisView {
-    let f = &d.facts;
-    let (job, job_url) = match &f.failed {
-        FailedJob::Bridge { name, web_url, .. } => (format!("trigger job {name}"), web_url.clone()),
-        FailedJob::Job { name, web_url, .. } => (format!("job {name}"), web_url.clone()),
-    };
-    let downstream = f
-        .target
-        .project
-        .clone()
-        .or_else(|| f.target.project_written.clone());
-    let headline = match (d.top(), &downstream) {
-        (_, _) if f.downstream_pipeline.is_some() => format!(
-            "The downstream pipeline of {} failed on its own",
-            escape(&job)
-        ),
-        (Some(top), Some(down)) => format!(
+/// The report's headline in Markdown: the cause id as code, every name escaped.
+fn headline(h: &Headline) -> String {
+    match h {
+        Headline::DownstreamFailed { job } => {
+            format!(
+                "The downstream pipeline of {} failed on its own",
+                escape(job)
+            )
+        }
+        Headline::Cause {
+            cause,
+            job,
+            downstream: Some(down),
+        } => format!(
             "`{}`: {} could not start a pipeline in {}",
-            top.cause,
-            escape(&job),
+            cause.replace('`', ""),
+            escape(job),
             escape(down)
         ),
-        (Some(top), None) => format!(
+        Headline::Cause {
+            cause,
+            job,
+            downstream: None,
+        } => format!(
             "`{}`: {} could not start its downstream pipeline",
-            top.cause,
-            escape(&job)
+            cause.replace('`', ""),
+            escape(job)
         ),
-        (None, _) => format!("{} could not start its downstream pipeline", escape(&job)),
-    };
-    let mut links = Vec::new();
-    if let Some(url) = &job_url {
-        links.push(link(&job, url));
-    }
-    if let Some(url) = &f.subject.pipeline_url {
-        links.push(link(&format!("pipeline #{}", f.subject.pipeline_id), url));
-    }
-    if let Some(p) = f.downstream.found() {
-        links.push(link(
-            &format!("downstream project {}", p.path_with_namespace),
-            &p.web_url,
-        ));
-    }
-    if let Some(run) = &f.downstream_pipeline {
-        if let Some(url) = &run.web_url {
-            links.push(link(
-                &format!("downstream pipeline #{}", run.pipeline_id),
-                url,
-            ));
+        Headline::Undetermined { job } => {
+            format!("{} could not start its downstream pipeline", escape(job))
         }
     }
-    let cause = d.top().map(|top| CauseView {
-        id: top.cause,
-        verdict: verdict_label(top.verdict),
+}
+
+fn view(d: &Diagnosis) -> DiagnosisView {
+    let r = Report::of(d);
+    let cause = r.cause.map(|top| CauseView {
         summary: escape(&top.summary),
         evidence: (!top.evidence.is_empty()).then(|| fenced(&top.evidence)),
-        // The check's own steps; without them, the cause's fix from the cause table.
-        fix: if top.fix.is_empty() {
-            vec![escape(top.cause.fix())]
-        } else {
-            top.fix
-                .iter()
-                .map(|s| match &s.link {
-                    Some(url) => format!("{} ({})", escape(&s.text), link("open", url)),
-                    None => escape(&s.text),
-                })
-                .collect()
-        },
+        fix: top
+            .fix
+            .iter()
+            .map(|s| match &s.link {
+                Some(url) => format!("{} ({})", escape(&s.text), link("open", url)),
+                None => escape(&s.text),
+            })
+            .collect(),
         why: top.why.as_deref().map(escape),
         next: top.next.as_deref().map(escape),
+        id: top.id.replace('`', ""),
+        verdict: top.verdict,
     });
-    let checks = d
-        .findings
-        .iter()
-        .filter(|f| f.verdict != Verdict::NotApplicable)
-        .map(|f| CheckView {
-            id: f.cause,
-            verdict: verdict_label(f.verdict),
-            summary: escape(&f.summary),
+    let checks = r
+        .checks
+        .into_iter()
+        .map(|c| CheckView {
+            summary: escape(&c.summary),
+            id: c.id.replace('`', ""),
+            verdict: c.verdict,
         })
         .collect();
     DiagnosisView {
-        headline,
-        links: links.join(" · "),
+        headline: headline(&r.headline),
+        links: r
+            .links
+            .iter()
+            .map(|l| link(&l.label, &l.url))
+            .collect::<Vec<_>>()
+            .join(" · "),
         cause,
         checks,
     }
@@ -312,6 +297,7 @@ pub fn render_clear(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::CauseId;
     use crate::diagnosis::{check, testing};
 
     fn golden(name: &str, actual: &str) {

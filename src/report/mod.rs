@@ -5,6 +5,7 @@
 mod golden;
 pub mod markdown;
 pub mod slack;
+pub mod view;
 
 use std::fmt::Write;
 

@@ -24,6 +24,10 @@
 //! as rows, replaced project by project: edges and findings, each with a few columns to look it
 //! up by and JSON the caller writes (the store knows nothing of the preflight module). Their
 //! lists are keyset pages (`keyset.rs`).
+//!
+//! The dashboard reads the history and the map in a few more ways: one diagnosis with its
+//! report, the overview's figures in one read, a group's part of the trigger map, the findings
+//! that run out soonest. What its reads share between the backends is in `dashboard.rs`.
 
 /// The columns read into a [`CommentRecord`], in order, in both backends.
 macro_rules! comment_columns {
@@ -42,6 +46,7 @@ macro_rules! diagnosis_columns {
     };
 }
 
+mod dashboard;
 mod keyset;
 mod model;
 mod postgres;
@@ -180,6 +185,10 @@ trait Backend: Send + Sync {
         filter: &DiagnosisFilter,
     ) -> Result<Vec<DiagnosisRecord>, StoreError>;
     async fn diagnosis_stats(&self, since: Timestamp) -> Result<DiagnosisStats, StoreError>;
+    /// One diagnosis with its report.
+    async fn diagnosis(&self, id: i64) -> Result<Option<DiagnosisDetail>, StoreError>;
+    /// The dashboard overview as of `now` (see [`Overview`] for what each part covers).
+    async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError>;
     async fn list_parked(&self, limit: u32) -> Result<Vec<ParkedDelivery>, StoreError>;
     /// Takes over the unfinished sweep when its lease ended before `now` or `owner` holds it,
     /// else starts one unless a sweep finished after `finished_before`; the lease runs until
@@ -226,6 +235,21 @@ trait Backend: Send + Sync {
         limit: u32,
     ) -> Result<Vec<PreflightFindingRow>, StoreError>;
     async fn preflight_counts(&self) -> Result<PreflightCounts, StoreError>;
+    /// The edges and findings of the projects in `group` (the group itself and everything
+    /// under it, case-insensitively; all when `None`), at most `limit` edges ordered by
+    /// project and key, with the findings of those edges.
+    async fn preflight_map(
+        &self,
+        group: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<PreflightEdgeRow>, Vec<PreflightFindingRow>), StoreError>;
+    /// Findings whose `expires_at` falls in `[from, until)`, soonest first, at most `limit`.
+    async fn expiring_findings(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PreflightFindingRow>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     async fn close(&self);
 }
@@ -357,6 +381,16 @@ impl Store {
         self.backend
             .diagnosis_stats(since.unwrap_or(Timestamp(i64::MIN)))
             .await
+    }
+
+    /// One recorded diagnosis with the report its comment showed.
+    pub async fn diagnosis(&self, id: i64) -> Result<Option<DiagnosisDetail>, StoreError> {
+        self.backend.diagnosis(id).await
+    }
+
+    /// The dashboard overview as of now.
+    pub async fn overview(&self) -> Result<Overview, StoreError> {
+        self.backend.overview(self.now()).await
     }
 
     /// Parked deliveries, most recent first.
@@ -598,6 +632,27 @@ impl Store {
     /// The trigger map in figures: edges, findings by cause, each edge's soonest expiry.
     pub async fn preflight_counts(&self) -> Result<PreflightCounts, StoreError> {
         self.backend.preflight_counts().await
+    }
+
+    /// The trigger map of `group` (all when `None`): at most `limit` edges and their findings.
+    pub async fn preflight_map(
+        &self,
+        group: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<PreflightEdgeRow>, Vec<PreflightFindingRow>), StoreError> {
+        self.backend.preflight_map(group, limit).await
+    }
+
+    /// Findings about something that runs out within `within` from now, soonest first.
+    pub async fn expiring_findings(
+        &self,
+        within: Duration,
+        limit: u32,
+    ) -> Result<Vec<PreflightFindingRow>, StoreError> {
+        let now = self.now();
+        self.backend
+            .expiring_findings(now, after(now, within), limit)
+            .await
     }
 
     /// Succeeds when the store answers a query.

@@ -277,6 +277,22 @@ pub struct NewDiagnosis {
     /// A link to the comment, when it was posted and its page is known.
     pub note_url: Option<String>,
     pub gitlab_calls: u32,
+    /// The report as the comment showed it (the report's own JSON, secrets already taken
+    /// out), for the dashboard's detail page.
+    pub report: Option<String>,
+}
+
+impl NewDiagnosis {
+    /// The causes the cause filter finds it by: its top cause and every confirmed or likely
+    /// cause, once each, in order.
+    pub(super) fn indexed_causes(&self) -> Vec<&str> {
+        let mut causes: Vec<&str> = std::iter::once(self.top_cause.as_str())
+            .chain(self.causes.iter().map(String::as_str))
+            .collect();
+        causes.sort_unstable();
+        causes.dedup();
+        causes
+    }
 }
 
 /// A comment the completing delivery resolved: its open diagnoses of earlier pipelines
@@ -382,6 +398,8 @@ pub struct DiagnosisFilter {
     pub status: Option<DiagnosisStatus>,
     /// Recorded at or after.
     pub since: Option<Timestamp>,
+    /// Recorded before.
+    pub until: Option<Timestamp>,
     /// Only diagnoses with a smaller id (the cursor of the previous page).
     pub before_id: Option<i64>,
     pub limit: u32,
@@ -395,6 +413,7 @@ impl Default for DiagnosisFilter {
             cause: None,
             status: None,
             since: None,
+            until: None,
             before_id: None,
             limit: 50,
         }
@@ -468,6 +487,79 @@ impl DiagnosisStats {
             .or_default() += n;
     }
 }
+
+/// One recorded diagnosis with the report its comment showed (`None` for diagnoses recorded
+/// before reports were kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagnosisDetail {
+    pub record: DiagnosisRecord,
+    pub report: Option<String>,
+}
+
+/// Diagnosed and resolved counts in the window of `hours` that ends now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WindowCounts {
+    pub hours: u32,
+    /// Diagnoses recorded in the window.
+    pub diagnosed: u64,
+    /// Diagnoses resolved in the window (whenever they were recorded).
+    pub resolved: u64,
+}
+
+/// Diagnoses recorded on one UTC day with one top cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayCount {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub cause: String,
+    pub count: u64,
+}
+
+/// A trigger edge that failed: the upstream project and the downstream project it named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EdgeCount {
+    pub project_id: ProjectId,
+    /// The upstream project's path, when known.
+    pub project_path: Option<String>,
+    pub downstream: Option<String>,
+    pub failures: u64,
+    /// Of those, how many are still open.
+    pub open: u64,
+    pub last_at: Timestamp,
+}
+
+/// How long failures with one top cause took from the first failure diagnosed on a comment
+/// target to the pipeline that resolved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolutionTimes {
+    pub cause: String,
+    /// Milliseconds, ascending; one per resolution.
+    pub millis: Vec<i64>,
+}
+
+/// The dashboard overview's figures, as of `now`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Overview {
+    /// For 24 hours, 7 days and 30 days, in that order.
+    pub windows: Vec<WindowCounts>,
+    /// The last [`OVERVIEW_DAYS`] days (today included), oldest first; days or causes without
+    /// diagnoses are left out.
+    pub days: Vec<DayCount>,
+    /// The edges with most failures in the last 30 days, most first (at most
+    /// [`TOP_EDGES`]).
+    pub top_edges: Vec<EdgeCount>,
+    /// Resolutions in the last 30 days by top cause, in the order of the causes.
+    pub resolution: Vec<ResolutionTimes>,
+    /// Parked deliveries.
+    pub parked: u64,
+}
+
+/// Days the overview's causes-over-time chart covers.
+pub const OVERVIEW_DAYS: i64 = 30;
+/// Edges the overview lists.
+pub const TOP_EDGES: u32 = 10;
+/// The overview's windows, in hours.
+pub const OVERVIEW_WINDOWS: [u32; 3] = [24, 24 * 7, 24 * 30];
 
 /// A parked delivery (dead letter), as the API shows it: never its body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

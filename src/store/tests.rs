@@ -99,6 +99,11 @@ impl TestClock {
     fn advance(&self, d: Duration) {
         self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
     }
+
+    /// Sets the time (backwards too).
+    fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::SeqCst);
+    }
 }
 
 impl Drop for TestDb {
@@ -193,6 +198,10 @@ backend_tests![
     a_late_diagnosis_of_a_resolved_comment_is_resolved_at_once,
     diagnosis_stats_count_by_top_cause_and_project,
     parked_deliveries_are_listed_and_can_be_replayed,
+    diagnoses_are_listed_until_a_time_and_by_any_of_their_causes,
+    a_diagnosis_is_read_with_its_report,
+    the_overview_counts_windows_days_edges_resolutions_and_parked_deliveries,
+    diagnoses_recorded_before_the_dashboard_are_found_by_their_causes,
 ];
 
 postgres_tests![
@@ -746,6 +755,8 @@ fn diagnosis(project: u64, pipeline: u64, top: &str, target: Option<&str>) -> Ne
         note_url: target
             .map(|_| "https://gitlab.example.com/grp/p/-/merge_requests/7#note_5".into()),
         gitlab_calls: 6,
+        // A comment showed the report; without a target none was posted.
+        report: target.map(|t| format!("{{\"target\":\"{t}\",\"pipeline\":{pipeline}}}")),
     }
 }
 
@@ -1176,4 +1187,494 @@ async fn parked_deliveries_are_listed_and_can_be_replayed(db: TestDb) {
         "a done delivery may be replayed"
     );
     assert!(!s.requeue(DeliveryId(999_999)).await.unwrap());
+}
+
+async fn diagnoses_are_listed_until_a_time_and_by_any_of_their_causes(db: TestDb) {
+    let clock = TestClock::new();
+    let s = db.open_with(&clock).await;
+    let first = clock.now();
+    complete_with(
+        &s,
+        "a",
+        recorded(vec![diagnosis(1, 31, "project.not_found", Some("mr:1:7"))]),
+    )
+    .await;
+    clock.advance(Duration::from_millis(5));
+    let second = clock.now();
+    let mut token = diagnosis(2, 41, "token.expired", Some("mr:2:1"));
+    token.causes = vec!["token.expired".into(), "api_url.host".into()];
+    complete_with(&s, "b", recorded(vec![token])).await;
+    clock.advance(Duration::from_millis(5));
+    let third = clock.now();
+    // The top cause repeated in the list, a cause named twice: each is found once.
+    let mut dns = diagnosis(1, 51, "network.dns", None);
+    dns.causes = vec![
+        "network.dns".into(),
+        "api_url.host".into(),
+        "network.dns".into(),
+        "api_url.host".into(),
+    ];
+    complete_with(&s, "c", recorded(vec![dns])).await;
+    let until = |t: Timestamp| DiagnosisFilter {
+        until: Some(t),
+        ..all()
+    };
+    assert!(list(&s, until(first)).await.is_empty(), "before, not at");
+    assert_eq!(list(&s, until(second)).await, vec![31]);
+    assert_eq!(list(&s, until(third)).await, vec![41, 31]);
+    assert_eq!(
+        list(&s, until(Timestamp(third.0 + 1))).await,
+        vec![51, 41, 31]
+    );
+    assert_eq!(
+        list(
+            &s,
+            DiagnosisFilter {
+                since: Some(second),
+                until: Some(third),
+                ..all()
+            }
+        )
+        .await,
+        vec![41]
+    );
+    let cause = |c: &str| DiagnosisFilter {
+        cause: Some(c.into()),
+        ..all()
+    };
+    // A cause that is never the top one finds the diagnoses listing it, once each.
+    assert_eq!(list(&s, cause("api_url.host")).await, vec![51, 41]);
+    assert_eq!(list(&s, cause("network.dns")).await, vec![51]);
+    assert_eq!(list(&s, cause("project.no_access")).await, vec![31]);
+    assert_eq!(
+        list(
+            &s,
+            DiagnosisFilter {
+                until: Some(third),
+                ..cause("api_url.host")
+            }
+        )
+        .await,
+        vec![41]
+    );
+    assert_eq!(
+        list(
+            &s,
+            DiagnosisFilter {
+                project: Some(ProjectFilter::Path("GRP/PROJECT-1".into())),
+                ..cause("api_url.host")
+            }
+        )
+        .await,
+        vec![51]
+    );
+    assert_eq!(
+        list(
+            &s,
+            DiagnosisFilter {
+                status: Some(DiagnosisStatus::Resolved),
+                ..cause("api_url.host")
+            }
+        )
+        .await,
+        Vec::<u64>::new()
+    );
+    // Pages of one through a cause: the cursor leads on to the older diagnosis.
+    let page = s
+        .list_diagnoses(&DiagnosisFilter {
+            limit: 1,
+            ..cause("api_url.host")
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.diagnoses[0].pipeline_id, PipelineId(51));
+    let next = s
+        .list_diagnoses(&DiagnosisFilter {
+            limit: 1,
+            before_id: page.next_cursor,
+            ..cause("api_url.host")
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.diagnoses[0].pipeline_id, PipelineId(41));
+    assert_eq!(next.next_cursor, None);
+    // The record read through a cause is the same as read without one.
+    let by_cause = s
+        .list_diagnoses(&cause("api_url.host"))
+        .await
+        .unwrap()
+        .diagnoses;
+    let plain = s.list_diagnoses(&all()).await.unwrap().diagnoses;
+    assert_eq!(by_cause[..], plain[..2]);
+    assert_eq!(
+        by_cause[0].causes,
+        vec!["network.dns", "api_url.host", "network.dns", "api_url.host"],
+        "the list as recorded"
+    );
+}
+
+async fn a_diagnosis_is_read_with_its_report(db: TestDb) {
+    let s = db.open().await;
+    complete_with(
+        &s,
+        "a",
+        recorded(vec![
+            diagnosis(1, 31, "token.expired", Some("mr:1:7")),
+            diagnosis(1, 32, "network.dns", None),
+        ]),
+    )
+    .await;
+    let listed = s.list_diagnoses(&all()).await.unwrap().diagnoses;
+    let (without, with) = (&listed[0], &listed[1]);
+    let detail = s.diagnosis(with.id).await.unwrap().unwrap();
+    assert_eq!(&detail.record, with);
+    assert_eq!(
+        detail.report.as_deref(),
+        Some(r#"{"target":"mr:1:7","pipeline":31}"#)
+    );
+    let detail = s.diagnosis(without.id).await.unwrap().unwrap();
+    assert_eq!(&detail.record, without);
+    assert_eq!(detail.report, None);
+    assert_eq!(s.diagnosis(without.id + 100).await.unwrap(), None);
+}
+
+/// Milliseconds in an hour and a day.
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+async fn the_overview_counts_windows_days_edges_resolutions_and_parked_deliveries(db: TestDb) {
+    let clock = TestClock::new();
+    let s = db.open_with(&clock).await;
+    assert_eq!(
+        s.overview().await.unwrap(),
+        Overview {
+            windows: OVERVIEW_WINDOWS
+                .iter()
+                .map(|&hours| WindowCounts {
+                    hours,
+                    diagnosed: 0,
+                    resolved: 0
+                })
+                .collect(),
+            ..Overview::default()
+        }
+    );
+    // Now is noon (UTC) of a day two months ahead, so every delivery made now is due
+    // whenever the clock is set in the last 40 days.
+    let today = Timestamp::now().0.div_euclid(DAY_MS) + 60;
+    let now = today * DAY_MS + 12 * HOUR_MS;
+    let at = |t: i64| clock.set(Timestamp(t));
+    let resolve = |target: &str, pipeline: u64| History {
+        diagnoses: Vec::new(),
+        resolved: Some(Resolution {
+            target: target.into(),
+            pipeline_id: PipelineId(pipeline),
+        }),
+    };
+    // 40 days ago: outside every window, and resolved two days ago.
+    at(now - 40 * DAY_MS);
+    complete_with(
+        &s,
+        "d1",
+        recorded(vec![diagnosis(1, 10, "token.expired", Some("mr:1:1"))]),
+    )
+    .await;
+    // The last moment before the chart's first day, and its first moment.
+    at((today - 29) * DAY_MS - 1);
+    complete_with(
+        &s,
+        "d2",
+        recorded(vec![diagnosis(3, 30, "network.dns", None)]),
+    )
+    .await;
+    at((today - 29) * DAY_MS);
+    complete_with(
+        &s,
+        "d3",
+        recorded(vec![diagnosis(3, 31, "network.dns", None)]),
+    )
+    .await;
+    at(now - 10 * DAY_MS);
+    complete_with(
+        &s,
+        "d4",
+        recorded(vec![
+            diagnosis(1, 11, "token.expired", Some("mr:1:1")),
+            diagnosis(2, 20, "network.dns", None),
+        ]),
+    )
+    .await;
+    at(now - 3 * DAY_MS);
+    complete_with(
+        &s,
+        "d6",
+        recorded(vec![diagnosis(1, 12, "project.not_found", Some("mr:1:2"))]),
+    )
+    .await;
+    at(now - 2 * DAY_MS);
+    complete_with(&s, "r1", resolve("mr:1:1", 13)).await;
+    // Exactly 24 hours ago: inside the first window.
+    at(now - 24 * HOUR_MS);
+    complete_with(
+        &s,
+        "d7",
+        recorded(vec![diagnosis(3, 32, "token.expired", None)]),
+    )
+    .await;
+    at(now - 20 * HOUR_MS);
+    let mut renamed = diagnosis(1, 14, "token.expired", Some("mr:1:3"));
+    renamed.project_path = Some("grp/project-1".into());
+    let mut other_edge = diagnosis(1, 14, "network.dns", Some("mr:1:3"));
+    other_edge.downstream_project = Some("grp/other".into());
+    complete_with(&s, "d8", recorded(vec![renamed, other_edge])).await;
+    at(now - HOUR_MS);
+    complete_with(&s, "r2", resolve("mr:1:3", 16)).await;
+    at(now - 30 * 60_000);
+    complete_with(&s, "r3", resolve("mr:1:2", 17)).await;
+    at(now - 10 * 60_000);
+    complete_with(
+        &s,
+        "d10",
+        recorded(vec![diagnosis(2, 21, "network.dns", None)]),
+    )
+    .await;
+    // After now: not counted yet.
+    at(now + HOUR_MS);
+    complete_with(
+        &s,
+        "d11",
+        recorded(vec![diagnosis(2, 22, "token.expired", None)]),
+    )
+    .await;
+    at(now);
+    for key in ["p1", "p2"] {
+        s.enqueue(delivery(Some(key))).await.unwrap();
+        let claim = s.claim("w", LEASE).await.unwrap().unwrap();
+        assert!(s.park(&claim, "cannot decode").await.unwrap());
+    }
+
+    let overview = s.overview().await.unwrap();
+    assert_eq!(
+        overview.windows,
+        vec![
+            WindowCounts {
+                hours: 24,
+                diagnosed: 4,
+                resolved: 3
+            },
+            WindowCounts {
+                hours: 24 * 7,
+                diagnosed: 5,
+                resolved: 5
+            },
+            WindowCounts {
+                hours: 24 * 30,
+                diagnosed: 9,
+                resolved: 5
+            },
+        ]
+    );
+    let day = |day: i64, cause: &str, count: u64| DayCount {
+        day,
+        cause: cause.into(),
+        count,
+    };
+    assert_eq!(
+        overview.days,
+        vec![
+            day(today - 29, "network.dns", 1),
+            day(today - 10, "network.dns", 1),
+            day(today - 10, "token.expired", 1),
+            day(today - 3, "project.not_found", 1),
+            day(today - 1, "network.dns", 1),
+            day(today - 1, "token.expired", 2),
+            day(today, "network.dns", 1),
+        ]
+    );
+    let edge = |project: u64, path: &str, downstream: &str, failures, open, last_at| EdgeCount {
+        project_id: ProjectId(project),
+        project_path: Some(path.into()),
+        downstream: Some(downstream.into()),
+        failures,
+        open,
+        last_at: Timestamp(last_at),
+    };
+    assert_eq!(
+        overview.top_edges,
+        vec![
+            // Three failures each: the latest first. The path is the greatest seen.
+            edge(1, "grp/project-1", "grp/app", 3, 0, now - 20 * HOUR_MS),
+            edge(3, "Grp/Project-3", "grp/app", 3, 3, now - 24 * HOUR_MS),
+            edge(2, "Grp/Project-2", "grp/app", 2, 2, now - 10 * 60_000),
+            edge(1, "Grp/Project-1", "grp/other", 1, 0, now - 20 * HOUR_MS),
+        ]
+    );
+    let times = |cause: &str, millis: Vec<i64>| ResolutionTimes {
+        cause: cause.into(),
+        millis,
+    };
+    assert_eq!(
+        overview.resolution,
+        vec![
+            times("network.dns", vec![19 * HOUR_MS]),
+            times("project.not_found", vec![3 * DAY_MS - 30 * 60_000]),
+            // mr:1:1 failed 40 and 10 days ago: from the first failure, once.
+            times("token.expired", vec![19 * HOUR_MS, 38 * DAY_MS]),
+        ]
+    );
+    assert_eq!(overview.parked, 2);
+    // A day later the first window has moved on; the chart starts a day later.
+    clock.advance(Duration::from_millis(DAY_MS as u64));
+    let later = s.overview().await.unwrap();
+    assert_eq!(
+        (later.windows[0].diagnosed, later.windows[0].resolved),
+        (1, 0),
+        "only what was recorded after the first overview"
+    );
+    assert_eq!(later.days[0], day(today - 10, "network.dns", 1));
+    assert_eq!(
+        later.days[later.days.len() - 2..],
+        [day(today, "network.dns", 1), day(today, "token.expired", 1)]
+    );
+}
+
+/// Makes the schema as it stood before the dashboard (the first four migrations) and runs
+/// `sql` in it, outside any store.
+async fn before_the_dashboard(db: &TestDb, sql: &str) {
+    match db {
+        TestDb::Sqlite { url, .. } => {
+            let path = url.strip_prefix("sqlite://").unwrap();
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute_batch(include_str!("migrations/sqlite/schema_migrations.sql"))
+                .unwrap();
+            for (version, migration) in &crate::store::sqlite::MIGRATIONS[..4] {
+                conn.execute_batch(migration).unwrap();
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                    [version],
+                )
+                .unwrap();
+            }
+            conn.execute_batch(sql).unwrap();
+        }
+        TestDb::Postgres { url, .. } => {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let connection = tokio::spawn(connection);
+            client
+                .batch_execute(include_str!("migrations/postgres/schema_migrations.sql"))
+                .await
+                .unwrap();
+            for (version, migration) in &crate::store::postgres::MIGRATIONS[..4] {
+                client.batch_execute(migration).await.unwrap();
+                client
+                    .execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)",
+                        &[version],
+                    )
+                    .await
+                    .unwrap();
+            }
+            client.batch_execute(sql).await.unwrap();
+            drop(client);
+            let _ = connection.await;
+        }
+    }
+}
+
+async fn diagnoses_recorded_before_the_dashboard_are_found_by_their_causes(db: TestDb) {
+    let clock = TestClock::new();
+    let now = clock.now().0;
+    let ago = |minutes: i64| now - minutes * 60_000;
+    // Causes as 0003 kept them: a JSON list (with a cause twice), an empty one, text that is
+    // no JSON, JSON that is no list.
+    let rows = [
+        (
+            1,
+            ago(120),
+            1,
+            "token.expired",
+            r#"["token.expired","api_url.host","api_url.host"]"#,
+            Some(ago(60)),
+            "'mr:1:1'",
+        ),
+        (2, ago(180), 1, "undetermined", "[]", Some(ago(30)), "NULL"),
+        (
+            3,
+            ago(240),
+            1,
+            "undetermined",
+            "not json",
+            Some(ago(30)),
+            "NULL",
+        ),
+        (
+            4,
+            ago(300),
+            2,
+            "network.dns",
+            r#"{"not":"a list"}"#,
+            None,
+            "NULL",
+        ),
+    ]
+    .map(
+        |(pipeline, recorded, project, top, causes, resolved, target)| {
+            let (status, resolved_at, resolved_by) = match resolved {
+                Some(at) => ("resolved", at.to_string(), "5"),
+                None => ("open", "NULL".to_string(), "NULL"),
+            };
+            format!(
+            "(1, {recorded}, {project}, 'grp/p-{project}', {pipeline}, 'deploy', 'main', '{top}',
+              '{causes}', '{status}', {resolved_at}, {resolved_by}, {target})"
+        )
+        },
+    );
+    before_the_dashboard(
+        &db,
+        &format!(
+            "INSERT INTO deliveries (event, received_at, state, next_attempt_at)
+             VALUES ('Pipeline Hook', 0, 'done', 0);
+             INSERT INTO diagnoses (delivery_id, recorded_at, project_id, project_path,
+                                    pipeline_id, job_name, git_ref, top_cause, causes, status,
+                                    resolved_at, resolved_pipeline_id, target)
+             VALUES {};",
+            rows.join(", ")
+        ),
+    )
+    .await;
+    let s = db.open_with(&clock).await;
+    let cause = |c: &str| DiagnosisFilter {
+        cause: Some(c.into()),
+        ..all()
+    };
+    assert_eq!(list(&s, cause("api_url.host")).await, vec![1]);
+    assert_eq!(list(&s, cause("token.expired")).await, vec![1]);
+    assert_eq!(list(&s, cause("undetermined")).await, vec![3, 2]);
+    assert_eq!(list(&s, cause("network.dns")).await, vec![4]);
+    assert!(list(&s, cause("a list")).await.is_empty());
+    let first = s.list_diagnoses(&cause("api_url.host")).await.unwrap();
+    let detail = s.diagnosis(first.diagnoses[0].id).await.unwrap().unwrap();
+    assert_eq!(detail.report, None, "recorded before reports were kept");
+    // Resolutions without a comment target stand alone, though they share cause and pipeline.
+    assert_eq!(
+        s.overview().await.unwrap().resolution,
+        vec![
+            ResolutionTimes {
+                cause: "token.expired".into(),
+                millis: vec![60 * 60_000],
+            },
+            ResolutionTimes {
+                cause: "undetermined".into(),
+                millis: vec![150 * 60_000, 210 * 60_000],
+            },
+        ]
+    );
+    // New diagnoses go on from there.
+    let mut new = diagnosis(1, 6, "network.dns", Some("mr:1:1"));
+    new.causes = vec!["network.dns".into(), "api_url.host".into()];
+    complete_with(&s, "new", recorded(vec![new])).await;
+    assert_eq!(list(&s, cause("api_url.host")).await, vec![6, 1]);
+    assert_eq!(list(&s, cause("network.dns")).await, vec![6, 4]);
 }

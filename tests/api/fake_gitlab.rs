@@ -104,6 +104,8 @@ pub struct State {
     /// The next request whose method and path end match is held before it is handled (it
     /// lands later than it was sent) until [`Hold::release`]; see [`FakeGitlab::hold_next`].
     pub hold: Option<(String, String, Arc<Hold>)>,
+    /// The OAuth application, the people who sign in with it and their groups.
+    pub oauth: crate::fake_oauth::OauthState,
 }
 
 /// A request held by the fake: `arrived` once it is in, handled once released.
@@ -203,6 +205,7 @@ impl Default for State {
             hold: None,
             twin_before_post: None,
             twin_after_post: None,
+            oauth: Default::default(),
         }
     }
 }
@@ -324,6 +327,8 @@ impl Respond for Responder {
         } else if write && state.write_outage > 0 {
             state.write_outage -= 1;
             bad_gateway()
+        } else if let Some(answer) = crate::fake_oauth::route(&mut state.oauth, request) {
+            answer
         } else {
             conversation_route(state, request).unwrap_or_else(|| route(state, request))
         };

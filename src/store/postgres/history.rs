@@ -1,4 +1,5 @@
-//! Diagnoses: recording them with a completion, resolving them, listing and stats.
+//! Diagnoses: recording them (with their causes) with a completion, resolving them, listing
+//! and stats.
 
 use deadpool_postgres::Object;
 use tokio_postgres::types::ToSql;
@@ -6,13 +7,31 @@ use tokio_postgres::{Row, Statement};
 
 use super::{db, PostgresStore};
 use crate::ids::{PipelineId, ProjectId};
+use crate::store::dashboard::{list_sql, Param};
 use crate::store::{
     from_json_list, to_json_list, Claimed, DeliveryId, DiagnosisFilter, DiagnosisRecord,
     DiagnosisStats, DiagnosisStatus, History, SqlId, StoreError,
 };
 use crate::timestamp::Timestamp;
 
-fn diagnosis_record(r: &Row) -> DiagnosisRecord {
+/// A list parameter's placeholder, typed: `$n::bigint` or `$n::text`.
+pub(super) fn mark(n: usize, param: &Param) -> String {
+    match param {
+        Param::Int(_) => format!("${n}::bigint"),
+        Param::Text(_) => format!("${n}::text"),
+    }
+}
+
+/// A list parameter as tokio-postgres takes it.
+pub(super) fn value(param: Param) -> Box<dyn ToSql + Sync + Send> {
+    match param {
+        Param::Int(n) => Box::new(n),
+        Param::Text(t) => Box::new(t),
+    }
+}
+
+/// Reads the columns of `diagnosis_columns!` into a [`DiagnosisRecord`].
+pub(super) fn diagnosis_record(r: &Row) -> DiagnosisRecord {
     let causes: String = r.get(11);
     let findings: String = r.get(12);
     let status: String = r.get(14);
@@ -51,13 +70,20 @@ impl PostgresStore {
         history: History,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        // A diagnosis and its causes (for the cause filter) in one statement.
         let insert = c
             .prepare_cached(
-                "INSERT INTO diagnoses (delivery_id, recorded_at, project_id, project_path,
-                                        pipeline_id, pipeline_url, job_name, job_url, git_ref,
-                                        top_cause, causes, findings, downstream_project, target,
-                                        note_url, gitlab_calls)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                "WITH d AS (
+                    INSERT INTO diagnoses (delivery_id, recorded_at, project_id, project_path,
+                                           pipeline_id, pipeline_url, job_name, job_url, git_ref,
+                                           top_cause, causes, findings, downstream_project,
+                                           target, note_url, gitlab_calls, report)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                            $17)
+                 RETURNING id
+                 )
+                 INSERT INTO diagnosis_causes (cause, diagnosis_id)
+                 SELECT c.cause, d.id FROM d, UNNEST($18::text[]) AS c (cause)",
             )
             .await
             .map_err(db)?;
@@ -87,6 +113,7 @@ impl PostgresStore {
         for d in &history.diagnoses {
             let causes = to_json_list(&d.causes);
             let findings = to_json_list(&d.findings);
+            let indexed = d.indexed_causes();
             tx.execute(
                 &insert,
                 &[
@@ -106,6 +133,8 @@ impl PostgresStore {
                     &d.target,
                     &d.note_url,
                     &i64::from(d.gitlab_calls),
+                    &d.report,
+                    &indexed,
                 ],
             )
             .await
@@ -133,40 +162,15 @@ impl PostgresStore {
         &self,
         filter: &DiagnosisFilter,
     ) -> Result<Vec<DiagnosisRecord>, StoreError> {
+        let (sql, params) = list_sql(filter, mark);
         let c = self.conn().await?;
-        let statement = c
-            .prepare_cached(concat!(
-                "SELECT ",
-                diagnosis_columns!(),
-                " FROM diagnoses d
-                  WHERE ($1::bigint IS NULL OR d.project_id = $1)
-                    AND ($2::text IS NULL OR lower(d.project_path) = lower($2))
-                    AND ($3::bigint IS NULL OR d.pipeline_id = $3)
-                    AND ($4::text IS NULL OR d.top_cause = $4
-                         OR d.causes::jsonb @> jsonb_build_array($4::text))
-                    AND ($5::text IS NULL OR d.status = $5)
-                    AND ($6::bigint IS NULL OR d.recorded_at >= $6)
-                    AND ($7::bigint IS NULL OR d.id < $7)
-                  ORDER BY d.id DESC LIMIT $8"
-            ))
-            .await
-            .map_err(db)?;
-        let rows = c
-            .query(
-                &statement,
-                &[
-                    &filter.project_id(),
-                    &filter.project_path(),
-                    &filter.pipeline_id(),
-                    &filter.cause,
-                    &filter.status.map(DiagnosisStatus::as_str),
-                    &filter.since.map(|t| t.0),
-                    &filter.before_id,
-                    &(i64::from(filter.limit) + 1),
-                ],
-            )
-            .await
-            .map_err(db)?;
+        let statement = c.prepare_cached(&sql).await.map_err(db)?;
+        let params: Vec<Box<dyn ToSql + Sync + Send>> = params.into_iter().map(value).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = c.query(&statement, &params).await.map_err(db)?;
         Ok(rows.iter().map(diagnosis_record).collect())
     }
 

@@ -16,10 +16,11 @@
 //! This file holds the pool, the migrations and the [`Backend`] impl, which hands each call to
 //! the store's methods by concern: deliveries in `queue.rs`, comment locks and records in
 //! `comments.rs`, diagnoses in `history.rs`, the chat outbox in `chat.rs`, preflight sweeps and
-//! the trigger map in `preflight.rs`.
+//! the trigger map in `preflight.rs`, the dashboard's reads in `dashboard.rs`.
 
 mod chat;
 mod comments;
+mod dashboard;
 mod history;
 mod preflight;
 mod queue;
@@ -37,15 +38,15 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::{
     Backend, ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord, CommentUpdate, DeliveryId,
-    DeliveryRecord, DiagnosisFilter, DiagnosisRecord, DiagnosisStats, Enqueued, FindingChanges,
-    History, NewChat, NewDelivery, ParkedDelivery, PreflightCounts, PreflightEdgeRow,
-    PreflightFindingRow, QueueStats, StoreError, SweepClaim, SweepInfo,
+    DeliveryRecord, DiagnosisDetail, DiagnosisFilter, DiagnosisRecord, DiagnosisStats, Enqueued,
+    FindingChanges, History, NewChat, NewDelivery, Overview, ParkedDelivery, PreflightCounts,
+    PreflightEdgeRow, PreflightFindingRow, QueueStats, StoreError, SweepClaim, SweepInfo,
 };
 use crate::ids::ProjectId;
 use crate::timestamp::Timestamp;
 
 /// Schema versions, applied in order once each (the SQLite schema, in PostgreSQL types).
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
         include_str!("../migrations/postgres/0001_deliveries.sql"),
@@ -56,6 +57,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, include_str!("../migrations/postgres/0003_diagnoses.sql")),
     (4, include_str!("../migrations/postgres/0004_preflight.sql")),
+    (5, include_str!("../migrations/postgres/0005_dashboard.sql")),
 ];
 
 /// Advisory lock key held while migrating (the bytes of `triggerd`; never to change).
@@ -415,6 +417,31 @@ impl Backend for PostgresStore {
 
     async fn preflight_counts(&self) -> Result<PreflightCounts, StoreError> {
         self.preflight_counts().await
+    }
+
+    async fn preflight_map(
+        &self,
+        group: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<PreflightEdgeRow>, Vec<PreflightFindingRow>), StoreError> {
+        self.preflight_map(group, limit).await
+    }
+
+    async fn expiring_findings(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PreflightFindingRow>, StoreError> {
+        self.expiring_findings(from, until, limit).await
+    }
+
+    async fn diagnosis(&self, id: i64) -> Result<Option<DiagnosisDetail>, StoreError> {
+        self.diagnosis_detail(id).await
+    }
+
+    async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError> {
+        self.overview(now).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -18,7 +18,7 @@ use crate::timestamp::Timestamp;
 /// change).
 const PREFLIGHT_MAP_LOCK: i64 = 0x0074_6470_666d_6170;
 
-fn finding_row(r: &Row) -> PreflightFindingRow {
+pub(super) fn finding_row(r: &Row) -> PreflightFindingRow {
     PreflightFindingRow {
         project: r.get(0),
         edge_key: r.get(1),

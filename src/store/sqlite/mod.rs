@@ -5,8 +5,9 @@
 //! transaction and commits once, so concurrent webhooks and workers share each fsync (group
 //! commit). Reads use a separate read-only connection. Its behaviour tests, shared with the
 //! PostgreSQL backend, are in `store/tests.rs`; the writer thread is in `writer.rs`, preflight
-//! sweeps and the trigger map in `preflight.rs`.
+//! sweeps and the trigger map in `preflight.rs`, the dashboard's reads in `dashboard.rs`.
 
+mod dashboard;
 mod preflight;
 mod writer;
 
@@ -15,23 +16,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use writer::{writer_thread, Job, Write, Written};
 
+use super::dashboard::{list_sql, Param};
 use super::{
     from_json_list, Backend, ChatJob, ChatQueued, ChatResult, Claimed, CommentRecord,
-    CommentUpdate, DeliveryId, DeliveryRecord, DeliveryState, DiagnosisFilter, DiagnosisRecord,
-    DiagnosisStats, DiagnosisStatus, Enqueued, FindingChanges, History, NewChat, NewDelivery,
-    ParkedDelivery, PreflightCounts, PreflightEdgeRow, PreflightFindingRow, QueueStats, SqlId,
-    StoreError, SweepClaim, SweepInfo,
+    CommentUpdate, DeliveryId, DeliveryRecord, DeliveryState, DiagnosisDetail, DiagnosisFilter,
+    DiagnosisRecord, DiagnosisStats, DiagnosisStatus, Enqueued, FindingChanges, History, NewChat,
+    NewDelivery, Overview, ParkedDelivery, PreflightCounts, PreflightEdgeRow, PreflightFindingRow,
+    QueueStats, SqlId, StoreError, SweepClaim, SweepInfo,
 };
 use crate::ids::{NoteId, PipelineId, ProjectId};
 use crate::timestamp::Timestamp;
 
 /// Schema versions, applied in order once each.
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_deliveries.sql")),
     (
         2,
@@ -39,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, include_str!("../migrations/sqlite/0003_diagnoses.sql")),
     (4, include_str!("../migrations/sqlite/0004_preflight.sql")),
+    (5, include_str!("../migrations/sqlite/0005_dashboard.sql")),
 ];
 
 /// The SQLite store. Cheap to clone.
@@ -442,39 +445,14 @@ impl Backend for SqliteStore {
         &self,
         filter: &DiagnosisFilter,
     ) -> Result<Vec<DiagnosisRecord>, StoreError> {
-        let (project_id, project_path) = (filter.project_id(), filter.project_path());
-        let (pipeline, cause) = (filter.pipeline_id(), filter.cause.clone());
-        let status = filter.status.map(DiagnosisStatus::as_str);
-        let since = filter.since.map(|t| t.0);
-        let before = filter.before_id;
-        let limit = i64::from(filter.limit) + 1;
+        let (sql, params) = list_sql(filter, mark);
         self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {DIAGNOSIS_COLUMNS} FROM diagnoses d
-                  WHERE (?1 IS NULL OR d.project_id = ?1)
-                    AND (?2 IS NULL OR lower(d.project_path) = lower(?2))
-                    AND (?3 IS NULL OR d.pipeline_id = ?3)
-                    AND (?4 IS NULL OR d.top_cause = ?4
-                         OR EXISTS (SELECT 1 FROM json_each(d.causes) c WHERE c.value = ?4))
-                    AND (?5 IS NULL OR d.status = ?5)
-                    AND (?6 IS NULL OR d.recorded_at >= ?6)
-                    AND (?7 IS NULL OR d.id < ?7)
-                  ORDER BY d.id DESC LIMIT ?8"
-            ))?
-            .query_map(
-                params![
-                    project_id,
-                    project_path,
-                    pipeline,
-                    cause,
-                    status,
-                    since,
-                    before,
-                    limit
-                ],
-                diagnosis_record,
-            )?
-            .collect()
+            c.prepare_cached(&sql)?
+                .query_map(
+                    params_from_iter(params.into_iter().map(value)),
+                    diagnosis_record,
+                )?
+                .collect()
         })
         .await
     }
@@ -607,6 +585,31 @@ impl Backend for SqliteStore {
         self.preflight_counts().await
     }
 
+    async fn preflight_map(
+        &self,
+        group: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<PreflightEdgeRow>, Vec<PreflightFindingRow>), StoreError> {
+        self.preflight_map(group, limit).await
+    }
+
+    async fn expiring_findings(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PreflightFindingRow>, StoreError> {
+        self.expiring_findings(from, until, limit).await
+    }
+
+    async fn diagnosis(&self, id: i64) -> Result<Option<DiagnosisDetail>, StoreError> {
+        self.diagnosis_detail(id).await
+    }
+
+    async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError> {
+        self.overview(now).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
@@ -641,9 +644,20 @@ pub(super) fn comment_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommentR
     })
 }
 
-/// The columns read into a [`DiagnosisRecord`], in order.
-const DIAGNOSIS_COLUMNS: &str = diagnosis_columns!();
+/// A list parameter's placeholder: `?n`.
+fn mark(n: usize, _: &Param) -> String {
+    format!("?{n}")
+}
 
+/// A list parameter as SQLite takes it.
+fn value(param: Param) -> rusqlite::types::Value {
+    match param {
+        Param::Int(n) => rusqlite::types::Value::Integer(n),
+        Param::Text(t) => rusqlite::types::Value::Text(t),
+    }
+}
+
+/// Reads the columns of `diagnosis_columns!` into a [`DiagnosisRecord`].
 fn diagnosis_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DiagnosisRecord> {
     let causes: String = r.get(11)?;
     let findings: String = r.get(12)?;

@@ -212,7 +212,7 @@ fn page_params(params: Vec<String>, limit: u32) -> Vec<Value> {
         .collect()
 }
 
-fn finding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreflightFindingRow> {
+pub(super) fn finding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreflightFindingRow> {
     Ok(PreflightFindingRow {
         project: r.get(0)?,
         edge_key: r.get(1)?,

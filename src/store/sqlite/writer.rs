@@ -109,7 +109,8 @@ pub(super) struct Job {
     pub(super) reply: oneshot::Sender<Result<Written, StoreError>>,
 }
 
-/// Records a completed delivery's diagnoses and the resolution it made, inside its transaction.
+/// Records a completed delivery's diagnoses (each with its causes in `diagnosis_causes`) and the
+/// resolution it made, inside its transaction.
 fn record_history(
     tx: &Transaction<'_>,
     delivery: i64,
@@ -120,8 +121,9 @@ fn record_history(
         tx.prepare_cached(
             "INSERT INTO diagnoses (delivery_id, recorded_at, project_id, project_path, pipeline_id,
                                     pipeline_url, job_name, job_url, git_ref, top_cause, causes,
-                                    findings, downstream_project, target, note_url, gitlab_calls)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                                    findings, downstream_project, target, note_url, gitlab_calls,
+                                    report)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?
         .execute(params![
             delivery,
@@ -140,7 +142,14 @@ fn record_history(
             d.target,
             d.note_url,
             d.gitlab_calls,
+            d.report,
         ])?;
+        let id = tx.last_insert_rowid();
+        let mut cause = tx
+            .prepare_cached("INSERT INTO diagnosis_causes (cause, diagnosis_id) VALUES (?1, ?2)")?;
+        for c in d.indexed_causes() {
+            cause.execute(params![c, id])?;
+        }
     }
     if let Some(r) = &history.resolved {
         tx.prepare_cached(

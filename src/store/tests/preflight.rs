@@ -10,6 +10,8 @@ backend_tests![
     projects_out_of_scope_are_removed_and_their_findings_resolved,
     edges_and_findings_page_by_keyset_and_filter,
     preflight_counts_count_edges_causes_and_nearest_expiry,
+    the_map_of_a_group_holds_its_projects_and_their_edges_findings,
+    expiring_findings_come_soonest_first_within_their_bounds,
 ];
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -570,5 +572,223 @@ async fn preflight_counts_count_edges_causes_and_nearest_expiry(db: TestDb) {
                 ("grp/b".into(), "deploy".into(), later),
             ],
         }
+    );
+}
+
+/// The `(project, key)` of each edge.
+fn edge_keys(edges: &[PreflightEdgeRow]) -> Vec<(String, String)> {
+    edges
+        .iter()
+        .map(|e| (e.project.clone(), e.key.clone()))
+        .collect()
+}
+
+fn triples(items: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    items
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+async fn the_map_of_a_group_holds_its_projects_and_their_edges_findings(db: TestDb) {
+    let s = db.open().await;
+    // Two edges with findings in `grp`; one edge with one finding in each other project.
+    s.replace_preflight_project(
+        "grp",
+        vec![edge("grp", "b", None), edge("grp", "a", Some("grp/down"))],
+        vec![
+            finding("grp", "a", "token.expired", "likely"),
+            finding("grp", "a", "network.dns", "confirmed"),
+            finding("grp", "b", "project.not_found", "likely"),
+        ],
+    )
+    .await
+    .unwrap();
+    for project in [
+        "grp/sub",
+        "grp/sub/deep",
+        "GRP/Upper",
+        "grp2",
+        "grp2/x",
+        "grpx",
+        "gr_p",
+        "gr_p/x",
+        "grXp",
+        "gr%p/x",
+        "grabcp",
+        "other/grp",
+    ] {
+        s.replace_preflight_project(
+            project,
+            vec![edge(project, "deploy", None)],
+            vec![finding(project, "deploy", "token.expired", "likely")],
+        )
+        .await
+        .unwrap();
+    }
+    let map = |group: Option<&'static str>, limit| {
+        let s = s.clone();
+        async move { s.preflight_map(group, limit).await.unwrap() }
+    };
+    // The group itself and what lies under it, whatever the case; not `grp2` nor `grpx`.
+    let (edges, findings) = map(Some("grp"), 100).await;
+    assert_eq!(
+        edge_keys(&edges),
+        pairs(&[
+            ("GRP/Upper", "deploy"),
+            ("grp", "a"),
+            ("grp", "b"),
+            ("grp/sub", "deploy"),
+            ("grp/sub/deep", "deploy"),
+        ])
+    );
+    assert_eq!(edges[1].to.as_deref(), Some("grp/down"));
+    assert_eq!(edges[1].json, "{\"edge\":\"grp a\"}");
+    assert_eq!(
+        identities(&findings),
+        triples(&[
+            ("GRP/Upper", "deploy", "token.expired"),
+            ("grp", "a", "network.dns"),
+            ("grp", "a", "token.expired"),
+            ("grp", "b", "project.not_found"),
+            ("grp/sub", "deploy", "token.expired"),
+            ("grp/sub/deep", "deploy", "token.expired"),
+        ])
+    );
+    assert_eq!(findings[1].verdict, "confirmed");
+    // A subgroup, written in another case and with a trailing slash.
+    let (edges, _) = map(Some("GRP/SUB/"), 100).await;
+    assert_eq!(
+        edge_keys(&edges),
+        pairs(&[("grp/sub", "deploy"), ("grp/sub/deep", "deploy")])
+    );
+    // `_` and `%` are characters of the name, not wildcards.
+    let (edges, findings) = map(Some("gr_p"), 100).await;
+    assert_eq!(
+        edge_keys(&edges),
+        pairs(&[("gr_p", "deploy"), ("gr_p/x", "deploy")])
+    );
+    assert_eq!(findings.len(), 2);
+    let (edges, _) = map(Some("gr%p"), 100).await;
+    assert_eq!(edge_keys(&edges), pairs(&[("gr%p/x", "deploy")]));
+    let (edges, _) = map(Some("grp2"), 100).await;
+    assert_eq!(
+        edge_keys(&edges),
+        pairs(&[("grp2", "deploy"), ("grp2/x", "deploy")])
+    );
+    assert_eq!(map(Some("gr"), 100).await, (Vec::new(), Vec::new()));
+    // At most `limit` edges, in order, and only their findings.
+    let (edges, findings) = map(Some("grp"), 2).await;
+    assert_eq!(
+        edge_keys(&edges),
+        pairs(&[("GRP/Upper", "deploy"), ("grp", "a")])
+    );
+    assert_eq!(
+        identities(&findings),
+        triples(&[
+            ("GRP/Upper", "deploy", "token.expired"),
+            ("grp", "a", "network.dns"),
+            ("grp", "a", "token.expired"),
+        ])
+    );
+    // Without a group, the whole map.
+    let (edges, findings) = map(None, 100).await;
+    assert_eq!((edges.len(), findings.len()), (14, 15));
+    let (edges, findings) = map(None, 1).await;
+    assert_eq!(edge_keys(&edges), pairs(&[("GRP/Upper", "deploy")]));
+    assert_eq!(findings.len(), 1);
+}
+
+async fn expiring_findings_come_soonest_first_within_their_bounds(db: TestDb) {
+    let clock = TestClock::new();
+    let s = db.open_with(&clock).await;
+    let now = clock.now().0;
+    let at = |hours: i64| Timestamp(now + hours * 3_600_000);
+    s.replace_preflight_project(
+        "grp/b",
+        vec![edge("grp/b", "deploy", None)],
+        vec![
+            expiring(
+                finding("grp/b", "deploy", "token.expired", "likely"),
+                at(-1),
+            ),
+            expiring(
+                finding("grp/b", "deploy", "token.expiring", "likely"),
+                at(2),
+            ),
+            expiring(finding("grp/b", "deploy", "key.expiring", "likely"), at(0)),
+            expiring(
+                finding("grp/b", "deploy", "cert.expiring", "likely"),
+                at(24),
+            ),
+            finding("grp/b", "deploy", "network.dns", "likely"),
+        ],
+    )
+    .await
+    .unwrap();
+    s.replace_preflight_project(
+        "grp/a",
+        vec![edge("grp/a", "deploy", None), edge("grp/a", "lint", None)],
+        vec![
+            expiring(finding("grp/a", "lint", "token.expiring", "likely"), at(2)),
+            expiring(
+                finding("grp/a", "deploy", "token.expiring", "likely"),
+                at(2),
+            ),
+            expiring(finding("grp/a", "deploy", "key.expiring", "likely"), at(23)),
+        ],
+    )
+    .await
+    .unwrap();
+    let expiring = |within: i64, limit| {
+        let s = s.clone();
+        async move {
+            s.expiring_findings(Duration::from_secs(within as u64 * 3600), limit)
+                .await
+                .unwrap()
+        }
+    };
+    // From now (included) to a day from now (excluded), soonest first; one instant in the
+    // order of project, edge and cause.
+    let found = expiring(24, 10).await;
+    assert_eq!(
+        identities(&found),
+        triples(&[
+            ("grp/b", "deploy", "key.expiring"),
+            ("grp/a", "deploy", "token.expiring"),
+            ("grp/a", "lint", "token.expiring"),
+            ("grp/b", "deploy", "token.expiring"),
+            ("grp/a", "deploy", "key.expiring"),
+        ])
+    );
+    let expires: Vec<Option<Timestamp>> = found.iter().map(|f| f.expires_at).collect();
+    assert_eq!(
+        expires,
+        vec![
+            Some(at(0)),
+            Some(at(2)),
+            Some(at(2)),
+            Some(at(2)),
+            Some(at(23))
+        ]
+    );
+    assert_eq!(found[0].first_seen, clock.now());
+    assert_eq!(found[0].json, "{\"finding\":\"key.expiring likely\"}");
+    assert_eq!(
+        identities(&expiring(24, 2).await),
+        triples(&[
+            ("grp/b", "deploy", "key.expiring"),
+            ("grp/a", "deploy", "token.expiring"),
+        ])
+    );
+    assert_eq!(expiring(25, 10).await.len(), 6, "the one at 24 hours too");
+    // Later the first ones have run out and are left out.
+    clock.advance(Duration::from_secs(3 * 3600));
+    assert_eq!(
+        identities(&expiring(24, 10).await),
+        triples(&[
+            ("grp/a", "deploy", "key.expiring"),
+            ("grp/b", "deploy", "cert.expiring"),
+        ])
     );
 }

@@ -1,0 +1,322 @@
+//! What the dashboard's reads share between the backends: the SQL of a diagnosis list, built
+//! from its filter so that each list reads one index in order; the overview's time bounds,
+//! the SQL of its window counts and how its rows become figures; the group a trigger map is
+//! cut to.
+//!
+//! A list names only the conditions its filter sets (no `? IS NULL OR ...`), so the planner
+//! picks the index of the one that is set: `diagnosis_causes` for a cause (read newest first,
+//! joined to `diagnoses` by id), `diagnoses_path` for a path, `diagnoses_project`,
+//! `diagnoses_status`; without a filter, the table by id, newest first.
+
+use std::collections::BTreeMap;
+
+use super::{
+    DayCount, DiagnosisFilter, ResolutionTimes, WindowCounts, OVERVIEW_DAYS, OVERVIEW_WINDOWS,
+};
+use crate::timestamp::Timestamp;
+
+/// Milliseconds in an hour.
+const HOUR_MS: i64 = 3_600_000;
+/// Milliseconds in a day.
+pub(super) const DAY_MS: i64 = 86_400_000;
+/// How many days back the overview's top edges and resolution times look.
+const RECENT_DAYS: i64 = 30;
+
+/// A parameter of a diagnosis list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// Writes the placeholder of the `n`th parameter (from 1): `?n` for SQLite, `$n::type` for
+/// PostgreSQL.
+pub(super) type Mark = fn(usize, &Param) -> String;
+
+/// The parameters of a statement being built, and their placeholders.
+struct Binds {
+    params: Vec<Param>,
+    mark: Mark,
+}
+
+impl Binds {
+    /// Adds a parameter; returns its placeholder.
+    fn bind(&mut self, param: Param) -> String {
+        self.params.push(param);
+        (self.mark)(self.params.len(), &self.params[self.params.len() - 1])
+    }
+}
+
+/// The query of a page of diagnoses matching `filter`, newest first, `limit + 1` rows (the
+/// extra one tells that another page follows), and its parameters. It reads the columns of
+/// `diagnosis_columns!`, in order.
+///
+/// With a cause, the cause's rows of `diagnosis_causes` are read newest first (its key is
+/// `(cause, diagnosis_id)`) and each joined to its diagnosis: the top cause and every confirmed
+/// or likely cause are there. `CROSS JOIN` keeps SQLite from turning the loops round (and means
+/// a plain join to PostgreSQL).
+pub(super) fn list_sql(filter: &DiagnosisFilter, mark: Mark) -> (String, Vec<Param>) {
+    let mut b = Binds {
+        params: Vec::new(),
+        mark,
+    };
+    let mut conditions: Vec<String> = Vec::new();
+    let (from, id) = match &filter.cause {
+        Some(cause) => {
+            conditions.push(format!("c.cause = {}", b.bind(Param::Text(cause.clone()))));
+            conditions.push("d.id = c.diagnosis_id".to_string());
+            (
+                "diagnosis_causes c CROSS JOIN diagnoses d",
+                "c.diagnosis_id",
+            )
+        }
+        None => ("diagnoses d", "d.id"),
+    };
+    if let Some(project) = filter.project_id() {
+        conditions.push(format!("d.project_id = {}", b.bind(Param::Int(project))));
+    }
+    if let Some(path) = filter.project_path() {
+        // The expression of the index `diagnoses_path`, compared as it is.
+        conditions.push(format!(
+            "lower(d.project_path) = lower({})",
+            b.bind(Param::Text(path))
+        ));
+    }
+    if let Some(pipeline) = filter.pipeline_id() {
+        conditions.push(format!("d.pipeline_id = {}", b.bind(Param::Int(pipeline))));
+    }
+    if let Some(status) = filter.status {
+        conditions.push(format!(
+            "d.status = {}",
+            b.bind(Param::Text(status.as_str().to_string()))
+        ));
+    }
+    if let Some(since) = filter.since {
+        conditions.push(format!("d.recorded_at >= {}", b.bind(Param::Int(since.0))));
+    }
+    if let Some(until) = filter.until {
+        conditions.push(format!("d.recorded_at < {}", b.bind(Param::Int(until.0))));
+    }
+    if let Some(before) = filter.before_id {
+        conditions.push(format!("{id} < {}", b.bind(Param::Int(before))));
+    }
+    let limit = b.bind(Param::Int(i64::from(filter.limit) + 1));
+    let clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {} FROM {from}{clause} ORDER BY {id} DESC LIMIT {limit}",
+        diagnosis_columns!()
+    );
+    (sql, b.params)
+}
+
+/// The times the overview's figures are counted between, as of `now` (milliseconds since
+/// the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Bounds {
+    pub(super) now: i64,
+    /// Where each window of [`OVERVIEW_WINDOWS`] starts, in their order.
+    pub(super) window_starts: Vec<i64>,
+    /// The first day of the causes-over-time chart (days since the epoch) ...
+    pub(super) first_day: i64,
+    /// ... and when it starts: nothing recorded before counts towards the chart.
+    pub(super) days_from: i64,
+    /// The start of the last 30 days (top edges, resolution times).
+    pub(super) recent: i64,
+}
+
+impl Bounds {
+    pub(super) fn new(now: Timestamp) -> Bounds {
+        let now = now.0;
+        let ago = |ms: i64| now.saturating_sub(ms);
+        let first_day = now.div_euclid(DAY_MS) - (OVERVIEW_DAYS - 1);
+        Bounds {
+            now,
+            window_starts: OVERVIEW_WINDOWS
+                .iter()
+                .map(|&hours| ago(i64::from(hours) * HOUR_MS))
+                .collect(),
+            first_day,
+            days_from: first_day.saturating_mul(DAY_MS),
+            recent: ago(RECENT_DAYS * DAY_MS),
+        }
+    }
+
+    /// The parameters of [`windows_sql`]: each window's start, the widest window's start, now.
+    pub(super) fn window_params(&self) -> Vec<i64> {
+        let widest = self.window_starts.iter().copied().min().unwrap_or(self.now);
+        let mut params = self.window_starts.clone();
+        params.extend([widest, self.now]);
+        params
+    }
+
+    /// The chart's day of a row read `offset` whole days after [`Bounds::days_from`].
+    pub(super) fn day(&self, offset: i64, cause: String, count: i64) -> DayCount {
+        DayCount {
+            day: self.first_day + offset,
+            cause,
+            count: count as u64,
+        }
+    }
+}
+
+/// The window counts in one statement: a row `(0, counts...)` of diagnoses recorded in each
+/// window and a row `(1, counts...)` of those resolved in each, each read from the range of
+/// one index (`diagnoses_recorded`, `diagnoses_resolved`) that the widest window covers.
+/// Parameters (see [`Bounds::window_params`]): the windows' starts, the widest start, now;
+/// `mark` is `?` or `$`.
+pub(super) fn windows_sql(mark: char) -> String {
+    let n = OVERVIEW_WINDOWS.len();
+    let (widest, now) = (n + 1, n + 2);
+    let branch = |kind: u8, column: &str| {
+        let counts: Vec<String> = (1..=n)
+            .map(|k| format!("COUNT(*) FILTER (WHERE {column} >= {mark}{k})"))
+            .collect();
+        format!(
+            "SELECT CAST({kind} AS BIGINT), {} FROM diagnoses
+              WHERE {column} >= {mark}{widest} AND {column} <= {mark}{now}",
+            counts.join(", ")
+        )
+    };
+    format!(
+        "{} UNION ALL {}",
+        branch(0, "recorded_at"),
+        branch(1, "resolved_at")
+    )
+}
+
+/// The windows' figures from the rows of [`windows_sql`]: `(kind, counts)`.
+pub(super) fn window_counts(rows: Vec<(i64, Vec<i64>)>) -> Vec<WindowCounts> {
+    let mut diagnosed = vec![0; OVERVIEW_WINDOWS.len()];
+    let mut resolved = vec![0; OVERVIEW_WINDOWS.len()];
+    for (kind, counts) in rows {
+        let into = if kind == 0 {
+            &mut diagnosed
+        } else {
+            &mut resolved
+        };
+        for (slot, n) in into.iter_mut().zip(counts) {
+            *slot = n as u64;
+        }
+    }
+    OVERVIEW_WINDOWS
+        .iter()
+        .zip(diagnosed.into_iter().zip(resolved))
+        .map(|(&hours, (diagnosed, resolved))| WindowCounts {
+            hours,
+            diagnosed,
+            resolved,
+        })
+        .collect()
+}
+
+/// Resolution times by cause, causes in order and each cause's times ascending, from rows of
+/// `(cause, milliseconds)`.
+pub(super) fn resolution_times(
+    rows: impl IntoIterator<Item = (String, i64)>,
+) -> Vec<ResolutionTimes> {
+    let mut by_cause: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for (cause, millis) in rows {
+        by_cause.entry(cause).or_default().push(millis);
+    }
+    by_cause
+        .into_iter()
+        .map(|(cause, mut millis)| {
+            millis.sort_unstable();
+            ResolutionTimes { cause, millis }
+        })
+        .collect()
+}
+
+/// The group a trigger map is cut to, as compared: without trailing slashes, `None` (the whole
+/// map) when nothing is left.
+pub(super) fn map_group(group: Option<&str>) -> Option<String> {
+    group
+        .map(|g| g.trim_end_matches('/'))
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ProjectFilter;
+
+    fn sqlite_mark(n: usize, _: &Param) -> String {
+        format!("?{n}")
+    }
+
+    #[test]
+    fn a_list_names_only_the_conditions_its_filter_sets() {
+        let (sql, params) = list_sql(&DiagnosisFilter::default(), sqlite_mark);
+        assert!(
+            sql.ends_with("FROM diagnoses d ORDER BY d.id DESC LIMIT ?1"),
+            "{sql}"
+        );
+        assert_eq!(params, vec![Param::Int(51)]);
+        let filter = DiagnosisFilter {
+            cause: Some("token.expired".into()),
+            project: Some(ProjectFilter::Path("Grp/App".into())),
+            until: Some(Timestamp(7)),
+            before_id: Some(9),
+            limit: 10,
+            ..DiagnosisFilter::default()
+        };
+        let (sql, params) = list_sql(&filter, sqlite_mark);
+        assert!(
+            sql.ends_with(
+                "FROM diagnosis_causes c CROSS JOIN diagnoses d WHERE c.cause = ?1 \
+                 AND d.id = c.diagnosis_id AND lower(d.project_path) = lower(?2) \
+                 AND d.recorded_at < ?3 AND c.diagnosis_id < ?4 \
+                 ORDER BY c.diagnosis_id DESC LIMIT ?5"
+            ),
+            "{sql}"
+        );
+        assert_eq!(
+            params,
+            vec![
+                Param::Text("token.expired".into()),
+                Param::Text("Grp/App".into()),
+                Param::Int(7),
+                Param::Int(9),
+                Param::Int(11),
+            ]
+        );
+    }
+
+    #[test]
+    fn bounds_count_whole_utc_days_and_windows_back_from_now() {
+        // 2024-03-10 13:00 UTC.
+        let now = 19_792 * DAY_MS + 13 * HOUR_MS;
+        let b = Bounds::new(Timestamp(now));
+        assert_eq!(b.first_day, 19_792 - 29);
+        assert_eq!(b.days_from, (19_792 - 29) * DAY_MS);
+        assert_eq!(
+            b.window_starts,
+            vec![now - DAY_MS, now - 7 * DAY_MS, now - 30 * DAY_MS]
+        );
+        assert_eq!(b.recent, now - 30 * DAY_MS);
+        assert_eq!(
+            b.window_params(),
+            vec![
+                now - DAY_MS,
+                now - 7 * DAY_MS,
+                now - 30 * DAY_MS,
+                now - 30 * DAY_MS,
+                now
+            ]
+        );
+        // Before the epoch, days still start at midnight.
+        assert_eq!(Bounds::new(Timestamp(-1)).first_day, -1 - 29);
+    }
+
+    #[test]
+    fn groups_lose_trailing_slashes_and_an_empty_one_is_the_whole_map() {
+        assert_eq!(map_group(Some("grp/sub/")), Some("grp/sub".into()));
+        assert_eq!(map_group(Some("/")), None);
+        assert_eq!(map_group(None), None);
+    }
+}
