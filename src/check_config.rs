@@ -227,7 +227,51 @@ pub fn check_settings(settings: &Settings, file: Option<&Path>) -> Vec<SetupChec
             ));
         }
     }
+    checks.push(check_dashboard(settings));
     checks
+}
+
+/// What the dashboard serves and who can sign in to it.
+fn check_dashboard(settings: &Settings) -> SetupCheck {
+    let ui = &settings.ui;
+    if !ui.enabled {
+        return SetupCheck::ok(
+            "ui",
+            "the dashboard is off (ui.enabled is false, or no sign-in method is set)",
+        );
+    }
+    let at = ui
+        .external_url
+        .as_deref()
+        .map_or_else(|| "/ui".to_string(), |u| format!("{}/ui", redact_url(u)));
+    let mut ways = Vec::new();
+    if let Some(app) = &ui.oauth {
+        ways.push(format!(
+            "with GitLab (application {}, members of {})",
+            app.client_id,
+            ui.allowed_groups.join(", ")
+        ));
+    }
+    if !settings.api.admin_token.is_empty() {
+        ways.push("with the admin token".to_string());
+    }
+    let text = format!(
+        "the dashboard is at {at}; sign in {}; a sign-in lasts {} h",
+        ways.join(" or "),
+        ui.session.as_secs() / 3600
+    );
+    if ui.oauth.is_some()
+        && ui
+            .external_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("http://"))
+    {
+        return SetupCheck::warning(
+            "ui",
+            format!("{text}; ui.external_url is http://, so session cookies travel unencrypted"),
+        );
+    }
+    SetupCheck::ok("ui", text)
 }
 
 /// Token prefixes that can never call the REST API (gitlab-facts §8).
@@ -778,6 +822,47 @@ mod tests {
 
     fn levels(checks: &[SetupCheck]) -> Vec<Level> {
         checks.iter().map(|c| c.level).collect()
+    }
+
+    #[test]
+    fn the_dashboard_line_says_who_can_sign_in_and_warns_about_plain_http() {
+        let dashboard = |env: &[(&str, &str)]| {
+            check_settings(&settings(env), None)
+                .into_iter()
+                .find(|c| c.subject == "ui")
+                .unwrap()
+        };
+        let off = dashboard(&[]);
+        assert_eq!(off.level, Level::Ok);
+        assert!(off.message.contains("off"), "{}", off.message);
+        let app = [
+            ("TRIGGER_DOCTOR__UI__OAUTH_CLIENT_ID", "app-id"),
+            (
+                "TRIGGER_DOCTOR__UI__OAUTH_CLIENT_SECRET",
+                "gloas-secret-of-the-app",
+            ),
+            ("TRIGGER_DOCTOR__UI__ALLOWED_GROUPS", "platform"),
+            ("TRIGGER_DOCTOR__UI__EXTERNAL_URL", "http://td.example.com"),
+        ];
+        let plain = dashboard(&app);
+        assert_eq!(plain.level, Level::Warning);
+        assert!(
+            plain
+                .message
+                .contains("application app-id, members of platform"),
+            "{}",
+            plain.message
+        );
+        assert!(!plain.message.contains("gloas-secret"));
+        let mut https = app.to_vec();
+        https[3].1 = "https://td.example.com";
+        let secure = dashboard(&https);
+        assert_eq!(secure.level, Level::Ok);
+        assert!(
+            secure.message.contains("https://td.example.com/ui"),
+            "{}",
+            secure.message
+        );
     }
 
     #[test]

@@ -129,6 +129,12 @@ impl Timestamp {
     }
 
     /// RFC 3339 in UTC with milliseconds, e.g. `2016-08-12T15:23:28.000Z`.
+    /// The UTC date, `YYYY-MM-DD`.
+    pub fn date(self) -> String {
+        let (y, m, d) = civil_from_days(self.0.div_euclid(86_400_000));
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
     pub fn to_rfc3339(self) -> String {
         let secs = self.0.div_euclid(1000);
         let millis = self.0.rem_euclid(1000);

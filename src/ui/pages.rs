@@ -697,10 +697,7 @@ async fn map_answer(req: HttpRequest, ui: web::Data<Ui>) -> Answer {
     let expiring: Vec<ExpiringView> = expiring
         .iter()
         .map(|f| ExpiringView {
-            date: f
-                .expires_at
-                .map(|t| t.to_rfc3339().chars().take(10).collect())
-                .unwrap_or_default(),
+            date: f.expires_at.map(Timestamp::date).unwrap_or_default(),
             project: f.project.clone(),
             edge: f.edge_key.clone(),
             href: (f.edge_key != "project").then(|| href(&f.project, &f.edge_key)),

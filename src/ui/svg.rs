@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 
 use crate::store::DayCount;
+use crate::timestamp::Timestamp;
 
 /// Escapes text for HTML and SVG content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -51,17 +52,7 @@ pub fn legend(days: &[DayCount]) -> Vec<(String, u64)> {
 
 /// `YYYY-MM-DD` of a day number (days since 1970-01-01).
 pub fn date_of_day(day: i64) -> String {
-    // Howard Hinnant's civil-from-days.
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    Timestamp(day.saturating_mul(86_400_000)).date()
 }
 
 /// Stacked bars, one per day from `first_day` for `n_days`, stacked by cause in the order
@@ -126,7 +117,8 @@ pub fn causes_chart(
                 );
             }
         }
-        if k % 7 == 0 || k == n_days - 1 {
+        // A date every seventh day, counted back from the last (today's) bar.
+        if (n_days - 1 - k) % 7 == 0 {
             let _ = write!(
                 svg,
                 "<text x=\"{tx}\" y=\"{ty}\" text-anchor=\"middle\" class=\"axis\">{label}</text>",

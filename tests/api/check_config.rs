@@ -90,7 +90,7 @@ async fn a_complete_set_up_has_no_warnings_and_exits_zero() {
         assert!(text.contains(line), "{line:?} missing from:\n{text}");
     }
     assert!(
-        text.ends_with("summary: 11 ok, 0 warnings, 0 errors\n"),
+        text.ends_with("summary: 12 ok, 0 warnings, 0 errors\n"),
         "{text}"
     );
     assert_eq!(gitlab.calls_to("/projects/grp%2Fapp/hooks"), 1);
@@ -336,7 +336,7 @@ async fn the_command_prints_one_line_per_check_and_exits_zero_when_all_is_well()
     assert!(text.starts_with("ok      configuration: valid"), "{text}");
     assert!(text.contains("ok      grp/app hook #7: "), "{text}");
     assert!(
-        text.ends_with("summary: 11 ok, 0 warnings, 0 errors\n"),
+        text.ends_with("summary: 12 ok, 0 warnings, 0 errors\n"),
         "{text}"
     );
     assert!(!text.contains(BOT_TOKEN) && !text.contains(HOOK_SECRET));
