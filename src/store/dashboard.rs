@@ -11,8 +11,10 @@
 use std::collections::BTreeMap;
 
 use super::{
-    DayCount, DiagnosisFilter, ResolutionTimes, WindowCounts, OVERVIEW_DAYS, OVERVIEW_WINDOWS,
+    DayCount, DiagnosisFilter, EdgeCount, ResolutionTimes, SqlId, WindowCounts, OVERVIEW_DAYS,
+    OVERVIEW_WINDOWS, TOP_EDGES,
 };
+use crate::ids::ProjectId;
 use crate::timestamp::Timestamp;
 
 /// Milliseconds in an hour.
@@ -152,15 +154,6 @@ impl Bounds {
         params.extend([widest, self.now]);
         params
     }
-
-    /// The chart's day of a row read `offset` whole days after [`Bounds::days_from`].
-    pub(super) fn day(&self, offset: i64, cause: String, count: i64) -> DayCount {
-        DayCount {
-            day: self.first_day + offset,
-            cause,
-            count: count as u64,
-        }
-    }
 }
 
 /// The window counts in one statement: a row `(0, counts...)` of diagnoses recorded in each
@@ -211,6 +204,136 @@ pub(super) fn window_counts(rows: Vec<(i64, Vec<i64>)>) -> Vec<WindowCounts> {
             resolved,
         })
         .collect()
+}
+
+/// The diagnoses of the last 30 days as [`Recent`] reads them, from the range of
+/// `diagnoses_recorded` (which holds every column named): when, top cause, project, downstream
+/// project, whether still open, project path. Parameters: the start of the last 30 days, now.
+pub(super) fn recent_sql(mark: char) -> String {
+    format!(
+        "SELECT recorded_at, top_cause, project_id, downstream_project, status = 'open',
+                project_path
+           FROM diagnoses WHERE recorded_at >= {mark}1 AND recorded_at <= {mark}2"
+    )
+}
+
+/// One upstream → downstream edge being counted.
+struct EdgeTally {
+    downstream: Option<String>,
+    path: Option<String>,
+    failures: u64,
+    open: u64,
+    last_at: i64,
+}
+
+/// The causes-over-time chart and the top failing edges, counted from one read of the last 30
+/// days' diagnoses ([`recent_sql`]): one pass over an index range, with no sort and no
+/// grouping in the database (two `GROUP BY`s over the same rows cost several times more).
+/// Nothing is allocated per row but for a cause, edge or path seen first.
+#[derive(Default)]
+pub(super) struct Recent {
+    causes: Vec<String>,
+    /// (day offset from the chart's first midnight, index in `causes`) → diagnoses.
+    days: BTreeMap<(i64, usize), u64>,
+    /// Project id → its edges.
+    edges: std::collections::HashMap<i64, Vec<EdgeTally>>,
+}
+
+impl Recent {
+    /// Counts one diagnosis recorded at `recorded_at` (within the last 30 days).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add(
+        &mut self,
+        b: &Bounds,
+        recorded_at: i64,
+        cause: &str,
+        project_id: i64,
+        downstream: Option<&str>,
+        open: bool,
+        path: Option<&str>,
+    ) {
+        if recorded_at >= b.days_from {
+            let i = match self.causes.iter().position(|c| c == cause) {
+                Some(i) => i,
+                None => {
+                    self.causes.push(cause.to_string());
+                    self.causes.len() - 1
+                }
+            };
+            *self
+                .days
+                .entry(((recorded_at - b.days_from) / DAY_MS, i))
+                .or_default() += 1;
+        }
+        let edges = self.edges.entry(project_id).or_default();
+        let at = match edges
+            .iter()
+            .position(|e| e.downstream.as_deref() == downstream)
+        {
+            Some(at) => at,
+            None => {
+                edges.push(EdgeTally {
+                    downstream: downstream.map(str::to_string),
+                    path: None,
+                    failures: 0,
+                    open: 0,
+                    last_at: recorded_at,
+                });
+                edges.len() - 1
+            }
+        };
+        let e = &mut edges[at];
+        e.failures += 1;
+        e.open += u64::from(open);
+        e.last_at = e.last_at.max(recorded_at);
+        // The greatest path, as `MAX(project_path)` compares: byte by byte.
+        if let Some(path) = path {
+            if e.path.as_deref().is_none_or(|p| path > p) {
+                e.path = Some(path.to_string());
+            }
+        }
+    }
+
+    /// The chart's days (by day, then cause) and the top edges: most failures first, then the
+    /// latest failure, the project id and the downstream project (none first); at most
+    /// [`TOP_EDGES`].
+    pub(super) fn finish(self, b: &Bounds) -> (Vec<DayCount>, Vec<EdgeCount>) {
+        let mut days: Vec<DayCount> = self
+            .days
+            .into_iter()
+            .map(|((offset, i), count)| DayCount {
+                day: b.first_day + offset,
+                cause: self.causes[i].clone(),
+                count,
+            })
+            .collect();
+        days.sort_by(|x, y| x.day.cmp(&y.day).then_with(|| x.cause.cmp(&y.cause)));
+        let mut edges: Vec<(i64, EdgeTally)> = self
+            .edges
+            .into_iter()
+            .flat_map(|(id, tallies)| tallies.into_iter().map(move |t| (id, t)))
+            .collect();
+        edges.sort_by(|(xi, x), (yi, y)| {
+            y.failures
+                .cmp(&x.failures)
+                .then(y.last_at.cmp(&x.last_at))
+                .then(xi.cmp(yi))
+                .then_with(|| x.downstream.cmp(&y.downstream))
+        });
+        let top = edges
+            .into_iter()
+            .take(TOP_EDGES as usize)
+            .map(|(id, t)| EdgeCount {
+                project_id: ProjectId::from_sql(id),
+                project_path: t.path,
+                downstream: t.downstream,
+                failures: t.failures,
+                open: t.open,
+                last_at: Timestamp(t.last_at),
+            })
+            .collect();
+        (days, top)
+    }
 }
 
 /// Resolution times by cause, causes in order and each cause's times ascending, from rows of

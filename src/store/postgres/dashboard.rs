@@ -9,12 +9,10 @@ use tokio_postgres::IsolationLevel;
 use super::history::diagnosis_record;
 use super::preflight::finding_row;
 use super::{db, PostgresStore};
-use crate::ids::ProjectId;
-use crate::store::dashboard::{map_group, resolution_times, window_counts, windows_sql, Bounds};
-use crate::store::{
-    DiagnosisDetail, EdgeCount, Overview, PreflightEdgeRow, PreflightFindingRow, SqlId, StoreError,
-    TOP_EDGES,
+use crate::store::dashboard::{
+    map_group, recent_sql, resolution_times, window_counts, windows_sql, Bounds, Recent,
 };
+use crate::store::{DiagnosisDetail, Overview, PreflightEdgeRow, PreflightFindingRow, StoreError};
 use crate::timestamp::Timestamp;
 
 /// One diagnosis and its report.
@@ -23,24 +21,6 @@ const DETAIL: &str = concat!(
     diagnosis_columns!(),
     ", d.report FROM diagnoses d WHERE d.id = $1"
 );
-
-/// Diagnoses by UTC day (whole days after `$1`, the chart's first midnight; `bigint / integer`
-/// divides whole numbers, and the difference is never negative) and top cause, up to now
-/// (`$2`).
-const DAYS: &str = r#"SELECT (recorded_at - $1) / 86400000 AS day, top_cause, COUNT(*)
-                        FROM diagnoses WHERE recorded_at >= $1 AND recorded_at <= $2
-                       GROUP BY day, top_cause ORDER BY day, top_cause COLLATE "C""#;
-
-/// The edges (upstream project, downstream project) with most failures recorded between `$1`
-/// and now (`$2`), at most `$3`. Ties go to the latest failure, then the edge's name.
-const TOP: &str = r#"SELECT project_id, MAX(project_path COLLATE "C"), downstream_project,
-                            COUNT(*) AS failures, COUNT(*) FILTER (WHERE status = 'open'),
-                            MAX(recorded_at) AS last_at
-                       FROM diagnoses WHERE recorded_at >= $1 AND recorded_at <= $2
-                      GROUP BY project_id, downstream_project
-                      ORDER BY failures DESC, last_at DESC, project_id,
-                               downstream_project COLLATE "C" NULLS FIRST
-                      LIMIT $3"#;
 
 /// One row per resolution between `$1` and now (`$2`): a comment target (a diagnosis without
 /// one stands alone), the pipeline that resolved it and a top cause, with the time from its
@@ -164,8 +144,7 @@ impl PostgresStore {
         let b = Bounds::new(now);
         let mut c = self.conn().await?;
         let windows = c.prepare_cached(&windows_sql('$')).await.map_err(db)?;
-        let days = c.prepare_cached(DAYS).await.map_err(db)?;
-        let top = c.prepare_cached(TOP).await.map_err(db)?;
+        let recent = c.prepare_cached(&recent_sql('$')).await.map_err(db)?;
         let resolutions = c.prepare_cached(RESOLUTIONS).await.map_err(db)?;
         let parked = c.prepare_cached(PARKED).await.map_err(db)?;
         let tx = c
@@ -188,27 +167,19 @@ impl PostgresStore {
             .iter()
             .map(|r| (r.get(0), (1..=n).map(|i| r.get(i)).collect()))
             .collect();
-        let days = tx
-            .query(&days, &[&b.days_from, &b.now])
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| b.day(r.get(0), r.get(1), r.get(2)))
-            .collect();
-        let top_edges = tx
-            .query(&top, &[&b.recent, &b.now, &i64::from(TOP_EDGES)])
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| EdgeCount {
-                project_id: ProjectId::from_sql(r.get(0)),
-                project_path: r.get(1),
-                downstream: r.get(2),
-                failures: r.get::<_, i64>(3) as u64,
-                open: r.get::<_, i64>(4) as u64,
-                last_at: Timestamp(r.get(5)),
-            })
-            .collect();
+        let mut tally = Recent::default();
+        for r in tx.query(&recent, &[&b.recent, &b.now]).await.map_err(db)? {
+            tally.add(
+                &b,
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+            );
+        }
+        let (days, top_edges) = tally.finish(&b);
         let resolutions = tx
             .query(&resolutions, &[&b.recent, &b.now])
             .await
@@ -239,8 +210,10 @@ mod tests {
 
     use super::super::history::{mark, value};
     use super::*;
+    use crate::ids::ProjectId;
     use crate::store::dashboard::{list_sql, DAY_MS};
     use crate::store::tests::TestDb;
+    use crate::store::TOP_EDGES;
     use crate::store::{DiagnosisFilter, DiagnosisStatus, ProjectFilter};
 
     /// The plan of `sql` with `params`, one line per step.
@@ -387,19 +360,13 @@ mod tests {
             windows.contains("diagnoses_recorded") && windows.contains("diagnoses_resolved"),
             "{windows}"
         );
-        let top = i64::from(TOP_EDGES);
+        let recent = recent_sql('$');
         // Through the index (alone, once a vacuum has marked the pages all-visible).
         for (what, sql, params, index) in [
             (
-                "the days",
-                DAYS,
-                vec![&b.days_from, &b.now],
-                "diagnoses_recorded",
-            ),
-            (
-                "the top edges",
-                TOP,
-                vec![&b.recent, &b.now, &top],
+                "the days and top edges",
+                recent.as_str(),
+                vec![&b.recent, &b.now],
                 "diagnoses_recorded",
             ),
             (

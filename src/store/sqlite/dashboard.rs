@@ -6,12 +6,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::preflight::finding_row;
 use super::{diagnosis_record, SqliteStore};
-use crate::ids::ProjectId;
-use crate::store::dashboard::{map_group, resolution_times, window_counts, windows_sql, Bounds};
-use crate::store::{
-    DiagnosisDetail, EdgeCount, Overview, PreflightEdgeRow, PreflightFindingRow, SqlId, StoreError,
-    TOP_EDGES,
+use crate::store::dashboard::{
+    map_group, recent_sql, resolution_times, window_counts, windows_sql, Bounds, Recent,
 };
+use crate::store::{DiagnosisDetail, Overview, PreflightEdgeRow, PreflightFindingRow, StoreError};
 use crate::timestamp::Timestamp;
 
 /// One diagnosis and its report.
@@ -20,21 +18,6 @@ const DETAIL: &str = concat!(
     diagnosis_columns!(),
     ", d.report FROM diagnoses d WHERE d.id = ?1"
 );
-
-/// Diagnoses by UTC day (whole days after `?1`, the chart's first midnight) and top cause, up
-/// to now (`?2`).
-const DAYS: &str = "SELECT (recorded_at - ?1) / 86400000 AS day, top_cause, COUNT(*)
-                      FROM diagnoses WHERE recorded_at >= ?1 AND recorded_at <= ?2
-                     GROUP BY day, top_cause ORDER BY day, top_cause";
-
-/// The edges (upstream project, downstream project) with most failures recorded between `?1`
-/// and now (`?2`), at most `?3`. Ties go to the latest failure, then the edge's name.
-const TOP: &str = "SELECT project_id, MAX(project_path), downstream_project, COUNT(*) AS failures,
-                          COUNT(*) FILTER (WHERE status = 'open'), MAX(recorded_at) AS last_at
-                     FROM diagnoses WHERE recorded_at >= ?1 AND recorded_at <= ?2
-                    GROUP BY project_id, downstream_project
-                    ORDER BY failures DESC, last_at DESC, project_id, downstream_project NULLS FIRST
-                    LIMIT ?3";
 
 /// One row per resolution between `?1` and now (`?2`): a comment target (a diagnosis without
 /// one stands alone), the pipeline that resolved it and a top cause, with the time from its
@@ -83,25 +66,23 @@ fn overview(c: &Connection, b: &Bounds) -> rusqlite::Result<Overview> {
             Ok((r.get::<_, i64>(0)?, counts))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let days = c
-        .prepare_cached(DAYS)?
-        .query_map(params![b.days_from, b.now], |r| {
-            Ok(b.day(r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let top_edges = c
-        .prepare_cached(TOP)?
-        .query_map(params![b.recent, b.now, TOP_EDGES], |r| {
-            Ok(EdgeCount {
-                project_id: ProjectId::from_sql(r.get(0)?),
-                project_path: r.get(1)?,
-                downstream: r.get(2)?,
-                failures: r.get::<_, i64>(3)? as u64,
-                open: r.get::<_, i64>(4)? as u64,
-                last_at: Timestamp(r.get(5)?),
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut recent = Recent::default();
+    let mut statement = c.prepare_cached(&recent_sql('?'))?;
+    let mut rows = statement.query(params![b.recent, b.now])?;
+    while let Some(r) = rows.next()? {
+        recent.add(
+            b,
+            r.get(0)?,
+            r.get_ref(1)?.as_str()?,
+            r.get(2)?,
+            r.get_ref(3)?.as_str_or_null()?,
+            r.get(4)?,
+            r.get_ref(5)?.as_str_or_null()?,
+        );
+    }
+    drop(rows);
+    drop(statement);
+    let (days, top_edges) = recent.finish(b);
     let resolutions = c
         .prepare_cached(RESOLUTIONS)?
         .query_map(params![b.recent, b.now], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -210,7 +191,9 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::ids::ProjectId;
     use crate::store::dashboard::{list_sql, Param, DAY_MS};
+    use crate::store::TOP_EDGES;
     use crate::store::{Backend, DiagnosisFilter, ProjectFilter};
 
     /// How many diagnoses the plans are checked against.
@@ -378,9 +361,13 @@ mod tests {
                     .any(|s| s.contains("COVERING INDEX diagnoses_resolved")),
             "{windows:#?}"
         );
+        let recent = recent_sql('?');
         for (what, sql, params) in [
-            ("the days", DAYS, ints(&[b.days_from, b.now])),
-            ("the top edges", TOP, ints(&[b.recent, b.now, 10])),
+            (
+                "the days and top edges",
+                recent.as_str(),
+                ints(&[b.recent, b.now]),
+            ),
             ("the resolutions", RESOLUTIONS, ints(&[b.recent, b.now])),
         ] {
             let steps = plan(&conn, sql, &params);
