@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    DayCount, DiagnosisFilter, EdgeCount, ResolutionTimes, SqlId, WindowCounts, OVERVIEW_DAYS,
-    OVERVIEW_WINDOWS, TOP_EDGES,
+    DayCount, DiagnosisFilter, EdgeCount, Overview, ResolutionTimes, SqlId, WindowCounts,
+    OVERVIEW_DAYS, OVERVIEW_WINDOWS, TOP_EDGES,
 };
 use crate::ids::ProjectId;
 use crate::timestamp::Timestamp;
@@ -23,6 +23,8 @@ const HOUR_MS: i64 = 3_600_000;
 pub(super) const DAY_MS: i64 = 86_400_000;
 /// How many days back the overview's top edges and resolution times look.
 const RECENT_DAYS: i64 = 30;
+// The widest window is the last 30 days: the one read of them counts every window.
+const _: () = assert!(OVERVIEW_WINDOWS[OVERVIEW_WINDOWS.len() - 1] as i64 == RECENT_DAYS * 24);
 
 /// A parameter of a diagnosis list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,64 +148,6 @@ impl Bounds {
             recent: ago(RECENT_DAYS * DAY_MS),
         }
     }
-
-    /// The parameters of [`windows_sql`]: each window's start, the widest window's start, now.
-    pub(super) fn window_params(&self) -> Vec<i64> {
-        let widest = self.window_starts.iter().copied().min().unwrap_or(self.now);
-        let mut params = self.window_starts.clone();
-        params.extend([widest, self.now]);
-        params
-    }
-}
-
-/// The window counts in one statement: a row `(0, counts...)` of diagnoses recorded in each
-/// window and a row `(1, counts...)` of those resolved in each, each read from the range of
-/// one index (`diagnoses_recorded`, `diagnoses_resolved`) that the widest window covers.
-/// Parameters (see [`Bounds::window_params`]): the windows' starts, the widest start, now;
-/// `mark` is `?` or `$`.
-pub(super) fn windows_sql(mark: char) -> String {
-    let n = OVERVIEW_WINDOWS.len();
-    let (widest, now) = (n + 1, n + 2);
-    let branch = |kind: u8, column: &str| {
-        let counts: Vec<String> = (1..=n)
-            .map(|k| format!("COUNT(*) FILTER (WHERE {column} >= {mark}{k})"))
-            .collect();
-        format!(
-            "SELECT CAST({kind} AS BIGINT), {} FROM diagnoses
-              WHERE {column} >= {mark}{widest} AND {column} <= {mark}{now}",
-            counts.join(", ")
-        )
-    };
-    format!(
-        "{} UNION ALL {}",
-        branch(0, "recorded_at"),
-        branch(1, "resolved_at")
-    )
-}
-
-/// The windows' figures from the rows of [`windows_sql`]: `(kind, counts)`.
-pub(super) fn window_counts(rows: Vec<(i64, Vec<i64>)>) -> Vec<WindowCounts> {
-    let mut diagnosed = vec![0; OVERVIEW_WINDOWS.len()];
-    let mut resolved = vec![0; OVERVIEW_WINDOWS.len()];
-    for (kind, counts) in rows {
-        let into = if kind == 0 {
-            &mut diagnosed
-        } else {
-            &mut resolved
-        };
-        for (slot, n) in into.iter_mut().zip(counts) {
-            *slot = n as u64;
-        }
-    }
-    OVERVIEW_WINDOWS
-        .iter()
-        .zip(diagnosed.into_iter().zip(resolved))
-        .map(|(&hours, (diagnosed, resolved))| WindowCounts {
-            hours,
-            diagnosed,
-            resolved,
-        })
-        .collect()
 }
 
 /// The diagnoses of the last 30 days as [`Recent`] reads them, from the range of
@@ -230,8 +174,10 @@ struct EdgeTally {
 /// days' diagnoses ([`recent_sql`]): one pass over an index range, with no sort and no
 /// grouping in the database (two `GROUP BY`s over the same rows cost several times more).
 /// Nothing is allocated per row but for a cause, edge or path seen first.
-#[derive(Default)]
 pub(super) struct Recent {
+    bounds: Bounds,
+    /// Diagnoses recorded in each window of [`OVERVIEW_WINDOWS`].
+    diagnosed: Vec<u64>,
     causes: Vec<String>,
     /// (day offset from the chart's first midnight, index in `causes`) → diagnoses.
     days: BTreeMap<(i64, usize), u64>,
@@ -240,11 +186,19 @@ pub(super) struct Recent {
 }
 
 impl Recent {
+    pub(super) fn new(bounds: &Bounds) -> Recent {
+        Recent {
+            bounds: bounds.clone(),
+            diagnosed: vec![0; bounds.window_starts.len()],
+            causes: Vec::new(),
+            days: BTreeMap::new(),
+            edges: std::collections::HashMap::new(),
+        }
+    }
+
     /// Counts one diagnosis recorded at `recorded_at` (within the last 30 days).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn add(
         &mut self,
-        b: &Bounds,
         recorded_at: i64,
         cause: &str,
         project_id: i64,
@@ -252,6 +206,10 @@ impl Recent {
         open: bool,
         path: Option<&str>,
     ) {
+        let b = &self.bounds;
+        for (n, start) in self.diagnosed.iter_mut().zip(&b.window_starts) {
+            *n += u64::from(recorded_at >= *start);
+        }
         if recorded_at >= b.days_from {
             let i = match self.causes.iter().position(|c| c == cause) {
                 Some(i) => i,
@@ -294,15 +252,34 @@ impl Recent {
         }
     }
 
-    /// The chart's days (by day, then cause) and the top edges: most failures first, then the
-    /// latest failure, the project id and the downstream project (none first); at most
-    /// [`TOP_EDGES`].
-    pub(super) fn finish(self, b: &Bounds) -> (Vec<DayCount>, Vec<EdgeCount>) {
+    /// The overview: these diagnoses' window counts, chart days (by day, then cause) and top
+    /// edges (most failures first, then the latest failure, the project id and the downstream
+    /// project, none first; at most [`TOP_EDGES`]), with the rows of [`resolutions_sql`] and
+    /// the parked count.
+    pub(super) fn overview(self, resolutions: Vec<ResolutionRow>, parked: i64) -> Overview {
+        let b = &self.bounds;
+        let mut resolved = vec![0u64; b.window_starts.len()];
+        for r in &resolutions {
+            for (n, start) in resolved.iter_mut().zip(&b.window_starts) {
+                if r.at >= *start {
+                    *n += r.diagnoses as u64;
+                }
+            }
+        }
+        let windows = OVERVIEW_WINDOWS
+            .iter()
+            .zip(self.diagnosed.iter().zip(resolved))
+            .map(|(&hours, (&diagnosed, resolved))| WindowCounts {
+                hours,
+                diagnosed,
+                resolved,
+            })
+            .collect();
         let mut days: Vec<DayCount> = self
             .days
             .into_iter()
             .map(|((offset, i), count)| DayCount {
-                day: b.first_day + offset,
+                day: self.bounds.first_day + offset,
                 cause: self.causes[i].clone(),
                 count,
             })
@@ -332,8 +309,37 @@ impl Recent {
                 last_at: Timestamp(t.last_at),
             })
             .collect();
-        (days, top)
+        Overview {
+            windows,
+            days,
+            top_edges: top,
+            resolution: resolution_times(resolutions.into_iter().map(|r| (r.cause, r.millis))),
+            parked: parked.max(0) as u64,
+        }
     }
+}
+
+/// One resolution: a comment target (a diagnosis without one stands alone), the pipeline that
+/// resolved it and a top cause.
+pub(super) struct ResolutionRow {
+    pub(super) cause: String,
+    /// From the first failure to the resolution.
+    pub(super) millis: i64,
+    /// When it was resolved.
+    pub(super) at: i64,
+    /// How many diagnoses it resolved.
+    pub(super) diagnoses: i64,
+}
+
+/// The rows of [`ResolutionRow`] resolved between the start of the last 30 days (the widest
+/// window) and now, from the range of `diagnoses_resolved`: cause, milliseconds, when,
+/// diagnoses.
+pub(super) fn resolutions_sql(mark: char) -> String {
+    format!(
+        "SELECT top_cause, MAX(resolved_at) - MIN(recorded_at), MAX(resolved_at), COUNT(*)
+           FROM diagnoses WHERE resolved_at >= {mark}1 AND resolved_at <= {mark}2
+          GROUP BY target, CASE WHEN target IS NULL THEN id END, resolved_pipeline_id, top_cause"
+    )
 }
 
 /// Resolution times by cause, causes in order and each cause's times ascending, from rows of
@@ -422,16 +428,6 @@ mod tests {
             vec![now - DAY_MS, now - 7 * DAY_MS, now - 30 * DAY_MS]
         );
         assert_eq!(b.recent, now - 30 * DAY_MS);
-        assert_eq!(
-            b.window_params(),
-            vec![
-                now - DAY_MS,
-                now - 7 * DAY_MS,
-                now - 30 * DAY_MS,
-                now - 30 * DAY_MS,
-                now
-            ]
-        );
         // Before the epoch, days still start at midnight.
         assert_eq!(Bounds::new(Timestamp(-1)).first_day, -1 - 29);
     }

@@ -10,7 +10,7 @@ use super::history::diagnosis_record;
 use super::preflight::finding_row;
 use super::{db, PostgresStore};
 use crate::store::dashboard::{
-    map_group, recent_sql, resolution_times, window_counts, windows_sql, Bounds, Recent,
+    map_group, recent_sql, resolutions_sql, Bounds, Recent, ResolutionRow,
 };
 use crate::store::{DiagnosisDetail, Overview, PreflightEdgeRow, PreflightFindingRow, StoreError};
 use crate::timestamp::Timestamp;
@@ -21,14 +21,6 @@ const DETAIL: &str = concat!(
     diagnosis_columns!(),
     ", d.report FROM diagnoses d WHERE d.id = $1"
 );
-
-/// One row per resolution between `$1` and now (`$2`): a comment target (a diagnosis without
-/// one stands alone), the pipeline that resolved it and a top cause, with the time from its
-/// first failure to the resolution.
-const RESOLUTIONS: &str = "SELECT top_cause, MAX(resolved_at) - MIN(recorded_at) FROM diagnoses
-                            WHERE resolved_at >= $1 AND resolved_at <= $2
-                            GROUP BY target, CASE WHEN target IS NULL THEN id END,
-                                     resolved_pipeline_id, top_cause";
 
 /// Parked deliveries; `state <> 'done'` names the partial index of unfinished deliveries.
 const PARKED: &str = "SELECT COUNT(*) FROM deliveries WHERE state = 'parked' AND state <> 'done'";
@@ -143,9 +135,8 @@ impl PostgresStore {
     pub(super) async fn overview(&self, now: Timestamp) -> Result<Overview, StoreError> {
         let b = Bounds::new(now);
         let mut c = self.conn().await?;
-        let windows = c.prepare_cached(&windows_sql('$')).await.map_err(db)?;
         let recent = c.prepare_cached(&recent_sql('$')).await.map_err(db)?;
-        let resolutions = c.prepare_cached(RESOLUTIONS).await.map_err(db)?;
+        let resolutions = c.prepare_cached(&resolutions_sql('$')).await.map_err(db)?;
         let parked = c.prepare_cached(PARKED).await.map_err(db)?;
         let tx = c
             .build_transaction()
@@ -154,48 +145,29 @@ impl PostgresStore {
             .start()
             .await
             .map_err(db)?;
-        let window_params = b.window_params();
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = window_params
-            .iter()
-            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        let n = b.window_starts.len();
-        let windows = tx
-            .query(&windows, &params)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| (r.get(0), (1..=n).map(|i| r.get(i)).collect()))
-            .collect();
-        let mut tally = Recent::default();
-        for r in tx.query(&recent, &[&b.recent, &b.now]).await.map_err(db)? {
-            tally.add(
-                &b,
-                r.get(0),
-                r.get(1),
-                r.get(2),
-                r.get(3),
-                r.get(4),
-                r.get(5),
-            );
-        }
-        let (days, top_edges) = tally.finish(&b);
-        let resolutions = tx
-            .query(&resolutions, &[&b.recent, &b.now])
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect::<Vec<(String, i64)>>();
-        let parked: i64 = tx.query_one(&parked, &[]).await.map_err(db)?.get(0);
+        // Sent together (the connection pipelines them), read from one snapshot.
+        let since: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&b.recent, &b.now];
+        let (recent, resolutions, parked) = tokio::try_join!(
+            tx.query(&recent, &since),
+            tx.query(&resolutions, &since),
+            tx.query_one(&parked, &[]),
+        )
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(Overview {
-            windows: window_counts(windows),
-            days,
-            top_edges,
-            resolution: resolution_times(resolutions),
-            parked: parked as u64,
-        })
+        let mut tally = Recent::new(&b);
+        for r in &recent {
+            tally.add(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        }
+        let resolutions = resolutions
+            .iter()
+            .map(|r| ResolutionRow {
+                cause: r.get(0),
+                millis: r.get(1),
+                at: r.get(2),
+                diagnoses: r.get(3),
+            })
+            .collect();
+        Ok(tally.overview(resolutions, parked.get(0)))
     }
 }
 
@@ -349,18 +321,7 @@ mod tests {
         }
 
         let b = Bounds::new(Timestamp(now));
-        let window_params = b.window_params();
-        let params: Vec<&(dyn ToSql + Sync)> = window_params
-            .iter()
-            .map(|p| p as &(dyn ToSql + Sync))
-            .collect();
-        let windows = plan(&client, &windows_sql('$'), &params).await;
-        assert_uses_indexes("the window counts", &windows);
-        assert!(
-            windows.contains("diagnoses_recorded") && windows.contains("diagnoses_resolved"),
-            "{windows}"
-        );
-        let recent = recent_sql('$');
+        let (recent, resolutions) = (recent_sql('$'), resolutions_sql('$'));
         // Through the index (alone, once a vacuum has marked the pages all-visible).
         for (what, sql, params, index) in [
             (
@@ -371,7 +332,7 @@ mod tests {
             ),
             (
                 "the resolutions",
-                RESOLUTIONS,
+                resolutions.as_str(),
                 vec![&b.recent, &b.now],
                 "diagnoses_resolved",
             ),

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::preflight::finding_row;
 use super::{diagnosis_record, SqliteStore};
 use crate::store::dashboard::{
-    map_group, recent_sql, resolution_times, window_counts, windows_sql, Bounds, Recent,
+    map_group, recent_sql, resolutions_sql, Bounds, Recent, ResolutionRow,
 };
 use crate::store::{DiagnosisDetail, Overview, PreflightEdgeRow, PreflightFindingRow, StoreError};
 use crate::timestamp::Timestamp;
@@ -18,14 +18,6 @@ const DETAIL: &str = concat!(
     diagnosis_columns!(),
     ", d.report FROM diagnoses d WHERE d.id = ?1"
 );
-
-/// One row per resolution between `?1` and now (`?2`): a comment target (a diagnosis without
-/// one stands alone), the pipeline that resolved it and a top cause, with the time from its
-/// first failure to the resolution.
-const RESOLUTIONS: &str = "SELECT top_cause, MAX(resolved_at) - MIN(recorded_at) FROM diagnoses
-                            WHERE resolved_at >= ?1 AND resolved_at <= ?2
-                            GROUP BY target, CASE WHEN target IS NULL THEN id END,
-                                     resolved_pipeline_id, top_cause";
 
 /// Parked deliveries; `state <> 'done'` lets the partial index of unfinished deliveries answer.
 const PARKED: &str = "SELECT COUNT(*) FROM deliveries WHERE state = 'parked' AND state <> 'done'";
@@ -56,22 +48,11 @@ fn map_findings_sql() -> String {
 
 /// Reads the overview's figures; `c` is inside a read transaction.
 fn overview(c: &Connection, b: &Bounds) -> rusqlite::Result<Overview> {
-    let n = b.window_starts.len();
-    let windows = c
-        .prepare_cached(&windows_sql('?'))?
-        .query_map(rusqlite::params_from_iter(b.window_params()), |r| {
-            let counts = (1..=n)
-                .map(|i| r.get::<_, i64>(i))
-                .collect::<rusqlite::Result<Vec<i64>>>()?;
-            Ok((r.get::<_, i64>(0)?, counts))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut recent = Recent::default();
+    let mut recent = Recent::new(b);
     let mut statement = c.prepare_cached(&recent_sql('?'))?;
     let mut rows = statement.query(params![b.recent, b.now])?;
     while let Some(r) = rows.next()? {
         recent.add(
-            b,
             r.get(0)?,
             r.get_ref(1)?.as_str()?,
             r.get(2)?,
@@ -82,19 +63,19 @@ fn overview(c: &Connection, b: &Bounds) -> rusqlite::Result<Overview> {
     }
     drop(rows);
     drop(statement);
-    let (days, top_edges) = recent.finish(b);
     let resolutions = c
-        .prepare_cached(RESOLUTIONS)?
-        .query_map(params![b.recent, b.now], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
+        .prepare_cached(&resolutions_sql('?'))?
+        .query_map(params![b.recent, b.now], |r| {
+            Ok(ResolutionRow {
+                cause: r.get(0)?,
+                millis: r.get(1)?,
+                at: r.get(2)?,
+                diagnoses: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     let parked: i64 = c.prepare_cached(PARKED)?.query_row([], |r| r.get(0))?;
-    Ok(Overview {
-        windows: window_counts(windows),
-        days,
-        top_edges,
-        resolution: resolution_times(resolutions),
-        parked: parked as u64,
-    })
+    Ok(recent.overview(resolutions, parked))
 }
 
 fn edge_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreflightEdgeRow> {
@@ -350,25 +331,18 @@ mod tests {
                 .map(super::super::value)
                 .collect()
         };
-        let windows = plan(&conn, &windows_sql('?'), &ints(&b.window_params()));
-        assert_searches("the window counts", &windows);
-        assert!(
-            windows
-                .iter()
-                .any(|s| s.contains("COVERING INDEX diagnoses_recorded"))
-                && windows
-                    .iter()
-                    .any(|s| s.contains("COVERING INDEX diagnoses_resolved")),
-            "{windows:#?}"
-        );
-        let recent = recent_sql('?');
+        let (recent, resolutions) = (recent_sql('?'), resolutions_sql('?'));
         for (what, sql, params) in [
             (
                 "the days and top edges",
                 recent.as_str(),
                 ints(&[b.recent, b.now]),
             ),
-            ("the resolutions", RESOLUTIONS, ints(&[b.recent, b.now])),
+            (
+                "the resolutions",
+                resolutions.as_str(),
+                ints(&[b.recent, b.now]),
+            ),
         ] {
             let steps = plan(&conn, sql, &params);
             assert_searches(what, &steps);
