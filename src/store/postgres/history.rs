@@ -164,7 +164,11 @@ impl PostgresStore {
     ) -> Result<Vec<DiagnosisRecord>, StoreError> {
         let (sql, params) = list_sql(filter, mark);
         let c = self.conn().await?;
-        let statement = c.prepare_cached(&sql).await.map_err(db)?;
+        // Prepared afresh, so the server plans it with this request's values: the filters
+        // differ so much in how many rows they keep (one project of hundreds, one cause, a
+        // date range) that a generic plan, chosen once a cached statement has run five times,
+        // served some of them ten times slower.
+        let statement = c.prepare(&sql).await.map_err(db)?;
         let params: Vec<Box<dyn ToSql + Sync + Send>> = params.into_iter().map(value).collect();
         let params: Vec<&(dyn ToSql + Sync)> = params
             .iter()

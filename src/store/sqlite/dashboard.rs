@@ -352,6 +352,20 @@ mod tests {
             );
         }
         assert_searches("the parked count", &plan(&conn, PARKED, &[]));
+        // The history API's counts since a time read the same range.
+        for (what, sql) in [
+            ("the stats by cause", super::super::STATS_BY_CAUSE),
+            ("the stats by project", super::super::STATS_BY_PROJECT),
+        ] {
+            let steps = plan(&conn, sql, &ints(&[b.recent]));
+            assert_searches(what, &steps);
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.contains("COVERING INDEX diagnoses_recorded")),
+                "{what}: {steps:#?}"
+            );
+        }
         assert_searches(
             "the expiring findings",
             &plan(
