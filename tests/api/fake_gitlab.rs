@@ -783,7 +783,8 @@ fn created(body: Value) -> ResponseTemplate {
     ResponseTemplate::new(201).set_body_json(body)
 }
 
-fn query(request: &Request, name: &str) -> Option<String> {
+/// A query parameter of the request.
+pub fn query(request: &Request, name: &str) -> Option<String> {
     request
         .url
         .query_pairs()

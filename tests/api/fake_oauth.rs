@@ -27,6 +27,8 @@ use serde_json::{json, Value};
 use sha2::Digest;
 use wiremock::{Request, ResponseTemplate};
 
+use crate::fake_gitlab::query;
+
 pub const CLIENT_ID: &str = "3f1d0e9c2b7a4c8e9d6f5a4b3c2d1e0f";
 pub const CLIENT_SECRET: &str = "gloas-0123456789abcdef0123456789abcdef"; // a fake test secret
 
@@ -90,14 +92,6 @@ impl OauthState {
             self.counter
         )
     }
-}
-
-fn query(request: &Request, name: &str) -> Option<String> {
-    request
-        .url
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 fn form(request: &Request) -> HashMap<String, String> {

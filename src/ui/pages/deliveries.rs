@@ -54,11 +54,7 @@ pub(super) async fn replay_answer(
     id: web::Path<String>,
     form: Option<web::Form<CsrfForm>>,
 ) -> Answer {
-    let viewer = viewer(&req, &ui)?;
-    let token = form.map(|f| f.into_inner().csrf).unwrap_or_default();
-    if !csrf_holds(&req, &ui, &viewer, &token) {
-        return Err(forbidden_form(&ui, &viewer));
-    }
+    let viewer = poster(&req, &ui, form)?;
     let id = id.parse::<i64>().ok().filter(|n| *n > 0).map(DeliveryId);
     let record = match id {
         Some(id) => ui

@@ -127,6 +127,20 @@ pub(super) struct CsrfForm {
     csrf: String,
 }
 
+/// Who posts a form, once its CSRF token is checked (a bearer request needs none).
+fn poster(
+    req: &HttpRequest,
+    ui: &Ui,
+    form: Option<web::Form<CsrfForm>>,
+) -> Result<Viewer, Refused> {
+    let viewer = viewer(req, ui)?;
+    let token = form.map(|f| f.into_inner().csrf).unwrap_or_default();
+    if !csrf_holds(req, ui, &viewer, &token) {
+        return Err(forbidden_form(ui, &viewer));
+    }
+    Ok(viewer)
+}
+
 fn forbidden_form(ui: &Ui, viewer: &Viewer) -> Refused {
     warn!("dashboard: a form without its CSRF token was refused");
     page(

@@ -95,11 +95,7 @@ pub(super) async fn sign_out_answer(
     ui: web::Data<Ui>,
     form: Option<web::Form<CsrfForm>>,
 ) -> Answer {
-    let viewer = viewer(&req, &ui)?;
-    let token = form.map(|f| f.into_inner().csrf).unwrap_or_default();
-    if !csrf_holds(&req, &ui, &viewer, &token) {
-        return Err(forbidden_form(&ui, &viewer));
-    }
+    poster(&req, &ui, form)?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/ui/sign-in"))
         .append_header((header::SET_COOKIE, ui.clear_cookie(SESSION_COOKIE)))
