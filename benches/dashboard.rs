@@ -10,6 +10,7 @@
 //! is set (in a schema of its own, dropped afterwards).
 //!
 //! Run: `cargo bench --bench dashboard` (`BENCH_ROUNDS`, default 200 requests per page;
+//! `BENCH_DAYS`, default 180, the days the diagnoses are spread over;
 //! `BENCH_KEEP=1` keeps the PostgreSQL schema for a look at the plans).
 
 mod support;
@@ -30,7 +31,14 @@ use trigger_doctor::timestamp::Timestamp;
 
 const DIAGNOSES: u64 = 100_000;
 const PER_COMPLETION: u64 = 100;
-const DAYS: i64 = 180;
+/// Days the diagnoses are spread over (`BENCH_DAYS`, default 180).
+fn days() -> i64 {
+    std::env::var("BENCH_DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|d| *d > 0)
+        .unwrap_or(180)
+}
 const ADMIN: &str = "bench-dashboard-admin-token-0123";
 const CAUSES: [&str; 12] = [
     "token.expired",
@@ -144,10 +152,11 @@ async fn complete(store: &Store, key: String, history: History) {
 /// Fills the store; the clock walks from 180 days ago to now.
 async fn seed(store: &Store, clock: &AtomicI64) {
     let now = Timestamp::now().0;
-    let start = now - DAYS * 86_400_000;
+    let span = days() * 86_400_000;
+    let start = now - span;
     let batches = DIAGNOSES / PER_COMPLETION;
     for b in 0..batches {
-        let at = start + (DAYS * 86_400_000) * b as i64 / batches as i64;
+        let at = start + span * b as i64 / batches as i64;
         clock.store(at, Ordering::SeqCst);
         let diagnoses = (b * PER_COMPLETION..(b + 1) * PER_COMPLETION)
             .map(diagnosis)
