@@ -536,49 +536,64 @@ async fn every_page_and_filter_works_over_sqlite() {
     every_page_shows_the_seeded_store(dashboard(&[]).await).await;
 }
 
-/// A schema of its own on the PostgreSQL test server, as a store URL.
-pub async fn postgres_store(test: &str) -> Option<String> {
-    let Some(base) = std::env::var("TRIGGER_DOCTOR_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-    else {
-        println!("skipped {test} on PostgreSQL: TRIGGER_DOCTOR_TEST_POSTGRES_URL is not set");
-        return None;
-    };
-    let schema = format!(
-        "td_ui_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000
-    );
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+/// A schema of its own on the PostgreSQL test server; dropped by [`PgSchema::drop_now`].
+pub struct PgSchema {
+    base: String,
+    name: String,
+    /// The store URL that works in this schema.
+    pub url: String,
+}
+
+async fn pg_admin(base: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await
         .expect("PostgreSQL answers");
     let task = tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .unwrap();
+    client.batch_execute(sql).await.unwrap();
     drop(client);
     let _ = task.await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!(
-        "{base}{sep}options=-c%20search_path%3D{schema}&application_name={schema}"
-    ))
+}
+
+impl PgSchema {
+    /// A new schema; `None` (after saying so) when no test server is configured.
+    pub async fn create(test: &str) -> Option<PgSchema> {
+        let Some(base) = std::env::var("TRIGGER_DOCTOR_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        else {
+            println!("skipped {test} on PostgreSQL: TRIGGER_DOCTOR_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let name = format!(
+            "td_ui_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                % 1_000_000_000
+        );
+        pg_admin(&base, &format!("CREATE SCHEMA {name}")).await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{name}&application_name={name}");
+        Some(PgSchema { base, name, url })
+    }
+
+    pub async fn drop_now(self) {
+        pg_admin(&self.base, &format!("DROP SCHEMA {} CASCADE", self.name)).await;
+    }
 }
 
 #[tokio::test]
 async fn every_page_and_filter_works_over_postgresql() {
-    let Some(url) = postgres_store("every_page_and_filter_works").await else {
+    let Some(schema) = PgSchema::create("every_page_and_filter_works").await else {
         return;
     };
-    every_page_shows_the_seeded_store(dashboard(&[("TRIGGER_DOCTOR__STORE__URL", &url)]).await)
-        .await;
+    every_page_shows_the_seeded_store(
+        dashboard(&[("TRIGGER_DOCTOR__STORE__URL", &schema.url)]).await,
+    )
+    .await;
+    schema.drop_now().await;
 }
 
 #[tokio::test]
