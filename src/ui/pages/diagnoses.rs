@@ -1,4 +1,5 @@
-//! `GET /ui/diagnoses` (filters, keyset pages) and `GET /ui/diagnoses/{id}` (the report the comment showed).
+//! `GET /ui/diagnoses` (filters, keyset pages) and `GET /ui/diagnoses/{id}` (the report the
+//! comment showed).
 
 use super::*;
 

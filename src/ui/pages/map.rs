@@ -1,4 +1,5 @@
-//! `GET /ui/map`: the trigger map of the last sweep as SVG, an edge's findings, the tokens that expire soon.
+//! `GET /ui/map`: the trigger map of the last sweep as SVG, an edge's findings, the tokens
+//! that expire soon.
 
 use super::*;
 

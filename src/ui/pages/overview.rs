@@ -1,4 +1,5 @@
-//! `GET /ui`: windows, causes over time, top failing edges, time to resolution, parked deliveries.
+//! `GET /ui`: the windows' counts, causes over time, top failing edges, time to resolution,
+//! parked deliveries.
 
 use super::*;
 
