@@ -28,7 +28,7 @@ use crate::store::{
     DeliveryId, DeliveryState, DiagnosisFilter, DiagnosisStatus, ProjectFilter, Store,
 };
 use crate::timestamp::Timestamp;
-use crate::webhook::verify::constant_time_eq;
+use crate::webhook::verify::{bearer_token, constant_time_eq};
 
 /// Rows per page when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -127,11 +127,7 @@ fn authorize(req: &HttpRequest, api: &Api) -> Result<(), ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .filter(|t| !t.is_empty());
+        .and_then(bearer_token);
     let Some(token) = presented else {
         return Err(unauthorized(
             "send Authorization: Bearer <api.admin_token>",

@@ -23,7 +23,7 @@ use tracing::warn;
 
 use crate::config::{OauthApp, Secret, Settings};
 use crate::store::Store;
-use crate::webhook::verify::constant_time_eq;
+use crate::webhook::verify::{bearer_token, constant_time_eq};
 use session::{Keys, Session, SESSION_COOKIE};
 
 /// The Content-Security-Policy of every dashboard answer: nothing but this service's own
@@ -222,9 +222,7 @@ fn cookie_value<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 
 /// The bearer token of the request, if it sends one.
 fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    bearer_token(req.headers().get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// Who is asking: a live session, or the admin token as a bearer; otherwise the answer to

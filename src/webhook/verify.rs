@@ -191,6 +191,14 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     )
 }
 
+/// The token of an `Authorization: Bearer <token>` header value (the scheme in any case), if
+/// it is one and not empty.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Compares two strings in time that depends on neither their contents nor their lengths:
 /// both are hashed first, then the digests are compared byte by byte without early exit.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
@@ -537,5 +545,14 @@ mod tests {
         assert!(!constant_time_eq("abc", "abd"));
         assert!(!constant_time_eq("abc", "abcd"));
         assert!(constant_time_eq("", ""));
+    }
+
+    #[test]
+    fn a_bearer_token_is_read_from_its_header_value() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("  bearer   abc  "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
     }
 }

@@ -1,5 +1,11 @@
 //! `GET /ui/deliveries` and `POST /ui/deliveries/{id}/replay`: parked deliveries and their replay.
 
+use actix_web::http::header;
+use serde::Serialize;
+use tracing::info;
+
+use crate::store::{DeliveryId, DeliveryState};
+
 use super::*;
 
 #[derive(Serialize)]

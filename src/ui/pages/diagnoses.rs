@@ -1,7 +1,16 @@
 //! `GET /ui/diagnoses` (filters, keyset pages) and `GET /ui/diagnoses/{id}` (the report the
 //! comment showed).
 
+use serde::Serialize;
+
+use crate::cause::CAUSES;
+use crate::report::view::Report;
+use crate::store::{DiagnosisFilter, DiagnosisRecord, DiagnosisStatus, ProjectFilter};
+
 use super::*;
+
+/// Rows on one page of diagnoses.
+pub const PAGE_ROWS: u32 = 50;
 
 /// The filters of the diagnoses page, as given.
 #[derive(Serialize, Default)]

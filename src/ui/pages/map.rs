@@ -1,7 +1,19 @@
 //! `GET /ui/map`: the trigger map of the last sweep as SVG, an edge's findings, the tokens
 //! that expire soon.
 
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::PreflightFindingRow;
+use crate::ui::svg;
+
 use super::*;
+
+/// Edges the map draws at most (a group filter shows the rest).
+pub const MAP_EDGES: u32 = 500;
+/// How far ahead the map lists expiring tokens.
+const EXPIRY_HORIZON: Duration = Duration::from_secs(60 * 86_400);
 
 /// A stored finding's words, read loosely (the preflight sweep wrote it).
 #[derive(Deserialize, Default)]

@@ -11,35 +11,16 @@ mod overview;
 mod sign_in;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use serde::Deserialize;
+use tracing::warn;
 
-use super::oauth::{self, Exchange, SignInError};
-use super::session::{random_text, Pending, Session, FORM_COOKIE, PENDING_COOKIE, SESSION_COOKIE};
-use super::svg;
-use super::{
-    cookie_value, csrf_holds, error_context, page, viewer, Frame, Refused, Ui, Viewer, PENDING_FOR,
-};
-use crate::cause::CAUSES;
-use crate::report::view::Report;
-use crate::store::{
-    DeliveryId, DeliveryState, DiagnosisFilter, DiagnosisRecord, DiagnosisStatus,
-    PreflightFindingRow, ProjectFilter, StoreError, OVERVIEW_DAYS,
-};
+use super::{csrf_holds, error_context, page, viewer, Frame, Refused, Ui, Viewer};
+use crate::store::StoreError;
 use crate::timestamp::Timestamp;
-use crate::webhook::verify::constant_time_eq;
 
-/// Rows on one page of diagnoses.
-pub const PAGE_ROWS: u32 = 50;
-/// Edges the map draws at most (a group filter shows the rest).
-pub const MAP_EDGES: u32 = 500;
-/// How far ahead the map lists expiring tokens.
-const EXPIRY_HORIZON: Duration = Duration::from_secs(60 * 86_400);
 const DAY_MS: i64 = 86_400_000;
 
 type Answer = Result<HttpResponse, Refused>;

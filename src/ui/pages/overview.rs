@@ -1,6 +1,11 @@
 //! `GET /ui`: the windows' counts, causes over time, top failing edges, time to resolution,
 //! parked deliveries.
 
+use serde::Serialize;
+
+use crate::store::OVERVIEW_DAYS;
+use crate::ui::svg;
+
 use super::*;
 
 #[derive(Serialize)]

@@ -1,5 +1,17 @@
 //! Signing in and out: the admin-token form, GitLab's OAuth redirect and callback, sign-out.
 
+use std::time::Duration;
+
+use actix_web::http::header;
+use tracing::{info, warn};
+
+use crate::ui::oauth::{self, Exchange, SignInError};
+use crate::ui::session::{
+    random_text, Pending, Session, FORM_COOKIE, PENDING_COOKIE, SESSION_COOKIE,
+};
+use crate::ui::{cookie_value, PENDING_FOR};
+use crate::webhook::verify::constant_time_eq;
+
 use super::*;
 
 /// The sign-in page, with a fresh form nonce (its cookie goes with the answer).
